@@ -1,0 +1,767 @@
+//! The Nix ARchive (NAR): a deterministic serialisation of a file, symlink or directory tree that records only the
+//! executable bit. [`dump`] writes one from the filesystem (entries sorted bytewise, symlinks not followed);
+//! [`restore`] reads one strictly (sorted unique entries, zero padding, safe names, optional symlink confinement)
+//! and recreates it. Both stream; the store hashes NARs through them.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use crate::hash::{Hash, HashAlgo, Hasher};
+
+const MAGIC: &[u8] = b"nix-archive-1";
+/// Longest entry name accepted when reading (the Linux limit).
+const MAX_NAME: u64 = 255;
+/// Longest symlink target accepted when reading (PATH_MAX).
+const MAX_TARGET: u64 = 4095;
+const COPY_BUFFER: usize = 256 * 1024;
+
+/// Why a NAR could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum NarError {
+    #[error("cannot {action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot archive {path}: it is a {kind}, and a NAR holds only files, directories and symlinks")]
+    Unsupported { path: PathBuf, kind: &'static str },
+    #[error("{path} changed while it was archived (size {expected} became {found})")]
+    Changed { path: PathBuf, expected: u64, found: u64 },
+    #[error("malformed NAR at byte {offset}: {reason}")]
+    Malformed { offset: u64, reason: String },
+    #[error("NAR symlink {path} -> {target} points outside {root}")]
+    EscapingSymlink { path: PathBuf, target: String, root: PathBuf },
+    #[error("cannot read NAR stream")]
+    Read(#[source] io::Error),
+    #[error("cannot write NAR stream")]
+    Write(#[source] io::Error),
+}
+
+type Result<T, E = NarError> = std::result::Result<T, E>;
+
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> NarError + 'a {
+    move |source| NarError::Io { action, path: path.to_owned(), source }
+}
+
+/// A `Write` adapter counting the bytes that pass through.
+struct Counting<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> Counting<W> {
+    fn put(&mut self, data: &[u8]) -> Result<()> {
+        self.inner.write_all(data).map_err(NarError::Write)?;
+        self.count += data.len() as u64;
+        Ok(())
+    }
+
+    fn put_u64(&mut self, n: u64) -> Result<()> {
+        self.put(&n.to_le_bytes())
+    }
+
+    fn put_padding(&mut self, len: u64) -> Result<()> {
+        let pad = padding(len);
+        if pad > 0 {
+            self.put(&[0u8; 8][..pad])?;
+        }
+        Ok(())
+    }
+
+    fn put_str(&mut self, s: &[u8]) -> Result<()> {
+        self.put_u64(s.len() as u64)?;
+        self.put(s)?;
+        self.put_padding(s.len() as u64)
+    }
+}
+
+fn padding(len: u64) -> usize {
+    ((8 - len % 8) % 8) as usize
+}
+
+/// Writes the NAR of `path` to `out` and returns its size in bytes.
+pub fn dump(path: &Path, out: impl Write) -> Result<u64> {
+    let mut w = Counting { inner: out, count: 0 };
+    let mut buf = vec![0u8; COPY_BUFFER];
+    w.put_str(MAGIC)?;
+    dump_node(path, &mut w, &mut buf)?;
+    w.inner.flush().map_err(NarError::Write)?;
+    Ok(w.count)
+}
+
+/// Writes the NAR of a single regular file's contents (used for text and flat content).
+pub fn dump_bytes(contents: &[u8], executable: bool, out: impl Write) -> Result<u64> {
+    let mut w = Counting { inner: out, count: 0 };
+    w.put_str(MAGIC)?;
+    w.put_str(b"(")?;
+    w.put_str(b"type")?;
+    w.put_str(b"regular")?;
+    if executable {
+        w.put_str(b"executable")?;
+        w.put_str(b"")?;
+    }
+    w.put_str(b"contents")?;
+    w.put_str(contents)?;
+    w.put_str(b")")?;
+    Ok(w.count)
+}
+
+fn dump_node<W: Write>(path: &Path, w: &mut Counting<W>, buf: &mut [u8]) -> Result<()> {
+    let meta = fs::symlink_metadata(path).map_err(io_err("read metadata of", path))?;
+    let ft = meta.file_type();
+    w.put_str(b"(")?;
+    w.put_str(b"type")?;
+    if ft.is_symlink() {
+        let target = fs::read_link(path).map_err(io_err("read symlink", path))?;
+        w.put_str(b"symlink")?;
+        w.put_str(b"target")?;
+        w.put_str(target.as_os_str().as_bytes())?;
+    } else if ft.is_file() {
+        w.put_str(b"regular")?;
+        if meta.permissions().mode() & 0o100 != 0 {
+            w.put_str(b"executable")?;
+            w.put_str(b"")?;
+        }
+        w.put_str(b"contents")?;
+        let size = meta.len();
+        w.put_u64(size)?;
+        let mut file = fs::File::open(path).map_err(io_err("open", path))?;
+        let mut copied = 0u64;
+        loop {
+            let n = match file.read(buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_err("read", path)(e)),
+            };
+            copied += n as u64;
+            if copied > size {
+                return Err(NarError::Changed { path: path.to_owned(), expected: size, found: copied });
+            }
+            w.put(&buf[..n])?;
+        }
+        if copied != size {
+            return Err(NarError::Changed { path: path.to_owned(), expected: size, found: copied });
+        }
+        w.put_padding(size)?;
+    } else if ft.is_dir() {
+        w.put_str(b"directory")?;
+        let mut names: Vec<Vec<u8>> = Vec::new();
+        for entry in fs::read_dir(path).map_err(io_err("list directory", path))? {
+            let entry = entry.map_err(io_err("list directory", path))?;
+            names.push(entry.file_name().as_bytes().to_vec());
+        }
+        names.sort_unstable();
+        for name in names {
+            w.put_str(b"entry")?;
+            w.put_str(b"(")?;
+            w.put_str(b"name")?;
+            w.put_str(&name)?;
+            w.put_str(b"node")?;
+            dump_node(&path.join(OsStr::from_bytes(&name)), w, buf)?;
+            w.put_str(b")")?;
+        }
+    } else {
+        return Err(NarError::Unsupported { path: path.to_owned(), kind: file_kind(&ft) });
+    }
+    w.put_str(b")")
+}
+
+fn file_kind(ft: &fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_socket() {
+        "socket"
+    } else if ft.is_fifo() {
+        "named pipe"
+    } else if ft.is_block_device() {
+        "block device"
+    } else if ft.is_char_device() {
+        "character device"
+    } else {
+        "special file"
+    }
+}
+
+/// Hashes the NAR of `path` with sha256, returning the hash and the NAR size.
+///
+/// Reading the tree and hashing run on two threads, so hashing a large tree uses both cores.
+pub fn hash_path(path: &Path, algo: HashAlgo) -> Result<(Hash, u64)> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+    let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let hasher = std::thread::spawn(move || {
+        let mut h = Hasher::new(algo);
+        for chunk in rx {
+            h.update(&chunk);
+            let _ = back_tx.send(chunk);
+        }
+        h.finish()
+    });
+    let writer = ChunkWriter { tx, recycled: back_rx, buf: Vec::with_capacity(CHUNK) };
+    let result = dump(path, writer);
+    let hash = hasher.join().map_err(|_| NarError::Write(io::Error::other("hashing thread panicked")))?;
+    Ok((hash, result?))
+}
+
+const CHUNK: usize = 1 << 20;
+
+/// Collects NAR bytes into large chunks and hands them to the hashing thread; dropping it ends the stream.
+struct ChunkWriter {
+    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+    recycled: std::sync::mpsc::Receiver<Vec<u8>>,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> io::Result<()> {
+        let fresh = self.recycled.try_recv().map(|mut v| {
+            v.clear();
+            v
+        });
+        let full = std::mem::replace(&mut self.buf, fresh.unwrap_or_else(|_| Vec::with_capacity(CHUNK)));
+        self.tx.send(full).map_err(|_| io::Error::other("hashing thread stopped"))
+    }
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = CHUNK - self.buf.len();
+        let n = data.len().min(room);
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == CHUNK {
+            self.send()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            self.send()?;
+        }
+        Ok(())
+    }
+}
+
+/// A `Read` adapter that hashes and counts what it passes on; wrap a NAR source in it to learn the NAR hash.
+#[derive(Debug)]
+pub struct HashingReader<R> {
+    inner: R,
+    hasher: Hasher,
+    count: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub fn new(inner: R, algo: HashAlgo) -> Self {
+        HashingReader { inner, hasher: Hasher::new(algo), count: 0 }
+    }
+
+    /// The hash and the number of bytes read so far.
+    pub fn finish(self) -> (Hash, u64) {
+        (self.hasher.finish(), self.count)
+    }
+
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+/// How [`restore`] treats what it creates.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    /// Read-only modes (0444/0555 files, 0555 directories) as in the store; otherwise 0644/0755.
+    pub read_only: bool,
+    /// When set, reject symlinks whose target, resolved lexically from where the link would be at `logical`, leaves
+    /// `root` (absolute targets must start with `root`). `logical` is where the restored top node will live.
+    pub confine_symlinks: Option<SymlinkConfinement>,
+}
+
+/// The bounds for symlink targets of a restored tree.
+#[derive(Debug, Clone)]
+pub struct SymlinkConfinement {
+    /// The logical path the top node of the NAR will have (e.g. `/nix/store/…-name`).
+    pub logical: PathBuf,
+    /// The directory no target may leave (the store dir, or the restore destination itself).
+    pub root: PathBuf,
+}
+
+/// Reads one NAR from `input` (exactly its bytes, nothing after) and recreates it at `dest`, which must not exist.
+/// Wrap `input` in a [`HashingReader`] to learn the NAR hash. On error, whatever was created stays for the caller to
+/// remove (the store restores into a temporary directory).
+pub fn restore(input: &mut impl Read, dest: &Path, options: &RestoreOptions) -> Result<()> {
+    let mut p = Parser { input, offset: 0 };
+    p.expect(MAGIC, "the NAR magic 'nix-archive-1'")?;
+    let logical = options.confine_symlinks.as_ref().map(|c| c.logical.clone());
+    p.node(dest, logical.as_deref(), options)
+}
+
+/// Reads one NAR and checks it completely without writing anything (e.g. to validate an import).
+pub fn validate(input: &mut impl Read) -> Result<()> {
+    let mut p = Parser { input, offset: 0 };
+    p.expect(MAGIC, "the NAR magic 'nix-archive-1'")?;
+    p.skip_node()
+}
+
+struct Parser<'a, R> {
+    input: &'a mut R,
+    offset: u64,
+}
+
+impl<R: Read> Parser<'_, R> {
+    fn malformed(&self, reason: impl Into<String>) -> NarError {
+        NarError::Malformed { offset: self.offset, reason: reason.into() }
+    }
+
+    fn read_exact(&mut self, buf: &mut [u8]) -> Result<()> {
+        self.input.read_exact(buf).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                self.malformed("unexpected end of the stream")
+            } else {
+                NarError::Read(e)
+            }
+        })?;
+        self.offset += buf.len() as u64;
+        Ok(())
+    }
+
+    fn u64(&mut self) -> Result<u64> {
+        let mut b = [0u8; 8];
+        self.read_exact(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn padding(&mut self, len: u64) -> Result<()> {
+        let pad = padding(len);
+        let mut b = [0u8; 8];
+        self.read_exact(&mut b[..pad])?;
+        if b[..pad].iter().any(|&x| x != 0) {
+            return Err(self.malformed("non-zero padding"));
+        }
+        Ok(())
+    }
+
+    /// Reads a string of at most `max` bytes.
+    fn string(&mut self, max: u64) -> Result<Vec<u8>> {
+        let len = self.u64()?;
+        if len > max {
+            return Err(self.malformed(format!("string of {len} bytes where at most {max} are allowed")));
+        }
+        let mut s = vec![0u8; len as usize];
+        self.read_exact(&mut s)?;
+        self.padding(len)?;
+        Ok(s)
+    }
+
+    fn expect(&mut self, token: &[u8], what: &str) -> Result<()> {
+        let at = self.offset;
+        let s = self.string(64)?;
+        if s != token {
+            return Err(NarError::Malformed {
+                offset: at,
+                reason: format!("expected {what}, found '{}'", String::from_utf8_lossy(&s)),
+            });
+        }
+        Ok(())
+    }
+
+    /// Streams a file's contents of `len` bytes into `out` (or discards them).
+    fn contents(&mut self, out: Option<(&mut fs::File, &Path)>) -> Result<()> {
+        let len = self.u64()?;
+        let mut remaining = len;
+        let mut buf = vec![0u8; COPY_BUFFER.min(len as usize).max(1)];
+        let mut out = out;
+        while remaining > 0 {
+            let n = remaining.min(buf.len() as u64) as usize;
+            self.read_exact(&mut buf[..n])?;
+            if let Some((file, path)) = out.as_mut() {
+                file.write_all(&buf[..n]).map_err(io_err("write", path))?;
+            }
+            remaining -= n as u64;
+        }
+        self.padding(len)
+    }
+
+    fn node(&mut self, dest: &Path, logical: Option<&Path>, options: &RestoreOptions) -> Result<()> {
+        self.expect(b"(", "'('")?;
+        self.expect(b"type", "'type'")?;
+        let at = self.offset;
+        let kind = self.string(64)?;
+        match kind.as_slice() {
+            b"regular" => {
+                let mut tag = self.string(64)?;
+                let mut executable = false;
+                if tag == b"executable" {
+                    self.expect(b"", "an empty string after 'executable'")?;
+                    executable = true;
+                    tag = self.string(64)?;
+                }
+                if tag != b"contents" {
+                    return Err(self.malformed(format!(
+                        "expected 'contents', found '{}'",
+                        String::from_utf8_lossy(&tag)
+                    )));
+                }
+                let mode = match (executable, options.read_only) {
+                    (true, true) => 0o555,
+                    (false, true) => 0o444,
+                    (true, false) => 0o755,
+                    (false, false) => 0o644,
+                };
+                // Created writable, made read-only once complete.
+                let mut file = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(dest)
+                    .map_err(io_err("create", dest))?;
+                self.contents(Some((&mut file, dest)))?;
+                file.set_permissions(fs::Permissions::from_mode(mode))
+                    .map_err(io_err("set the mode of", dest))?;
+            }
+            b"symlink" => {
+                self.expect(b"target", "'target'")?;
+                let at = self.offset;
+                let target = self.string(MAX_TARGET)?;
+                if target.is_empty() || target.contains(&0) {
+                    return Err(NarError::Malformed {
+                        offset: at,
+                        reason: "empty symlink target or NUL byte in it".into(),
+                    });
+                }
+                let target_path = Path::new(OsStr::from_bytes(&target));
+                if let (Some(c), Some(logical)) = (&options.confine_symlinks, logical)
+                    && !stays_within(logical, target_path, &c.root)
+                {
+                    return Err(NarError::EscapingSymlink {
+                        path: logical.to_owned(),
+                        target: String::from_utf8_lossy(&target).into_owned(),
+                        root: c.root.clone(),
+                    });
+                }
+                std::os::unix::fs::symlink(target_path, dest).map_err(io_err("create symlink", dest))?;
+            }
+            b"directory" => {
+                fs::create_dir(dest).map_err(io_err("create directory", dest))?;
+                let mut previous: Option<Vec<u8>> = None;
+                loop {
+                    let at = self.offset;
+                    let tag = self.string(64)?;
+                    match tag.as_slice() {
+                        b")" => break,
+                        b"entry" => {}
+                        other => {
+                            return Err(NarError::Malformed {
+                                offset: at,
+                                reason: format!(
+                                    "expected 'entry' or ')', found '{}'",
+                                    String::from_utf8_lossy(other)
+                                ),
+                            });
+                        }
+                    }
+                    self.expect(b"(", "'('")?;
+                    self.expect(b"name", "'name'")?;
+                    let at = self.offset;
+                    let name = self.string(MAX_NAME)?;
+                    check_name(&name).map_err(|reason| NarError::Malformed { offset: at, reason })?;
+                    if let Some(prev) = &previous
+                        && prev.as_slice() >= name.as_slice()
+                    {
+                        let reason = if *prev == name { "duplicate entry" } else { "entries not sorted" };
+                        return Err(NarError::Malformed {
+                            offset: at,
+                            reason: format!("{reason}: '{}'", String::from_utf8_lossy(&name)),
+                        });
+                    }
+                    self.expect(b"node", "'node'")?;
+                    let os = OsStr::from_bytes(&name);
+                    let child_logical = logical.map(|l| l.join(os));
+                    self.node(&dest.join(os), child_logical.as_deref(), options)?;
+                    self.expect(b")", "')'")?;
+                    previous = Some(name);
+                }
+                if options.read_only {
+                    fs::set_permissions(dest, fs::Permissions::from_mode(0o555))
+                        .map_err(io_err("set the mode of", dest))?;
+                }
+                return Ok(());
+            }
+            other => {
+                return Err(NarError::Malformed {
+                    offset: at,
+                    reason: format!("unknown node type '{}'", String::from_utf8_lossy(other)),
+                });
+            }
+        }
+        self.expect(b")", "')'")
+    }
+
+    fn skip_node(&mut self) -> Result<()> {
+        // Validation shares the checks of restore but writes nowhere: parse into a throwaway structure.
+        self.expect(b"(", "'('")?;
+        self.expect(b"type", "'type'")?;
+        let at = self.offset;
+        let kind = self.string(64)?;
+        match kind.as_slice() {
+            b"regular" => {
+                let mut tag = self.string(64)?;
+                if tag == b"executable" {
+                    self.expect(b"", "an empty string after 'executable'")?;
+                    tag = self.string(64)?;
+                }
+                if tag != b"contents" {
+                    return Err(self.malformed("expected 'contents'"));
+                }
+                self.contents(None)?;
+            }
+            b"symlink" => {
+                self.expect(b"target", "'target'")?;
+                let t = self.string(MAX_TARGET)?;
+                if t.is_empty() || t.contains(&0) {
+                    return Err(self.malformed("empty symlink target or NUL byte in it"));
+                }
+            }
+            b"directory" => {
+                let mut previous: Option<Vec<u8>> = None;
+                loop {
+                    let tag = self.string(64)?;
+                    match tag.as_slice() {
+                        b")" => return Ok(()),
+                        b"entry" => {}
+                        _ => return Err(self.malformed("expected 'entry' or ')'")),
+                    }
+                    self.expect(b"(", "'('")?;
+                    self.expect(b"name", "'name'")?;
+                    let name = self.string(MAX_NAME)?;
+                    check_name(&name).map_err(|r| self.malformed(r))?;
+                    if previous.as_ref().is_some_and(|p| p.as_slice() >= name.as_slice()) {
+                        return Err(self.malformed("duplicate or unsorted entry"));
+                    }
+                    self.expect(b"node", "'node'")?;
+                    self.skip_node()?;
+                    self.expect(b")", "')'")?;
+                    previous = Some(name);
+                }
+            }
+            other => {
+                return Err(NarError::Malformed {
+                    offset: at,
+                    reason: format!("unknown node type '{}'", String::from_utf8_lossy(other)),
+                });
+            }
+        }
+        self.expect(b")", "')'")
+    }
+}
+
+fn check_name(name: &[u8]) -> Result<(), String> {
+    if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
+        return Err(format!("invalid entry name '{}'", String::from_utf8_lossy(name)));
+    }
+    Ok(())
+}
+
+/// Returns true if and only if `target`, as the target of a symlink at `link`, lexically stays inside `root`.
+fn stays_within(link: &Path, target: &Path, root: &Path) -> bool {
+    let mut resolved = if target.is_absolute() {
+        PathBuf::from("/")
+    } else {
+        link.parent().map(Path::to_path_buf).unwrap_or_default()
+    };
+    for c in target.components() {
+        match c {
+            Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            Component::ParentDir => {
+                if !resolved.pop() {
+                    return false;
+                }
+            }
+            Component::Normal(n) => resolved.push(n),
+        }
+    }
+    resolved.starts_with(root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn dump_vec(p: &Path) -> Vec<u8> {
+        let mut v = Vec::new();
+        dump(p, &mut v).unwrap();
+        v
+    }
+
+    #[test]
+    fn hello_file_matches_nix() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("hello.txt");
+        fs::write(&f, "hello\n").unwrap();
+        let nar = dump_vec(&f);
+        assert_eq!(nar.len(), 120);
+        assert_eq!(
+            Hash::digest(HashAlgo::Sha256, &nar).to_nix32(),
+            "04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw"
+        );
+        let (h, n) = hash_path(&f, HashAlgo::Sha256).unwrap();
+        assert_eq!((h, n), (Hash::digest(HashAlgo::Sha256, &nar), 120));
+        let mut v = Vec::new();
+        dump_bytes(b"hello\n", false, &mut v).unwrap();
+        assert_eq!(v, nar);
+    }
+
+    fn restore_err(nar: &[u8]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        restore(&mut &nar[..], &dir.path().join("out"), &RestoreOptions::default()).unwrap_err().to_string()
+    }
+
+    fn s(v: &mut Vec<u8>, x: &[u8]) {
+        v.extend_from_slice(&(x.len() as u64).to_le_bytes());
+        v.extend_from_slice(x);
+        v.resize(v.len() + padding(x.len() as u64), 0);
+    }
+
+    fn dir_nar(names: &[&[u8]]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for t in [&b"nix-archive-1"[..], b"(", b"type", b"directory"] {
+            s(&mut v, t);
+        }
+        for n in names {
+            for t in [
+                &b"entry"[..],
+                b"(",
+                b"name",
+                n,
+                b"node",
+                b"(",
+                b"type",
+                b"symlink",
+                b"target",
+                b"x",
+                b")",
+                b")",
+            ] {
+                s(&mut v, t);
+            }
+        }
+        s(&mut v, b")");
+        v
+    }
+
+    #[test]
+    fn strict_reader() {
+        assert!(restore_err(&dir_nar(&[b"b", b"a"])).contains("not sorted"));
+        assert!(restore_err(&dir_nar(&[b"a", b"a"])).contains("duplicate"));
+        for bad in [&b".."[..], b".", b"a/b", b"a\0b", b""] {
+            assert!(restore_err(&dir_nar(&[bad])).contains("invalid entry name"), "{bad:?}");
+        }
+        let mut good = dir_nar(&[b"a", b"b"]);
+        let dir = tempfile::tempdir().unwrap();
+        restore(&mut &good[..], &dir.path().join("ok"), &RestoreOptions::default()).unwrap();
+        validate(&mut &good[..]).unwrap();
+        // Corrupt the padding after "nix-archive-1" (13 bytes + 3 zero bytes).
+        good[8 + 13] = 1;
+        assert!(restore_err(&good).contains("padding"));
+        assert!(restore_err(&dir_nar(&[b"a"])[..40]).contains("end of the stream"));
+        assert!(restore_err(b"garbage!").contains("malformed"));
+    }
+
+    #[test]
+    fn escaping_symlinks_are_rejected_when_confined() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        fs::create_dir(&src).unwrap();
+        for (i, target) in ["../../etc/passwd", "/etc/passwd"].iter().enumerate() {
+            let l = src.join(format!("l{i}"));
+            std::os::unix::fs::symlink(target, &l).unwrap();
+            let nar = dump_vec(&l);
+            let opts = RestoreOptions {
+                read_only: false,
+                confine_symlinks: Some(SymlinkConfinement { logical: "/s/abc-x".into(), root: "/s".into() }),
+            };
+            let err = restore(&mut &nar[..], &dir.path().join(format!("o{i}")), &opts).unwrap_err();
+            assert!(matches!(err, NarError::EscapingSymlink { .. }), "{err}");
+        }
+        assert!(stays_within(Path::new("/s/abc-x/lib/l"), Path::new("../../def-y/lib"), Path::new("/s")));
+        assert!(stays_within(Path::new("/s/abc-x/l"), Path::new("/s/def-y"), Path::new("/s")));
+    }
+
+    #[derive(Debug, Clone)]
+    enum Node {
+        File(Vec<u8>, bool),
+        Link(String),
+        Dir(Vec<(String, Node)>),
+    }
+
+    fn node() -> impl Strategy<Value = Node> {
+        let leaf = prop_oneof![
+            (proptest::collection::vec(any::<u8>(), 0..40), any::<bool>())
+                .prop_map(|(c, x)| Node::File(c, x)),
+            "[a-z./]{1,12}".prop_map(Node::Link),
+        ];
+        leaf.prop_recursive(3, 24, 5, |inner| {
+            proptest::collection::btree_map("[A-Za-z0-9._é-]{1,8}", inner, 0..5)
+                .prop_map(|m| Node::Dir(m.into_iter().filter(|(k, _)| k != "." && k != "..").collect()))
+        })
+    }
+
+    fn build(path: &Path, n: &Node) {
+        match n {
+            Node::File(c, x) => {
+                fs::write(path, c).unwrap();
+                fs::set_permissions(path, fs::Permissions::from_mode(if *x { 0o755 } else { 0o644 }))
+                    .unwrap();
+            }
+            Node::Link(t) => std::os::unix::fs::symlink(t, path).unwrap(),
+            Node::Dir(es) => {
+                fs::create_dir(path).unwrap();
+                for (k, v) in es {
+                    build(&path.join(k), v);
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn round_trip(n in node()) {
+            let dir = tempfile::tempdir().unwrap();
+            let a = dir.path().join("a");
+            build(&a, &n);
+            let nar = dump_vec(&a);
+            validate(&mut &nar[..]).unwrap();
+            let b = dir.path().join("b");
+            let mut r = HashingReader::new(&nar[..], HashAlgo::Sha256);
+            restore(&mut r, &b, &RestoreOptions { read_only: true, confine_symlinks: None }).unwrap();
+            let (h, size) = r.finish();
+            prop_assert_eq!(size, nar.len() as u64);
+            prop_assert_eq!(h, Hash::digest(HashAlgo::Sha256, &nar));
+            prop_assert_eq!(dump_vec(&b), nar);
+            make_writable(&b);
+        }
+    }
+
+    fn make_writable(p: &Path) {
+        if fs::symlink_metadata(p).unwrap().is_dir() {
+            fs::set_permissions(p, fs::Permissions::from_mode(0o755)).unwrap();
+            for e in fs::read_dir(p).unwrap() {
+                make_writable(&e.unwrap().path());
+            }
+        }
+    }
+}
