@@ -1,0 +1,244 @@
+//! The command line itself: version, usage, argument files, several inputs, `--output`, `--debug`, error wording.
+
+use crate::common::*;
+use std::fs;
+
+const ALL_OPTIONS: &[&str] = &[
+    "--set-interpreter",
+    "--page-size",
+    "--print-interpreter",
+    "--print-os-abi",
+    "--set-os-abi",
+    "--print-soname",
+    "--set-soname",
+    "--set-rpath",
+    "--add-rpath",
+    "--remove-rpath",
+    "--shrink-rpath",
+    "--allowed-rpath-prefixes",
+    "--print-rpath",
+    "--force-rpath",
+    "--add-needed",
+    "--remove-needed",
+    "--replace-needed",
+    "--print-needed",
+    "--no-default-lib",
+    "--no-sort",
+    "--clear-symbol-version",
+    "--add-debug-tag",
+    "--build-resolution-cache",
+    "--print-execstack",
+    "--clear-execstack",
+    "--set-execstack",
+    "--rename-dynamic-symbols",
+    "--no-clobber-old-sections",
+    "--output",
+    "--debug",
+    "--version",
+];
+
+#[test]
+fn version_prints_a_patchelf_0_19_compatible_line() {
+    let run = patchelf(["--version"]).success();
+    assert!(run.stderr.is_empty(), "{run:#?}");
+    let line = run.stdout.strip_suffix('\n').expect("newline-terminated");
+    assert!(!line.contains('\n'), "one line: {line:?}");
+    // Build systems (auditwheel, meson) parse `patchelf X.Y.Z`: the word and a version not older than 0.19.
+    let version = line.strip_prefix("patchelf ").unwrap_or_else(|| panic!("`patchelf <version>`: {line:?}"));
+    let nums: Vec<u32> = version.split('.').map(|n| n.parse().expect("numeric version")).collect();
+    assert!(nums.len() >= 2 && (nums[0], nums[1]) >= (0, 19), "version {version} is older than 0.19");
+}
+
+#[test]
+fn version_wins_over_other_options() {
+    let run = patchelf(["--print-rpath", "--version", "/nonexistent/file"]).success();
+    assert!(run.stdout.starts_with("patchelf "), "{run:#?}");
+}
+
+#[test]
+fn help_goes_to_stderr_and_exits_0() {
+    for flag in ["--help", "-h"] {
+        let run = patchelf([flag]).success();
+        assert!(run.stdout.is_empty(), "{flag}: usage belongs on stderr: {run:#?}");
+        for opt in ALL_OPTIONS {
+            assert!(run.stderr.contains(opt), "{flag}: usage lacks {opt}: {}", run.stderr);
+        }
+        assert!(run.stderr.contains("FILENAME"), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn no_arguments_prints_usage_and_exits_1() {
+    let run = patchelf(Vec::<&str>::new()).failure(1);
+    assert!(run.stdout.is_empty());
+    assert!(run.stderr.contains("--set-rpath") && run.stderr.contains("FILENAME"), "{}", run.stderr);
+}
+
+#[test]
+fn missing_file_uses_patchelfs_wording() {
+    let dir = TestDir::new("missing_file");
+    let missing = dir.join("does-not-exist");
+    let run = patchelf(["--print-rpath".as_ref(), missing.as_os_str()]).failure(1);
+    assert_eq!(
+        error_message(&run),
+        format!("getting info about '{}': No such file or directory", missing.display())
+    );
+    assert!(run.stdout.is_empty());
+}
+
+#[test]
+fn unknown_option_is_taken_as_a_file_name() {
+    // patchelf has no "unknown option" error: anything it does not know is an input file.
+    let dir = TestDir::new("unknown_option");
+    let run = patchelf(["--no-such-option".as_ref(), dir.path().as_os_str()]).failure(1);
+    assert_eq!(error_message(&run), "getting info about '--no-such-option': No such file or directory");
+}
+
+#[test]
+fn at_file_arguments_read_the_value_from_a_file() {
+    let dir = TestDir::new("at_file");
+    let prog = dir.copy_fixture("usefoo", "prog");
+    let libdir = fixture("libfoo").parent().unwrap().to_owned();
+    let arg = dir.join("rpath.txt");
+    // The whole file is the value: no trimming of a trailing newline happens in patchelf, so write none.
+    write(&arg, &format!("/opt/unused:{}", libdir.display()));
+    patchelf_ok(["--set-rpath".into(), format!("@{}", arg.display()), prog.display().to_string()]);
+    assert_eq!(
+        patchelf_ok(["--print-rpath".as_ref(), prog.as_os_str()]),
+        format!("/opt/unused:{}\n", libdir.display())
+    );
+    assert_runs(&prog, "elf-usefoo: foo 42\n");
+
+    let interp = dir.join("interp.txt");
+    write(&interp, "/lib64/ld-linux-x86-64.so.2");
+    let before = fs::read(&prog).unwrap();
+    patchelf_ok(["--set-interpreter".into(), format!("@{}", interp.display()), prog.display().to_string()]);
+    assert_unchanged(&prog, &before);
+}
+
+#[test]
+fn missing_at_file_is_an_error_and_leaves_the_input_alone() {
+    let dir = TestDir::new("missing_at_file");
+    let prog = dir.copy_fixture("hello", "prog");
+    let before = fs::read(&prog).unwrap();
+    let missing = dir.join("nope.txt");
+    let run = patchelf(["--set-rpath".into(), format!("@{}", missing.display()), prog.display().to_string()])
+        .failure(1);
+    assert_eq!(
+        error_message(&run),
+        format!("getting info about '{}': No such file or directory", missing.display())
+    );
+    assert_unchanged(&prog, &before);
+}
+
+#[test]
+fn several_files_are_each_processed() {
+    let dir = TestDir::new("several_files");
+    let a = dir.copy_fixture("hello", "a");
+    let b = dir.copy_fixture("hello-nopie", "b");
+    let c = dir.copy_fixture("usefoo", "c");
+    patchelf_ok(["--set-rpath".as_ref(), "/opt/several".as_ref(), a.as_os_str(), b.as_os_str()]);
+    let out = patchelf_ok(["--print-rpath".as_ref(), a.as_os_str(), b.as_os_str(), c.as_os_str()]);
+    let libdir = fixture("libfoo").parent().unwrap().display().to_string();
+    assert_eq!(out, format!("/opt/several\n/opt/several\n{libdir}\n"));
+    assert_runs(&a, "elf-hello: ok 1\n");
+    assert_runs(&b, "elf-hello: ok 1\n");
+    let out = patchelf_ok(["--print-needed".as_ref(), a.as_os_str(), c.as_os_str()]);
+    assert_eq!(out, "libc.so.6\nlibelffoo.so.1\nlibc.so.6\n");
+}
+
+#[test]
+fn output_writes_a_new_file_and_keeps_the_input() {
+    let dir = TestDir::new("output");
+    let input = dir.copy_fixture("hello", "in");
+    let before = fs::read(&input).unwrap();
+    let out = dir.join("out");
+    patchelf_ok([
+        "--set-rpath".as_ref(),
+        "/opt/out".as_ref(),
+        "--output".as_ref(),
+        out.as_os_str(),
+        input.as_os_str(),
+    ]);
+    assert_unchanged(&input, &before);
+    assert_eq!(patchelf_ok(["--print-rpath".as_ref(), out.as_os_str()]), "/opt/out\n");
+    assert_runs(&out, "elf-hello: ok 1\n");
+    // --output always writes, even when nothing changes.
+    let copy = dir.join("copy");
+    patchelf_ok(["--output".as_ref(), copy.as_os_str(), input.as_os_str()]);
+    assert_unchanged(&copy, &before);
+    assert_runs(&copy, "elf-hello: ok 1\n");
+}
+
+#[test]
+fn output_with_several_inputs_is_an_error() {
+    let dir = TestDir::new("output_several");
+    let a = dir.copy_fixture("hello", "a");
+    let out = dir.join("out");
+    let run = patchelf(["--output".as_ref(), out.as_os_str(), a.as_os_str(), a.as_os_str()]).failure(1);
+    assert_eq!(error_message(&run), "--output option only allowed with single input file");
+    assert!(!out.exists());
+}
+
+#[test]
+fn set_rpath_and_add_rpath_together_is_an_error() {
+    let dir = TestDir::new("set_and_add_rpath");
+    let a = dir.copy_fixture("hello", "a");
+    let before = fs::read(&a).unwrap();
+    let run = patchelf([
+        "--set-rpath".as_ref(),
+        "/a".as_ref(),
+        "--add-rpath".as_ref(),
+        "/b".as_ref(),
+        a.as_os_str(),
+    ])
+    .failure(1);
+    assert_eq!(error_message(&run), "--set-rpath option not allowed with --add-rpath");
+    assert_unchanged(&a, &before);
+}
+
+#[test]
+fn debug_traces_on_stderr_without_changing_stdout() {
+    let dir = TestDir::new("debug");
+    let a = dir.copy_fixture("hello", "a");
+    let b = dir.copy_fixture("hello", "b");
+    let run = patchelf(["--debug".as_ref(), "--set-rpath".as_ref(), "/opt/debug".as_ref(), a.as_os_str()])
+        .success();
+    assert!(run.stdout.is_empty(), "{run:#?}");
+    assert!(!run.stderr.is_empty(), "--debug should trace the edit on stderr");
+    // PATCHELF_DEBUG does the same as --debug.
+    let out = std::process::Command::new(tool())
+        .args(["--set-rpath".as_ref(), "/opt/debug".as_ref(), b.as_os_str()])
+        .env("PATCHELF_DEBUG", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success() && !out.stderr.is_empty(), "{out:?}");
+    assert_eq!(fs::read(&a).unwrap(), fs::read(&b).unwrap(), "--debug must not change the result");
+    assert_eq!(patchelf_ok(["--print-rpath".as_ref(), a.as_os_str()]), "/opt/debug\n");
+    let run = patchelf(["--debug".as_ref(), "--print-rpath".as_ref(), a.as_os_str()]).success();
+    assert_eq!(run.stdout, "/opt/debug\n");
+}
+
+#[test]
+fn a_directory_is_not_an_elf_file() {
+    let dir = TestDir::new("directory_input");
+    let run = patchelf(["--print-rpath".as_ref(), dir.path().as_os_str()]).failure(1);
+    let msg = error_message(&run);
+    assert!(msg.contains(&*dir.path().to_string_lossy()), "names the path: {msg}");
+}
+
+#[test]
+fn a_text_file_is_rejected_with_a_one_line_error() {
+    let dir = TestDir::new("not_elf");
+    let f = dir.join("script.sh");
+    write(&f, "#!/bin/sh\necho hi\n");
+    let before = fs::read(&f).unwrap();
+    for args in [vec!["--print-rpath"], vec!["--set-rpath", "/x"]] {
+        let mut full: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        full.push(f.display().to_string());
+        let run = patchelf(&full).failure(1);
+        let msg = error_message(&run);
+        assert!(msg.to_lowercase().contains("elf"), "should say it is not an ELF file: {msg}");
+        assert_unchanged(&f, &before);
+    }
+}
