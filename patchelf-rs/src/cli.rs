@@ -1,0 +1,281 @@
+//! patchelf 0.19's command line over the engine: option names and aliases, `@file` arguments, several files per
+//! call, `--output`, `--debug`/`PATCHELF_DEBUG`, usage on stderr, exit codes and error wording.
+//!
+//! Shared by the `patchelf-rs` binary (`main.rs`) and `fhskit patchelf`; it writes only to the writers it is given.
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use crate::edit::Editor;
+use crate::elf::{Elf, default_page_size};
+use crate::error::{Error, Result};
+use crate::options::{Options, RpathOp};
+
+/// The patchelf release whose interface this implements; `--version` prints it the way patchelf does, so scripts
+/// that parse `patchelf --version` accept this as that release.
+pub const PATCHELF_VERSION: &str = "0.19.3";
+
+/// A parsed command line.
+#[derive(Debug, Clone, Default)]
+pub struct Invocation {
+    pub opts: Options,
+    pub files: Vec<PathBuf>,
+    pub output: Option<PathBuf>,
+    pub debug: bool,
+}
+
+enum Parsed {
+    Run(Invocation),
+    Help,
+    Version,
+}
+
+/// Runs patchelf's command line `args` (without argv\[0\]); `prog` prefixes error messages. Returns the exit code.
+pub fn run(prog: &str, args: Vec<OsString>, stdout: &mut dyn Write, stderr: &mut dyn Write) -> u8 {
+    if args.is_empty() {
+        let _ = stderr.write_all(usage(prog).as_bytes());
+        return 1;
+    }
+    let inv = match parse(args) {
+        Ok(Parsed::Run(inv)) => inv,
+        Ok(Parsed::Help) => {
+            let _ = stderr.write_all(usage(prog).as_bytes());
+            return 0;
+        }
+        Ok(Parsed::Version) => {
+            let _ = writeln!(stdout, "patchelf {PATCHELF_VERSION}");
+            return 0;
+        }
+        Err(e) => {
+            let _ = writeln!(stderr, "{prog}: {e}");
+            return 1;
+        }
+    };
+    for file in &inv.files {
+        if let Err(e) = process(file, &inv, stdout, stderr) {
+            let _ = stdout.flush();
+            if e.names_path() {
+                let _ = writeln!(stderr, "{prog}: {e}");
+            } else {
+                let _ = writeln!(stderr, "{prog}: {}: {e}", file.display());
+            }
+            return 1;
+        }
+    }
+    if stdout.flush().is_err() {
+        return 1;
+    }
+    0
+}
+
+fn arg_error(msg: &str) -> Error {
+    Error::Unsupported(msg.to_string())
+}
+
+/// Reads `@file` arguments: the value is the file's contents.
+fn resolve(arg: OsString) -> Result<Vec<u8>> {
+    let bytes = arg.into_vec();
+    match bytes.strip_prefix(b"@") {
+        Some(path) => {
+            let path = Path::new(OsStr::from_bytes(path));
+            std::fs::read(path).map_err(|e| Error::io("getting info about", path, e))
+        }
+        None => Ok(bytes),
+    }
+}
+
+fn parse(args: Vec<OsString>) -> Result<Parsed> {
+    let mut inv = Invocation { debug: std::env::var_os("PATCHELF_DEBUG").is_some(), ..Invocation::default() };
+    inv.opts.clobber_old_sections = true;
+    let (mut set_rpath, mut add_rpath, mut remove_rpath, mut shrink_rpath) = (None, None, false, false);
+    let mut allowed_prefixes = Vec::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| arg_error("missing argument"));
+        let opts = &mut inv.opts;
+        match arg.as_bytes() {
+            b"--set-interpreter" | b"--interpreter" => opts.set_interpreter = Some(resolve(value()?)?),
+            b"--page-size" => {
+                let v = value()?;
+                let size =
+                    v.to_str().and_then(|s| s.trim().parse::<u64>().ok()).filter(|n| n.is_power_of_two());
+                opts.page_size = Some(size.ok_or_else(|| arg_error("invalid argument to --page-size"))?);
+            }
+            b"--print-interpreter" => opts.print_interpreter = true,
+            b"--print-os-abi" => opts.print_os_abi = true,
+            b"--set-os-abi" => {
+                opts.set_os_abi = Some(String::from_utf8_lossy(&resolve(value()?)?).into_owned())
+            }
+            b"--print-soname" => opts.print_soname = true,
+            b"--set-soname" => opts.set_soname = Some(resolve(value()?)?),
+            b"--remove-rpath" => remove_rpath = true,
+            b"--shrink-rpath" => shrink_rpath = true,
+            b"--allowed-rpath-prefixes" => {
+                let v = value()?;
+                allowed_prefixes
+                    .extend(v.as_bytes().split(|&b| b == b':').filter(|p| !p.is_empty()).map(<[u8]>::to_vec));
+            }
+            b"--set-rpath" => set_rpath = Some(resolve(value()?)?),
+            b"--add-rpath" => add_rpath = Some(resolve(value()?)?),
+            b"--print-rpath" => opts.print_rpath = true,
+            b"--force-rpath" => opts.force_rpath = true,
+            b"--print-needed" => opts.print_needed = true,
+            b"--add-needed" => {
+                opts.add_needed.insert(resolve(value()?)?);
+            }
+            b"--remove-needed" => {
+                opts.remove_needed.insert(resolve(value()?)?);
+            }
+            b"--replace-needed" => {
+                let old = value()?.into_vec();
+                let new = args.next().ok_or_else(|| arg_error("missing argument"))?.into_vec();
+                opts.replace_needed.insert(old, new);
+            }
+            b"--clear-symbol-version" => {
+                opts.clear_symbol_version.insert(resolve(value()?)?);
+            }
+            b"--no-default-lib" => opts.no_default_lib = true,
+            b"--add-debug-tag" => opts.add_debug_tag = true,
+            b"--print-execstack" => opts.print_execstack = true,
+            b"--clear-execstack" => opts.clear_execstack = true,
+            b"--set-execstack" => opts.set_execstack = true,
+            // We never reorder headers, which is what this asks for.
+            b"--no-sort" => {}
+            b"--no-clobber-old-sections" => opts.clobber_old_sections = false,
+            b"--output" => inv.output = Some(PathBuf::from(value()?)),
+            b"--debug" => inv.debug = true,
+            b"--help" | b"-h" => return Ok(Parsed::Help),
+            b"--version" => return Ok(Parsed::Version),
+            // Like patchelf, anything else is a file name (an unknown option then fails as a missing file).
+            _ => inv.files.push(PathBuf::from(arg)),
+        }
+    }
+    if set_rpath.is_some() && add_rpath.is_some() {
+        return Err(arg_error("--set-rpath option not allowed with --add-rpath"));
+    }
+    inv.opts.rpath = if shrink_rpath {
+        Some(RpathOp::Shrink { allowed_prefixes })
+    } else if remove_rpath {
+        Some(RpathOp::Remove)
+    } else if let Some(p) = set_rpath {
+        Some(RpathOp::Set(p))
+    } else {
+        add_rpath.map(RpathOp::Add)
+    };
+    if inv.files.is_empty() {
+        return Err(arg_error("missing filename"));
+    }
+    if inv.output.is_some() && inv.files.len() > 1 {
+        return Err(arg_error("--output option only allowed with single input file"));
+    }
+    Ok(Parsed::Run(inv))
+}
+
+/// Runs the options on one file and writes the result if anything changed (always, with `--output`).
+fn process(path: &Path, inv: &Invocation, stdout: &mut dyn Write, stderr: &mut dyn Write) -> Result<()> {
+    let mut file = File::open(path).map_err(|e| Error::io("getting info about", path, e))?;
+    let len = file.metadata().map_err(|e| Error::io("getting info about", path, e))?.len();
+    if inv.debug && (inv.opts.modifies() || inv.output.is_some()) {
+        let _ = writeln!(stderr, "patching ELF file '{}'", path.display());
+    }
+    let map;
+    let data: &[u8] = if len == 0 {
+        &[]
+    } else {
+        // SAFETY: the map is read-only and private; if another process truncates the file meanwhile, reads may
+        // fault, which is the accepted limit of mapping files (patchelf reads them whole instead).
+        map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io("mapping", path, e))?;
+        &map
+    };
+    let elf = Elf::parse(data)?;
+    let mut ed = Editor::new(&elf, inv.debug);
+    ed.run(&inv.opts, stdout, stderr)?;
+    if !inv.opts.modifies() && inv.output.is_none() {
+        return Ok(());
+    }
+    let page = inv.opts.page_size.unwrap_or_else(|| default_page_size(elf.ehdr.e_machine));
+    let rewrite = crate::layout::plan(&ed, page, inv.opts.clobber_old_sections, stderr, inv.debug)?;
+    match &inv.output {
+        Some(out) => crate::output::write(&mut file, len, out, &rewrite),
+        None if rewrite.is_noop(data) => {
+            if inv.debug {
+                let _ = writeln!(stderr, "not writing '{}': nothing changed", path.display());
+            }
+            Ok(())
+        }
+        None => crate::output::write(&mut file, len, path, &rewrite),
+    }
+}
+
+fn usage(prog: &str) -> String {
+    let mut s = format!("syntax: {prog}\n");
+    let rows: &[(&str, &str)] = &[
+        (
+            "--set-interpreter FILENAME",
+            "Set the program interpreter (alias --interpreter); an empty name is ignored",
+        ),
+        ("--page-size SIZE", "Alignment of a new segment (default by machine)"),
+        ("--print-interpreter", "Print the program interpreter"),
+        ("--print-os-abi", "Print the EI_OSABI field of the ELF header"),
+        ("--set-os-abi ABI", "Set the EI_OSABI field (System V, Linux, FreeBSD, ...)"),
+        ("--print-soname", "Print DT_SONAME"),
+        ("--set-soname SONAME", "Set DT_SONAME (shared libraries only)"),
+        ("--set-rpath RPATH", "Set the run path"),
+        ("--add-rpath RPATH", "Append to the run path"),
+        ("--remove-rpath", "Remove DT_RPATH and DT_RUNPATH"),
+        ("--shrink-rpath", "Keep only run-path directories holding a needed library"),
+        ("--allowed-rpath-prefixes PREFIXES", "With --shrink-rpath, drop directories outside these prefixes"),
+        ("--print-rpath", "Print the run path"),
+        ("--force-rpath", "Write DT_RPATH instead of DT_RUNPATH"),
+        ("--add-needed LIBRARY", "Add a DT_NEEDED entry"),
+        ("--remove-needed LIBRARY", "Remove a DT_NEEDED entry"),
+        ("--replace-needed LIBRARY NEW_LIBRARY", "Replace a DT_NEEDED entry (and its symbol-version record)"),
+        ("--print-needed", "Print the DT_NEEDED entries"),
+        ("--no-default-lib", "Set DF_1_NODEFLIB: do not search the default library directories"),
+        ("--no-sort", "Do not reorder program or section headers (never done anyway)"),
+        ("--clear-symbol-version SYMBOL", "Make a dynamic symbol unversioned"),
+        ("--add-debug-tag", "Add DT_DEBUG"),
+        ("--print-execstack", "Print whether the stack is executable (X, - or ?)"),
+        ("--clear-execstack", "Make the stack non-executable"),
+        ("--set-execstack", "Make the stack executable"),
+        ("--no-clobber-old-sections", "Leave the old bytes of moved tables as they were"),
+        ("--output FILE", "Write the result to FILE (single input only)"),
+        ("--debug", "Trace what is done on stderr (also PATCHELF_DEBUG)"),
+        ("--version", "Print the patchelf version this is compatible with"),
+    ];
+    for (opt, help) in rows {
+        s.push_str(&format!("  [{opt}]\t\t{help}\n"));
+    }
+    s.push_str("  FILENAME...\n");
+    s
+}
+
+/// Parses a `--rename-dynamic-symbols` map file: lines `old new`.
+pub fn parse_symbol_map(text: &[u8]) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
+    let mut map = BTreeMap::new();
+    for line in text.split(|&b| b == b'\n') {
+        let fields: Vec<&[u8]> = line.split(|b| b.is_ascii_whitespace()).filter(|f| !f.is_empty()).collect();
+        match fields.as_slice() {
+            [] => continue,
+            [old, new] => {
+                if old.contains(&b'@') || new.contains(&b'@') {
+                    return Err(arg_error("name pair contains version tag"));
+                }
+                if map.insert(old.to_vec(), new.to_vec()).is_some() {
+                    return Err(arg_error(&format!(
+                        "Name '{}' appears twice in the map file",
+                        String::from_utf8_lossy(old)
+                    )));
+                }
+            }
+            _ => {
+                return Err(arg_error(&format!("Invalid map file line: {}", String::from_utf8_lossy(line))));
+            }
+        }
+    }
+    Ok(map)
+}

@@ -1,0 +1,282 @@
+//! The parsed view of one ELF file: header, program headers and the dynamic segment, read lazily from a byte slice
+//! (normally a memory map).
+//!
+//! Everything is found through segments (`PT_DYNAMIC`, `PT_INTERP`, `DT_*` addresses mapped through `PT_LOAD`), so
+//! files without section headers work; section headers are read only when an edit must keep them consistent.
+//! `edit.rs` reads through this view; `layout.rs` writes the changes.
+
+use crate::error::{Error, Malformed, Result};
+use crate::raw::*;
+
+/// Header fields this crate uses.
+#[derive(Debug, Clone, Copy)]
+pub struct Ehdr {
+    pub osabi: u8,
+    pub e_type: u16,
+    pub e_machine: u16,
+    pub e_phoff: u64,
+    pub e_shoff: u64,
+    pub e_phentsize: u16,
+    pub e_phnum: u16,
+    pub e_shentsize: u16,
+    pub e_shnum: u16,
+    pub e_shstrndx: u16,
+}
+
+/// Offsets of header fields that edits patch, per class.
+impl Ehdr {
+    pub const OSABI_OFFSET: u64 = 7;
+    pub fn phoff_offset(fmt: Fmt) -> u64 {
+        if fmt.is64 { 32 } else { 28 }
+    }
+    pub fn phnum_offset(fmt: Fmt) -> u64 {
+        if fmt.is64 { 56 } else { 44 }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Dynamic {
+    /// Index of the `PT_DYNAMIC` program header.
+    pub phdr_index: usize,
+    /// Entries before the first `DT_NULL`.
+    pub entries: Vec<Dyn>,
+    /// How many entries the segment has room for (including the terminator).
+    pub capacity: u64,
+}
+
+#[derive(Debug)]
+pub struct Elf<'a> {
+    pub data: &'a [u8],
+    pub fmt: Fmt,
+    pub ehdr: Ehdr,
+    pub phdrs: Vec<Phdr>,
+    pub dynamic: Option<Dynamic>,
+}
+
+/// Upper bound on `.dynamic` entries read: real files have well under a thousand; this keeps absurd sizes cheap.
+const MAX_DYN_ENTRIES: u64 = 1 << 20;
+
+impl<'a> Elf<'a> {
+    /// Parses the header, the program headers and the dynamic segment, touching nothing else.
+    pub fn parse(data: &'a [u8]) -> Result<Elf<'a>, Malformed> {
+        let ident = slice(data, 0, 16, "missing ELF header")?;
+        if &ident[0..4] != b"\x7fELF" {
+            return Err(Malformed::Invalid("not an ELF executable"));
+        }
+        let is64 = match ident[4] {
+            1 => false,
+            2 => true,
+            _ => return Err(Malformed::Invalid("ELF executable is not 32 or 64 bit")),
+        };
+        let big = match ident[5] {
+            1 => false,
+            2 => true,
+            _ => return Err(Malformed::Invalid("ELF executable has an unknown byte order")),
+        };
+        if ident[6] != 1 {
+            return Err(Malformed::Invalid("unsupported ELF version"));
+        }
+        let fmt = Fmt { is64, big };
+        const H: &str = "truncated ELF header";
+        slice(data, 0, fmt.ehdr_size(), H)?;
+        let w = fmt.word_size();
+        let ehdr = Ehdr {
+            osabi: ident[7],
+            e_type: fmt.u16(data, 16, H)?,
+            e_machine: fmt.u16(data, 18, H)?,
+            e_phoff: fmt.word(data, 24 + w, H)?,
+            e_shoff: fmt.word(data, 24 + 2 * w, H)?,
+            e_phentsize: fmt.u16(data, 24 + 3 * w + 6, H)?,
+            e_phnum: fmt.u16(data, 24 + 3 * w + 8, H)?,
+            e_shentsize: fmt.u16(data, 24 + 3 * w + 10, H)?,
+            e_shnum: fmt.u16(data, 24 + 3 * w + 12, H)?,
+            e_shstrndx: fmt.u16(data, 24 + 3 * w + 14, H)?,
+        };
+        if ehdr.e_phnum > 0 && u64::from(ehdr.e_phentsize) != fmt.phdr_size() {
+            return Err(Malformed::Invalid("program header entry size is wrong"));
+        }
+        let pht_len = u64::from(ehdr.e_phnum) * fmt.phdr_size();
+        slice(data, ehdr.e_phoff, pht_len, "program header table out of bounds")?;
+        let phdrs = (0..u64::from(ehdr.e_phnum))
+            .map(|i| Phdr::read(fmt, data, ehdr.e_phoff + i * fmt.phdr_size()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut elf = Elf { data, fmt, ehdr, phdrs, dynamic: None };
+        elf.dynamic = elf.read_dynamic()?;
+        Ok(elf)
+    }
+
+    fn read_dynamic(&self) -> Result<Option<Dynamic>, Malformed> {
+        let Some(phdr_index) = self.phdrs.iter().position(|p| p.p_type == PT_DYNAMIC) else {
+            return Ok(None);
+        };
+        let ph = self.phdrs[phdr_index];
+        let esz = self.fmt.dyn_size();
+        let capacity = ph.p_filesz / esz;
+        if capacity > MAX_DYN_ENTRIES {
+            return Err(Malformed::Invalid("dynamic segment is absurdly large"));
+        }
+        slice(self.data, ph.p_offset, capacity * esz, "dynamic section out of bounds")?;
+        let mut entries = Vec::new();
+        for i in 0..capacity {
+            let off = ph.p_offset + i * esz;
+            let tag = self.fmt.word(self.data, off, "dynamic section out of bounds")?;
+            if tag == DT_NULL {
+                break;
+            }
+            let val =
+                self.fmt.word(self.data, off + self.fmt.word_size(), "dynamic section out of bounds")?;
+            entries.push(Dyn { tag, val });
+        }
+        Ok(Some(Dynamic { phdr_index, entries, capacity }))
+    }
+
+    pub fn dynamic(&self) -> Result<&Dynamic> {
+        self.dynamic.as_ref().ok_or_else(Error::no_dynamic)
+    }
+
+    pub fn dyn_val(&self, tag: u64) -> Option<u64> {
+        self.dynamic.as_ref()?.entries.iter().find(|d| d.tag == tag).map(|d| d.val)
+    }
+
+    /// The file offset of `len` bytes at virtual address `addr`, which must lie in one `PT_LOAD`'s file image.
+    pub fn vaddr_to_offset(&self, addr: u64, len: u64, what: &'static str) -> Result<u64, Malformed> {
+        for p in self.phdrs.iter().filter(|p| p.p_type == PT_LOAD) {
+            if addr >= p.p_vaddr
+                && addr.checked_add(len).is_some_and(|end| end <= p.p_vaddr.saturating_add(p.p_filesz))
+            {
+                let off = p.p_offset + (addr - p.p_vaddr);
+                slice(self.data, off, len, what)?;
+                return Ok(off);
+            }
+        }
+        Err(Malformed::OutOfBounds(what))
+    }
+
+    /// The file range of the dynamic string table (`DT_STRTAB`, `DT_STRSZ`).
+    pub fn dynstr_range(&self) -> Result<(u64, u64)> {
+        self.dynamic()?;
+        let addr = self.dyn_val(DT_STRTAB).ok_or(Malformed::Invalid("no DT_STRTAB in dynamic section"))?;
+        let size = self.dyn_val(DT_STRSZ).ok_or(Malformed::Invalid("no DT_STRSZ in dynamic section"))?;
+        let off = self.vaddr_to_offset(addr, size, "string table out of bounds")?;
+        Ok((off, size))
+    }
+
+    pub fn dynstr(&self) -> Result<&'a [u8]> {
+        let (off, size) = self.dynstr_range()?;
+        Ok(slice(self.data, off, size, "string table out of bounds")?)
+    }
+
+    /// The interpreter path (without its NUL) from `PT_INTERP`.
+    pub fn interp(&self) -> Result<&'a [u8]> {
+        let p = self.phdrs.iter().find(|p| p.p_type == PT_INTERP).ok_or_else(Error::no_interp)?;
+        let bytes = slice(self.data, p.p_offset, p.p_filesz, "interpreter out of bounds")?;
+        Ok(until_nul(bytes))
+    }
+
+    /// Section headers, or none when the file has none (`e_shnum == 0`).
+    pub fn sections(&self) -> Result<Vec<Shdr>, Malformed> {
+        if self.ehdr.e_shnum == 0 || self.ehdr.e_shoff == 0 {
+            return Ok(Vec::new());
+        }
+        if u64::from(self.ehdr.e_shentsize) != self.fmt.shdr_size() {
+            return Err(Malformed::Invalid("section header entry size is wrong"));
+        }
+        let n = u64::from(self.ehdr.e_shnum);
+        slice(self.data, self.ehdr.e_shoff, n * self.fmt.shdr_size(), "section header table out of bounds")?;
+        (0..n)
+            .map(|i| Shdr::read(self.fmt, self.data, self.ehdr.e_shoff + i * self.fmt.shdr_size()))
+            .collect()
+    }
+
+    /// Name of a section from the section-name string table; empty when unavailable.
+    pub fn section_name<'s>(&self, shdrs: &'s [Shdr], sh: &Shdr) -> &'a [u8] {
+        let Some(strtab) = shdrs.get(usize::from(self.ehdr.e_shstrndx)) else { return b"" };
+        let Ok(table) = slice(self.data, strtab.sh_offset, strtab.sh_size, "") else { return b"" };
+        table.get(sh.sh_name as usize..).map(until_nul).unwrap_or(b"")
+    }
+
+    /// Entry size of `.hash` words: 8 on 64-bit s390 and Alpha, 4 elsewhere.
+    pub fn hash_entry_size(&self) -> u64 {
+        if (self.ehdr.e_machine == EM_S390 && self.fmt.is64) || self.ehdr.e_machine == EM_ALPHA {
+            8
+        } else {
+            4
+        }
+    }
+
+    /// Number of `.dynsym` entries, from `DT_HASH`, else `DT_GNU_HASH`, else the section header.
+    pub fn dynsym_count(&self) -> Result<u64> {
+        if let Some(addr) = self.dyn_val(DT_HASH) {
+            let es = self.hash_entry_size();
+            let off = self.vaddr_to_offset(addr, 2 * es, "hash table header out of range")?;
+            let nchain = if es == 8 {
+                self.fmt.u64(self.data, off + 8, "hash table header out of range")?
+            } else {
+                self.fmt.u32(self.data, off + 4, "hash table header out of range")?.into()
+            };
+            return Ok(nchain);
+        }
+        if let Some(addr) = self.dyn_val(DT_GNU_HASH) {
+            return self.gnu_hash_symbol_count(addr);
+        }
+        let symtab = self.dyn_val(DT_SYMTAB).ok_or(Malformed::Invalid("no DT_SYMTAB in dynamic section"))?;
+        let shdrs = self.sections()?;
+        shdrs
+            .iter()
+            .find(|s| s.sh_addr == symtab && s.sh_flags & SHF_ALLOC != 0 && s.sh_type != SHT_NOBITS)
+            .map(|s| s.sh_size / self.fmt.sym_size())
+            .ok_or_else(|| Error::Unsupported("cannot determine the number of dynamic symbols".into()))
+    }
+
+    fn gnu_hash_symbol_count(&self, addr: u64) -> Result<u64> {
+        const W: &str = "gnu hash table out of range";
+        let off = self.vaddr_to_offset(addr, 16, W)?;
+        let nbuckets = u64::from(self.fmt.u32(self.data, off, W)?);
+        let symoffset = u64::from(self.fmt.u32(self.data, off + 4, W)?);
+        let bloom_size = u64::from(self.fmt.u32(self.data, off + 8, W)?);
+        let buckets = off + 16 + bloom_size * self.fmt.word_size();
+        slice(self.data, buckets, nbuckets * 4, W)?;
+        let mut last = 0u64;
+        for i in 0..nbuckets {
+            last = last.max(u64::from(self.fmt.u32(self.data, buckets + 4 * i, W)?));
+        }
+        if last < symoffset {
+            return Ok(symoffset);
+        }
+        let chains = buckets + nbuckets * 4;
+        loop {
+            let v = self.fmt.u32(self.data, chains + 4 * (last - symoffset), W)?;
+            if v & 1 != 0 {
+                return Ok(last + 1);
+            }
+            last += 1;
+        }
+    }
+}
+
+pub fn until_nul(bytes: &[u8]) -> &[u8] {
+    match bytes.iter().position(|&b| b == 0) {
+        Some(n) => &bytes[..n],
+        None => bytes,
+    }
+}
+
+/// The string at `off` in a string table (up to its NUL), bounds-checked.
+pub fn str_at(table: &[u8], off: u64) -> Result<&[u8], Malformed> {
+    let start =
+        usize::try_from(off).map_err(|_| Malformed::OutOfBounds("string table index out of bounds"))?;
+    let rest = table.get(start..).ok_or(Malformed::OutOfBounds("string table index out of bounds"))?;
+    match rest.iter().position(|&b| b == 0) {
+        Some(n) => Ok(&rest[..n]),
+        None => Err(Malformed::OutOfBounds("string table index out of bounds")),
+    }
+}
+
+/// patchelf's default page size per machine (`--page-size` overrides it).
+pub fn default_page_size(machine: u16) -> u64 {
+    match machine {
+        EM_ALPHA | EM_IA_64 | EM_MIPS | EM_PPC | EM_PPC64 | EM_AARCH64 | EM_TILEGX | EM_LOONGARCH => 0x10000,
+        EM_SPARC | EM_SPARCV9 => 0x2000,
+        _ => 0x1000,
+    }
+}

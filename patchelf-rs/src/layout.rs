@@ -1,0 +1,594 @@
+//! One layout pass for all edits of a call: decides what is rewritten in place and what moves into one new
+//! `PT_LOAD` appended at the end of the file, then produces the byte changes as a [`Rewrite`].
+//!
+//! Only tables that no longer fit move: `.interp`, `.dynstr`, `.dynamic`, and, when the program header table needs
+//! more entries than it has room for, the notes and `.interp` right behind it (or, failing that, the table itself).
+//! Nothing else moves, so no `DT_*` pointer other than `DT_STRTAB`/`DT_STRSZ` changes; existing bytes keep their
+//! offsets, so data appended after the ELF image (archives, AppImage payloads) stays where it was. The new segment's
+//! `p_offset ≡ p_vaddr (mod p_align)` without padding the file to a page boundary, so growth is just its contents.
+
+use std::io::Write;
+
+use crate::edit::Editor;
+use crate::elf::Ehdr;
+use crate::error::{Error, Result};
+use crate::raw::*;
+
+/// The changes to one file: in-place writes over the original bytes (applied in order), then bytes appended at
+/// the original end of the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rewrite {
+    pub patches: Vec<(u64, Vec<u8>)>,
+    pub append: Vec<u8>,
+}
+
+impl Rewrite {
+    /// Whether applying this to `data` would leave it byte-identical.
+    pub fn is_noop(&self, data: &[u8]) -> bool {
+        self.append.is_empty()
+            && self
+                .patches
+                .iter()
+                .all(|(off, bytes)| slice(data, *off, bytes.len() as u64, "").ok() == Some(bytes))
+    }
+
+    /// The rewritten file as one buffer (for tests and small files; `output.rs` streams instead).
+    pub fn apply(&self, data: &[u8]) -> Vec<u8> {
+        let mut out = data.to_vec();
+        for (off, bytes) in &self.patches {
+            let off = *off as usize;
+            out[off..off + bytes.len()].copy_from_slice(bytes);
+        }
+        out.extend_from_slice(&self.append);
+        out
+    }
+}
+
+/// Where the program header table ends up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PhtPlace {
+    /// Same offset; grown over bytes that moved away, or reusing `PT_NULL` slots.
+    InPlace,
+    /// Into the new segment.
+    Moved,
+}
+
+/// Room for a grown program header table at its current place.
+#[derive(Debug)]
+struct Room {
+    interp_in_way: bool,
+    /// Note ranges (merged `PT_NOTE`/`PT_GNU_PROPERTY` extents) that must move out of the way.
+    units: Vec<(u64, u64)>,
+}
+
+fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
+    a.0 < b.1 && b.0 < a.1
+}
+fn contains(outer: (u64, u64), inner: (u64, u64)) -> bool {
+    outer.0 <= inner.0 && inner.1 <= outer.1
+}
+
+/// Bump allocator for the new segment: positions relative to its start.
+#[derive(Debug, Default)]
+struct SegmentBuilder {
+    len: u64,
+}
+
+impl SegmentBuilder {
+    /// Reserves `size` bytes at a position `≡ phase (mod align)`.
+    fn reserve(&mut self, size: u64, align: u64, phase: u64) -> u64 {
+        let align = align.max(1);
+        let mut pos = self.len / align * align + phase % align;
+        if pos < self.len {
+            pos += align;
+        }
+        self.len = pos + size;
+        pos
+    }
+}
+
+struct Layout<'x, 'e, 'a> {
+    ed: &'x Editor<'e, 'a>,
+    shdrs: Vec<Shdr>,
+}
+
+/// Plans the rewrite for everything `ed` recorded.
+pub fn plan(
+    ed: &Editor<'_, '_>,
+    page_size: u64,
+    clobber: bool,
+    log: &mut dyn Write,
+    debug: bool,
+) -> Result<Rewrite> {
+    let shdrs = ed.elf.sections()?;
+    Layout { ed, shdrs }.run(page_size, clobber, log, debug)
+}
+
+impl Layout<'_, '_, '_> {
+    fn run(&self, page_size: u64, clobber: bool, log: &mut dyn Write, debug: bool) -> Result<Rewrite> {
+        let ed = self.ed;
+        let elf = ed.elf;
+        let fmt = elf.fmt;
+        let data = elf.data;
+        let file_len = data.len() as u64;
+        let phsz = fmt.phdr_size();
+        let esz = fmt.dyn_size();
+        let mut early: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut patches: Vec<(u64, Vec<u8>)> = Vec::new();
+        let mut trace = |msg: String| {
+            if debug {
+                let _ = writeln!(log, "{msg}");
+            }
+        };
+
+        if ed.osabi != elf.ehdr.osabi {
+            patches.push((Ehdr::OSABI_OFFSET, vec![ed.osabi]));
+        }
+        patches.extend(ed.patches.iter().cloned());
+
+        let mut phdrs = elf.phdrs.clone();
+        for (i, flags) in &ed.phdr_flags {
+            phdrs[*i].p_flags = *flags;
+        }
+        let mut shdrs = self.shdrs.clone();
+
+        // Decide what moves.
+        let interp_idx = phdrs.iter().position(|p| p.p_type == PT_INTERP);
+        let new_interp: Option<Vec<u8>> = ed.interp.as_ref().map(|s| [s.as_slice(), b"\0"].concat());
+        let mut interp_moves = false;
+        if let Some(ni) = &new_interp {
+            let i = interp_idx.ok_or_else(Error::no_interp)?;
+            interp_moves = ni.len() as u64 > phdrs[i].p_filesz;
+        }
+        let dynstr_range = match &ed.dynstr {
+            Some(_) => Some(elf.dynstr_range()?),
+            None => None,
+        };
+        let dynstr_moves =
+            matches!((&ed.dynstr, dynstr_range), (Some(t), Some((_, sz))) if t.len() as u64 > sz);
+        let dynamic = elf.dynamic.as_ref();
+        let dynamic_moves = dynamic.is_some_and(|d| ed.dyns.len() as u64 + 1 > d.capacity);
+        let dyn_changed = dynamic.is_some_and(|d| d.entries != ed.dyns) || dynstr_moves;
+
+        let old_n = phdrs.len();
+        let nonnull = phdrs.iter().filter(|p| p.p_type != PT_NULL).count();
+        let need_stack = ed.add_gnu_stack.is_some();
+        let mut units: Vec<(u64, u64)> = Vec::new();
+        let mut pht = PhtPlace::InPlace;
+        let mut settled = false;
+        for _ in 0..8 {
+            let need_load =
+                interp_moves || dynstr_moves || dynamic_moves || !units.is_empty() || pht == PhtPlace::Moved;
+            let count = nonnull + usize::from(need_load) + usize::from(need_stack);
+            if count <= old_n || pht == PhtPlace::Moved {
+                settled = true;
+                break;
+            }
+            let new_end = elf.ehdr.e_phoff + count as u64 * phsz;
+            match self.grow_room(new_end) {
+                Some(room) => {
+                    interp_moves |= room.interp_in_way;
+                    units = room.units;
+                    let need_load2 = interp_moves || dynstr_moves || dynamic_moves || !units.is_empty();
+                    if need_load2 == need_load {
+                        settled = true;
+                        break;
+                    }
+                }
+                None => pht = PhtPlace::Moved,
+            }
+        }
+        if !settled {
+            pht = PhtPlace::Moved;
+        }
+        if pht == PhtPlace::Moved {
+            // Moving the table itself frees its neighbours; nothing else needs to move for its sake.
+            units.clear();
+            interp_moves = new_interp
+                .as_ref()
+                .zip(interp_idx)
+                .is_some_and(|(ni, i)| ni.len() as u64 > phdrs[i].p_filesz);
+        }
+        let need_load =
+            interp_moves || dynstr_moves || dynamic_moves || !units.is_empty() || pht == PhtPlace::Moved;
+        trace(format!(
+            "layout: interp moves {interp_moves}, dynstr moves {dynstr_moves}, dynamic moves {dynamic_moves}, \
+             {} note range(s) move, program headers {pht:?}, new segment {need_load}",
+            units.len()
+        ));
+
+        // The final program header list: a new LOAD after the last LOAD, a new GNU_STACK last, PT_NULLs dropped
+        // while the table is over its old size.
+        let last_load = phdrs.iter().rposition(|p| p.p_type == PT_LOAD);
+        let mut count = phdrs.len() + usize::from(need_load) + usize::from(need_stack);
+        let mut nulls_to_drop = 0;
+        if count > old_n {
+            nulls_to_drop = (count - old_n).min(phdrs.len() - nonnull);
+            count -= nulls_to_drop;
+        }
+
+        // Reserve the new segment.
+        let mut seg = SegmentBuilder::default();
+        let pht_pos = (pht == PhtPlace::Moved).then(|| seg.reserve(count as u64 * phsz, 8, 0));
+        let new_cap = ed.dyns.len() as u64 + 1;
+        let dyn_pos = dynamic_moves.then(|| seg.reserve(new_cap * esz, fmt.word_size(), 0));
+        let unit_pos: Vec<u64> = units.iter().map(|u| seg.reserve(u.1 - u.0, 16, u.0)).collect();
+        let interp_bytes: Option<Vec<u8>> = if interp_moves {
+            let i = interp_idx.ok_or_else(Error::no_interp)?;
+            Some(match &new_interp {
+                Some(ni) => ni.clone(),
+                None => {
+                    slice(data, phdrs[i].p_offset, phdrs[i].p_filesz, "interpreter out of bounds")?.to_vec()
+                }
+            })
+        } else {
+            None
+        };
+        let interp_pos = interp_bytes.as_ref().map(|b| seg.reserve(b.len() as u64, 1, 0));
+        let dynstr_pos =
+            dynstr_moves.then(|| seg.reserve(ed.dynstr.as_ref().map_or(0, |t| t.len() as u64), 1, 0));
+
+        let (seg_off, seg_vaddr) =
+            if need_load { self.place_segment(seg.len, page_size, pht == PhtPlace::Moved)? } else { (0, 0) };
+        if need_load {
+            trace(format!("new segment at offset 0x{seg_off:x}, address 0x{seg_vaddr:x}, {} bytes", seg.len));
+        }
+        let mut seg_bytes = vec![0u8; seg.len as usize];
+        let mut put = |pos: u64, bytes: &[u8]| {
+            seg_bytes[pos as usize..pos as usize + bytes.len()].copy_from_slice(bytes);
+        };
+        let z = |len: u64| vec![b'Z'; len as usize];
+
+        // .interp
+        if let Some(i) = interp_idx {
+            let old = phdrs[i];
+            let old_range = (old.p_offset, old.file_end());
+            if let (Some(pos), Some(bytes)) = (interp_pos, &interp_bytes) {
+                put(pos, bytes);
+                let len = bytes.len() as u64;
+                phdrs[i] = Phdr {
+                    p_offset: seg_off + pos,
+                    p_vaddr: seg_vaddr + pos,
+                    p_paddr: seg_vaddr + pos,
+                    p_filesz: len,
+                    p_memsz: len,
+                    ..old
+                };
+                if clobber {
+                    early.push((old.p_offset, z(old.p_filesz)));
+                }
+                for sh in shdrs.iter_mut().filter(|s| {
+                    s.has_file_bytes() && contains(old_range, (s.sh_offset, s.sh_offset + s.sh_size))
+                }) {
+                    sh.sh_offset = seg_off + pos;
+                    sh.sh_addr = seg_vaddr + pos;
+                    sh.sh_size = len;
+                }
+            } else if let Some(ni) = &new_interp {
+                let mut bytes = ni.clone();
+                bytes.resize(old.p_filesz as usize, 0);
+                patches.push((old.p_offset, bytes));
+                let len = ni.len() as u64;
+                phdrs[i].p_filesz = len;
+                phdrs[i].p_memsz = len;
+                for sh in shdrs.iter_mut().filter(|s| s.has_file_bytes() && s.sh_offset == old.p_offset) {
+                    sh.sh_size = len;
+                }
+            }
+        }
+
+        // Notes behind the program header table.
+        for (unit, pos) in units.iter().zip(&unit_pos) {
+            let bytes = slice(data, unit.0, unit.1 - unit.0, "note segment out of bounds")?;
+            put(*pos, bytes);
+            let new_off = seg_off + pos;
+            let new_addr = seg_vaddr + pos;
+            for p in phdrs.iter_mut().filter(|p| p.p_type != PT_LOAD && p.p_type != PT_PHDR && p.p_filesz > 0)
+            {
+                if contains(*unit, (p.p_offset, p.file_end())) {
+                    let rel = p.p_offset - unit.0;
+                    p.p_offset = new_off + rel;
+                    p.p_vaddr = new_addr + rel;
+                    p.p_paddr = new_addr + rel;
+                }
+            }
+            for sh in shdrs.iter_mut().filter(|s| s.has_file_bytes()) {
+                if contains(*unit, (sh.sh_offset, sh.sh_offset + sh.sh_size)) {
+                    let rel = sh.sh_offset - unit.0;
+                    sh.sh_offset = new_off + rel;
+                    if sh.sh_flags & SHF_ALLOC != 0 {
+                        sh.sh_addr = new_addr + rel;
+                    }
+                }
+            }
+            if clobber {
+                early.push((unit.0, z(unit.1 - unit.0)));
+            }
+        }
+
+        // .dynstr
+        let mut new_strtab: Option<(u64, u64)> = None;
+        if let (Some(table), Some((old_off, old_size))) = (&ed.dynstr, dynstr_range) {
+            if let Some(pos) = dynstr_pos {
+                put(pos, table);
+                new_strtab = Some((seg_vaddr + pos, table.len() as u64));
+                let old_addr = elf.dyn_val(DT_STRTAB).unwrap_or(0);
+                for sh in shdrs
+                    .iter_mut()
+                    .filter(|s| s.sh_type == SHT_STRTAB && s.sh_offset == old_off && s.sh_addr == old_addr)
+                {
+                    sh.sh_offset = seg_off + pos;
+                    sh.sh_addr = seg_vaddr + pos;
+                    sh.sh_size = table.len() as u64;
+                }
+                // The old copy is unreferenced now; blank it (or at least the blanked old run path in it).
+                if clobber {
+                    early.push((old_off, z(old_size)));
+                } else {
+                    early.push((old_off, table[..old_size as usize].to_vec()));
+                }
+            } else {
+                patches.push((old_off, table.clone()));
+            }
+        }
+
+        // .dynamic
+        if let Some(d) = dynamic {
+            if dyn_changed || dynamic_moves {
+                let mut entries = ed.dyns.clone();
+                if let Some((addr, size)) = new_strtab {
+                    for e in entries.iter_mut() {
+                        match e.tag {
+                            DT_STRTAB => e.val = addr,
+                            DT_STRSZ => e.val = size,
+                            _ => {}
+                        }
+                    }
+                }
+                let cap = if dynamic_moves { new_cap } else { d.capacity };
+                let mut bytes = Vec::with_capacity((cap * esz) as usize);
+                for e in &entries {
+                    e.encode(fmt, &mut bytes);
+                }
+                bytes.resize((cap * esz) as usize, 0);
+                let old = phdrs[d.phdr_index];
+                if let Some(pos) = dyn_pos {
+                    put(pos, &bytes);
+                    let size = cap * esz;
+                    let p = &mut phdrs[d.phdr_index];
+                    p.p_offset = seg_off + pos;
+                    p.p_vaddr = seg_vaddr + pos;
+                    p.p_paddr = seg_vaddr + pos;
+                    p.p_filesz = size;
+                    p.p_memsz = size;
+                    for sh in shdrs.iter_mut().filter(|s| {
+                        s.sh_type == SHT_DYNAMIC
+                            || (s.has_file_bytes()
+                                && s.sh_offset == old.p_offset
+                                && s.sh_flags & SHF_ALLOC != 0)
+                    }) {
+                        sh.sh_offset = seg_off + pos;
+                        sh.sh_addr = seg_vaddr + pos;
+                        sh.sh_size = size;
+                    }
+                } else {
+                    patches.push((old.p_offset, bytes));
+                }
+            }
+        }
+
+        // Program headers.
+        let load = Phdr {
+            p_type: PT_LOAD,
+            p_flags: if dynamic_moves { PF_R | PF_W } else { PF_R },
+            p_offset: seg_off,
+            p_vaddr: seg_vaddr,
+            p_paddr: seg_vaddr,
+            p_filesz: seg.len,
+            p_memsz: seg.len,
+            p_align: page_size,
+        };
+        let mut list: Vec<Phdr> = Vec::with_capacity(count);
+        for (i, p) in phdrs.iter().enumerate() {
+            list.push(*p);
+            if need_load && Some(i) == last_load {
+                list.push(load);
+            }
+        }
+        if need_load && last_load.is_none() {
+            list.push(load);
+        }
+        if let Some(flags) = ed.add_gnu_stack {
+            list.push(Phdr { p_type: PT_GNU_STACK, p_flags: flags, p_align: 16, ..Phdr::default() });
+        }
+        for _ in 0..nulls_to_drop {
+            if let Some(i) = list.iter().rposition(|p| p.p_type == PT_NULL) {
+                list.remove(i);
+            }
+        }
+        let (phoff, ph_vaddr) = match pht_pos {
+            Some(pos) => (seg_off + pos, seg_vaddr + pos),
+            None => (elf.ehdr.e_phoff, self.pht_vaddr()),
+        };
+        let pht_size = list.len() as u64 * phsz;
+        for p in list.iter_mut().filter(|p| p.p_type == PT_PHDR) {
+            p.p_offset = phoff;
+            p.p_vaddr = ph_vaddr;
+            p.p_paddr = ph_vaddr;
+            p.p_filesz = pht_size;
+            p.p_memsz = pht_size;
+        }
+        if list != elf.phdrs {
+            let mut bytes = Vec::with_capacity(pht_size as usize);
+            for p in &list {
+                p.encode(fmt, &mut bytes);
+            }
+            match pht_pos {
+                Some(pos) => put(pos, &bytes),
+                None => {
+                    let old_size = old_n as u64 * phsz;
+                    if (bytes.len() as u64) < old_size {
+                        bytes.resize(old_size as usize, 0);
+                    }
+                    patches.push((phoff, bytes));
+                }
+            }
+            if list.len() != old_n {
+                let n = u16::try_from(list.len())
+                    .map_err(|_| Error::Unsupported("too many program headers".into()))?;
+                patches.push((Ehdr::phnum_offset(fmt), fmt.u16_bytes(n)));
+            }
+            if phoff != elf.ehdr.e_phoff {
+                patches.push((Ehdr::phoff_offset(fmt), fmt.word_bytes(phoff)));
+            }
+        }
+
+        // Section headers.
+        for (i, (new, old)) in shdrs.iter().zip(&self.shdrs).enumerate() {
+            if new != old {
+                let mut bytes = Vec::new();
+                new.encode(fmt, &mut bytes);
+                patches.push((elf.ehdr.e_shoff + i as u64 * fmt.shdr_size(), bytes));
+            }
+        }
+
+        let mut append = Vec::new();
+        if need_load {
+            append.resize((seg_off - file_len) as usize, 0);
+            append.extend_from_slice(&seg_bytes);
+        }
+        early.extend(patches);
+        Ok(Rewrite { patches: early, append })
+    }
+
+    /// The virtual address of the program header table where it is now.
+    fn pht_vaddr(&self) -> u64 {
+        let elf = self.ed.elf;
+        if let Some(p) = elf.phdrs.iter().find(|p| p.p_type == PT_PHDR) {
+            return p.p_vaddr;
+        }
+        let off = elf.ehdr.e_phoff;
+        elf.phdrs
+            .iter()
+            .find(|p| p.p_type == PT_LOAD && p.p_offset <= off && off < p.file_end())
+            .map_or(0, |p| p.p_vaddr + (off - p.p_offset))
+    }
+
+    /// Whether the table can grow to end at `new_end` where it is, and what must move for it.
+    fn grow_room(&self, new_end: u64) -> Option<Room> {
+        let elf = self.ed.elf;
+        let fmt = elf.fmt;
+        let phoff = elf.ehdr.e_phoff;
+        let old_end = phoff + elf.phdrs.len() as u64 * fmt.phdr_size();
+        if new_end > elf.data.len() as u64 {
+            return None;
+        }
+        if let Some(load) =
+            elf.phdrs.iter().find(|p| p.p_type == PT_LOAD && p.p_offset <= phoff && old_end <= p.file_end())
+        {
+            if new_end > load.file_end() {
+                return None;
+            }
+        }
+        let win = (old_end, new_end);
+        if overlaps(win, (0, fmt.ehdr_size())) {
+            return None;
+        }
+        let interp = elf
+            .phdrs
+            .iter()
+            .find(|p| p.p_type == PT_INTERP && p.p_filesz > 0)
+            .map(|p| (p.p_offset, p.file_end()));
+        let mut units: Vec<(u64, u64)> = Vec::new();
+        let mut notes: Vec<(u64, u64)> = elf
+            .phdrs
+            .iter()
+            .filter(|p| (p.p_type == PT_NOTE || p.p_type == PT_GNU_PROPERTY) && p.p_filesz > 0)
+            .map(|p| (p.p_offset, p.file_end()))
+            .collect();
+        notes.sort();
+        for n in notes {
+            match units.last_mut() {
+                Some(last) if n.0 < last.1 => last.1 = last.1.max(n.1),
+                _ => units.push(n),
+            }
+        }
+        let mut blocked = vec![false; units.len()];
+        let movable = |r: (u64, u64), units: &[(u64, u64)]| {
+            interp.is_some_and(|i| contains(i, r)) || units.iter().any(|u| contains(*u, r))
+        };
+        let mut fixed: Vec<(u64, u64)> = Vec::new();
+        for sh in self.shdrs.iter().filter(|s| s.has_file_bytes()) {
+            let r = (sh.sh_offset, sh.sh_offset.saturating_add(sh.sh_size));
+            if !movable(r, &units) {
+                fixed.push(r);
+            }
+        }
+        for p in elf.phdrs.iter().filter(|p| p.p_filesz > 0) {
+            if matches!(p.p_type, PT_LOAD | PT_PHDR | PT_INTERP | PT_NOTE | PT_GNU_PROPERTY | PT_NULL) {
+                continue;
+            }
+            fixed.push((p.p_offset, p.file_end()));
+        }
+        if elf.ehdr.e_shnum > 0 {
+            let shoff = elf.ehdr.e_shoff;
+            fixed.push((shoff, shoff + u64::from(elf.ehdr.e_shnum) * fmt.shdr_size()));
+        }
+        for r in &fixed {
+            if overlaps(*r, win) {
+                return None;
+            }
+            for (u, b) in units.iter().zip(blocked.iter_mut()) {
+                if overlaps(*r, *u) {
+                    *b = true;
+                }
+            }
+            if interp.is_some_and(|i| overlaps(i, *r)) && interp.is_some_and(|i| overlaps(i, win)) {
+                return None;
+            }
+        }
+        let mut in_way = Vec::new();
+        for (u, b) in units.iter().zip(&blocked) {
+            if overlaps(*u, win) {
+                if *b {
+                    return None;
+                }
+                in_way.push(*u);
+            }
+        }
+        Some(Room { interp_in_way: interp.is_some_and(|i| overlaps(i, win)), units: in_way })
+    }
+
+    /// File offset and address of the new segment: after the file's end and above every segment, congruent modulo
+    /// the page size. When the program headers move there in an executable, the segment keeps the first LOAD's
+    /// offset-to-address delta so kernels before 5.18 (which derive `AT_PHDR` from it) still report them right.
+    fn place_segment(&self, len: u64, page: u64, holds_pht: bool) -> Result<(u64, u64)> {
+        let elf = self.ed.elf;
+        let overflow = || Error::Unsupported("new segment does not fit in the address space".into());
+        let loads: Vec<&Phdr> = elf.phdrs.iter().filter(|p| p.p_type == PT_LOAD).collect();
+        let first = loads.first().ok_or_else(|| Error::Unsupported("no loadable segment".into()))?;
+        let max_end = loads.iter().map(|p| p.mem_end()).max().unwrap_or(0);
+        let base = align_up(max_end, page).ok_or_else(overflow)?;
+        let mut off = align_up(elf.data.len() as u64, 16).ok_or_else(overflow)?;
+        let mut vaddr = base.checked_add(off % page).ok_or_else(overflow)?;
+        let is_exec = elf.ehdr.e_type == ET_EXEC || elf.phdrs.iter().any(|p| p.p_type == PT_INTERP);
+        if holds_pht && is_exec {
+            let delta = first.p_vaddr.wrapping_sub(first.p_offset);
+            if delta % page == 0 {
+                let want = base.saturating_sub(delta);
+                if want > off && want - off <= 1 << 20 {
+                    off = align_up(want, 16).ok_or_else(overflow)?;
+                }
+                if off.wrapping_add(delta) >= base {
+                    vaddr = off.wrapping_add(delta);
+                }
+            }
+        }
+        let limit = if elf.fmt.is64 { u64::MAX } else { u64::from(u32::MAX) };
+        if vaddr.checked_add(len).is_none_or(|e| e > limit) || off.checked_add(len).is_none_or(|e| e > limit)
+        {
+            return Err(overflow());
+        }
+        Ok((off, vaddr))
+    }
+}
