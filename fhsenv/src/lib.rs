@@ -1,9 +1,19 @@
 //! fhsenv: declared FHS environments.
 //!
-//! Turns an environment spec (a list of package directories plus options) into an FHS tree — a symlink farm for
-//! `/usr`, `/lib*`, `/bin`, `/etc` with an `ld.so.cache` written by our own writer — and enters that tree with user and
-//! mount namespaces, optionally sandboxed with Landlock. It takes plain paths and never touches the store: `cli` puts
-//! the built tree in the store. It may use `patchelf-rs` to read ELF classes and sonames.
-//!
-//! Not implemented yet: the environment builder and launcher arrive with their issue.
+//! Turns an environment spec (`spec`: a list of package directories plus options) into an FHS tree (`tree`): a
+//! symlink farm for `/usr`, `/lib*`, `/bin`, `/etc` with an `ld.so.cache` written by our own writer (`ldcache`), and
+//! enters that tree with user and mount namespaces (`plan` → `mount`, `userns`, `launch`), optionally sandboxed with
+//! Landlock (`sandbox`). It takes plain paths and never touches the store: `cli` decides where built trees live.
+//! It reads ELF headers itself (`elf`) rather than depending on `patchelf-rs`.
 #![deny(clippy::print_stdout, clippy::print_stderr, clippy::exit)]
+
+pub mod elf;
+pub mod error;
+pub mod ldcache;
+pub mod profile;
+pub mod spec;
+pub mod tree;
+
+pub use error::{Error, Result};
+pub use spec::EnvSpec;
+pub use tree::{BuildReport, BuiltEnv, Conflict, build};

@@ -1,0 +1,551 @@
+//! The env builder: merges package trees into one FHS tree (a symlink farm) with `/etc` files and an `ld.so.cache`.
+//!
+//! Layout of a built env (merged-usr, like buildFHSEnv): `usr/{bin,sbin,share,include,libexec}`, `usr/lib` holding
+//! 64-bit libraries (`usr/lib64` links to it), `usr/lib32` holding 32-bit ones, top-level `bin`, `sbin`, `lib*`
+//! links, `etc/` with package files plus the generated `ld.so.cache`, `ld.so.cache.overlay`, `ld.so.conf` and
+//! `profile`, optional `opt/`, and `fhsenv.toml` recording the spec it was built from. Libraries are placed by their
+//! own ELF class, whatever directory the package put them in (`lib/`, `lib64/`, `lib/x86_64-linux-gnu/`,
+//! `lib/i386-linux-gnu/`, `lib32/`). The first package providing a path wins; every loser is reported. The tree is
+//! built beside the destination and renamed into place, so a failed build leaves the previous env intact.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::elf::{self, Class};
+use crate::error::{Error, Result};
+use crate::ldcache::{self, CacheEntry};
+use crate::profile;
+use crate::spec::EnvSpec;
+
+/// Name of the metadata file at the top of a built env.
+pub const METADATA: &str = "fhsenv.toml";
+
+/// A path two packages both provide; the first one listed is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    /// Path inside the env (`usr/lib/libfoo.so.1`).
+    pub path: PathBuf,
+    /// The file that is used.
+    pub kept: PathBuf,
+    /// The file that is not.
+    pub dropped: PathBuf,
+}
+
+/// What a build did.
+#[derive(Debug, Clone, Default)]
+pub struct BuildReport {
+    /// Links in the farm.
+    pub links: usize,
+    /// Entries in `etc/ld.so.cache`.
+    pub cache_entries: usize,
+    /// Paths provided by more than one package.
+    pub conflicts: Vec<Conflict>,
+    /// Top-level package entries outside the FHS directories fhsenv merges (e.g. `var/`).
+    pub ignored: Vec<PathBuf>,
+}
+
+/// The metadata stored in a built env: the spec (with absolute package paths) and what it was built from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    /// Format version of this file.
+    pub version: u32,
+    /// The spec, package paths canonical.
+    pub spec: EnvSpec,
+    /// Modification times (ns) of the package directories, in `all_packages` order, to detect stale builds.
+    pub stamps: Vec<i128>,
+}
+
+/// A built env directory.
+#[derive(Debug, Clone)]
+pub struct BuiltEnv {
+    /// Absolute path of the env tree.
+    pub root: PathBuf,
+    /// What it was built from.
+    pub metadata: Metadata,
+}
+
+impl BuiltEnv {
+    /// Opens a built env (a directory holding `fhsenv.toml`).
+    pub fn open(dir: &Path) -> Result<BuiltEnv> {
+        let meta_path = dir.join(METADATA);
+        let text = std::fs::read_to_string(&meta_path).map_err(|e| Error::NotAnEnv {
+            path: dir.into(),
+            reason: format!("cannot read {METADATA}: {e}"),
+        })?;
+        let metadata: Metadata = toml::from_str(&text).map_err(|e| Error::NotAnEnv {
+            path: dir.into(),
+            reason: format!("{METADATA}: {}", e.message().trim()),
+        })?;
+        let root = std::path::absolute(dir).map_err(Error::io("resolve", dir))?;
+        Ok(BuiltEnv { root, metadata })
+    }
+
+    /// The spec this env was built from.
+    pub fn spec(&self) -> &EnvSpec {
+        &self.metadata.spec
+    }
+
+    /// True if and only if `spec` and the package directories' mtimes match what this env was built from.
+    pub fn is_current(&self, spec: &EnvSpec) -> bool {
+        let Ok(canonical) = canonical_spec(spec) else { return false };
+        canonical == self.metadata.spec && stamps(&canonical).ok().as_ref() == Some(&self.metadata.stamps)
+    }
+}
+
+fn canonical_spec(spec: &EnvSpec) -> Result<EnvSpec> {
+    let mut spec = spec.clone();
+    let canon = |p: &mut PathBuf| -> Result<()> {
+        *p = std::fs::canonicalize(&*p).map_err(|e| Error::Package {
+            path: p.clone(),
+            reason: format!("cannot open package directory: {e}"),
+        })?;
+        if !p.is_dir() {
+            return Err(Error::Package { path: p.clone(), reason: "not a directory".into() });
+        }
+        Ok(())
+    };
+    spec.packages.iter_mut().try_for_each(canon)?;
+    spec.multi_packages.iter_mut().try_for_each(canon)?;
+    Ok(spec)
+}
+
+fn stamps(spec: &EnvSpec) -> Result<Vec<i128>> {
+    spec.all_packages()
+        .map(|(p, _)| {
+            let m = std::fs::metadata(p).map_err(Error::io("stat package directory", p))?;
+            Ok(i128::from(m.mtime()) * 1_000_000_000 + i128::from(m.mtime_nsec()))
+        })
+        .collect()
+}
+
+/// Where a package path goes in the env.
+#[derive(Debug, PartialEq, Eq)]
+enum Place {
+    /// `usr/<path>` (bin, sbin, share, include, libexec, games).
+    Usr(PathBuf),
+    /// A library directory; `rest` is below it, `wants32` when the package's directory says 32-bit.
+    Lib {
+        rest: PathBuf,
+        wants32: bool,
+    },
+    /// Top-level `etc/` or `opt/` (`top` is the directory name).
+    Top(&'static str, PathBuf),
+    Ignore,
+}
+
+fn place(rel: &Path) -> Place {
+    let parts: Vec<&OsStr> =
+        rel.components().filter_map(|c| if let Component::Normal(s) = c { Some(s) } else { None }).collect();
+    let (usr, parts) = match parts.split_first() {
+        Some((first, rest)) if *first == "usr" => (true, rest),
+        _ => (false, &parts[..]),
+    };
+    let Some((first, rest)) = parts.split_first() else { return Place::Ignore };
+    let join = |items: &[&OsStr]| items.iter().collect::<PathBuf>();
+    match first.to_str().unwrap_or("") {
+        "bin" | "sbin" | "share" | "include" | "libexec" | "games" if !rest.is_empty() => {
+            Place::Usr(join(parts))
+        }
+        "lib" | "lib64" | "lib32" if !rest.is_empty() => {
+            let mut wants32 = *first == "lib32";
+            let mut rest = rest;
+            if let Some((triplet, below)) = rest.split_first() {
+                let marks32 = *triplet == "i386-linux-gnu" || (*first == "lib" && *triplet == "32");
+                if (*triplet == "x86_64-linux-gnu" || marks32) && !below.is_empty() {
+                    wants32 |= marks32;
+                    rest = below;
+                }
+            }
+            Place::Lib { rest: join(rest), wants32 }
+        }
+        "etc" if !usr && !rest.is_empty() => Place::Top("etc", join(rest)),
+        "opt" if !usr && !rest.is_empty() => Place::Top("opt", join(rest)),
+        _ => Place::Ignore,
+    }
+}
+
+/// One file of the farm.
+#[derive(Debug, Clone)]
+struct Item {
+    /// What the link points to.
+    source: PathBuf,
+    /// The package entry is itself a symlink (the loader cache keys such links by their own name).
+    is_link: bool,
+    elf: Option<elf::ElfInfo>,
+}
+
+/// Lib directory names inside `usr/`.
+const LIB64: &str = "usr/lib";
+const LIB32: &str = "usr/lib32";
+
+#[derive(Default)]
+struct Farm {
+    items: BTreeMap<PathBuf, Item>,
+    dirs: BTreeSet<PathBuf>,
+    report: BuildReport,
+}
+
+impl Farm {
+    fn insert(&mut self, dest: PathBuf, item: Item) {
+        if let Some(existing) = self.items.get(&dest) {
+            if existing.source != item.source {
+                let (kept, dropped) = (existing.source.clone(), item.source);
+                self.report.conflicts.push(Conflict { path: dest, kept, dropped });
+            }
+            return;
+        }
+        if self.dirs.contains(&dest) {
+            self.report.conflicts.push(Conflict { path: dest.clone(), kept: dest, dropped: item.source });
+            return;
+        }
+        for ancestor in dest.ancestors().skip(1) {
+            if ancestor.as_os_str().is_empty() || self.dirs.contains(ancestor) {
+                break;
+            }
+            if let Some(file) = self.items.get(ancestor) {
+                let kept = file.source.clone();
+                self.report.conflicts.push(Conflict { path: dest, kept, dropped: item.source });
+                return;
+            }
+        }
+        for ancestor in dest.ancestors().skip(1) {
+            if ancestor.as_os_str().is_empty() || !self.dirs.insert(ancestor.to_path_buf()) {
+                break;
+            }
+        }
+        self.items.insert(dest, item);
+    }
+
+    fn add_package(&mut self, root: &Path) -> Result<()> {
+        let mut stack = vec![PathBuf::new()];
+        while let Some(rel) = stack.pop() {
+            let dir = root.join(&rel);
+            let mut entries: Vec<_> = std::fs::read_dir(&dir)
+                .map_err(Error::io("read package directory", &dir))?
+                .collect::<std::io::Result<_>>()
+                .map_err(Error::io("read package directory", &dir))?;
+            entries.sort_by_key(|e| e.file_name());
+            // Push in reverse so the walk visits names in order (deterministic conflict reports).
+            for entry in entries.into_iter().rev() {
+                let rel = rel.join(entry.file_name());
+                let kind = entry.file_type().map_err(Error::io("stat", entry.path()))?;
+                if kind.is_dir() {
+                    let top_level = rel.components().count() == 1;
+                    if !top_level || entry.file_name() == "usr" || place(&rel.join("x")) != Place::Ignore {
+                        stack.push(rel);
+                    } else {
+                        self.report.ignored.push(root.join(&rel));
+                    }
+                    continue;
+                }
+                let source = root.join(&rel);
+                match place(&rel) {
+                    Place::Usr(path) => self.insert(
+                        Path::new("usr").join(path),
+                        Item { source, is_link: kind.is_symlink(), elf: None },
+                    ),
+                    Place::Top(top, path) => self.insert(
+                        Path::new(top).join(path),
+                        Item { source, is_link: kind.is_symlink(), elf: None },
+                    ),
+                    Place::Lib { rest, wants32 } => {
+                        let name = rest.file_name().and_then(OsStr::to_str).unwrap_or("");
+                        let cacheable = is_cache_candidate(&rest, name);
+                        let (class, info) = if cacheable {
+                            let info = elf::inspect(&source);
+                            (info.as_ref().map(|i| i.class), info)
+                        } else {
+                            (elf::peek_class(&source), None)
+                        };
+                        let dir = match class {
+                            Some(Class::Elf64) => LIB64,
+                            Some(Class::Elf32) => LIB32,
+                            None if wants32 => LIB32,
+                            None => LIB64,
+                        };
+                        self.insert(
+                            Path::new(dir).join(rest),
+                            Item { source, is_link: kind.is_symlink(), elf: info },
+                        );
+                    }
+                    Place::Ignore => {
+                        if rel.components().count() == 1 {
+                            self.report.ignored.push(source);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the soname links `ldconfig` would create (`libfoo.so.1` for a file named `libfoo.so.1.2.3`).
+    fn add_soname_links(&mut self) {
+        let mut extra = Vec::new();
+        for (dest, item) in &self.items {
+            let (Some(parent), Some(info)) = (dest.parent(), item.elf.as_ref()) else { continue };
+            let Some(soname) = info.soname.as_deref() else { continue };
+            if item.is_link || dest.file_name() == Some(OsStr::new(soname)) || soname.contains('/') {
+                continue;
+            }
+            let link = parent.join(soname);
+            if !self.items.contains_key(&link) {
+                extra.push((link, item.clone()));
+            }
+        }
+        for (link, item) in extra {
+            self.insert(link, item);
+        }
+    }
+
+    fn cache_entries(&self) -> Vec<CacheEntry> {
+        let mut out = Vec::new();
+        for (dest, item) in &self.items {
+            let Some(info) = item.elf.as_ref().filter(|i| i.shared) else { continue };
+            let Some(name) = dest.file_name().and_then(OsStr::to_str) else { continue };
+            let parent = dest.parent().unwrap_or(Path::new(""));
+            let (lib_dir, hwcaps) = match parent.strip_prefix(LIB64).or_else(|_| parent.strip_prefix(LIB32)) {
+                Ok(sub) if sub.as_os_str().is_empty() => (parent, None),
+                Ok(sub) => match sub.strip_prefix("glibc-hwcaps").ok().and_then(|h| h.to_str()) {
+                    Some(h) if !h.is_empty() && !h.contains('/') => (parent, Some(h.to_owned())),
+                    _ => continue,
+                },
+                Err(_) => continue,
+            };
+            let Some(flags) = cache_flags(info) else { continue };
+            // A real file is listed under its soname (the link ldconfig would make), a link under its own name.
+            let key = if item.is_link { name } else { info.soname.as_deref().unwrap_or(name) };
+            if key.contains('/') {
+                continue;
+            }
+            out.push(CacheEntry {
+                key: key.to_owned(),
+                path: format!("/{}/{key}", lib_dir.display()),
+                flags,
+                hwcaps,
+            });
+        }
+        out
+    }
+}
+
+fn is_cache_candidate(rest: &Path, name: &str) -> bool {
+    let depth = rest.components().count();
+    let in_hwcaps = depth == 3 && rest.starts_with("glibc-hwcaps");
+    (depth == 1 || in_hwcaps) && (name.starts_with("lib") || name.starts_with("ld-")) && name.contains(".so")
+}
+
+/// The cache flags of a library, `None` for machines the x86 loaders do not load.
+fn cache_flags(info: &elf::ElfInfo) -> Option<i32> {
+    match (info.class, info.machine) {
+        (Class::Elf64, elf::EM_X86_64) => Some(ldcache::FLAG_X8664_LIBC6),
+        (Class::Elf32, elf::EM_386) => {
+            let libc6 = info.soname.as_deref() == Some("libc.so.6")
+                || info.needed.iter().any(|n| n == "libc.so.6" || n == "ld-linux.so.2");
+            Some(if libc6 { ldcache::FLAG_ELF_LIBC6 } else { ldcache::FLAG_ELF })
+        }
+        _ => None,
+    }
+}
+
+/// Library directories of the host's graphics drivers (NixOS), added to the cache after the env's own libraries.
+pub const OPENGL_DRIVER_DIRS: [&str; 2] = ["/run/opengl-driver/lib", "/run/opengl-driver-32/lib"];
+
+fn host_driver_entries(dirs: &[&str]) -> Vec<CacheEntry> {
+    let mut out = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        let mut names: Vec<_> = entries.filter_map(|e| e.ok()).collect();
+        names.sort_by_key(|e| e.file_name());
+        for entry in names {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !is_cache_candidate(Path::new(&name), &name) {
+                continue;
+            }
+            let Some(info) = elf::inspect(&entry.path()).filter(|i| i.shared) else { continue };
+            let Some(flags) = cache_flags(&info) else { continue };
+            let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
+            let key = if is_link { name.clone() } else { info.soname.clone().unwrap_or(name) };
+            out.push(CacheEntry { key: key.clone(), path: format!("{dir}/{key}"), flags, hwcaps: None });
+        }
+    }
+    out
+}
+
+/// Builds the env declared by `spec` into `out` (replacing a previous build there).
+pub fn build(spec: &EnvSpec, out: &Path) -> Result<BuildReport> {
+    let spec = canonical_spec(spec)?;
+    let stamps = stamps(&spec)?;
+    let mut farm = Farm::default();
+    for (package, _) in spec.all_packages() {
+        farm.add_package(package)?;
+    }
+    farm.add_soname_links();
+    let mut cache = farm.cache_entries();
+    cache.extend(host_driver_entries(&OPENGL_DRIVER_DIRS));
+
+    let out = std::path::absolute(out).map_err(Error::io("resolve", out))?;
+    let parent = out
+        .parent()
+        .ok_or_else(|| Error::Plan { path: out.clone(), reason: "no parent directory".into() })?;
+    std::fs::create_dir_all(parent).map_err(Error::io("create directory", parent))?;
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(Error::io("remove stale build", &tmp))?;
+    }
+    let written = match write_tree(&spec, &farm, &cache, &stamps, &tmp) {
+        Ok(written) => written,
+        Err(err) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(err);
+        }
+    };
+    replace_dir(&tmp, &out)?;
+    let mut report = farm.report;
+    report.links = farm.items.len();
+    report.cache_entries = written;
+    tracing::debug!(links = report.links, conflicts = report.conflicts.len(), out = %out.display(), "built env");
+    Ok(report)
+}
+
+fn write_tree(
+    spec: &EnvSpec,
+    farm: &Farm,
+    cache: &[CacheEntry],
+    stamps: &[i128],
+    tmp: &Path,
+) -> Result<usize> {
+    let mkdir = |p: &Path| std::fs::create_dir_all(p).map_err(Error::io("create directory", p));
+    let symlink = |target: &Path, link: &Path| {
+        std::os::unix::fs::symlink(target, link).map_err(Error::io("create link", link))
+    };
+    for dir in
+        ["usr/bin", "usr/sbin", "usr/lib", "usr/lib32", "usr/share", "usr/include", "usr/libexec", "etc"]
+    {
+        mkdir(&tmp.join(dir))?;
+    }
+    for dir in &farm.dirs {
+        mkdir(&tmp.join(dir))?;
+    }
+    for (dest, item) in &farm.items {
+        symlink(&item.source, &tmp.join(dest))?;
+    }
+    symlink(Path::new("lib"), &tmp.join("usr/lib64"))?;
+    for (link, target) in [
+        ("bin", "usr/bin"),
+        ("sbin", "usr/sbin"),
+        ("lib", "usr/lib"),
+        ("lib64", "usr/lib64"),
+        ("lib32", "usr/lib32"),
+    ] {
+        symlink(Path::new(target), &tmp.join(link))?;
+    }
+    // 32-bit programs ask for /lib/ld-linux.so.2; /lib is the 64-bit directory.
+    if farm.items.contains_key(Path::new("usr/lib32/ld-linux.so.2"))
+        && !farm.items.contains_key(Path::new("usr/lib/ld-linux.so.2"))
+    {
+        symlink(Path::new("../lib32/ld-linux.so.2"), &tmp.join("usr/lib/ld-linux.so.2"))?;
+    }
+    let etc = tmp.join("etc");
+    let generated = ["ld.so.cache", "ld.so.cache.overlay", "ld.so.conf", "profile", "mtab"];
+    for name in generated {
+        let path = etc.join(name);
+        if path.symlink_metadata().is_ok() {
+            std::fs::remove_file(&path).map_err(Error::io("replace package file", &path))?;
+        }
+    }
+    symlink(Path::new("/proc/mounts"), &etc.join("mtab"))?;
+    let written = ldcache::write(&etc.join("ld.so.cache"), cache, "fhskit")?;
+    // Overlay mode keeps the host's /usr visible, so its libraries stay reachable after the env's own.
+    let mut overlay = cache.to_vec();
+    if let Ok(bytes) = std::fs::read("/etc/ld.so.cache") {
+        overlay.extend(ldcache::decode(&bytes, Path::new("/etc/ld.so.cache")).unwrap_or_default());
+    }
+    ldcache::write(&etc.join("ld.so.cache.overlay"), &overlay, "fhskit")?;
+    let conf = ["/usr/lib", "/usr/lib32", OPENGL_DRIVER_DIRS[0], OPENGL_DRIVER_DIRS[1]].join("\n") + "\n";
+    std::fs::write(etc.join("ld.so.conf"), conf).map_err(Error::io("write", etc.join("ld.so.conf")))?;
+    let profile_path = etc.join("profile");
+    std::fs::write(&profile_path, profile::profile_script(spec))
+        .map_err(Error::io("write", &profile_path))?;
+    let metadata = Metadata { version: 1, spec: spec.clone(), stamps: stamps.to_vec() };
+    let text = toml::to_string(&metadata).map_err(|e| Error::Plan {
+        path: tmp.join(METADATA),
+        reason: format!("cannot serialise metadata: {e}"),
+    })?;
+    std::fs::write(tmp.join(METADATA), text).map_err(Error::io("write", tmp.join(METADATA)))?;
+    Ok(written)
+}
+
+/// Puts `new` at `out`: a rename when `out` is absent, an atomic exchange (then removal of the old tree) otherwise.
+fn replace_dir(new: &Path, out: &Path) -> Result<()> {
+    if out.symlink_metadata().is_err() {
+        return std::fs::rename(new, out).map_err(Error::io("rename build into place", out));
+    }
+    if !out.join(METADATA).exists() {
+        let _ = std::fs::remove_dir_all(new);
+        return Err(Error::NotAnEnv {
+            path: out.into(),
+            reason: format!("refusing to replace a directory without {METADATA}"),
+        });
+    }
+    nix::fcntl::renameat2(
+        nix::fcntl::AT_FDCWD,
+        new,
+        nix::fcntl::AT_FDCWD,
+        out,
+        nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+    )
+    .map_err(Error::sys("swap the new build into place at", out))?;
+    std::fs::remove_dir_all(new).map_err(Error::io("remove the previous build", new))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn places_package_paths() {
+        assert_eq!(place(Path::new("usr/bin/ls")), Place::Usr("bin/ls".into()));
+        assert_eq!(place(Path::new("bin/sh")), Place::Usr("bin/sh".into()));
+        assert_eq!(
+            place(Path::new("usr/lib/x86_64-linux-gnu/libz.so.1")),
+            Place::Lib { rest: "libz.so.1".into(), wants32: false }
+        );
+        assert_eq!(
+            place(Path::new("usr/lib/i386-linux-gnu/pkgconfig/z.pc")),
+            Place::Lib { rest: "pkgconfig/z.pc".into(), wants32: true }
+        );
+        assert_eq!(
+            place(Path::new("lib32/libc.so.6")),
+            Place::Lib { rest: "libc.so.6".into(), wants32: true }
+        );
+        assert_eq!(
+            place(Path::new("lib/32/libc.so.6")),
+            Place::Lib { rest: "libc.so.6".into(), wants32: true }
+        );
+        assert_eq!(place(Path::new("etc/foo.conf")), Place::Top("etc", "foo.conf".into()));
+        assert_eq!(place(Path::new("usr/etc/foo.conf")), Place::Ignore);
+        assert_eq!(place(Path::new("var/lib/x")), Place::Ignore);
+        assert_eq!(place(Path::new("DEBIAN/control")), Place::Ignore);
+    }
+
+    #[test]
+    fn first_package_wins_and_conflicts_are_listed() {
+        let mut farm = Farm::default();
+        let item = |s: &str| Item { source: s.into(), is_link: false, elf: None };
+        farm.insert("usr/bin/x".into(), item("/a/bin/x"));
+        farm.insert("usr/bin/x".into(), item("/b/bin/x"));
+        farm.insert("usr/share/d".into(), item("/a/share/d"));
+        farm.insert("usr/share/d/f".into(), item("/b/share/d/f"));
+        assert_eq!(farm.items[Path::new("usr/bin/x")].source, Path::new("/a/bin/x"));
+        assert_eq!(farm.report.conflicts.len(), 2);
+        assert_eq!(farm.report.conflicts[0].dropped, Path::new("/b/bin/x"));
+        assert_eq!(farm.report.conflicts[1].kept, Path::new("/a/share/d"));
+    }
+}
