@@ -138,6 +138,11 @@ fn parse(args: Vec<OsString>) -> Result<Parsed> {
             b"--clear-symbol-version" => {
                 opts.clear_symbol_version.insert(resolve(value()?)?);
             }
+            b"--rename-dynamic-symbols" => {
+                let path = PathBuf::from(value()?);
+                let text = std::fs::read(&path).map_err(|e| Error::io("getting info about", &path, e))?;
+                opts.rename_dynamic_symbols = parse_symbol_map(&text)?;
+            }
             b"--no-default-lib" => opts.no_default_lib = true,
             b"--add-debug-tag" => opts.add_debug_tag = true,
             b"--print-execstack" => opts.print_execstack = true,
@@ -239,6 +244,10 @@ fn usage(prog: &str) -> String {
         ("--no-sort", "Do not reorder program or section headers (never done anyway)"),
         ("--clear-symbol-version SYMBOL", "Make a dynamic symbol unversioned"),
         ("--add-debug-tag", "Add DT_DEBUG"),
+        (
+            "--rename-dynamic-symbols NAME_MAP_FILE",
+            "Rename dynamic symbols; the file has lines 'old_name new_name'",
+        ),
         ("--print-execstack", "Print whether the stack is executable (X, - or ?)"),
         ("--clear-execstack", "Make the stack non-executable"),
         ("--set-execstack", "Make the stack executable"),

@@ -153,7 +153,14 @@ impl<'e, 'a> Editor<'e, 'a> {
                 self.dyns.insert(0, Dyn { tag: DT_DEBUG, val: 0 });
             }
         }
+        if !opts.rename_dynamic_symbols.is_empty() {
+            crate::symbols::rename(self, &opts.rename_dynamic_symbols, log)?;
+        }
         Ok(())
+    }
+
+    pub(crate) fn debug_enabled(&self) -> bool {
+        self.debug
     }
 
     fn require_dynamic(&self) -> Result<()> {

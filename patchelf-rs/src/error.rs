@@ -25,7 +25,7 @@ pub enum Error {
     /// The operation cannot be carried out on this file or with these arguments.
     #[error("{0}")]
     Unsupported(String),
-    #[error("{action} '{path}': {source}")]
+    #[error("{action} '{}': {}", path.display(), strerror(source))]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -50,6 +50,15 @@ impl Error {
     /// Whether the message already names the file (I/O errors do); others get the file name prefixed.
     pub fn names_path(&self) -> bool {
         matches!(self, Error::Io { .. })
+    }
+}
+
+/// The C library's wording of an OS error (`No such file or directory`), as patchelf prints it.
+pub fn strerror(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.rfind(" (os error ") {
+        Some(i) if s.ends_with(')') => s[..i].to_string(),
+        _ => s,
     }
 }
 

@@ -1,10 +1,10 @@
 //! One layout pass for all edits of a call: decides what is rewritten in place and what moves into one new
-//! `PT_LOAD` appended at the end of the file, then produces the byte changes as a [`Rewrite`].
+//! `PT_LOAD` added at the end of the ELF image, then produces the byte changes as a [`Rewrite`].
 //!
 //! Only tables that no longer fit move: `.interp`, `.dynstr`, `.dynamic`, and, when the program header table needs
 //! more entries than it has room for, the notes and `.interp` right behind it (or, failing that, the table itself).
 //! Nothing else moves, so no `DT_*` pointer other than `DT_STRTAB`/`DT_STRSZ` changes; existing bytes keep their
-//! offsets, so data appended after the ELF image (archives, AppImage payloads) stays where it was. The new segment's
+//! offsets, and data appended after the ELF image (archives, AppImage payloads) stays the end of the file. The new segment's
 //! `p_offset ≡ p_vaddr (mod p_align)` without padding the file to a page boundary, so growth is just its contents.
 
 use std::io::Write;
@@ -14,18 +14,20 @@ use crate::elf::Ehdr;
 use crate::error::{Error, Result};
 use crate::raw::*;
 
-/// The changes to one file: in-place writes over the original bytes (applied in order), then bytes appended at
-/// the original end of the file.
+/// The changes to one file: in-place writes over the original bytes (applied in order), then bytes inserted at
+/// `insert_at`, the end of the ELF image: data after the image (an archive or AppImage payload) moves behind them
+/// and so stays the end of the file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rewrite {
     pub patches: Vec<(u64, Vec<u8>)>,
-    pub append: Vec<u8>,
+    pub insert_at: u64,
+    pub insert: Vec<u8>,
 }
 
 impl Rewrite {
     /// Whether applying this to `data` would leave it byte-identical.
     pub fn is_noop(&self, data: &[u8]) -> bool {
-        self.append.is_empty()
+        self.insert.is_empty()
             && self
                 .patches
                 .iter()
@@ -39,7 +41,8 @@ impl Rewrite {
             let off = *off as usize;
             out[off..off + bytes.len()].copy_from_slice(bytes);
         }
-        out.extend_from_slice(&self.append);
+        let at = self.insert_at as usize;
+        out.splice(at..at, self.insert.iter().copied());
         out
     }
 }
@@ -66,6 +69,24 @@ fn overlaps(a: (u64, u64), b: (u64, u64)) -> bool {
 }
 fn contains(outer: (u64, u64), inner: (u64, u64)) -> bool {
     outer.0 <= inner.0 && inner.1 <= outer.1
+}
+
+/// A table reached through one `DT_*` address entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Table {
+    tag: u64,
+    off: u64,
+    addr: u64,
+    size: u64,
+    align: u64,
+}
+
+/// How `.dynstr` grows in place: the tables right behind it shift by `shift` and `moved` goes to the new segment.
+#[derive(Debug)]
+struct StrRoom {
+    shift: u64,
+    shifted: Vec<Table>,
+    moved: Option<Table>,
 }
 
 /// Bump allocator for the new segment: positions relative to its start.
@@ -110,7 +131,9 @@ impl Layout<'_, '_, '_> {
         let elf = ed.elf;
         let fmt = elf.fmt;
         let data = elf.data;
-        let file_len = data.len() as u64;
+        // New bytes go at the end of the ELF image, in front of any trailing payload.
+        let file_len = self.image_end();
+        let trailing = file_len < data.len() as u64;
         let phsz = fmt.phdr_size();
         let esz = fmt.dyn_size();
         let mut early: Vec<(u64, Vec<u8>)> = Vec::new();
@@ -144,22 +167,42 @@ impl Layout<'_, '_, '_> {
             Some(_) => Some(elf.dynstr_range()?),
             None => None,
         };
-        let dynstr_moves =
+        let mut dynstr_moves =
             matches!((&ed.dynstr, dynstr_range), (Some(t), Some((_, sz))) if t.len() as u64 > sz);
+        // A grown .dynstr may stay where it is if the small tables behind it can make room (cheaper than copying
+        // a large string table).
+        let mut str_room: Option<StrRoom> = None;
+        if let (true, Some(table), Some((off, size))) = (dynstr_moves, &ed.dynstr, dynstr_range) {
+            let grow = table.len() as u64 - size;
+            if let Some(room) = self.dynstr_room(off, size, grow) {
+                if room.moved.map_or(0, |t| t.size) < size + grow {
+                    dynstr_moves = false;
+                    str_room = Some(room);
+                }
+            }
+        }
+        let table_moves = str_room.as_ref().is_some_and(|r| r.moved.is_some());
         let dynamic = elf.dynamic.as_ref();
         let dynamic_moves = dynamic.is_some_and(|d| ed.dyns.len() as u64 + 1 > d.capacity);
-        let dyn_changed = dynamic.is_some_and(|d| d.entries != ed.dyns) || dynstr_moves;
+        let dyn_changed = dynamic.is_some_and(|d| d.entries != ed.dyns) || dynstr_moves || str_room.is_some();
 
         let old_n = phdrs.len();
         let nonnull = phdrs.iter().filter(|p| p.p_type != PT_NULL).count();
         let need_stack = ed.add_gnu_stack.is_some();
+        // A last LOAD that ends the file (typically one we added before) grows instead of a new one being added,
+        // so repeated calls stay bounded.
+        let extend = self.extendable_load();
         let mut units: Vec<(u64, u64)> = Vec::new();
         let mut pht = PhtPlace::InPlace;
         let mut settled = false;
         for _ in 0..8 {
-            let need_load =
-                interp_moves || dynstr_moves || dynamic_moves || !units.is_empty() || pht == PhtPlace::Moved;
-            let count = nonnull + usize::from(need_load) + usize::from(need_stack);
+            let need_load = interp_moves
+                || dynstr_moves
+                || table_moves
+                || dynamic_moves
+                || !units.is_empty()
+                || pht == PhtPlace::Moved;
+            let count = nonnull + usize::from(need_load && extend.is_none()) + usize::from(need_stack);
             if count <= old_n || pht == PhtPlace::Moved {
                 settled = true;
                 break;
@@ -169,7 +212,8 @@ impl Layout<'_, '_, '_> {
                 Some(room) => {
                     interp_moves |= room.interp_in_way;
                     units = room.units;
-                    let need_load2 = interp_moves || dynstr_moves || dynamic_moves || !units.is_empty();
+                    let need_load2 =
+                        interp_moves || dynstr_moves || table_moves || dynamic_moves || !units.is_empty();
                     if need_load2 == need_load {
                         settled = true;
                         break;
@@ -189,8 +233,13 @@ impl Layout<'_, '_, '_> {
                 .zip(interp_idx)
                 .is_some_and(|(ni, i)| ni.len() as u64 > phdrs[i].p_filesz);
         }
-        let need_load =
-            interp_moves || dynstr_moves || dynamic_moves || !units.is_empty() || pht == PhtPlace::Moved;
+        let need_load = interp_moves
+            || dynstr_moves
+            || table_moves
+            || dynamic_moves
+            || !units.is_empty()
+            || pht == PhtPlace::Moved;
+        let add_load = need_load && extend.is_none();
         trace(format!(
             "layout: interp moves {interp_moves}, dynstr moves {dynstr_moves}, dynamic moves {dynamic_moves}, \
              {} note range(s) move, program headers {pht:?}, new segment {need_load}",
@@ -200,7 +249,7 @@ impl Layout<'_, '_, '_> {
         // The final program header list: a new LOAD after the last LOAD, a new GNU_STACK last, PT_NULLs dropped
         // while the table is over its old size.
         let last_load = phdrs.iter().rposition(|p| p.p_type == PT_LOAD);
-        let mut count = phdrs.len() + usize::from(need_load) + usize::from(need_stack);
+        let mut count = phdrs.len() + usize::from(add_load) + usize::from(need_stack);
         let mut nulls_to_drop = 0;
         if count > old_n {
             nulls_to_drop = (count - old_n).min(phdrs.len() - nonnull);
@@ -225,11 +274,32 @@ impl Layout<'_, '_, '_> {
             None
         };
         let interp_pos = interp_bytes.as_ref().map(|b| seg.reserve(b.len() as u64, 1, 0));
+        let moved_table = str_room.as_ref().and_then(|r| r.moved);
+        let table_pos = moved_table.map(|t| seg.reserve(t.size, t.align, t.off));
         let dynstr_pos =
             dynstr_moves.then(|| seg.reserve(ed.dynstr.as_ref().map_or(0, |t| t.len() as u64), 1, 0));
 
-        let (seg_off, seg_vaddr) =
-            if need_load { self.place_segment(seg.len, page_size, pht == PhtPlace::Moved)? } else { (0, 0) };
+        let (seg_off, seg_vaddr) = match (need_load, extend) {
+            (false, _) => (0, 0),
+            (true, Some(i)) => {
+                let last = phdrs[i];
+                let off =
+                    align_up(file_len, 16).ok_or_else(|| Error::Unsupported("file too large".into()))?;
+                let vaddr = last.p_vaddr + (off - last.p_offset);
+                let limit = if fmt.is64 { u64::MAX } else { u64::from(u32::MAX) };
+                if vaddr.checked_add(seg.len).is_none_or(|e| e > limit) {
+                    return Err(Error::Unsupported("new segment does not fit in the address space".into()));
+                }
+                let p = &mut phdrs[i];
+                p.p_filesz = off + seg.len - p.p_offset;
+                p.p_memsz = p.p_filesz;
+                if dynamic_moves {
+                    p.p_flags |= PF_W;
+                }
+                (off, vaddr)
+            }
+            (true, None) => self.place_segment(seg.len, page_size, pht == PhtPlace::Moved)?,
+        };
         if need_load {
             trace(format!("new segment at offset 0x{seg_off:x}, address 0x{seg_vaddr:x}, {} bytes", seg.len));
         }
@@ -308,6 +378,7 @@ impl Layout<'_, '_, '_> {
 
         // .dynstr
         let mut new_strtab: Option<(u64, u64)> = None;
+        let mut tag_updates: Vec<(u64, u64)> = Vec::new();
         if let (Some(table), Some((old_off, old_size))) = (&ed.dynstr, dynstr_range) {
             if let Some(pos) = dynstr_pos {
                 put(pos, table);
@@ -329,6 +400,30 @@ impl Layout<'_, '_, '_> {
                 }
             } else {
                 patches.push((old_off, table.clone()));
+                if let Some(room) = &str_room {
+                    new_strtab = Some((elf.dyn_val(DT_STRTAB).unwrap_or(0), table.len() as u64));
+                    for sh in shdrs.iter_mut().filter(|s| s.sh_type == SHT_STRTAB && s.sh_offset == old_off) {
+                        sh.sh_size = table.len() as u64;
+                    }
+                    let mut relocated: Vec<(Table, u64, u64)> =
+                        room.shifted.iter().map(|t| (*t, t.off + room.shift, t.addr + room.shift)).collect();
+                    if let (Some(t), Some(pos)) = (room.moved, table_pos) {
+                        relocated.push((t, seg_off + pos, seg_vaddr + pos));
+                    }
+                    for (t, off, addr) in relocated {
+                        let bytes = self.patched_view(t.off, t.size)?;
+                        if Some(t) == room.moved {
+                            put(table_pos.unwrap_or(0), &bytes);
+                        } else {
+                            patches.push((off, bytes));
+                        }
+                        tag_updates.push((t.tag, addr));
+                        for sh in shdrs.iter_mut().filter(|s| s.sh_addr == t.addr && s.sh_offset == t.off) {
+                            sh.sh_offset = off;
+                            sh.sh_addr = addr;
+                        }
+                    }
+                }
             }
         }
 
@@ -344,6 +439,9 @@ impl Layout<'_, '_, '_> {
                             _ => {}
                         }
                     }
+                }
+                for (tag, val) in &tag_updates {
+                    entries.iter_mut().filter(|e| e.tag == *tag).for_each(|e| e.val = *val);
                 }
                 let cap = if dynamic_moves { new_cap } else { d.capacity };
                 let mut bytes = Vec::with_capacity((cap * esz) as usize);
@@ -391,11 +489,11 @@ impl Layout<'_, '_, '_> {
         let mut list: Vec<Phdr> = Vec::with_capacity(count);
         for (i, p) in phdrs.iter().enumerate() {
             list.push(*p);
-            if need_load && Some(i) == last_load {
+            if add_load && Some(i) == last_load {
                 list.push(load);
             }
         }
-        if need_load && last_load.is_none() {
+        if add_load && last_load.is_none() {
             list.push(load);
         }
         if let Some(flags) = ed.add_gnu_stack {
@@ -443,22 +541,193 @@ impl Layout<'_, '_, '_> {
             }
         }
 
-        // Section headers.
-        for (i, (new, old)) in shdrs.iter().zip(&self.shdrs).enumerate() {
-            if new != old {
-                let mut bytes = Vec::new();
-                new.encode(fmt, &mut bytes);
-                patches.push((elf.ehdr.e_shoff + i as u64 * fmt.shdr_size(), bytes));
-            }
+        let mut insert = Vec::new();
+        if need_load {
+            insert.resize((seg_off - file_len) as usize, 0);
+            insert.extend_from_slice(&seg_bytes);
         }
 
-        let mut append = Vec::new();
-        if need_load {
-            append.resize((seg_off - file_len) as usize, 0);
-            append.extend_from_slice(&seg_bytes);
+        // Section headers. A table that ends the image moves behind the new segment when a payload follows, since
+        // payload finders (AppImage's runtime) locate it by the end of the section header table.
+        let shsz = fmt.shdr_size();
+        let sht_end = elf.ehdr.e_shoff + self.shdrs.len() as u64 * shsz;
+        if need_load && trailing && !self.shdrs.is_empty() && sht_end == file_len {
+            let new_shoff = align_up(file_len + insert.len() as u64, 8).unwrap_or(u64::MAX);
+            insert.resize((new_shoff - file_len) as usize, 0);
+            for sh in &shdrs {
+                sh.encode(fmt, &mut insert);
+            }
+            let w = fmt.word_size();
+            patches.push((24 + 2 * w, fmt.word_bytes(new_shoff)));
+        } else {
+            for (i, (new, old)) in shdrs.iter().zip(&self.shdrs).enumerate() {
+                if new != old {
+                    let mut bytes = Vec::new();
+                    new.encode(fmt, &mut bytes);
+                    patches.push((elf.ehdr.e_shoff + i as u64 * shsz, bytes));
+                }
+            }
         }
         early.extend(patches);
-        Ok(Rewrite { patches: early, append })
+        Ok(Rewrite { patches: early, insert_at: file_len, insert })
+    }
+
+    /// The original bytes of a range with the editor's in-place patches applied.
+    fn patched_view(&self, off: u64, size: u64) -> Result<Vec<u8>> {
+        let mut v = slice(self.ed.elf.data, off, size, "table out of bounds")?.to_vec();
+        for (p_off, bytes) in &self.ed.patches {
+            for (k, b) in bytes.iter().enumerate() {
+                let at = p_off + k as u64;
+                if at >= off && at < off + size {
+                    v[(at - off) as usize] = *b;
+                }
+            }
+        }
+        Ok(v)
+    }
+
+    /// Tables that only `DT_*` entries (and section headers) point at, so they can move.
+    fn movable_tables(&self) -> Vec<Table> {
+        let elf = self.ed.elf;
+        let w = elf.fmt.word_size();
+        let kinds: [(u64, Option<u64>, u64); 8] = [
+            (DT_VERSYM, None, 2),
+            (DT_VERNEED, None, w),
+            (DT_VERDEF, None, w),
+            (DT_RELA, Some(DT_RELASZ), w),
+            (DT_REL, Some(DT_RELSZ), w),
+            (DT_JMPREL, Some(DT_PLTRELSZ), w),
+            (DT_HASH, None, 4),
+            (DT_GNU_HASH, None, w),
+        ];
+        let mut out: Vec<Table> = Vec::new();
+        for (tag, size_tag, default_align) in kinds {
+            let Some(addr) = elf.dyn_val(tag) else { continue };
+            let sect = self
+                .shdrs
+                .iter()
+                .find(|s| s.sh_addr == addr && s.sh_flags & SHF_ALLOC != 0 && s.has_file_bytes());
+            let size = match (sect, size_tag) {
+                (Some(s), _) => s.sh_size,
+                (None, Some(t)) => match elf.dyn_val(t) {
+                    Some(v) => v,
+                    None => continue,
+                },
+                (None, None) if tag == DT_VERSYM => match elf.dynsym_count() {
+                    Ok(n) => n * 2,
+                    Err(_) => continue,
+                },
+                _ => continue,
+            };
+            let align = sect.map_or(default_align, |s| s.sh_addralign).max(1);
+            let Ok(off) = elf.vaddr_to_offset(addr, size, "") else { continue };
+            out.push(Table { tag, off, addr, size, align });
+        }
+        // Tables sharing bytes (a PLT relocation range inside the general one) stay put.
+        let shared: Vec<bool> = out
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                out.iter()
+                    .enumerate()
+                    .any(|(j, b)| i != j && overlaps((a.off, a.off + a.size), (b.off, b.off + b.size)))
+            })
+            .collect();
+        let mut out: Vec<Table> = out.into_iter().zip(shared).filter(|(_, s)| !s).map(|(t, _)| t).collect();
+        out.sort_by_key(|t| t.off);
+        out
+    }
+
+    /// How `.dynstr` at `[off, off + size)` can grow by `grow` bytes in place: into free bytes behind it, or by
+    /// shifting the tables behind it and moving one of them out. The cheapest plan, if any.
+    fn dynstr_room(&self, off: u64, size: u64, grow: u64) -> Option<StrRoom> {
+        let elf = self.ed.elf;
+        let end = off + size;
+        let load =
+            elf.phdrs.iter().find(|p| p.p_type == PT_LOAD && p.p_offset <= off && end <= p.file_end())?;
+        let tables: Vec<Table> = self
+            .movable_tables()
+            .into_iter()
+            .filter(|t| t.off >= end && t.off + t.size <= load.file_end())
+            .collect();
+        let mut others: Vec<(u64, u64)> = Vec::new();
+        for s in self.shdrs.iter().filter(|s| s.has_file_bytes()) {
+            let r = (s.sh_offset, s.sh_offset.saturating_add(s.sh_size));
+            if !tables.iter().any(|t| (t.off, t.off + t.size) == r) {
+                others.push(r);
+            }
+        }
+        for p in elf.phdrs.iter().filter(|p| p.p_filesz > 0 && p.p_type != PT_LOAD && p.p_type != PT_NULL) {
+            others.push((p.p_offset, p.file_end()));
+        }
+        // Without section headers unknown bytes may be anything, so only short zero padding counts as free.
+        let no_sections = self.shdrs.is_empty();
+        let free = |a: u64, b: u64| {
+            a <= b
+                && b <= load.file_end()
+                && (!no_sections || b - a < 16)
+                && slice(elf.data, a, b - a, "").is_ok_and(|g| g.iter().all(|&x| x == 0))
+                && !others.iter().any(|r| overlaps(*r, (a, b)))
+                && !tables.iter().any(|t| overlaps((t.off, t.off + t.size), (a, b)))
+        };
+        if !no_sections && free(end, end + grow) {
+            return Some(StrRoom { shift: 0, shifted: Vec::new(), moved: None });
+        }
+        let mut chain: Vec<Table> = Vec::new();
+        let mut cursor = end;
+        for t in &tables {
+            if !free(cursor, t.off) {
+                break;
+            }
+            chain.push(*t);
+            cursor = t.off + t.size;
+        }
+        let mut best: Option<StrRoom> = None;
+        for k in 0..chain.len() {
+            let moved = chain[k];
+            let align = chain[..k].iter().map(|t| t.align).max().unwrap_or(1);
+            let shift = align_up(grow, align)?;
+            let needed_end = if k == 0 { end + grow } else { chain[k - 1].off + chain[k - 1].size + shift };
+            if needed_end > moved.off + moved.size {
+                continue;
+            }
+            if best.as_ref().is_none_or(|b| b.moved.is_some_and(|m| m.size > moved.size)) {
+                best = Some(StrRoom { shift, shifted: chain[..k].to_vec(), moved: Some(moved) });
+            }
+        }
+        best
+    }
+
+    /// The last LOAD, if it can simply grow: it ends the file, has no zero-filled tail, is not executable and lies
+    /// above every other segment.
+    fn extendable_load(&self) -> Option<usize> {
+        let elf = self.ed.elf;
+        let i = elf.phdrs.iter().rposition(|p| p.p_type == PT_LOAD)?;
+        let p = elf.phdrs[i];
+        let top = elf.phdrs.iter().filter(|q| q.p_type == PT_LOAD).map(|q| q.mem_end()).max()?;
+        let ok = p.file_end() == self.image_end()
+            && p.p_memsz == p.p_filesz
+            && p.p_flags & PF_X == 0
+            && p.mem_end() == top
+            && p.p_vaddr >= p.p_offset.min(p.p_vaddr);
+        ok.then_some(i)
+    }
+
+    /// End of the ELF image: the furthest byte any header, segment or section claims (the file's end at most).
+    fn image_end(&self) -> u64 {
+        let elf = self.ed.elf;
+        let fmt = elf.fmt;
+        let mut end = fmt.ehdr_size().max(elf.ehdr.e_phoff + elf.phdrs.len() as u64 * fmt.phdr_size());
+        for p in &elf.phdrs {
+            end = end.max(p.file_end());
+        }
+        for s in self.shdrs.iter().filter(|s| s.has_file_bytes()) {
+            end = end.max(s.sh_offset.saturating_add(s.sh_size));
+        }
+        if !self.shdrs.is_empty() {
+            end = end.max(elf.ehdr.e_shoff + self.shdrs.len() as u64 * fmt.shdr_size());
+        }
+        end.min(elf.data.len() as u64)
     }
 
     /// The virtual address of the program header table where it is now.
@@ -480,7 +749,7 @@ impl Layout<'_, '_, '_> {
         let fmt = elf.fmt;
         let phoff = elf.ehdr.e_phoff;
         let old_end = phoff + elf.phdrs.len() as u64 * fmt.phdr_size();
-        if new_end > elf.data.len() as u64 {
+        if new_end > self.image_end() {
             return None;
         }
         if let Some(load) =
@@ -569,7 +838,7 @@ impl Layout<'_, '_, '_> {
         let first = loads.first().ok_or_else(|| Error::Unsupported("no loadable segment".into()))?;
         let max_end = loads.iter().map(|p| p.mem_end()).max().unwrap_or(0);
         let base = align_up(max_end, page).ok_or_else(overflow)?;
-        let mut off = align_up(elf.data.len() as u64, 16).ok_or_else(overflow)?;
+        let mut off = align_up(self.image_end(), 16).ok_or_else(overflow)?;
         let mut vaddr = base.checked_add(off % page).ok_or_else(overflow)?;
         let is_exec = elf.ehdr.e_type == ET_EXEC || elf.phdrs.iter().any(|p| p.p_type == PT_INTERP);
         if holds_pht && is_exec {

@@ -16,6 +16,7 @@ pub mod layout;
 pub mod options;
 pub mod output;
 pub mod raw;
+pub mod symbols;
 
 pub use edit::Editor;
 pub use elf::Elf;

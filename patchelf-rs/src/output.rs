@@ -2,10 +2,10 @@
 //! point leaves the destination as it was.
 //!
 //! Unchanged bytes are copied file to file (the kernel's `copy_file_range` where available, so a 200 MB file is
-//! never read into memory), then the [`Rewrite`]'s patches and appended segment are written at their offsets.
+//! never read into memory), then the [`Rewrite`]'s patches and inserted bytes are written at their offsets.
 
 use std::fs::{self, File};
-use std::io::{Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
@@ -30,8 +30,16 @@ pub fn write(input: &mut File, input_len: u64, dest: &Path, rewrite: &Rewrite) -
         .tempfile_in(&dir)
         .map_err(|e| Error::io("creating a temporary file in", &dir, e))?;
     let writing = |e| Error::io("writing", &dest, e);
+    // The image up to the insertion point, the inserted bytes, then the rest (a trailing payload) behind them.
+    let at = rewrite.insert_at.min(input_len);
     input.seek(SeekFrom::Start(0)).map_err(writing)?;
-    let copied = std::io::copy(input, tmp.as_file_mut()).map_err(writing)?;
+    let mut copied = std::io::copy(&mut Read::by_ref(input).take(at), tmp.as_file_mut()).map_err(writing)?;
+    if at < input_len {
+        let out = tmp.as_file_mut();
+        out.seek(SeekFrom::Start(at + rewrite.insert.len() as u64)).map_err(writing)?;
+        input.seek(SeekFrom::Start(at)).map_err(writing)?;
+        copied += std::io::copy(input, out).map_err(writing)?;
+    }
     if copied != input_len {
         return Err(Error::io(
             "reading",
@@ -43,8 +51,8 @@ pub fn write(input: &mut File, input_len: u64, dest: &Path, rewrite: &Rewrite) -
     for (off, bytes) in &rewrite.patches {
         file.write_all_at(bytes, *off).map_err(writing)?;
     }
-    if !rewrite.append.is_empty() {
-        file.write_all_at(&rewrite.append, input_len).map_err(writing)?;
+    if !rewrite.insert.is_empty() {
+        file.write_all_at(&rewrite.insert, at).map_err(writing)?;
     }
     let meta = input.metadata().map_err(|e| Error::io("getting info about", &dest, e))?;
     file.set_permissions(meta.permissions()).map_err(writing)?;
