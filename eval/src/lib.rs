@@ -1,8 +1,24 @@
 //! eval: the Nix language.
 //!
-//! Parses with `rnix`, checks scopes, evaluates lazily, provides the builtins and computes derivations exactly as
-//! Nix does. It depends on no other crate of the workspace and reaches files and the store only through an IO trait
-//! that `cli` implements on top of `store`.
-//!
-//! Not implemented yet: the evaluator arrives with its issue.
+//! Parses with `rnix` and checks scopes (`compile`), evaluates lazily (`eval`, `value`), provides the builtins
+//! (`builtins`), prints values (`print`) and computes derivations exactly as Nix does (`derivation`,
+//! `store_path`). It depends on no other crate of the workspace and reaches files and the store only through the
+//! `EvalIo` trait (`io`), which `cli` implements; `FsIo` is a plain file-system implementation.
 #![deny(clippy::print_stdout, clippy::print_stderr, clippy::exit)]
+
+pub mod builtins;
+pub mod compile;
+pub mod derivation;
+pub mod error;
+pub mod eval;
+pub mod io;
+pub mod print;
+pub mod source;
+pub mod store_path;
+pub mod sym;
+pub mod value;
+
+pub use error::{ErrorKind, EvalError, Result};
+pub use eval::{Evaluator, Settings, with_big_stack};
+pub use io::{EvalIo, FileKind, FsIo};
+pub use value::Value;

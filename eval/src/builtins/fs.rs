@@ -1,0 +1,397 @@
+//! File and store builtins: reading files and directories, `toFile`, `path`/`filterSource` and `"${./p}"`
+//! (store paths computed here, objects written through `EvalIo`), the search path (`findFile`, `<nix/…>`), and
+//! `fetchurl`/`fetchTarball` with hash checks.
+
+use std::collections::HashSet;
+use std::rc::Rc;
+
+use super::{mk_attrs, path_arg};
+use crate::error::{ErrorKind, EvalError, Result};
+use crate::eval::{Coerce, Evaluator, io_reason};
+use crate::io::FileKind;
+use crate::source::Pos;
+use crate::store_path::{self, Algo, Hash};
+use crate::sym::Sym;
+use crate::value::{Attr, Attrs, Context, NixStr, PrimFn, Value};
+
+/// Where the built-in `<nix/…>` files live (they are compiled from text embedded in the binary).
+pub const COREPKGS: &str = "/__corepkgs__/";
+
+pub(crate) fn table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
+    t.extend_from_slice(&[
+        ("readFile", 1, prim_read_file as PrimFn),
+        ("readDir", 1, prim_read_dir),
+        ("readFileType", 1, |ev, a, p| {
+            let path = path_arg(ev, &a[0], p)?;
+            let k = ev.io.file_kind(&path).map_err(|e| io_err("getting status of", &path, &e, p))?;
+            Ok(Value::str(k.nix_name()))
+        }),
+        ("pathExists", 1, |ev, a, p| {
+            let path = path_arg(ev, &a[0], p)?;
+            if let Some(rest) = path.strip_prefix(COREPKGS) {
+                return Ok(Value::Bool(corepkg_source(rest).is_some()));
+            }
+            let trailing = path.ends_with('/') && path.len() > 1;
+            Ok(Value::Bool(match ev.io.canonicalize(&path) {
+                Ok(c) => !trailing || matches!(ev.io.file_kind(&c), Ok(FileKind::Directory)),
+                Err(_) => false,
+            }))
+        }),
+        ("hashFile", 2, |ev, a, p| {
+            let algo_s = ev.force_str(&a[0], p)?;
+            let algo = Algo::parse(&algo_s).ok_or_else(|| EvalError::eval(format!("unknown hash algorithm '{algo_s}'"), p))?;
+            let path = path_arg(ev, &a[1], p)?;
+            let data = ev.io.read_file(&path).map_err(|e| io_err("opening file", &path, &e, p))?;
+            Ok(Value::str(store_path::hex(&algo.digest(&data))))
+        }),
+        ("toFile", 2, prim_to_file),
+        ("path", 1, prim_path),
+        ("filterSource", 2, |ev, a, p| {
+            let src = path_arg(ev, &a[1], p)?;
+            let name = src.rsplit('/').next().unwrap_or("source").to_string();
+            let sp = add_path(ev, &src, &name, Some(a[0].clone()), true, None, p)?;
+            Ok(store_string(sp))
+        }),
+        ("storePath", 1, |ev, a, p| {
+            let s = ev.coerce_to_string(&a[0], p, Coerce { more: false, copy: false })?;
+            let prefix = format!("{}/", ev.settings.store_dir);
+            let Some(rest) = s.s.strip_prefix(&prefix) else {
+                return Err(EvalError::eval(format!("path '{}' is not in the Nix store", s.s), p));
+            };
+            let base = rest.split('/').next().unwrap_or("");
+            Ok(store_string(format!("{prefix}{base}")))
+        }),
+        ("toPath", 1, |ev, a, p| {
+            let s = ev.coerce_to_string(&a[0], p, Coerce { more: false, copy: false })?;
+            if !s.s.starts_with('/') {
+                return Err(EvalError::eval(format!("string '{}' doesn't represent an absolute path", s.s), p));
+            }
+            Ok(Value::str(crate::compile::canon_path(&s.s)))
+        }),
+        ("fetchurl", 1, prim_fetchurl),
+        ("fetchTarball", 1, prim_fetch_tarball),
+    ]);
+}
+
+fn io_err(action: &str, path: &str, e: &std::io::Error, p: Pos) -> EvalError {
+    EvalError::new(ErrorKind::Io, format!("{action} '{path}': {}", io_reason(e)), p)
+}
+
+fn store_string(sp: String) -> Value {
+    let mut c = Context::new();
+    c.insert(sp.clone());
+    Value::String(Rc::new(NixStr::with_ctx(sp, c)))
+}
+
+fn prim_read_file(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
+    let path = path_arg(ev, &a[0], p)?;
+    let data = ev.io.read_file(&path).map_err(|e| io_err("opening file", &path, &e, p))?;
+    Ok(Value::str(String::from_utf8_lossy(&data).into_owned()))
+}
+
+fn prim_read_dir(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
+    let path = path_arg(ev, &a[0], p)?;
+    let entries = ev.io.read_dir(&path).map_err(|e| io_err("opening directory", &path, &e, p))?;
+    Ok(Value::attrs(Attrs::from_unsorted(
+        entries
+            .into_iter()
+            .map(|(n, k)| Attr { name: Sym::new(&n), value: Value::str(k.nix_name()), pos: Pos::none() })
+            .collect(),
+    )))
+}
+
+fn prim_to_file(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
+    let name = ev.force_str(&a[0], p)?;
+    let s = ev.force_nstr(&a[1], p)?;
+    store_path::check_name(&name).map_err(|m| EvalError::eval(m, p))?;
+    let mut refs = Vec::new();
+    for c in s.ctx.iter().flat_map(|c| c.iter()) {
+        if c.starts_with('=') || c.starts_with('!') {
+            return Err(EvalError::eval(
+                format!("files created by builtins.toFile may not reference derivations, but {name} references {}", c.trim_start_matches('=')),
+                p,
+            ));
+        }
+        refs.push(c.clone());
+    }
+    let sp = store_path::text_path(&ev.settings.store_dir, &name, s.s.as_bytes(), &refs);
+    if !ev.settings.read_only {
+        ev.io.add_text(&sp, s.s.as_bytes()).map_err(|e| io_err("writing", &sp, &e, p))?;
+    }
+    Ok(store_string(sp))
+}
+
+fn prim_path(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
+    let args = ev.force_attrs(&a[0], p)?;
+    let pv = args.get_str("path").cloned().ok_or_else(|| EvalError::eval("attribute 'path' missing", p))?;
+    let src = path_arg(ev, &pv, p)?;
+    let name = match args.get_str("name") {
+        Some(n) => ev.force_str(&n.clone(), p)?,
+        None => src.rsplit('/').next().unwrap_or("source").to_string(),
+    };
+    let recursive = match args.get_str("recursive") {
+        Some(r) => ev.force_bool(&r.clone(), p)?,
+        None => true,
+    };
+    let filter = args.get_str("filter").cloned();
+    let expected = match args.get_str("sha256") {
+        Some(h) => {
+            let h = ev.force_str(&h.clone(), p)?;
+            Some(Hash::parse(&h, Some(Algo::Sha256)).map_err(|m| EvalError::eval(m, p))?)
+        }
+        None => None,
+    };
+    for e in &args.entries {
+        if !matches!(e.name.as_str(), "path" | "name" | "recursive" | "filter" | "sha256") {
+            return Err(EvalError::eval(format!("unsupported argument '{}' to 'builtins.path'", e.name), p));
+        }
+    }
+    let sp = add_path(ev, &src, &name, filter, recursive, expected, p)?;
+    Ok(store_string(sp))
+}
+
+/// Adds a source path to the store (NAR-hashed unless `recursive` is false), applying a Nix filter function.
+pub fn add_path(
+    ev: &mut Evaluator,
+    src: &str,
+    name: &str,
+    filter: Option<Value>,
+    recursive: bool,
+    expected: Option<Hash>,
+    p: Pos,
+) -> Result<String> {
+    store_path::check_name(name).map_err(|m| EvalError::eval(format!("invalid store path name: {m}"), p))?;
+    let kind = ev.io.file_kind(src).map_err(|e| io_err("getting status of", src, &e, p))?;
+    let include: Option<HashSet<String>> = match &filter {
+        Some(f) => {
+            let mut set = HashSet::new();
+            walk_filter(ev, f, src, &mut set, p)?;
+            Some(set)
+        }
+        None => None,
+    };
+    let store_dir = ev.settings.store_dir.clone();
+    let (sp, got) = if recursive {
+        let mut nar = Vec::new();
+        let inc = include.clone();
+        let pred = move |x: &str| inc.as_ref().is_none_or(|s| s.contains(x));
+        store_path::nar(ev.io.as_ref(), src, Some(&pred), &mut nar).map_err(|e| io_err("reading", src, &e, p))?;
+        let h = store_path::sha256(&nar);
+        (store_path::make_store_path(&store_dir, "source", &h, name), Hash { algo: Algo::Sha256, bytes: h.to_vec() })
+    } else {
+        if !matches!(kind, FileKind::Regular { .. }) {
+            return Err(EvalError::eval(format!("path '{src}' is not a regular file, but non-recursive hashing needs one"), p));
+        }
+        let data = ev.io.read_file(src).map_err(|e| io_err("opening file", src, &e, p))?;
+        let h = Hash { algo: Algo::Sha256, bytes: store_path::sha256(&data).to_vec() };
+        (store_path::fixed_output_path(&store_dir, name, false, &h), h)
+    };
+    if let Some(exp) = expected
+        && exp != got
+    {
+        return Err(hash_mismatch(&format!("path '{src}'"), &exp, &got, p));
+    }
+    if !ev.settings.read_only {
+        ev.io.add_tree(&sp, src, include.as_ref()).map_err(|e| io_err("copying", src, &e, p))?;
+    }
+    Ok(sp)
+}
+
+fn walk_filter(ev: &mut Evaluator, f: &Value, dir: &str, set: &mut HashSet<String>, p: Pos) -> Result<()> {
+    if !matches!(ev.io.file_kind(dir), Ok(FileKind::Directory)) {
+        return Ok(());
+    }
+    let entries = ev.io.read_dir(dir).map_err(|e| io_err("opening directory", dir, &e, p))?;
+    for (name, kind) in entries {
+        let child = format!("{}/{name}", dir.trim_end_matches('/'));
+        let r = ev.call_n(f, &[Value::str(child.clone()), Value::str(kind.nix_name())], p)?;
+        if ev.force_bool(&r, p)? {
+            set.insert(child.clone());
+            if kind == FileKind::Directory {
+                walk_filter(ev, f, &child, set, p)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn hash_mismatch(what: &str, specified: &Hash, got: &Hash, p: Pos) -> EvalError {
+    EvalError::eval(
+        format!("hash mismatch in {what}:\n         specified: {}\n         got:       {}", specified.to_sri(), got.to_sri()),
+        p,
+    )
+}
+
+pub(crate) fn prim_find_file(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
+    let entries = ev.force_list(&a[0], p)?;
+    let name = ev.force_str(&a[1], p)?;
+    for e in entries.iter() {
+        let e = ev.force_attrs(e, p)?;
+        let prefix = match e.get_str("prefix") {
+            Some(v) => ev.force_str(&v.clone(), p)?,
+            None => String::new(),
+        };
+        let pv = e.get_str("path").cloned().ok_or_else(|| EvalError::eval("attribute 'path' missing", p))?;
+        let path = ev.coerce_to_string(&pv, p, Coerce { more: false, copy: false })?.s;
+        let rest = if prefix.is_empty() {
+            Some(name.as_str())
+        } else if name == prefix {
+            Some("")
+        } else {
+            name.strip_prefix(&format!("{prefix}/"))
+        };
+        let Some(rest) = rest else { continue };
+        let candidate = if rest.is_empty() { path.clone() } else { format!("{}/{rest}", path.trim_end_matches('/')) };
+        if ev.io.path_exists(&candidate) {
+            return Ok(Value::Path(Rc::from(crate::compile::canon_path(&candidate).as_str())));
+        }
+    }
+    if let Some(rest) = name.strip_prefix("nix/")
+        && corepkg_source(rest).is_some()
+    {
+        return Ok(Value::Path(Rc::from(format!("{COREPKGS}{rest}").as_str())));
+    }
+    Err(EvalError::eval(
+        format!("file '{name}' was not found in the Nix search path (add it using $NIX_PATH or -I)"),
+        p,
+    ))
+}
+
+fn corepkg_source(name: &str) -> Option<&'static str> {
+    match name {
+        "fetchurl.nix" => Some(FETCHURL_NIX),
+        _ => None,
+    }
+}
+
+pub(crate) fn import_corepkg(ev: &mut Evaluator, name: &str, p: Pos) -> Result<Value> {
+    let src = corepkg_source(name)
+        .ok_or_else(|| EvalError::eval(format!("opening file '{COREPKGS}{name}': No such file or directory"), p))?;
+    let e = ev.compile(&format!("{COREPKGS}{name}"), src, "/__corepkgs__", None)?;
+    let env = Rc::new(crate::value::Env { vals: Vec::new(), parent: None, is_with: false });
+    ev.eval(&e, &env)
+}
+
+/// `<nix/fetchurl.nix>`: a fixed-output derivation built by the `builtin:fetchurl` builder, with the attributes
+/// Nix's own file gives it so that `.drv` paths agree.
+const FETCHURL_NIX: &str = r#"
+{ system ? "", url, hash ? "", md5 ? "", sha1 ? "", sha256 ? "", sha512 ? ""
+, outputHash ? (if hash != "" then hash else if sha512 != "" then sha512 else if sha1 != "" then sha1 else if md5 != "" then md5 else sha256)
+, outputHashAlgo ? (if hash != "" then "" else if sha512 != "" then "sha512" else if sha1 != "" then "sha1" else if md5 != "" then "md5" else "sha256")
+, executable ? false, unpack ? false, name ? baseNameOf (toString url), impure ? false }:
+derivation ({
+  builder = "builtin:fetchurl";
+  outputHashMode = if unpack || executable then "recursive" else "flat";
+  inherit name url executable unpack;
+  system = "builtin";
+  preferLocalBuild = true;
+  impureEnvVars = [ "http_proxy" "https_proxy" "ftp_proxy" "all_proxy" "no_proxy" ];
+  urls = [ url ];
+} // (if impure then { __impure = true; } else { inherit outputHashAlgo outputHash; }))
+"#;
+
+struct FetchArgs {
+    url: String,
+    name: Option<String>,
+    hash: Option<Hash>,
+}
+
+fn fetch_args(ev: &mut Evaluator, v: &Value, p: Pos) -> Result<FetchArgs> {
+    match ev.force(v)? {
+        Value::Attrs(a) => {
+            let url_v = a.get_str("url").cloned().ok_or_else(|| EvalError::eval("attribute 'url' missing", p))?;
+            let url = ev.coerce_to_string(&url_v, p, Coerce { more: false, copy: false })?.s;
+            let name = match a.get_str("name") {
+                Some(n) => Some(ev.force_str(&n.clone(), p)?),
+                None => None,
+            };
+            let mut hash = None;
+            for e in &a.entries {
+                match e.name.as_str() {
+                    "sha256" => {
+                        let s = ev.force_str(&e.value, p)?;
+                        hash = Some(Hash::parse(&s, Some(Algo::Sha256)).map_err(|m| EvalError::eval(m, p))?);
+                    }
+                    "hash" => {
+                        let s = ev.force_str(&e.value, p)?;
+                        hash = Some(if s.is_empty() {
+                            Hash { algo: Algo::Sha256, bytes: vec![0; 32] }
+                        } else {
+                            Hash::parse(&s, None).map_err(|m| EvalError::eval(m, p))?
+                        });
+                    }
+                    "url" | "name" => {}
+                    other => return Err(EvalError::eval(format!("unsupported argument '{other}' to fetcher"), p)),
+                }
+            }
+            Ok(FetchArgs { url, name, hash })
+        }
+        other => {
+            let url = ev.coerce_to_string(&other, p, Coerce { more: false, copy: false })?.s;
+            Ok(FetchArgs { url, name: None, hash: None })
+        }
+    }
+}
+
+fn fetch(ev: &mut Evaluator, url: &str, p: Pos) -> Result<Vec<u8>> {
+    ev.io
+        .fetch_url(url)
+        .map_err(|e| EvalError::new(ErrorKind::Io, format!("unable to download '{url}': {e}"), p))
+}
+
+fn prim_fetchurl(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
+    let args = fetch_args(ev, &a[0], p)?;
+    let name = args.name.clone().unwrap_or_else(|| url_base_name(&args.url));
+    store_path::check_name(&name).map_err(|m| EvalError::eval(m, p))?;
+    let data = fetch(ev, &args.url, p)?;
+    let algo = args.hash.as_ref().map_or(Algo::Sha256, |h| h.algo);
+    let got = Hash { algo, bytes: algo.digest(&data) };
+    if let Some(exp) = &args.hash
+        && *exp != got
+    {
+        return Err(hash_mismatch(&format!("file downloaded from '{}'", args.url), exp, &got, p));
+    }
+    let sp = store_path::fixed_output_path(&ev.settings.store_dir, &name, false, &got);
+    ev.io.add_text(&sp, &data).map_err(|e| io_err("writing", &sp, &e, p))?;
+    Ok(store_string(sp))
+}
+
+fn prim_fetch_tarball(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
+    let args = fetch_args(ev, &a[0], p)?;
+    let name = args.name.clone().unwrap_or_else(|| "source".to_string());
+    let data = fetch(ev, &args.url, p)?;
+    let dir = ev
+        .io
+        .unpack_tarball(&data)
+        .map_err(|e| EvalError::new(ErrorKind::Io, format!("unpacking '{}': {e}", args.url), p))?;
+    // A tarball with a single top-level directory is unpacked to that directory, as Nix does.
+    let entries = ev.io.read_dir(&dir).map_err(|e| io_err("opening directory", &dir, &e, p))?;
+    let root = match entries.as_slice() {
+        [(n, FileKind::Directory)] => format!("{dir}/{n}"),
+        _ => dir.clone(),
+    };
+    let mut nar = Vec::new();
+    store_path::nar(ev.io.as_ref(), &root, None, &mut nar).map_err(|e| io_err("reading", &root, &e, p))?;
+    let got = Hash { algo: Algo::Sha256, bytes: store_path::sha256(&nar).to_vec() };
+    if let Some(exp) = &args.hash {
+        let exp_cmp = if exp.algo == Algo::Sha256 { got.clone() } else { Hash { algo: exp.algo, bytes: exp.algo.digest(&nar) } };
+        if *exp != exp_cmp {
+            return Err(hash_mismatch(&format!("file downloaded from '{}'", args.url), exp, &exp_cmp, p));
+        }
+    }
+    let mut inner = [0u8; 32];
+    inner.copy_from_slice(&got.bytes);
+    let sp = store_path::make_store_path(&ev.settings.store_dir, "source", &inner, &name);
+    ev.io.add_tree(&sp, &root, None).map_err(|e| io_err("copying", &root, &e, p))?;
+    Ok(Value::str(sp.clone())).map(|_| store_string(sp))
+}
+
+fn url_base_name(url: &str) -> String {
+    let u = url.split(['?', '#']).next().unwrap_or(url);
+    u.trim_end_matches('/').rsplit('/').next().unwrap_or("download").to_string()
+}
+
+#[allow(dead_code)]
+fn unused(_: Attrs) -> Value {
+    mk_attrs(vec![])
+}

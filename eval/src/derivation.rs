@@ -1,0 +1,370 @@
+//! `derivationStrict`: turns a derivation's attributes into a `.drv` (ATerm), computes output paths with
+//! hashDerivationModulo and the `.drv` path as a text object, exactly as Nix does, and writes the `.drv` through
+//! `EvalIo` unless the evaluation is read-only (`--eval`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+
+use crate::error::{EvalError, Result};
+use crate::eval::{Coerce, Evaluator};
+use crate::source::Pos;
+use crate::store_path::{self, Algo, Hash};
+use crate::sym::Sym;
+use crate::value::{Attr, Attrs, Context, NixStr, Value};
+
+#[derive(Clone, Debug, Default)]
+pub struct Output {
+    pub path: String,
+    pub hash_algo: String,
+    pub hash: String,
+}
+
+/// A derivation as stored in a `.drv` file.
+#[derive(Clone, Debug, Default)]
+pub struct Derivation {
+    pub outputs: BTreeMap<String, Output>,
+    pub input_drvs: BTreeMap<String, BTreeSet<String>>,
+    pub input_srcs: BTreeSet<String>,
+    pub system: String,
+    pub builder: String,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+}
+
+fn aterm_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn list<T>(out: &mut String, items: impl IntoIterator<Item = T>, mut f: impl FnMut(&mut String, T)) {
+    out.push('[');
+    for (i, x) in items.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        f(out, x);
+    }
+    out.push(']');
+}
+
+impl Derivation {
+    /// The ATerm text; `input_drvs` may be replaced (hashDerivationModulo substitutes hashes for paths).
+    pub fn aterm(&self, input_drvs: &BTreeMap<String, BTreeSet<String>>) -> String {
+        let mut o = String::from("Derive(");
+        list(&mut o, &self.outputs, |o, (name, out)| {
+            o.push('(');
+            aterm_str(o, name);
+            o.push(',');
+            aterm_str(o, &out.path);
+            o.push(',');
+            aterm_str(o, &out.hash_algo);
+            o.push(',');
+            aterm_str(o, &out.hash);
+            o.push(')');
+        });
+        o.push(',');
+        list(&mut o, input_drvs, |o, (p, outs)| {
+            o.push('(');
+            aterm_str(o, p);
+            o.push(',');
+            list(o, outs, |o, x| aterm_str(o, x));
+            o.push(')');
+        });
+        o.push(',');
+        list(&mut o, &self.input_srcs, |o, x| aterm_str(o, x));
+        o.push(',');
+        aterm_str(&mut o, &self.system);
+        o.push(',');
+        aterm_str(&mut o, &self.builder);
+        o.push(',');
+        list(&mut o, &self.args, |o, x| aterm_str(o, x));
+        o.push(',');
+        list(&mut o, &self.env, |o, (k, v)| {
+            o.push('(');
+            aterm_str(o, k);
+            o.push(',');
+            aterm_str(o, v);
+            o.push(')');
+        });
+        o.push(')');
+        o
+    }
+
+    fn fixed_output(&self) -> Option<&Output> {
+        match self.outputs.get("out") {
+            Some(o) if self.outputs.len() == 1 && !o.hash.is_empty() => Some(o),
+            _ => None,
+        }
+    }
+}
+
+/// hashDerivationModulo: fixed-output derivations hash to their output; others hash their ATerm with each input
+/// derivation replaced by its own modulo hash.
+pub fn hash_modulo(ev: &Evaluator, drv: &Derivation, pos: Pos) -> Result<[u8; 32]> {
+    if let Some(o) = drv.fixed_output() {
+        return Ok(store_path::sha256(format!("fixed:out:{}:{}:{}", o.hash_algo, o.hash, o.path).as_bytes()));
+    }
+    let mut replaced = BTreeMap::new();
+    for (p, outs) in &drv.input_drvs {
+        let h = ev
+            .drv_hashes
+            .get(p)
+            .ok_or_else(|| EvalError::eval(format!("derivation '{p}' is not known to this evaluation"), pos))?;
+        replaced.insert(store_path::hex(h), outs.clone());
+    }
+    Ok(store_path::sha256(drv.aterm(&replaced).as_bytes()))
+}
+
+fn output_path_name(name: &str, output: &str) -> String {
+    if output == "out" { name.to_string() } else { format!("{name}-{output}") }
+}
+
+/// `builtins.derivationStrict`.
+pub fn derivation_strict(ev: &mut Evaluator, args: &[Value], pos: Pos) -> Result<Value> {
+    let attrs = ev.force_attrs(&args[0], pos)?;
+    let name_v = attrs.get_str("name").cloned().ok_or_else(|| EvalError::eval("required attribute 'name' missing", pos))?;
+    let name = ev.force_str(&name_v, pos).map_err(|e| e.add_trace(pos, "while evaluating the 'name' attribute of a derivation"))?;
+    let trace = |e: EvalError| e.add_trace(pos, format!("while evaluating the derivation attribute 'name' = \"{name}\""));
+    store_path::check_name(&name).map_err(|m| EvalError::eval(format!("invalid derivation name: {m}"), pos))?;
+    if name.ends_with(".drv") {
+        return Err(EvalError::eval("derivation names are not allowed to end in '.drv'", pos));
+    }
+    let structured = match attrs.get_str("__structuredAttrs") {
+        Some(v) => ev.force_bool(&v.clone(), pos)?,
+        None => false,
+    };
+    let ignore_nulls = match attrs.get_str("__ignoreNulls") {
+        Some(v) => ev.force_bool(&v.clone(), pos)?,
+        None => false,
+    };
+    let mut drv = Derivation::default();
+    let mut ctx = Context::new();
+    let mut output_names: Vec<String> = vec!["out".to_string()];
+    let mut output_hash: Option<String> = None;
+    let mut output_hash_algo: Option<String> = None;
+    let mut output_hash_mode: Option<String> = None;
+    let mut json: Vec<(String, String)> = Vec::new();
+    let mut outputs_seen = false;
+
+    for attr in &attrs.entries {
+        let key = attr.name.as_str();
+        if key == "__ignoreNulls" || (structured && key == "__structuredAttrs") {
+            continue;
+        }
+        let v = ev.force(&attr.value).map_err(trace)?;
+        if ignore_nulls && matches!(v, Value::Null) {
+            continue;
+        }
+        let attr_trace = |e: EvalError| e.add_trace(attr.pos, format!("while evaluating attribute '{key}' of derivation '{name}'"));
+        if key == "__contentAddressed" || key == "__impure" {
+            return Err(EvalError::eval(format!("the derivation attribute '{key}' needs an experimental feature that is not supported"), pos));
+        }
+        if key == "args" && !structured {
+            let l = ev.force_list(&v, pos).map_err(attr_trace)?;
+            for x in l.iter() {
+                let s = ev.coerce_to_string(x, pos, Coerce { more: true, copy: true }).map_err(attr_trace)?;
+                merge_ctx(&mut ctx, &s);
+                drv.args.push(s.s);
+            }
+            continue;
+        }
+        if structured {
+            let mut jctx = Context::new();
+            let j = crate::builtins::json::to_json(ev, &v, pos, &mut jctx, true).map_err(attr_trace)?;
+            ctx.extend(jctx);
+            match key {
+                "builder" | "system" | "outputHash" | "outputHashAlgo" | "outputHashMode" => {
+                    let s = ev.force_str(&v, pos).map_err(attr_trace)?;
+                    set_special(&mut drv, key, s, &mut output_hash, &mut output_hash_algo, &mut output_hash_mode);
+                }
+                "args" => {
+                    let l = ev.force_list(&v, pos).map_err(attr_trace)?;
+                    for x in l.iter() {
+                        let s = ev.coerce_to_string(x, pos, Coerce { more: true, copy: true })?;
+                        merge_ctx(&mut ctx, &s);
+                        drv.args.push(s.s);
+                    }
+                }
+                "outputs" => {
+                    let l = ev.force_list(&v, pos).map_err(attr_trace)?;
+                    output_names.clear();
+                    for x in l.iter() {
+                        output_names.push(ev.force_str(x, pos)?);
+                    }
+                    outputs_seen = true;
+                }
+                _ => {}
+            }
+            json.push((key.to_string(), j));
+            continue;
+        }
+        if key == "outputs" {
+            let l = ev.force_list(&v, pos).map_err(attr_trace)?;
+            output_names.clear();
+            let mut strs = Vec::new();
+            for x in l.iter() {
+                let s = ev.coerce_to_string(x, pos, Coerce { more: true, copy: true })?;
+                strs.push(s.s.clone());
+                output_names.push(s.s);
+            }
+            outputs_seen = true;
+            drv.env.insert(key.to_string(), strs.join(" "));
+            continue;
+        }
+        let s = ev.coerce_to_string(&v, pos, Coerce { more: true, copy: true }).map_err(attr_trace)?;
+        merge_ctx(&mut ctx, &s);
+        set_special(&mut drv, key, s.s.clone(), &mut output_hash, &mut output_hash_algo, &mut output_hash_mode);
+        drv.env.insert(key.to_string(), s.s);
+    }
+    let _ = outputs_seen;
+    if structured {
+        let body: Vec<String> = json.iter().map(|(k, v)| format!("{}:{v}", crate::builtins::json::json_string(k))).collect();
+        drv.env.insert("__json".to_string(), format!("{{{}}}", body.join(",")));
+    }
+    if drv.builder.is_empty() && !attrs.entries.iter().any(|a| a.name.as_str() == "builder") {
+        return Err(EvalError::eval("required attribute 'builder' missing", pos).add_trace(pos, format!("while evaluating derivation '{name}'")));
+    }
+    if drv.system.is_empty() && !attrs.entries.iter().any(|a| a.name.as_str() == "system") {
+        return Err(EvalError::eval("required attribute 'system' missing", pos).add_trace(pos, format!("while evaluating derivation '{name}'")));
+    }
+    if output_names.is_empty() {
+        return Err(EvalError::eval("derivation cannot have an empty set of outputs", pos));
+    }
+    let mut seen = BTreeSet::new();
+    for o in &output_names {
+        if o == "drv" || store_path::check_name(o).is_err() {
+            return Err(EvalError::eval(format!("invalid derivation output name '{o}'"), pos));
+        }
+        if !seen.insert(o.clone()) {
+            return Err(EvalError::eval(format!("duplicate derivation output '{o}'"), pos));
+        }
+    }
+
+    for c in &ctx {
+        if let Some(rest) = c.strip_prefix('=') {
+            let outs = ev.drvs.get(rest).map(|d| d.outputs.keys().cloned().collect()).unwrap_or_default();
+            drv.input_drvs.entry(rest.to_string()).or_default().extend::<BTreeSet<String>>(outs);
+        } else if let Some(rest) = c.strip_prefix('!') {
+            let (out, path) = rest.split_once('!').unwrap_or(("out", rest));
+            drv.input_drvs.entry(path.to_string()).or_default().insert(out.to_string());
+        } else {
+            drv.input_srcs.insert(c.clone());
+        }
+    }
+
+    let store_dir = ev.settings.store_dir.clone();
+    if let Some(h) = &output_hash {
+        if output_names != ["out"] {
+            return Err(EvalError::eval("multiple outputs are not supported in fixed-output derivations", pos));
+        }
+        let algo = match output_hash_algo.as_deref() {
+            None | Some("") => None,
+            Some(a) => Some(Algo::parse(a).ok_or_else(|| EvalError::eval(format!("unknown hash algorithm '{a}'"), pos))?),
+        };
+        let hash = Hash::parse(h, algo).map_err(|m| EvalError::eval(m, pos))?;
+        let recursive = match output_hash_mode.as_deref() {
+            None | Some("flat") | Some("") => false,
+            Some("recursive") | Some("nar") => true,
+            Some(m) => return Err(EvalError::eval(format!("invalid value '{m}' for 'outputHashMode' attribute"), pos)),
+        };
+        let path = store_path::fixed_output_path(&store_dir, &name, recursive, &hash);
+        drv.env.insert("out".to_string(), path.clone());
+        drv.outputs.insert(
+            "out".to_string(),
+            Output { path, hash_algo: format!("{}{}", if recursive { "r:" } else { "" }, hash.algo.name()), hash: hash.to_hex() },
+        );
+    } else {
+        for o in &output_names {
+            drv.env.insert(o.clone(), String::new());
+            drv.outputs.insert(o.clone(), Output::default());
+        }
+        let h = hash_modulo(ev, &drv, pos)?;
+        for o in &output_names {
+            let path = store_path::make_store_path(&store_dir, &format!("output:{o}"), &h, &output_path_name(&name, o));
+            drv.env.insert(o.clone(), path.clone());
+            if let Some(out) = drv.outputs.get_mut(o) {
+                out.path = path;
+            }
+        }
+    }
+
+    let aterm = drv.aterm(&drv.input_drvs);
+    let mut refs: Vec<String> = drv.input_srcs.iter().cloned().collect();
+    refs.extend(drv.input_drvs.keys().cloned());
+    let drv_path = store_path::text_path(&store_dir, &format!("{name}.drv"), aterm.as_bytes(), &refs);
+    if !ev.settings.read_only {
+        ev.io
+            .add_text(&drv_path, aterm.as_bytes())
+            .map_err(|e| EvalError::new(crate::error::ErrorKind::Io, format!("writing derivation '{drv_path}': {e}"), pos))?;
+    }
+    let full_hash = hash_modulo(ev, &drv, pos)?;
+    ev.drv_hashes.insert(drv_path.clone(), full_hash);
+
+    let mut entries = Vec::new();
+    let mut dctx = Context::new();
+    dctx.insert(format!("={drv_path}"));
+    entries.push(Attr { name: Sym::new("drvPath"), value: Value::String(Rc::new(NixStr::with_ctx(drv_path.clone(), dctx))), pos: Pos::none() });
+    for (o, out) in &drv.outputs {
+        let mut c = Context::new();
+        c.insert(format!("!{o}!{drv_path}"));
+        entries.push(Attr { name: Sym::new(o), value: Value::String(Rc::new(NixStr::with_ctx(out.path.clone(), c))), pos: Pos::none() });
+    }
+    ev.drvs.insert(drv_path, drv);
+    Ok(Value::attrs(Attrs::from_unsorted(entries)))
+}
+
+fn set_special(
+    drv: &mut Derivation,
+    key: &str,
+    s: String,
+    hash: &mut Option<String>,
+    algo: &mut Option<String>,
+    mode: &mut Option<String>,
+) {
+    match key {
+        "builder" => drv.builder = s,
+        "system" => drv.system = s,
+        "outputHash" => *hash = Some(s),
+        "outputHashAlgo" => *algo = Some(s),
+        "outputHashMode" => *mode = Some(s),
+        _ => {}
+    }
+}
+
+fn merge_ctx(ctx: &mut Context, s: &NixStr) {
+    if let Some(c) = &s.ctx {
+        ctx.extend(c.iter().cloned());
+    }
+}
+
+/// The `derivation` function, written in Nix on top of `derivationStrict` as Nix itself does.
+pub const DERIVATION_NIX: &str = r#"
+drvAttrs@{ outputs ? [ "out" ], ... }:
+let
+  strict = derivationStrict drvAttrs;
+  commonAttrs = drvAttrs // (builtins.listToAttrs outputsList) // {
+    all = map (x: x.value) outputsList;
+    inherit drvAttrs;
+  };
+  outputToAttrListElement = outputName: {
+    name = outputName;
+    value = commonAttrs // {
+      outPath = builtins.getAttr outputName strict;
+      drvPath = strict.drvPath;
+      type = "derivation";
+      inherit outputName;
+    };
+  };
+  outputsList = map outputToAttrListElement outputs;
+in (builtins.head outputsList).value
+"#;

@@ -1,0 +1,243 @@
+//! The evaluator's only door to the outside: reading files, writing store objects, fetching URLs and printing
+//! traces go through `EvalIo`. `FsIo` implements it on the plain file system (store objects written under a
+//! directory of our choosing); `cli` will implement it on top of the real store.
+
+use std::collections::HashSet;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// The kind of a directory entry, as `readDir`/`readFileType` report it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    Regular { executable: bool },
+    Directory,
+    Symlink,
+    Unknown,
+}
+
+impl FileKind {
+    pub fn nix_name(self) -> &'static str {
+        match self {
+            FileKind::Regular { .. } => "regular",
+            FileKind::Directory => "directory",
+            FileKind::Symlink => "symlink",
+            FileKind::Unknown => "unknown",
+        }
+    }
+}
+
+/// Everything the evaluator needs from the world.
+pub trait EvalIo {
+    fn read_file(&self, path: &str) -> io::Result<Vec<u8>>;
+    /// Entries of a directory, sorted by name.
+    fn read_dir(&self, path: &str) -> io::Result<Vec<(String, FileKind)>>;
+    /// The kind of `path` itself (symlinks not followed).
+    fn file_kind(&self, path: &str) -> io::Result<FileKind>;
+    fn read_link(&self, path: &str) -> io::Result<String>;
+    /// Resolves symlinks in `path`.
+    fn canonicalize(&self, path: &str) -> io::Result<String>;
+    fn path_exists(&self, path: &str) -> bool {
+        self.file_kind(path).is_ok()
+    }
+    /// Stores a text object (`toFile`, `.drv`) at the (already computed) store path.
+    fn add_text(&mut self, store_path: &str, contents: &[u8]) -> io::Result<()>;
+    /// Copies the tree at `src` to the store path; with `include`, only those absolute source paths (and the root).
+    fn add_tree(&mut self, store_path: &str, src: &str, include: Option<&HashSet<String>>) -> io::Result<()>;
+    /// Downloads a URL (file://, http://) and returns its bytes.
+    fn fetch_url(&mut self, url: &str) -> io::Result<Vec<u8>>;
+    /// Unpacks a tarball (gzip, xz-less plain tar) into a fresh temporary directory and returns its path.
+    fn unpack_tarball(&mut self, data: &[u8]) -> io::Result<String>;
+    fn get_env(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+    /// Where `builtins.trace`, `warn` and deprecation messages go.
+    fn trace(&mut self, msg: &str);
+}
+
+/// `EvalIo` on the local file system, writing store objects into `store_root` (the physical directory behind the
+/// logical store directory).
+#[derive(Debug)]
+pub struct FsIo {
+    pub store_root: PathBuf,
+    pub store_dir: String,
+    /// Messages from `trace`/`warn`, in order (the caller decides where they go).
+    pub traces: Vec<String>,
+    /// Print traces to stderr immediately (used by the CLI through `take`), or collect them.
+    pub trace_sink: Option<fn(&str)>,
+}
+
+impl FsIo {
+    pub fn new(store_root: PathBuf, store_dir: &str) -> FsIo {
+        FsIo { store_root, store_dir: store_dir.to_string(), traces: Vec::new(), trace_sink: None }
+    }
+
+    fn physical(&self, store_path: &str) -> io::Result<PathBuf> {
+        let base = store_path
+            .strip_prefix(&self.store_dir)
+            .and_then(|r| r.strip_prefix('/'))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("'{store_path}' is not in the store")))?;
+        Ok(self.store_root.join(base))
+    }
+}
+
+fn kind_of(meta: &std::fs::Metadata) -> FileKind {
+    use std::os::unix::fs::PermissionsExt;
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        FileKind::Symlink
+    } else if ft.is_dir() {
+        FileKind::Directory
+    } else if ft.is_file() {
+        FileKind::Regular { executable: meta.permissions().mode() & 0o100 != 0 }
+    } else {
+        FileKind::Unknown
+    }
+}
+
+fn copy_tree(src: &Path, dst: &Path, include: Option<&HashSet<String>>) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(src)?;
+    match kind_of(&meta) {
+        FileKind::Symlink => std::os::unix::fs::symlink(std::fs::read_link(src)?, dst),
+        FileKind::Directory => {
+            std::fs::create_dir(dst)?;
+            for e in std::fs::read_dir(src)? {
+                let e = e?;
+                let p = e.path();
+                if let Some(inc) = include
+                    && !inc.contains(p.to_string_lossy().as_ref())
+                {
+                    continue;
+                }
+                copy_tree(&p, &dst.join(e.file_name()), include)?;
+            }
+            Ok(())
+        }
+        FileKind::Regular { executable } => {
+            std::fs::copy(src, dst)?;
+            std::fs::set_permissions(dst, std::fs::Permissions::from_mode(if executable { 0o555 } else { 0o444 }))
+        }
+        FileKind::Unknown => Err(io::Error::other(format!("file '{}' has an unsupported type", src.display()))),
+    }
+}
+
+/// A temporary sibling name for atomic writes.
+fn temp_sibling(target: &Path) -> PathBuf {
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    target.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+impl EvalIo for FsIo {
+    fn read_file(&self, path: &str) -> io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+
+    fn read_dir(&self, path: &str) -> io::Result<Vec<(String, FileKind)>> {
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(path)? {
+            let e = e?;
+            let meta = std::fs::symlink_metadata(e.path())?;
+            out.push((e.file_name().to_string_lossy().into_owned(), kind_of(&meta)));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+
+    fn file_kind(&self, path: &str) -> io::Result<FileKind> {
+        Ok(kind_of(&std::fs::symlink_metadata(path)?))
+    }
+
+    fn read_link(&self, path: &str) -> io::Result<String> {
+        Ok(std::fs::read_link(path)?.to_string_lossy().into_owned())
+    }
+
+    fn canonicalize(&self, path: &str) -> io::Result<String> {
+        Ok(std::fs::canonicalize(path)?.to_string_lossy().into_owned())
+    }
+
+    fn add_text(&mut self, store_path: &str, contents: &[u8]) -> io::Result<()> {
+        let target = self.physical(store_path)?;
+        if target.exists() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&self.store_root)?;
+        let tmp = temp_sibling(&target);
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(contents)?;
+        }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o444))?;
+        std::fs::rename(&tmp, &target)
+    }
+
+    fn add_tree(&mut self, store_path: &str, src: &str, include: Option<&HashSet<String>>) -> io::Result<()> {
+        let target = self.physical(store_path)?;
+        if target.symlink_metadata().is_ok() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&self.store_root)?;
+        let tmp = temp_sibling(&target);
+        let _ = std::fs::remove_dir_all(&tmp);
+        copy_tree(Path::new(src), &tmp, include)?;
+        std::fs::rename(&tmp, &target)
+    }
+
+    fn fetch_url(&mut self, url: &str) -> io::Result<Vec<u8>> {
+        if let Some(path) = url.strip_prefix("file://") {
+            return std::fs::read(path);
+        }
+        if let Some(rest) = url.strip_prefix("http://") {
+            return http_get(rest);
+        }
+        Err(io::Error::new(io::ErrorKind::Unsupported, format!("unsupported URL scheme in '{url}' (file:// and http:// are supported)")))
+    }
+
+    fn unpack_tarball(&mut self, data: &[u8]) -> io::Result<String> {
+        let dir = std::env::temp_dir().join(format!("fhskit-eval-unpack-{}-{}", std::process::id(), unique()));
+        std::fs::create_dir_all(&dir)?;
+        let reader: Box<dyn Read> = if data.starts_with(&[0x1f, 0x8b]) {
+            Box::new(flate2::read::GzDecoder::new(data))
+        } else {
+            Box::new(data)
+        };
+        tar::Archive::new(reader).unpack(&dir)?;
+        Ok(dir.to_string_lossy().into_owned())
+    }
+
+    fn trace(&mut self, msg: &str) {
+        match self.trace_sink {
+            Some(f) => f(msg),
+            None => self.traces.push(msg.to_string()),
+        }
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A minimal HTTP/1.0 GET (no TLS), enough for local mirrors and the tests' 127.0.0.1 server.
+fn http_get(rest: &str) -> io::Result<Vec<u8>> {
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let addr = if hostport.contains(':') { hostport.to_string() } else { format!("{hostport}:80") };
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {hostport}\r\nConnection: close\r\n\r\n")?;
+    let mut buf = Vec::new();
+    stream.read_to_end(&mut buf)?;
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed HTTP response"))?;
+    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    if status != "200" {
+        return Err(io::Error::other(format!("HTTP error {status}")));
+    }
+    Ok(buf[split + 4..].to_vec())
+}

@@ -1,0 +1,67 @@
+//! Interned identifiers: attribute names and variable names become `Sym`, a pointer-sized handle that compares by
+//! address for equality and by text for ordering (attribute sets are kept sorted by name, as Nix prints them).
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::fmt;
+
+/// An interned string. Interned text lives for the rest of the process, which is what an evaluator run needs.
+#[derive(Clone, Copy)]
+pub struct Sym(&'static str);
+
+thread_local! {
+    static TABLE: RefCell<HashSet<&'static str>> = RefCell::new(HashSet::new());
+}
+
+impl Sym {
+    /// Interns `s`, returning the unique handle for that text.
+    pub fn new(s: &str) -> Sym {
+        TABLE.with(|t| {
+            let mut t = t.borrow_mut();
+            if let Some(found) = t.get(s) {
+                return Sym(found);
+            }
+            let leaked: &'static str = Box::leak(s.to_owned().into_boxed_str());
+            t.insert(leaked);
+            Sym(leaked)
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl PartialEq for Sym {
+    fn eq(&self, other: &Sym) -> bool {
+        std::ptr::eq(self.0.as_ptr(), other.0.as_ptr()) && self.0.len() == other.0.len()
+    }
+}
+impl Eq for Sym {}
+
+impl PartialOrd for Sym {
+    fn partial_cmp(&self, other: &Sym) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Sym {
+    fn cmp(&self, other: &Sym) -> std::cmp::Ordering {
+        if self == other { std::cmp::Ordering::Equal } else { self.0.as_bytes().cmp(other.0.as_bytes()) }
+    }
+}
+impl std::hash::Hash for Sym {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        (self.0.as_ptr() as usize).hash(h);
+    }
+}
+
+impl fmt::Debug for Sym {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
+}
+impl fmt::Display for Sym {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
