@@ -233,11 +233,28 @@ struct Spec {
     /// A library: built with `-shared -fPIC` and this soname (None: no soname).
     soname: Option<&'static str>,
     shared: bool,
+    /// A cross compiler instead of `cc` (foreign-machine fixtures; missing compilers make the fixture optional).
+    compiler: Option<&'static str>,
 }
 
 const fn exe(sources: &'static [&'static str], flags: &'static [&'static str]) -> Spec {
-    Spec { sources, flags, libs: &[], output: "prog", soname: None, shared: false }
+    Spec { sources, flags, libs: &[], output: "prog", soname: None, shared: false, compiler: None }
 }
+
+const fn lib(output: &'static str, soname: &'static str, compiler: Option<&'static str>) -> Spec {
+    Spec {
+        sources: &["elf-libfoo.c"],
+        flags: &["-Wl,--version-script=elf-libfoo.map"],
+        libs: &[],
+        output,
+        soname: Some(soname),
+        shared: true,
+        compiler,
+    }
+}
+
+const AARCH64_CC: Option<&str> = Some("aarch64-linux-gnu-gcc");
+const S390X_CC: Option<&str> = Some("s390x-linux-gnu-gcc");
 
 fn spec(name: &str) -> Spec {
     match name {
@@ -251,22 +268,10 @@ fn spec(name: &str) -> Spec {
         "hello32-nopie" => exe(&["elf-hello.c"], &["-m32", "-fno-pie", "-no-pie"]),
         "init" => exe(&["elf-init.c"], &["-Wl,-init=elf_init"]),
         "manysyms" => exe(&["elf-manysyms.c"], &["-rdynamic"]),
-        "libfoo" => Spec {
-            sources: &["elf-libfoo.c"],
-            flags: &["-Wl,--version-script=elf-libfoo.map"],
-            libs: &[],
-            output: "libelffoo.so.1",
-            soname: Some("libelffoo.so.1"),
-            shared: true,
-        },
-        "libfoo-alt" => Spec {
-            sources: &["elf-libfoo.c"],
-            flags: &["-Wl,--version-script=elf-libfoo.map"],
-            libs: &[],
-            output: "libelfalt.so.1",
-            soname: Some("libelfalt.so.1"),
-            shared: true,
-        },
+        "libfoo" => lib("libelffoo.so.1", "libelffoo.so.1", None),
+        "libfoo-alt" => lib("libelfalt.so.1", "libelfalt.so.1", None),
+        "libfoo-aarch64" => lib("libelffoo.so.1", "libelffoo.so.1", AARCH64_CC),
+        "libfoo-s390x" => lib("libelffoo.so.1", "libelffoo.so.1", S390X_CC),
         "libgreet" => Spec {
             sources: &["elf-libgreet.c"],
             flags: &[],
@@ -274,11 +279,18 @@ fn spec(name: &str) -> Spec {
             output: "libelfgreet.so",
             soname: None,
             shared: true,
+            compiler: None,
         },
         "usefoo" => Spec { libs: &["libfoo"], ..exe(&["elf-usefoo.c"], &[]) },
         "usefoo-rpath" => Spec { libs: &["libfoo"], ..exe(&["elf-usefoo.c"], &["-Wl,--disable-new-dtags"]) },
         "usefoo-nopie" => Spec { libs: &["libfoo"], ..exe(&["elf-usefoo.c"], &["-fno-pie", "-no-pie"]) },
         "usegreet" => Spec { libs: &["libgreet"], ..exe(&["elf-usegreet.c"], &[]) },
+        "hello-aarch64" => Spec { compiler: AARCH64_CC, ..exe(&["elf-hello.c"], &[]) },
+        "hello-s390x" => Spec { compiler: S390X_CC, ..exe(&["elf-hello.c"], &[]) },
+        "usefoo-aarch64" => {
+            Spec { compiler: AARCH64_CC, libs: &["libfoo-aarch64"], ..exe(&["elf-usefoo.c"], &[]) }
+        }
+        "usefoo-s390x" => Spec { compiler: S390X_CC, libs: &["libfoo-s390x"], ..exe(&["elf-usefoo.c"], &[]) },
         other => panic!("unknown fixture {other}"),
     }
 }
@@ -348,7 +360,7 @@ fn build_locked(map: &mut HashMap<String, Built>, name: &str) -> Built {
     let dir = scratch_root().join("fixtures").join(name);
     fs::create_dir_all(&dir).expect("fixture dir");
     let out = dir.join(spec.output);
-    let mut cmd = Command::new(cc());
+    let mut cmd = Command::new(spec.compiler.map(str::to_owned).unwrap_or_else(cc));
     cmd.current_dir(fixture_sources()).arg("-O1").arg("-o").arg(&out);
     if spec.shared {
         cmd.args(["-shared", "-fPIC"]);
