@@ -1,0 +1,135 @@
+//! Filesystem helpers of the local store: atomic writes, copying a tree into the store, canonicalising store
+//! objects (read-only modes, mtime 1, no setuid/setgid), and removing read-only trees.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use nix::sys::stat::{UtimensatFlags, utimensat};
+use nix::sys::time::TimeSpec;
+
+use crate::error::{Result, StoreError, io_err};
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A name unique to this process and call, for temporary entries beside their target.
+pub(crate) fn unique_name(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{}-{nanos}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Writes `data` to a temporary file beside `path` and renames it into place.
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(unique_name(".tmp"));
+    let write = || -> std::io::Result<()> {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        io_err("write", path)(e)
+    })
+}
+
+/// Copies `src` (file, symlink or directory, not following symlinks) to `dst`, which must not exist.
+pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+    let meta = fs::symlink_metadata(src).map_err(io_err("read metadata of", src))?;
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        let target = fs::read_link(src).map_err(io_err("read symlink", src))?;
+        std::os::unix::fs::symlink(&target, dst).map_err(io_err("create symlink", dst))?;
+    } else if ft.is_file() {
+        fs::copy(src, dst).map_err(io_err("copy", src))?;
+    } else if ft.is_dir() {
+        fs::create_dir(dst).map_err(io_err("create directory", dst))?;
+        let entries: Vec<_> = fs::read_dir(src)
+            .map_err(io_err("list directory", src))?
+            .collect::<std::io::Result<_>>()
+            .map_err(io_err("list directory", src))?;
+        use rayon::prelude::*;
+        entries.par_iter().try_for_each(|e| copy_tree(&e.path(), &dst.join(e.file_name())))?;
+    } else {
+        return Err(StoreError::Invalid(format!(
+            "cannot add {}: only regular files, directories and symlinks can be stored",
+            src.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Makes a freshly written tree look like every store object: files 0444 or 0555 (by the owner's execute bit),
+/// directories 0555, mtime 1, owner root when running as root.
+pub(crate) fn canonicalise(path: &Path) -> Result<()> {
+    let meta = fs::symlink_metadata(path).map_err(io_err("read metadata of", path))?;
+    let ft = meta.file_type();
+    if ft.is_dir() {
+        let entries: Vec<PathBuf> = fs::read_dir(path)
+            .map_err(io_err("list directory", path))?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<std::io::Result<_>>()
+            .map_err(io_err("list directory", path))?;
+        use rayon::prelude::*;
+        entries.par_iter().try_for_each(|p| canonicalise(p))?;
+    }
+    if nix::unistd::geteuid().is_root() && (meta.uid() != 0 || meta.gid() != 0) {
+        nix::unistd::fchownat(
+            nix::fcntl::AT_FDCWD,
+            path,
+            Some(nix::unistd::Uid::from_raw(0)),
+            Some(nix::unistd::Gid::from_raw(0)),
+            nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| io_err("change the owner of", path)(e.into()))?;
+    }
+    if !ft.is_symlink() {
+        let mode = if ft.is_dir() || meta.mode() & 0o100 != 0 { 0o555 } else { 0o444 };
+        if meta.mode() & 0o7777 != mode {
+            fs::set_permissions(path, fs::Permissions::from_mode(mode))
+                .map_err(io_err("set the mode of", path))?;
+        }
+    }
+    if meta.mtime() != 1 {
+        utimensat(
+            nix::fcntl::AT_FDCWD,
+            path,
+            &TimeSpec::UTIME_OMIT,
+            &TimeSpec::new(1, 0),
+            UtimensatFlags::NoFollowSymlink,
+        )
+        .map_err(|e| io_err("set the modification time of", path)(e.into()))?;
+    }
+    Ok(())
+}
+
+/// Removes a tree whose directories may be read-only; returns the apparent size of what it removed.
+pub(crate) fn remove_tree(path: &Path) -> Result<u64> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io_err("read metadata of", path)(e)),
+    };
+    if meta.is_dir() {
+        if meta.mode() & 0o700 != 0o700 {
+            fs::set_permissions(path, fs::Permissions::from_mode(0o755))
+                .map_err(io_err("make writable", path))?;
+        }
+        let mut bytes = 0;
+        for e in fs::read_dir(path).map_err(io_err("list directory", path))? {
+            let e = e.map_err(io_err("list directory", path))?;
+            bytes += remove_tree(&e.path())?;
+        }
+        fs::remove_dir(path).map_err(io_err("remove directory", path))?;
+        Ok(bytes)
+    } else {
+        fs::remove_file(path).map_err(io_err("remove", path))?;
+        Ok(meta.len())
+    }
+}

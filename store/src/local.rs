@@ -1,0 +1,500 @@
+//! The local store: opens the layout of [`StoreConfig`], adds paths (trees, text, fixed-output files, NARs with
+//! metadata), and answers queries. Every add hashes and canonicalises a copy in a temporary directory inside the
+//! store, renames it into place and only then registers it, all under the shared writer lock and with a temporary
+//! root; a crash at any point leaves no registered path incomplete.
+
+use std::collections::{BTreeSet, HashSet};
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use crate::config::StoreConfig;
+use crate::db::{Db, PathInfo};
+use crate::error::{Result, StoreError, io_err};
+use crate::fsutil;
+use crate::hash::{Hash, HashAlgo, Hasher};
+use crate::nar::{self, HashingReader, RestoreOptions, SymlinkConfinement};
+use crate::roots::{self, LockGuard, TempRoots};
+use crate::store_path::{ContentAddress, FileIngestion, StoreDir, StorePath, validate_name};
+
+/// Where Nix keeps its database; its presence means Nix manages `/nix/store`.
+const NIX_DB: &str = "/nix/var/nix/db/db.sqlite";
+
+/// An open local store. Cheap to share between threads (`&Store` is `Sync`); writers in other processes are
+/// serialised through the database and `gc.lock`.
+#[derive(Debug)]
+pub struct Store {
+    config: StoreConfig,
+    store: PathBuf,
+    state: PathBuf,
+    db: Mutex<Db>,
+    temp_roots: Mutex<Option<TempRoots>>,
+}
+
+/// Metadata that comes with a NAR (from an export, a binary cache or the user).
+#[derive(Debug, Clone)]
+pub struct NarMetadata {
+    pub path: StorePath,
+    /// Checked against the NAR as it is read, when given.
+    pub nar_hash: Option<Hash>,
+    pub references: BTreeSet<StorePath>,
+    pub deriver: Option<StorePath>,
+    pub ca: Option<ContentAddress>,
+    pub sigs: Vec<String>,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Opens (creating if needed) the store described by `config`. Refuses `/nix/store` when Nix's database exists.
+    pub fn open(config: StoreConfig) -> Result<Store> {
+        let store = config.physical_store_dir();
+        let state = config.physical_state_dir();
+        let nix_db = Path::new(NIX_DB);
+        let is_nix_store =
+            fs::canonicalize(&store).unwrap_or_else(|_| store.clone()) == Path::new("/nix/store");
+        if is_nix_store && nix_db.exists() {
+            return Err(StoreError::ManagedByNix { store, db: nix_db.to_owned() });
+        }
+        for dir in [
+            store.clone(),
+            state.join("db"),
+            state.join("gcroots/auto"),
+            state.join("profiles"),
+            state.join("temproots"),
+        ] {
+            fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
+        }
+        let db = Db::open(&state.join("db"), config.store_dir.clone())?;
+        Ok(Store { config, store, state, db: Mutex::new(db), temp_roots: Mutex::new(None) })
+    }
+
+    /// Opens the store named by `FHSKIT_STORE`, or the default one.
+    pub fn open_default() -> Result<Store> {
+        Store::open(StoreConfig::from_env()?)
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    pub fn store_dir(&self) -> &StoreDir {
+        &self.config.store_dir
+    }
+
+    /// The physical state directory (database, roots, profiles).
+    pub fn state_dir(&self) -> &Path {
+        &self.state
+    }
+
+    /// Where a store path's files are on disk (differs from `to_absolute()` with a root prefix).
+    pub fn physical_path(&self, path: &StorePath) -> PathBuf {
+        self.store.join(path.base_name())
+    }
+
+    /// The physical store directory.
+    pub fn physical_store_dir(&self) -> &Path {
+        &self.store
+    }
+
+    pub(crate) fn db(&self) -> MutexGuard<'_, Db> {
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn lock_writers(&self) -> Result<LockGuard> {
+        roots::lock(&self.state.join("gc.lock"), false)
+    }
+
+    pub(crate) fn lock_collector(&self) -> Result<LockGuard> {
+        roots::lock(&self.state.join("gc.lock"), true)
+    }
+
+    /// Keeps `path` alive until this store handle is dropped.
+    pub fn add_temp_root(&self, path: &StorePath) -> Result<()> {
+        let mut guard = self.temp_roots.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            *guard = Some(TempRoots::create(&self.state.join("temproots"))?);
+        }
+        guard.as_mut().map(|t| t.add(&path.to_string())).unwrap_or(Ok(()))
+    }
+
+    /// Parses an absolute path (or a path inside a store object) of this store.
+    pub fn parse_path(&self, text: &str) -> Result<StorePath> {
+        Ok(self.store_dir().parse_path_prefix(text)?.0)
+    }
+
+    /// Parses a path as the user wrote it: absolute logical, physical (under the root prefix), or a symlink to one.
+    pub fn resolve_user_path(&self, text: &str) -> Result<StorePath> {
+        if let Ok((p, _)) = self.store_dir().parse_path_prefix(text) {
+            return Ok(p);
+        }
+        let phys = self.store.to_string_lossy().into_owned();
+        if let Some(rest) = text.strip_prefix(&phys) {
+            return self.parse_path(&format!("{}{rest}", self.store_dir()));
+        }
+        if let Ok(target) = fs::read_link(text) {
+            return self.resolve_user_path(&target.to_string_lossy());
+        }
+        Err(StoreError::Invalid(format!("'{text}' is not a path in the store {}", self.store_dir())))
+    }
+
+    pub fn is_valid(&self, path: &StorePath) -> Result<bool> {
+        self.db().is_valid(path)
+    }
+
+    /// Everything the store records about `path`, or `None` if it is not valid.
+    pub fn path_info(&self, path: &StorePath) -> Result<Option<PathInfo>> {
+        self.db().query_info(path)
+    }
+
+    fn require_valid(&self, paths: &BTreeSet<StorePath>, except: Option<&StorePath>) -> Result<()> {
+        for p in paths {
+            if Some(p) != except && !self.is_valid(p)? {
+                return Err(StoreError::NotValid(p.to_string()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the tree at `src` (file, directory or symlink) as a `source` path named `name`, recording exactly
+    /// `references` (each must be valid; use [`Store::scan_references`] to find which a tree uses). Returns the
+    /// existing path if it is already valid. This is how packages and patched programs enter the store.
+    pub fn add_tree(&self, name: &str, src: &Path, references: &[StorePath]) -> Result<StorePath> {
+        validate_name(name)?;
+        let refs: BTreeSet<StorePath> = references.iter().cloned().collect();
+        self.add_copy(name, src, FileIngestion::Recursive, HashAlgo::Sha256, refs)
+    }
+
+    /// Adds `src` as a fixed-output path: `Flat` hashes the file's contents, `Recursive` its NAR, with `algo`
+    /// (`nix-store --add-fixed [--recursive] algo`). With recursive sha256 this equals [`Store::add_tree`].
+    pub fn add_fixed(
+        &self,
+        name: &str,
+        src: &Path,
+        method: FileIngestion,
+        algo: HashAlgo,
+    ) -> Result<StorePath> {
+        validate_name(name)?;
+        if method == FileIngestion::Flat {
+            let meta = fs::symlink_metadata(src).map_err(io_err("read metadata of", src))?;
+            if !meta.is_file() {
+                return Err(StoreError::Invalid(format!(
+                    "cannot add {} flat: it is not a regular file",
+                    src.display()
+                )));
+            }
+        }
+        self.add_copy(name, src, method, algo, BTreeSet::new())
+    }
+
+    fn add_copy(
+        &self,
+        name: &str,
+        src: &Path,
+        method: FileIngestion,
+        algo: HashAlgo,
+        refs: BTreeSet<StorePath>,
+    ) -> Result<StorePath> {
+        self.require_valid(&refs, None)?;
+        let _lock = self.lock_writers()?;
+        let tmp = self.store.join(fsutil::unique_name(".tmp"));
+        fs::create_dir(&tmp).map_err(io_err("create directory", &tmp))?;
+        let result = (|| {
+            let staged = tmp.join("x");
+            fsutil::copy_tree(src, &staged)?;
+            fsutil::canonicalise(&staged)?;
+            let (nar_hash, nar_size) = nar::hash_path(&staged, HashAlgo::Sha256)?;
+            let ca_hash = match (method, algo) {
+                (FileIngestion::Recursive, HashAlgo::Sha256) => nar_hash.clone(),
+                (FileIngestion::Recursive, _) => nar::hash_path(&staged, algo)?.0,
+                (FileIngestion::Flat, _) => hash_file(&staged, algo)?,
+            };
+            let ca = ContentAddress::Fixed(method, ca_hash);
+            let refs_vec: Vec<StorePath> = refs.iter().cloned().collect();
+            let path = self.store_dir().make_ca_path(name, &ca, &refs_vec, false)?;
+            let info = PathInfo {
+                path: path.clone(),
+                nar_hash,
+                nar_size,
+                references: refs,
+                deriver: None,
+                registration_time: now(),
+                ultimate: false,
+                sigs: Vec::new(),
+                ca: Some(ca),
+            };
+            self.install(&staged, info)?;
+            Ok(path)
+        })();
+        let _ = fsutil::remove_tree(&tmp);
+        result
+    }
+
+    /// Adds `contents` as a text file (`builtins.toFile`, `.drv` files) referring to `references`.
+    pub fn add_text(&self, name: &str, contents: &[u8], references: &[StorePath]) -> Result<StorePath> {
+        validate_name(name)?;
+        let refs: BTreeSet<StorePath> = references.iter().cloned().collect();
+        self.require_valid(&refs, None)?;
+        let hash = Hash::digest(HashAlgo::Sha256, contents);
+        let refs_vec: Vec<StorePath> = refs.iter().cloned().collect();
+        let path = self.store_dir().make_text_path(name, &hash, &refs_vec)?;
+        let _lock = self.lock_writers()?;
+        self.add_temp_root(&path)?;
+        if self.is_valid(&path)? {
+            return Ok(path);
+        }
+        let mut hasher = Hasher::new(HashAlgo::Sha256);
+        let nar_size = nar::dump_bytes(contents, false, &mut hasher)?;
+        let tmp = self.store.join(fsutil::unique_name(".tmp"));
+        let result = (|| {
+            fs::write(&tmp, contents).map_err(io_err("write", &tmp))?;
+            fsutil::canonicalise(&tmp)?;
+            self.install(
+                &tmp,
+                PathInfo {
+                    path: path.clone(),
+                    nar_hash: hasher.finish(),
+                    nar_size,
+                    references: refs,
+                    deriver: None,
+                    registration_time: now(),
+                    ultimate: false,
+                    sigs: Vec::new(),
+                    ca: Some(ContentAddress::Text(hash)),
+                },
+            )
+        })();
+        let _ = fsutil::remove_tree(&tmp);
+        result.map(|()| path)
+    }
+
+    /// Moves a complete, canonical staged object into place and registers it (the caller holds the writer lock).
+    fn install(&self, staged: &Path, info: PathInfo) -> Result<()> {
+        self.add_temp_root(&info.path)?;
+        if self.is_valid(&info.path)? {
+            return Ok(());
+        }
+        let dest = self.physical_path(&info.path);
+        if fs::symlink_metadata(&dest).is_ok() {
+            // Left by a crash between rename and registration: not valid, so not trusted.
+            tracing::debug!(path = ?dest, "replacing an unregistered leftover");
+            fsutil::remove_tree(&dest)?;
+        }
+        fs::rename(staged, &dest).map_err(io_err("move into the store", &dest))?;
+        self.db().register(std::slice::from_ref(&info))
+    }
+
+    /// Restores a NAR read from `input` as `meta.path`, checking the NAR hash (when given), the content address
+    /// (when given) and that no symlink leaves the store; registers it only when all of that holds.
+    pub fn add_nar(&self, input: &mut impl Read, meta: NarMetadata) -> Result<StorePath> {
+        let _lock = self.lock_writers()?;
+        self.restore_and_install(input, Some(meta), |_| Ok(None)).map(|(p, _)| p)
+    }
+
+    /// Restores one NAR whose metadata follows it in the stream (export format); the caller holds the writer lock.
+    pub(crate) fn restore_and_install_stream(
+        &self,
+        input: &mut impl Read,
+        read_meta: impl FnOnce(&mut dyn Read) -> Result<Option<NarMetadata>>,
+    ) -> Result<(StorePath, PathInfo)> {
+        self.restore_and_install(input, None, read_meta)
+    }
+
+    /// Restores one NAR into a staging directory; `meta` may come before (given) or after the NAR (`read_meta`).
+    fn restore_and_install(
+        &self,
+        input: &mut impl Read,
+        meta: Option<NarMetadata>,
+        read_meta: impl FnOnce(&mut dyn Read) -> Result<Option<NarMetadata>>,
+    ) -> Result<(StorePath, PathInfo)> {
+        let tmp = self.store.join(fsutil::unique_name(".tmp"));
+        fs::create_dir(&tmp).map_err(io_err("create directory", &tmp))?;
+        let result = (|| {
+            let staged = tmp.join("x");
+            let options = RestoreOptions {
+                read_only: false,
+                confine_symlinks: Some(SymlinkConfinement {
+                    logical: self.store_dir().as_path().join("x"),
+                    root: self.store_dir().as_path().to_owned(),
+                }),
+            };
+            let mut hashing = HashingReader::new(&mut *input, HashAlgo::Sha256);
+            nar::restore(&mut hashing, &staged, &options)?;
+            let (nar_hash, nar_size) = hashing.finish();
+            let meta = match meta {
+                Some(m) => m,
+                None => {
+                    read_meta(input)?.ok_or_else(|| StoreError::Invalid("NAR without metadata".into()))?
+                }
+            };
+            if let Some(expected) = &meta.nar_hash
+                && *expected != nar_hash
+            {
+                return Err(StoreError::HashMismatch {
+                    what: format!("the NAR of {}", meta.path),
+                    expected: expected.to_string(),
+                    got: nar_hash.to_string(),
+                });
+            }
+            if let Some(ca) = &meta.ca {
+                let self_ref = meta.references.contains(&meta.path);
+                let refs: Vec<StorePath> =
+                    meta.references.iter().filter(|r| **r != meta.path).cloned().collect();
+                let computed = self.store_dir().make_ca_path(meta.path.name(), ca, &refs, self_ref)?;
+                let content_ok = match ca {
+                    ContentAddress::Fixed(FileIngestion::Recursive, h) => {
+                        *h == nar::hash_path(&staged, h.algo())?.0
+                    }
+                    ContentAddress::Fixed(FileIngestion::Flat, h) => *h == hash_file(&staged, h.algo())?,
+                    ContentAddress::Text(h) => *h == hash_file(&staged, HashAlgo::Sha256)?,
+                };
+                if computed != meta.path || !content_ok {
+                    return Err(StoreError::HashMismatch {
+                        what: format!("the content address {ca} of {}", meta.path),
+                        expected: meta.path.to_string(),
+                        got: computed.to_string(),
+                    });
+                }
+            }
+            self.require_valid(&meta.references, Some(&meta.path))?;
+            fsutil::canonicalise(&staged)?;
+            let info = PathInfo {
+                path: meta.path.clone(),
+                nar_hash,
+                nar_size,
+                references: meta.references,
+                deriver: meta.deriver,
+                registration_time: now(),
+                ultimate: false,
+                sigs: meta.sigs,
+                ca: meta.ca,
+            };
+            self.install(&staged, info.clone())?;
+            Ok((meta.path, info))
+        })();
+        let _ = fsutil::remove_tree(&tmp);
+        result
+    }
+
+    /// Which of `candidates` the tree at `src` refers to (by their hash parts).
+    pub fn scan_references(&self, src: &Path, candidates: &[StorePath]) -> Result<BTreeSet<StorePath>> {
+        crate::refscan::scan_tree(src, candidates)
+    }
+
+    /// Which valid paths the tree at `src` refers to, scanning for every valid path's hash.
+    pub fn scan_all_references(&self, src: &Path) -> Result<BTreeSet<StorePath>> {
+        let graph = self.db().graph()?;
+        crate::refscan::scan_tree(src, &graph.paths)
+    }
+
+    /// Records a derivation's outputs (for `keep-outputs` in the collector).
+    pub fn register_derivation_outputs(
+        &self,
+        drv: &StorePath,
+        outputs: &[(String, StorePath)],
+    ) -> Result<()> {
+        self.db().register_outputs(drv, outputs)
+    }
+
+    /// The closure of `paths`: every path they reach through references, references before referrers, ties in
+    /// path order (stable across runs).
+    pub fn closure(&self, paths: &[StorePath]) -> Result<Vec<StorePath>> {
+        let mut order = Vec::new();
+        let mut seen = HashSet::new();
+        let mut roots: Vec<&StorePath> = paths.iter().collect();
+        roots.sort();
+        for p in roots {
+            self.visit(p, &mut seen, &mut order, &|s, p| Ok(s.info_or_err(p)?.references))?;
+        }
+        Ok(order)
+    }
+
+    /// Every path that reaches one of `paths` through references (the paths themselves included), referrers
+    /// before what they refer to: the order in which they could be deleted.
+    pub fn reverse_closure(&self, paths: &[StorePath]) -> Result<Vec<StorePath>> {
+        let mut order = Vec::new();
+        let mut seen = HashSet::new();
+        let mut roots: Vec<&StorePath> = paths.iter().collect();
+        roots.sort();
+        for p in roots {
+            self.info_or_err(p)?;
+            self.visit(p, &mut seen, &mut order, &|s, p| s.db().referrers(p))?;
+        }
+        Ok(order)
+    }
+
+    fn info_or_err(&self, p: &StorePath) -> Result<PathInfo> {
+        self.path_info(p)?.ok_or_else(|| StoreError::NotValid(p.to_string()))
+    }
+
+    /// Depth-first post-order over `next`, iterative so deep chains do not overflow the stack.
+    fn visit(
+        &self,
+        start: &StorePath,
+        seen: &mut HashSet<StorePath>,
+        order: &mut Vec<StorePath>,
+        next: &dyn Fn(&Store, &StorePath) -> Result<BTreeSet<StorePath>>,
+    ) -> Result<()> {
+        if !seen.insert(start.clone()) {
+            return Ok(());
+        }
+        let mut stack: Vec<(StorePath, Vec<StorePath>)> = Vec::new();
+        let children = |p: &StorePath| -> Result<Vec<StorePath>> {
+            Ok(next(self, p)?.into_iter().filter(|c| c != p).rev().collect())
+        };
+        stack.push((start.clone(), children(start)?));
+        while let Some((_, pending)) = stack.last_mut() {
+            match pending.pop() {
+                Some(c) => {
+                    if seen.insert(c.clone()) {
+                        let kids = children(&c)?;
+                        stack.push((c, kids));
+                    }
+                }
+                None => {
+                    let (p, _) = stack.pop().expect("stack is not empty");
+                    order.push(p);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Valid paths that refer to `path` directly.
+    pub fn referrers(&self, path: &StorePath) -> Result<BTreeSet<StorePath>> {
+        self.db().referrers(path)
+    }
+
+    /// The valid path whose hash starts with `prefix` (at least 4 nix32 characters); lists candidates when several
+    /// match.
+    pub fn find(&self, prefix: &str) -> Result<StorePath> {
+        if prefix.len() < 4 || !crate::nix32::is_nix32(prefix) {
+            return Err(StoreError::Invalid(format!(
+                "'{prefix}' is not a hash prefix: give at least 4 characters of a store path's hash"
+            )));
+        }
+        let found = self.db().paths_with_prefix(&format!("{}/{prefix}", self.store_dir()))?;
+        match found.len() {
+            0 => Err(StoreError::NoMatch(prefix.to_owned())),
+            1 => Ok(found.into_iter().next().expect("one element")),
+            _ => Err(StoreError::Ambiguous {
+                prefix: prefix.to_owned(),
+                candidates: found.iter().map(ToString::to_string).collect(),
+            }),
+        }
+    }
+}
+
+/// The hash of a regular file's contents.
+pub(crate) fn hash_file(path: &Path, algo: HashAlgo) -> Result<Hash> {
+    let mut f = fs::File::open(path).map_err(io_err("open", path))?;
+    let mut h = Hasher::new(algo);
+    std::io::copy(&mut f, &mut h).map_err(io_err("read", path))?;
+    Ok(h.finish())
+}
