@@ -17,10 +17,11 @@ fn main() {
     if env::var_os(NESTED).is_some() {
         return;
     }
-    let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    for path in ["bin/src", "bin/Cargo.toml", "bin/build.rs", "src"] {
-        println!("cargo::rerun-if-changed={}", manifest_dir.join(path).display());
+    for path in ["bin/src", "bin/Cargo.toml", "bin/Cargo.lock", "bin/build.rs", "src"] {
+        watch(&manifest_dir.join(path));
     }
     for var in ["LD_SHIM_DEFAULT_LOADER", "LD_SHIM_DEFAULT_LIBRARY_PATH"] {
         println!("cargo::rerun-if-env-changed={var}");
@@ -37,7 +38,9 @@ fn main() {
     if target == "x86_64-unknown-linux-gnu" {
         let i686 = "i686-unknown-linux-gnu";
         if !target_installed(i686) {
-            println!("cargo::warning=the {i686} Rust target is not installed; building ld-shim without the 32-bit shim");
+            println!(
+                "cargo::warning=the {i686} Rust target is not installed; building ld-shim without the 32-bit shim"
+            );
             return;
         }
         match build(&manifest_dir, &target_dir, i686) {
@@ -49,6 +52,17 @@ fn main() {
                 let first = message.lines().find(|line| line.contains("error")).unwrap_or("unknown error");
                 println!("cargo::warning=building the 32-bit ld-shim failed, continuing without it: {first}");
             }
+        }
+    }
+}
+
+/// Asks cargo to rerun this script when `path` or, for a directory, any file below it changes (listing each file:
+/// a directory alone is not watched recursively here).
+fn watch(path: &Path) {
+    println!("cargo::rerun-if-changed={}", path.display());
+    if let Ok(entries) = std::fs::read_dir(path) {
+        for entry in entries.flatten() {
+            watch(&entry.path());
         }
     }
 }

@@ -61,7 +61,8 @@ mod tests {
 
     #[test]
     fn reads_keys_comments_and_bad_lines() {
-        let text = b"# written by fhskit\n\nloader = /var/lib/ld.so\r\nfuture-key=1\nnonsense\nlibrary-path=/a:/b\n";
+        let text =
+            b"# written by fhskit\n\nloader = /var/lib/ld.so\r\nfuture-key=1\nnonsense\nlibrary-path=/a:/b\n";
         let config = parse(text);
         assert_eq!(config.loader, Some(&b"/var/lib/ld.so"[..]));
         assert_eq!(config.library_path, Some(&b"/a:/b"[..]));

@@ -492,7 +492,10 @@ mod tests {
         let note_offset = 64 + 2 * 56;
         let mut file = elf64(
             62,
-            &[(PT_LOAD, PF_R, 0, 0, 0x200, 0x200), (PT_NOTE, PF_R, note_offset as u64, 0, note.len() as u64, 0)],
+            &[
+                (PT_LOAD, PF_R, 0, 0, 0x200, 0x200),
+                (PT_NOTE, PF_R, note_offset as u64, 0, note.len() as u64, 0),
+            ],
             0x10,
         );
         file.extend_from_slice(&note);

@@ -20,5 +20,7 @@ pub const I686: Option<&[u8]> = None;
 
 /// Every embedded executable with the system it serves (the i686 one is only ever built next to an x86-64 one).
 pub fn builds() -> impl Iterator<Item = (System, &'static [u8])> {
-    [(system::NATIVE, NATIVE), (system::I686, I686)].into_iter().filter_map(|(system, bytes)| Some((system, bytes?)))
+    [(system::NATIVE, NATIVE), (system::I686, I686)]
+        .into_iter()
+        .filter_map(|(system, bytes)| Some((system, bytes?)))
 }

@@ -32,7 +32,8 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn cc(args: &[&OsStr]) -> Result<(), String> {
-    let output = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into())).args(args).output().unwrap();
+    let output =
+        Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into())).args(args).output().unwrap();
     if output.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&output.stderr).into_owned()) }
 }
 
@@ -56,7 +57,13 @@ fn compile(dir: &Path, interpreter: &str, m32: bool) -> Result<Programs, String>
     let lib = lib_dir.join("libshimtest.so");
     let mut args: Vec<&OsStr> = bits.to_vec();
     let lib_src = fixture("shim-lib.c");
-    args.extend([OsStr::new("-shared"), OsStr::new("-fPIC"), lib_src.as_os_str(), OsStr::new("-o"), lib.as_os_str()]);
+    args.extend([
+        OsStr::new("-shared"),
+        OsStr::new("-fPIC"),
+        lib_src.as_os_str(),
+        OsStr::new("-o"),
+        lib.as_os_str(),
+    ]);
     cc(&args)?;
     let link_dir = format!("-L{}", lib_dir.display());
     let build = |name: &str, source: &str, interp: Option<&str>, libs: &[&str]| -> Result<PathBuf, String> {
@@ -88,7 +95,13 @@ fn programs(name: &str) -> Programs {
 
 /// Runs `program` with exactly `env` (plus PATH).
 fn run(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(program).args(args).env_clear().env("PATH", "/usr/bin:/bin").envs(env.iter().copied()).output().unwrap()
+    Command::new(program)
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
 }
 
 fn stdout(output: &Output) -> String {
@@ -101,7 +114,13 @@ fn stderr(output: &Output) -> String {
 
 #[track_caller]
 fn assert_ok(output: &Output) -> String {
-    assert!(output.status.success(), "status {:?}\nstdout:\n{}\nstderr:\n{}", output.status, stdout(output), stderr(output));
+    assert!(
+        output.status.success(),
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        stdout(output),
+        stderr(output)
+    );
     stdout(output)
 }
 
@@ -130,13 +149,21 @@ fn needed_library_is_found_through_nix_ld_library_path_and_hidden_from_children(
     let failed = run(&p.needs_lib, &[], &[("NIX_LD", HOST_LD)]);
     assert_eq!(failed.status.code(), Some(127));
     assert!(stderr(&failed).contains("libshimtest.so"), "{}", stderr(&failed));
-    assert_eq!(assert_ok(&run(&p.needs_lib, &[], &[("NIX_LD", HOST_LD), ("NIX_LD_LIBRARY_PATH", lib_dir)])), "answer=42\n");
-    let per_system = [("NIX_LD", HOST_LD), ("NIX_LD_LIBRARY_PATH", "/nonexistent"), ("NIX_LD_LIBRARY_PATH_x86_64_linux", lib_dir)];
+    assert_eq!(
+        assert_ok(&run(&p.needs_lib, &[], &[("NIX_LD", HOST_LD), ("NIX_LD_LIBRARY_PATH", lib_dir)])),
+        "answer=42\n"
+    );
+    let per_system = [
+        ("NIX_LD", HOST_LD),
+        ("NIX_LD_LIBRARY_PATH", "/nonexistent"),
+        ("NIX_LD_LIBRARY_PATH_x86_64_linux", lib_dir),
+    ];
     assert_eq!(assert_ok(&run(&p.needs_lib, &[], &per_system)), "answer=42\n");
 
     // The program and its children see the launch environment, not the injected LD_LIBRARY_PATH: a child that
     // needs the library (through the ordinary loader) cannot find it.
-    let child = format!("echo child LD_LIBRARY_PATH=${{LD_LIBRARY_PATH-unset}}; {}", p.plain_needs_lib.display());
+    let child =
+        format!("echo child LD_LIBRARY_PATH=${{LD_LIBRARY_PATH-unset}}; {}", p.plain_needs_lib.display());
     let env = [("NIX_LD", HOST_LD), ("NIX_LD_LIBRARY_PATH", lib_dir)];
     let out = assert_ok(&run(&p.probe, &["child", &child], &env));
     assert!(out.contains("env LD_LIBRARY_PATH=(unset)\n"), "{out}");
@@ -221,12 +248,28 @@ fn unusable_loaders_get_one_line_and_exit_127() {
     let copy = dir.join("copy-of-shim");
     fs::copy(SHIM, &copy).unwrap();
     let copy = copy.to_str().unwrap();
-    assert_load_error(&run(&p.probe, &[], &[("NIX_LD", copy)]), copy, "it is ld-shim itself, not the real loader");
+    assert_load_error(
+        &run(&p.probe, &[], &[("NIX_LD", copy)]),
+        copy,
+        "it is ld-shim itself, not the real loader",
+    );
     // A position-dependent executable is not a loader.
     let exec = dir.join("non-pie");
-    cc(&[fixture("shim-lib.c").as_os_str(), OsStr::new("-nostdlib"), OsStr::new("-no-pie"), OsStr::new("-Wl,-e,shim_answer"), OsStr::new("-o"), exec.as_os_str()]).unwrap();
+    cc(&[
+        fixture("shim-lib.c").as_os_str(),
+        OsStr::new("-nostdlib"),
+        OsStr::new("-no-pie"),
+        OsStr::new("-Wl,-e,shim_answer"),
+        OsStr::new("-o"),
+        exec.as_os_str(),
+    ])
+    .unwrap();
     let exec = exec.to_str().unwrap();
-    assert_load_error(&run(&p.probe, &[], &[("NIX_LD", exec)]), exec, "not a dynamic loader (ELF type is not ET_DYN)");
+    assert_load_error(
+        &run(&p.probe, &[], &[("NIX_LD", exec)]),
+        exec,
+        "not a dynamic loader (ELF type is not ET_DYN)",
+    );
 }
 
 /// A root as `fhskit shim install --root` lays it out: the shim at the FHS loader path, the config, the loader
@@ -241,7 +284,11 @@ fn install_tree(name: &str, config: impl FnOnce(&Path) -> String) -> (PathBuf, P
     fs::copy(SHIM, &shim).unwrap();
     symlink(HOST_LD, root.join("var/lib/fhskit/ld-shim/x86_64-linux/ld.so")).unwrap();
     let programs = compile(&dir.join("programs"), shim.to_str().unwrap(), false).unwrap();
-    symlink(programs.lib_dir.join("libshimtest.so"), root.join("var/lib/fhskit/ld-shim/x86_64-linux/lib/libshimtest.so")).unwrap();
+    symlink(
+        programs.lib_dir.join("libshimtest.so"),
+        root.join("var/lib/fhskit/ld-shim/x86_64-linux/lib/libshimtest.so"),
+    )
+    .unwrap();
     fs::write(root.join("etc/fhskit/ld-shim-x86_64-linux.conf"), config(&root)).unwrap();
     (root, programs)
 }
@@ -255,16 +302,24 @@ fn config_file_serves_programs_that_cleared_their_environment() {
     assert_eq!(assert_ok(&run(&p.needs_lib, &[], &[])), "answer=42\n");
     // Missing directories are skipped (logged at debug level), not passed to the loader.
     let out = run(&p.needs_lib, &[], &[("NIX_LD_LOG", "debug")]);
-    let expected = format!("library path {}/var/lib/fhskit/ld-shim/x86_64-linux/lib (from config)", root.display());
+    let expected =
+        format!("library path {}/var/lib/fhskit/ld-shim/x86_64-linux/lib (from config)", root.display());
     assert!(stderr(&out).contains(&expected), "{}", stderr(&out));
-    assert!(stderr(&out).contains(&format!("skipping missing library directory {}/missing/dir", root.display())));
+    assert!(
+        stderr(&out).contains(&format!("skipping missing library directory {}/missing/dir", root.display()))
+    );
     // The environment still wins over the config.
-    assert_load_error(&run(&p.needs_lib, &[], &[("NIX_LD", "/nonexistent")]), "/nonexistent", "no such file or directory");
+    assert_load_error(
+        &run(&p.needs_lib, &[], &[("NIX_LD", "/nonexistent")]),
+        "/nonexistent",
+        "no such file or directory",
+    );
     let failed = run(&p.needs_lib, &[], &[("NIX_LD_LIBRARY_PATH", "/nonexistent")]);
     assert_eq!(failed.status.code(), Some(127), "{}", stderr(&failed));
 
     // No NIX_LD* variable and no LD_LIBRARY_PATH: the shim inserts a slot, which the program sees emptied.
-    let child = format!("echo child LD_LIBRARY_PATH=${{LD_LIBRARY_PATH-unset}}; {}", p.plain_needs_lib.display());
+    let child =
+        format!("echo child LD_LIBRARY_PATH=${{LD_LIBRARY_PATH-unset}}; {}", p.plain_needs_lib.display());
     let out = assert_ok(&run(&p.probe, &["child", &child], &[("A", "1"), ("B", "2")]));
     assert!(out.contains("env LD_LIBRARY_PATH=\n"), "{out}");
     assert!(out.contains("env A=1\n") && out.contains("env B=2\n"), "{out}");
@@ -287,7 +342,11 @@ fn is_root() -> bool {
 }
 
 fn have(tool: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 #[test]
@@ -312,12 +371,21 @@ fn setuid_programs_ignore_the_environment() {
         command.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(&p.probe);
         command.env_clear().env("PATH", "/usr/bin:/bin").envs(env.iter().copied()).output().unwrap()
     };
-    let env = [("A", "1"), ("NIX_LD", "/nonexistent"), ("NIX_LD_LIBRARY_PATH", "/x"), ("B", "2"), ("C", "3"), ("NIX_LD_LOG", "trace")];
+    let env = [
+        ("A", "1"),
+        ("NIX_LD", "/nonexistent"),
+        ("NIX_LD_LIBRARY_PATH", "/x"),
+        ("B", "2"),
+        ("C", "3"),
+        ("NIX_LD_LOG", "trace"),
+    ];
     let out = run_as_nobody(&env);
     let text = assert_ok(&out);
     assert!(text.contains("secure=1\n"), "{text}");
     // Nothing was injected, so glibc's secure-mode clean-up cannot shuffle entries: every variable survives.
-    for line in ["env A=1\n", "env B=2\n", "env C=3\n", "env NIX_LD=/nonexistent\n", "env NIX_LD_LIBRARY_PATH=/x\n"] {
+    for line in
+        ["env A=1\n", "env B=2\n", "env C=3\n", "env NIX_LD=/nonexistent\n", "env NIX_LD_LIBRARY_PATH=/x\n"]
+    {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
     assert_eq!(stderr(&out), "", "NIX_LD_LOG must be ignored too");
@@ -331,7 +399,10 @@ fn setuid_programs_ignore_the_environment() {
     let out = run_as_nobody(&env);
     assert_eq!(out.status.code(), Some(127));
     assert!(stderr(&out).contains("not owned by root or writable by others"), "{}", stderr(&out));
-    assert!(stderr(&out).ends_with(&format!("ld-shim: cannot load {DEFAULT_LOADER}: no such file or directory\n")));
+    assert!(
+        stderr(&out)
+            .ends_with(&format!("ld-shim: cannot load {DEFAULT_LOADER}: no such file or directory\n"))
+    );
 }
 
 #[test]
@@ -341,11 +412,18 @@ fn direct_mode_runs_a_program_like_ld_so_without_leaking_the_path() {
     let needs = p.plain_needs_lib.to_str().unwrap();
     let lib_dir = p.lib_dir.to_str().unwrap();
     assert_eq!(run(shim, &[needs], &[("NIX_LD", HOST_LD)]).status.code(), Some(127));
-    assert_eq!(assert_ok(&run(shim, &[needs], &[("NIX_LD", HOST_LD), ("NIX_LD_LIBRARY_PATH", lib_dir)])), "answer=42\n");
+    assert_eq!(
+        assert_ok(&run(shim, &[needs], &[("NIX_LD", HOST_LD), ("NIX_LD_LIBRARY_PATH", lib_dir)])),
+        "answer=42\n"
+    );
     let env = [("NIX_LD", HOST_LD), ("NIX_LD_LIBRARY_PATH", lib_dir), ("LD_LIBRARY_PATH", "/user/lib")];
     assert_eq!(assert_ok(&run(shim, &[needs], &env)), "answer=42\n");
     let probe = p.probe.to_str().unwrap();
-    let out = assert_ok(&run(shim, &[probe, "child", "echo child LD_LIBRARY_PATH=${LD_LIBRARY_PATH-unset}"], &env[..2]));
+    let out = assert_ok(&run(
+        shim,
+        &[probe, "child", "echo child LD_LIBRARY_PATH=${LD_LIBRARY_PATH-unset}"],
+        &env[..2],
+    ));
     assert!(out.contains("env LD_LIBRARY_PATH=(unset)\n"), "{out}");
     assert!(out.contains("child LD_LIBRARY_PATH=unset\n"), "{out}");
     assert!(out.contains(&format!("argv[0]={probe}\n")), "{out}");
@@ -353,7 +431,11 @@ fn direct_mode_runs_a_program_like_ld_so_without_leaking_the_path() {
     let listed = assert_ok(&run(shim, &["--list", needs], &env[..2]));
     assert!(listed.contains(&format!("libshimtest.so => {lib_dir}/libshimtest.so")), "{listed}");
     // The loop guard holds in direct mode too.
-    assert_load_error(&run(shim, &[needs], &[("NIX_LD", SHIM)]), SHIM, "it is ld-shim itself, not the real loader");
+    assert_load_error(
+        &run(shim, &[needs], &[("NIX_LD", SHIM)]),
+        SHIM,
+        "it is ld-shim itself, not the real loader",
+    );
     // Without arguments it describes itself.
     let out = assert_ok(&run(shim, &[], &[("NIX_LD", HOST_LD)]));
     assert!(out.contains(&format!("loader: {HOST_LD} (from NIX_LD)")), "{out}");
@@ -362,7 +444,9 @@ fn direct_mode_runs_a_program_like_ld_so_without_leaking_the_path() {
 
 fn i686_ready() -> Option<&'static str> {
     let Some(shim) = SHIM_I686 else {
-        eprintln!("skipped: the 32-bit shim was not built (the i686-unknown-linux-gnu Rust target is not installed)");
+        eprintln!(
+            "skipped: the 32-bit shim was not built (the i686-unknown-linux-gnu Rust target is not installed)"
+        );
         return None;
     };
     if !Path::new(HOST_LD_I686).exists() {
@@ -385,10 +469,12 @@ fn the_32_bit_shim_loads_32_bit_programs() {
     let lib_dir = p.lib_dir.to_str().unwrap();
     assert_load_error(&run(&p.needs_lib, &[], &[]), DEFAULT_LOADER, "no such file or directory");
     assert_eq!(run(&p.needs_lib, &[], &[("NIX_LD_i686_linux", HOST_LD_I686)]).status.code(), Some(127));
-    let env = [("NIX_LD", "/nonexistent"), ("NIX_LD_i686_linux", HOST_LD_I686), ("NIX_LD_LIBRARY_PATH", lib_dir)];
+    let env =
+        [("NIX_LD", "/nonexistent"), ("NIX_LD_i686_linux", HOST_LD_I686), ("NIX_LD_LIBRARY_PATH", lib_dir)];
     assert_eq!(assert_ok(&run(&p.needs_lib, &[], &env)), "answer=42\n");
     assert_eq!(assert_ok(&run(&p.dlopen, &[], &env)), "answer=42\n");
-    let child = format!("echo child LD_LIBRARY_PATH=${{LD_LIBRARY_PATH-unset}}; {}", p.plain_needs_lib.display());
+    let child =
+        format!("echo child LD_LIBRARY_PATH=${{LD_LIBRARY_PATH-unset}}; {}", p.plain_needs_lib.display());
     let out = assert_ok(&run(&p.probe, &["child", &child], &env));
     assert!(out.contains("env LD_LIBRARY_PATH=(unset)\n"), "{out}");
     assert!(out.contains("child LD_LIBRARY_PATH=unset\n") && out.contains("child_status=127\n"), "{out}");
@@ -408,9 +494,13 @@ fn check_executable(path: &str) {
     let readelf = Command::new("readelf").args(["-lrW", path]).output().unwrap();
     let text = stdout(&readelf);
     assert!(!text.contains("INTERP"), "{text}");
-    let relocations: Vec<&str> = text.lines().filter(|l| l.contains("R_X86_64_") || l.contains("R_386_")).collect();
+    let relocations: Vec<&str> =
+        text.lines().filter(|l| l.contains("R_X86_64_") || l.contains("R_386_")).collect();
     assert!(!relocations.is_empty());
-    assert!(relocations.iter().all(|l| l.contains("_RELATIVE")), "only relative relocations expected:\n{text}");
+    assert!(
+        relocations.iter().all(|l| l.contains("_RELATIVE")),
+        "only relative relocations expected:\n{text}"
+    );
 }
 
 #[test]
@@ -436,18 +526,22 @@ fn a_system_binary_runs_through_the_shim_at_the_fhs_loader_path() {
     // The real loader must stay reachable once the shim covers its path.
     let real = dir.join("ld.so");
     fs::copy(fs::canonicalize(HOST_LD).unwrap(), &real).unwrap();
-    let script = format!(
-        "mount --bind {SHIM} {HOST_LD} && NIX_LD={} /bin/echo through the shim",
-        real.display()
-    );
-    let out = Command::new("unshare").args(["--mount", "--propagation", "private", "sh", "-c", &script]).output().unwrap();
+    let script =
+        format!("mount --bind {SHIM} {HOST_LD} && NIX_LD={} /bin/echo through the shim", real.display());
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
     if !out.status.success() && stderr(&out).contains("Operation not permitted") {
         eprintln!("skipped: mount namespaces are not permitted here: {}", stderr(&out));
         return;
     }
     assert_eq!(assert_ok(&out), "through the shim\n");
     let script = format!("mount --bind {SHIM} {HOST_LD} && /bin/true");
-    let out = Command::new("unshare").args(["--mount", "--propagation", "private", "sh", "-c", &script]).output().unwrap();
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(127));
     assert_eq!(stderr(&out), format!("ld-shim: cannot load {DEFAULT_LOADER}: no such file or directory\n"));
 }

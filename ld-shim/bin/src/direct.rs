@@ -7,25 +7,25 @@ use ld_shim::system::{self, NATIVE};
 
 use crate::loader;
 use crate::log::Line;
-use crate::settings::{self, Settings};
+use crate::settings::Settings;
 use crate::stack::Stack;
 use crate::sys;
 
 const WORD: usize = core::mem::size_of::<usize>();
 
 /// Runs the program through the real loader; never returns.
-pub fn run(stack: &Stack, settings: Settings, page: usize) -> ! {
+pub fn run(stack: &Stack, settings: &Settings, page: usize) -> ! {
     if stack.argc < 2 {
-        describe(&settings);
+        describe(settings);
     }
-    let loader = settings::loader_c_str(&settings);
+    let loader = settings.loader();
     // Check before exec: a loop (NIX_LD naming the shim) or a wrong file gets the same one-line error as in
     // interpreter mode instead of an exec failure or an endless chain.
     if let Err(failure) = loader::open(loader, page) {
         crate::log::fail_load(loader.to_bytes(), failure.reason().as_bytes());
     }
-    let ours = settings.library_path.bytes();
-    let mut merged = settings::ListBuf::new();
+    let ours = settings.library_path_bytes();
+    let merged = crate::scratch::MERGED.take();
     if !ours.is_empty() {
         if let Some((_, old)) = stack.getenv(b"LD_LIBRARY_PATH")
             && !old.is_empty()
@@ -45,7 +45,14 @@ pub fn run(stack: &Stack, settings: Settings, page: usize) -> ! {
     let count = stack.argc + extra + 1;
     // SAFETY: a fresh anonymous mapping for the new argv; the process is replaced or exits right after.
     let argv = match unsafe {
-        sys::mmap(0, count * WORD, sys::PROT_READ | sys::PROT_WRITE, sys::MAP_PRIVATE | sys::MAP_ANONYMOUS, usize::MAX, 0)
+        sys::mmap(
+            0,
+            count * WORD,
+            sys::PROT_READ | sys::PROT_WRITE,
+            sys::MAP_PRIVATE | sys::MAP_ANONYMOUS,
+            usize::MAX,
+            0,
+        )
     } {
         Ok(addr) => addr as *mut *const u8,
         Err(errno) => crate::log::fail_load(loader.to_bytes(), errno.text().as_bytes()),
@@ -73,23 +80,28 @@ pub fn run(stack: &Stack, settings: Settings, page: usize) -> ! {
 /// Prints what the shim would do, then exits 0.
 fn describe(settings: &Settings) -> ! {
     let out = 1;
-    Line::new().push(b"a loader shim compatible with nix-ld (").push(NATIVE.nix.as_bytes()).push(b")").write_to(out);
+    Line::new()
+        .push(b"a loader shim compatible with nix-ld (")
+        .push(NATIVE.nix.as_bytes())
+        .push(b")")
+        .write_to(out);
     Line::new().push(b"usage: ld-shim PROGRAM [ARGS...]  (runs PROGRAM like ld.so PROGRAM)").write_to(out);
     Line::new()
         .push(b"loader: ")
-        .push(settings.loader.as_bytes())
+        .push(settings.loader().to_bytes())
         .push(b" (from ")
         .push(settings.loader_source)
         .push(b")")
         .write_to(out);
     Line::new()
         .push(b"library path: ")
-        .push(settings.library_path.bytes())
+        .push(settings.library_path_bytes())
         .push(b" (from ")
         .push(settings.library_path_source)
         .push(b")")
         .write_to(out);
-    let config: &[u8] = if settings.config_path.is_empty() { b"(not read)" } else { settings.config_path.as_bytes() };
+    let config: &[u8] =
+        if settings.config_path.is_empty() { b"(not read)" } else { settings.config_path.as_bytes() };
     Line::new().push(b"config: ").push(config).write_to(out);
     Line::new()
         .push(b"variables: ")

@@ -50,7 +50,14 @@ fn build(old: &[u8], ours: &[u8]) -> *const u8 {
     } else {
         // SAFETY: a fresh anonymous mapping, never unmapped.
         let addr = unsafe {
-            sys::mmap(0, len, sys::PROT_READ | sys::PROT_WRITE, sys::MAP_PRIVATE | sys::MAP_ANONYMOUS, usize::MAX, 0)
+            sys::mmap(
+                0,
+                len,
+                sys::PROT_READ | sys::PROT_WRITE,
+                sys::MAP_PRIVATE | sys::MAP_ANONYMOUS,
+                usize::MAX,
+                0,
+            )
         };
         match addr {
             // SAFETY: the mapping is `len` bytes, readable and writable.
@@ -75,23 +82,25 @@ pub enum Edit {
 }
 
 /// Points an envp slot at `LD_LIBRARY_PATH=<old>:<ours>`: the user's own `LD_LIBRARY_PATH` slot if there is one
-/// (the last one, which is the one ld.so honours), else the slot of a `NIX_LD*` variable (the loader reads none of
-/// them; `prefer` is the variable the path came from), else a slot inserted below the stack. Returns the new stack
-/// layout.
+/// (`ld_library_path`, the last one, which is the one ld.so honours), else the slot of a `NIX_LD*` variable
+/// (`borrow`; the loader reads none of them), else a slot inserted below the stack. Returns the new stack layout.
 ///
 /// # Safety
 /// `stack` must be the untouched initial stack with the gap the entry point leaves below it.
-pub unsafe fn pass_library_path(stack: Stack, ours: &[u8], prefer: Option<usize>) -> (Stack, Edit) {
-    let last_ld_library_path = (0..stack.envc).rev().find(|&index| stack.env(index).starts_with(NAME));
-    if let Some(slot) = last_ld_library_path {
+pub unsafe fn pass_library_path(
+    stack: Stack,
+    ours: &[u8],
+    ld_library_path: Option<usize>,
+    borrow: Option<usize>,
+) -> (Stack, Edit) {
+    if let Some(slot) = ld_library_path {
         let old = &stack.env(slot)[NAME.len()..];
         let previous = stack.env_ptr(slot);
         // SAFETY: slot < envc.
         unsafe { *stack.envp.add(slot) = build(old, ours) };
         return (stack, Edit::Replaced { slot, previous });
     }
-    let nix_ld_slot = prefer.or_else(|| (0..stack.envc).find(|&index| stack.env(index).starts_with(b"NIX_LD")));
-    if let Some(slot) = nix_ld_slot {
+    if let Some(slot) = borrow {
         let previous = stack.env_ptr(slot);
         // SAFETY: slot < envc.
         unsafe { *stack.envp.add(slot) = build(b"", ours) };

@@ -3,6 +3,7 @@
 //! file page and map the rest of the bss anonymously, relative to its own segment.
 
 use core::ffi::CStr;
+use core::mem::MaybeUninit;
 
 use ld_shim::elf::{self, LoadError, PF_R, PF_W, PF_X, Plan, page_down, page_up};
 use ld_shim::system::NATIVE;
@@ -69,9 +70,10 @@ pub fn open(path: &CStr, page: usize) -> Result<Checked, Failure> {
     if !stat.is_file() {
         return Err(Failure::NotRegular);
     }
-    let mut header = [0u8; HEADER_BYTES];
-    let len = sys::read_full(fd, &mut header)?;
-    let plan = elf::plan(&header[..len], stat.size, NATIVE.machine, page)?;
+    let mut buffer = [MaybeUninit::<u8>::uninit(); HEADER_BYTES];
+    let header = sys::read_full(fd, &mut buffer)?;
+    let len = header.len();
+    let plan = elf::plan(header, stat.size, NATIVE.machine, page)?;
     for &(offset, size) in plan.notes() {
         let marked = match offset.checked_add(size) {
             Some(end) if end <= len => elf::notes_mark_shim(&header[offset..end]),
@@ -122,7 +124,14 @@ impl Checked {
         let reserve = plan.span.checked_add(slack).ok_or(overflow)?;
         // SAFETY: a fresh, non-fixed reservation replaces nothing.
         let base = unsafe {
-            sys::mmap(0, reserve, sys::PROT_NONE, sys::MAP_PRIVATE | sys::MAP_ANONYMOUS | sys::MAP_NORESERVE, usize::MAX, 0)
+            sys::mmap(
+                0,
+                reserve,
+                sys::PROT_NONE,
+                sys::MAP_PRIVATE | sys::MAP_ANONYMOUS | sys::MAP_NORESERVE,
+                usize::MAX,
+                0,
+            )
         }?;
         let start = if slack == 0 {
             base

@@ -12,8 +12,9 @@ mod arch;
 mod direct;
 mod environ;
 mod loader;
-mod mem;
 mod log;
+mod mem;
+mod scratch;
 mod settings;
 mod stack;
 mod sys;
@@ -21,6 +22,7 @@ mod sys;
 use ld_shim::system::NATIVE;
 
 use crate::log::{Level, Logger};
+use crate::settings::{LibraryPath, Settings, Vars};
 use crate::stack::{AT_BASE, AT_PAGESZ, AT_SECURE, Stack};
 
 #[panic_handler]
@@ -43,32 +45,30 @@ pub unsafe extern "C" fn shim_main(sp: *mut usize) -> ! {
     let stack = unsafe { Stack::parse(sp) };
     let secure = stack.aux(AT_SECURE).unwrap_or(0) != 0;
     let page = stack.aux(AT_PAGESZ).filter(|page| page.is_power_of_two() && *page >= 4096).unwrap_or(4096);
-    let level = match stack.getenv(ld_shim::system::LOG_VAR.as_bytes()) {
+    let vars = Vars::scan(&stack);
+    let level = match vars.log {
         Some((_, value)) if !secure => Level::parse(value).unwrap_or(Level::Warn),
         _ => Level::Warn,
     };
     let log = Logger { level };
-    let settings = settings::resolve(&stack, secure, &log);
+    let mut settings = Settings::new();
+    settings::resolve(&mut settings, &stack, &vars, secure, &log);
     if let Some(mut line) = log.line(Level::Debug) {
-        line.push(b"loader ").push(settings.loader.as_bytes()).push(b" (from ").push(settings.loader_source).push(b")");
-        line.write_to(2);
+        line.push(b"loader ").push(settings.loader().to_bytes());
+        line.push(b" (from ").push(settings.loader_source).push(b")").write_to(2);
     }
     if let Some(mut line) = log.line(Level::Debug) {
-        line.push(b"library path ")
-            .push(settings.library_path.bytes())
-            .push(b" (from ")
-            .push(settings.library_path_source)
-            .push(b")");
-        line.write_to(2);
+        line.push(b"library path ").push(settings.library_path_bytes());
+        line.push(b" (from ").push(settings.library_path_source).push(b")").write_to(2);
     }
     if secure && let Some(mut line) = log.line(Level::Info) {
         line.push(b"setuid process: environment ignored").write_to(2);
     }
     if stack.aux(AT_BASE).unwrap_or(0) == 0 {
-        direct::run(&stack, settings, page);
+        direct::run(&stack, &settings, page);
     }
 
-    let loader = settings::loader_c_str(&settings);
+    let loader = settings.loader();
     let mapped = loader::open(loader, page).and_then(|checked| checked.map(page));
     let mapped = match mapped {
         Ok(mapped) => mapped,
@@ -79,16 +79,16 @@ pub unsafe extern "C" fn shim_main(sp: *mut usize) -> ! {
         line.push(b", entry ").push_hex(mapped.entry).write_to(2);
     }
 
-    let ours = settings.library_path.bytes();
+    let ours = settings.library_path_bytes();
     let stack = if ours.is_empty() {
         stack
     } else {
-        let prefer = match settings.library_path {
-            settings::LibraryPath::Env { slot, .. } => Some(slot),
-            _ => None,
+        let borrow = match settings.library_path {
+            LibraryPath::Env { slot, .. } => Some(slot),
+            _ => vars.any_nix_ld,
         };
         // SAFETY: the stack is untouched so far and `_start` left the gap below it.
-        let (stack, edit) = unsafe { environ::pass_library_path(stack, ours, prefer) };
+        let (stack, edit) = unsafe { environ::pass_library_path(stack, ours, vars.ld_library_path, borrow) };
         environ::arm_trampoline(&stack, &edit);
         stack
     };

@@ -1,8 +1,12 @@
 //! Which loader and which library path to use: nix-ld's variables first (per system, then generic), then the config
 //! file of the root the shim is installed under, then the compiled-in defaults. In an `AT_SECURE` (setuid) process
 //! the environment is not consulted at all and a config file counts only if root owns it and nobody else may write.
+//!
+//! Everything here runs on every program start, so it reads the environment in one pass, reads the config file only
+//! when the environment leaves something open, and never zero-fills its buffers.
 
 use core::ffi::CStr;
+use core::mem::MaybeUninit;
 
 use ld_shim::buf::Buf;
 use ld_shim::config;
@@ -10,8 +14,8 @@ use ld_shim::elf::{PT_INTERP, PT_PHDR};
 use ld_shim::system::{self, NATIVE};
 
 use crate::log::{Level, Logger};
-use crate::stack::{AT_PHDR, AT_PHNUM, Stack};
-use crate::sys;
+use crate::stack::{AT_BASE, AT_PHDR, AT_PHNUM, Stack};
+use crate::{scratch, sys};
 
 /// Room for one path (PATH_MAX).
 pub type PathBuf = Buf<4096>;
@@ -30,73 +34,168 @@ pub const DEFAULT_LIBRARY_PATH: &str = match option_env!("LD_SHIM_DEFAULT_LIBRAR
     None => "/run/current-system/sw/share/nix-ld/lib",
 };
 
+const LD_LIBRARY_PATH: &[u8] = b"LD_LIBRARY_PATH=";
+
+/// The environment entries the shim cares about, found in one pass: `(envp index, value)`.
+#[derive(Default)]
+pub struct Vars {
+    pub loader_system: Option<(usize, &'static [u8])>,
+    pub loader: Option<(usize, &'static [u8])>,
+    pub library_path_system: Option<(usize, &'static [u8])>,
+    pub library_path: Option<(usize, &'static [u8])>,
+    pub log: Option<(usize, &'static [u8])>,
+    /// The last `LD_LIBRARY_PATH` (the one ld.so honours).
+    pub ld_library_path: Option<usize>,
+    /// The first `NIX_LD*` entry of any name.
+    pub any_nix_ld: Option<usize>,
+}
+
+impl Vars {
+    /// Scans the environment; only `NIX_LD*` values are measured, other entries are rejected by their first bytes.
+    pub fn scan(stack: &Stack) -> Self {
+        let mut vars = Self::default();
+        for index in 0..stack.envc {
+            let entry = stack.env_ptr(index);
+            if stack.env_starts_with(index, LD_LIBRARY_PATH) {
+                vars.ld_library_path = Some(index);
+                continue;
+            }
+            if !stack.env_starts_with(index, b"NIX_LD") {
+                continue;
+            }
+            vars.any_nix_ld.get_or_insert(index);
+            // SAFETY: environment strings are NUL-terminated and live for the process.
+            let text = unsafe { crate::stack::c_bytes(entry) };
+            let Some(eq) = text.iter().position(|&b| b == b'=') else { continue };
+            let (name, value) = (&text[..eq], &text[eq + 1..]);
+            let slot = if name == NATIVE.loader_var.as_bytes() {
+                &mut vars.loader_system
+            } else if name == system::LOADER_VAR.as_bytes() {
+                &mut vars.loader
+            } else if name == NATIVE.library_path_var.as_bytes() {
+                &mut vars.library_path_system
+            } else if name == system::LIBRARY_PATH_VAR.as_bytes() {
+                &mut vars.library_path
+            } else if name == system::LOG_VAR.as_bytes() {
+                &mut vars.log
+            } else {
+                continue;
+            };
+            // Like getenv, the first entry of a name wins.
+            slot.get_or_insert((index, value));
+        }
+        vars
+    }
+}
+
 /// Where the library path comes from.
+#[derive(Clone, Copy)]
 pub enum LibraryPath {
     /// Nothing to add.
     None,
     /// An environment variable's value, used as it is; `slot` is its envp index.
     Env { slot: usize, value: &'static [u8] },
-    /// Directories from the config file or the default, those that exist.
-    Built(ListBuf),
+    /// Directories from the config file or the default (those that exist), in `Settings::library_list`.
+    Built,
 }
 
-impl LibraryPath {
-    pub fn bytes(&self) -> &[u8] {
-        match self {
-            Self::None => b"",
-            Self::Env { value, .. } => value,
-            Self::Built(list) => list.as_bytes(),
-        }
-    }
-}
-
-/// The resolved settings.
+/// The resolved settings. Filled in place (see [`resolve`]) so that its buffers are never copied.
 pub struct Settings {
-    pub loader: PathBuf,
+    /// The loader when it is an environment value, used in place (it is NUL-terminated there).
+    loader_env: Option<&'static CStr>,
+    /// The loader when it was assembled (config, default, or an environment value with a trailing newline).
+    loader_built: &'static mut PathBuf,
     pub loader_source: &'static [u8],
     pub library_path: LibraryPath,
+    library_list: &'static mut ListBuf,
     pub library_path_source: &'static [u8],
-    pub config_path: PathBuf,
+    pub config_path: &'static mut PathBuf,
+}
+
+impl Settings {
+    /// Empty settings over the static buffers; call once.
+    pub fn new() -> Self {
+        Self {
+            loader_env: None,
+            loader_built: scratch::LOADER.take(),
+            loader_source: b"",
+            library_path: LibraryPath::None,
+            library_list: scratch::LIBRARY_LIST.take(),
+            library_path_source: b"none",
+            config_path: scratch::CONFIG_PATH.take(),
+        }
+    }
+
+    /// The loader path.
+    pub fn loader(&self) -> &CStr {
+        match self.loader_env {
+            Some(path) => path,
+            // The buffer never holds a NUL: it was filled from C strings and NUL-free config lines.
+            None => self.loader_built.as_c_str().unwrap_or(c""),
+        }
+    }
+
+    /// The library path to add (empty for none).
+    pub fn library_path_bytes(&self) -> &[u8] {
+        match self.library_path {
+            LibraryPath::None => b"",
+            LibraryPath::Env { value, .. } => value,
+            LibraryPath::Built => self.library_list.as_bytes(),
+        }
+    }
 }
 
 /// The config file, read lazily: only when the environment leaves something open.
 struct ConfigFile {
-    text: [u8; 4096],
+    text: Option<&'static mut [MaybeUninit<u8>; 4096]>,
     len: usize,
-    root: PathBuf,
-    path: PathBuf,
+    root: Option<&'static mut PathBuf>,
     loaded: bool,
 }
 
 impl ConfigFile {
-    fn ensure_loaded(&mut self, stack: &Stack, secure: bool, log: &Logger) {
+    fn ensure_loaded(&mut self, stack: &Stack, secure: bool, log: &Logger, path: &mut PathBuf) {
         if self.loaded {
             return;
         }
         self.loaded = true;
-        self.read(stack, secure, log);
+        self.read(stack, secure, log, path);
         if let (Some(number), Some(mut line)) = (self.config().bad_line, log.line(Level::Warn)) {
-            line.push(b"ignoring line ").push_dec(number).push(b" of ").push(self.path.as_bytes()).write_to(2);
+            line.push(b"ignoring line ").push_dec(number).push(b" of ").push(path.as_bytes()).write_to(2);
         }
     }
 
     fn config(&self) -> config::Config<'_> {
-        config::parse(&self.text[..self.len])
+        let Some(text) = self.text.as_deref() else { return config::Config::default() };
+        // SAFETY: `text[..len]` was filled by read().
+        let text = unsafe { core::slice::from_raw_parts(text.as_ptr().cast::<u8>(), self.len) };
+        config::parse(text)
     }
 
-    fn read(&mut self, stack: &Stack, secure: bool, log: &Logger) {
-        let mut shim = PathBuf::new();
-        shim_path(stack, &mut shim);
+    fn root(&self) -> &[u8] {
+        self.root.as_deref().map_or(b"", |root| root.as_bytes())
+    }
+
+    fn read(&mut self, stack: &Stack, secure: bool, log: &Logger, path: &mut PathBuf) {
+        let shim = scratch::SHIM_PATH.take();
+        shim_path(stack, shim);
         let root = system::root_of(shim.as_bytes(), &NATIVE);
-        if self.root.push(root).is_err() || self.path.push(root).and_then(|()| self.path.push(NATIVE.config.as_bytes())).is_err() {
+        let root_buf = self.root.insert(scratch::CONFIG_ROOT.take());
+        if root_buf.push(root).is_err()
+            || path.push(root).and_then(|()| path.push(NATIVE.config.as_bytes())).is_err()
+        {
             return;
         }
-        let Ok(path) = self.path.as_c_str() else { return };
-        let fd = match sys::open(path) {
+        let Ok(c_path) = path.as_c_str() else { return };
+        let fd = match sys::open(c_path) {
             Ok(fd) => fd,
             Err(errno) => {
                 if let Some(mut line) = log.line(if errno.0 == 2 { Level::Debug } else { Level::Warn }) {
-                    line.push(b"cannot read ").push(self.path.as_bytes()).push(b": ").push(errno.text().as_bytes()).write_to(2);
+                    line.push(b"cannot read ")
+                        .push(path.as_bytes())
+                        .push(b": ")
+                        .push(errno.text().as_bytes());
+                    line.write_to(2);
                 }
                 return;
             }
@@ -106,17 +205,24 @@ impl ConfigFile {
             let trusted = matches!(sys::fstat(fd), Ok(stat) if stat.uid == 0 && stat.mode & 0o022 == 0);
             if !trusted {
                 if let Some(mut line) = log.line(Level::Warn) {
-                    line.push(b"ignoring ").push(self.path.as_bytes()).push(b" in a setuid process: not owned by root or writable by others").write_to(2);
+                    line.push(b"ignoring ")
+                        .push(path.as_bytes())
+                        .push(b" in a setuid process: not owned by root or writable by others")
+                        .write_to(2);
                 }
                 sys::close(fd);
                 return;
             }
         }
-        match sys::read_full(fd, &mut self.text) {
-            Ok(len) => self.len = len,
+        match sys::read_full(fd, self.text.insert(scratch::CONFIG_TEXT.take()).as_mut_slice()) {
+            Ok(text) => self.len = text.len(),
             Err(errno) => {
                 if let Some(mut line) = log.line(Level::Warn) {
-                    line.push(b"cannot read ").push(self.path.as_bytes()).push(b": ").push(errno.text().as_bytes()).write_to(2);
+                    line.push(b"cannot read ")
+                        .push(path.as_bytes())
+                        .push(b": ")
+                        .push(errno.text().as_bytes());
+                    line.write_to(2);
                 }
             }
         }
@@ -124,77 +230,77 @@ impl ConfigFile {
     }
 }
 
-/// Resolves the loader and the library path.
-pub fn resolve(stack: &Stack, secure: bool, log: &Logger) -> Settings {
-    let env = |name: &str| if secure { None } else { stack.getenv(name.as_bytes()) };
-    let mut file = ConfigFile { text: [0; 4096], len: 0, root: PathBuf::new(), path: PathBuf::new(), loaded: false };
-    let mut loader = PathBuf::new();
-    let mut loader_source: &'static [u8] = b"";
+/// Resolves the loader and the library path into `settings`.
+pub fn resolve(settings: &mut Settings, stack: &Stack, vars: &Vars, secure: bool, log: &Logger) {
+    let mut file = ConfigFile { text: None, len: 0, root: None, loaded: false };
     // nix-ld semantics: an empty variable counts as unset, and a trailing newline (from pasting the contents of a
     // `nix-support/dynamic-linker` file) is dropped.
-    for name in [NATIVE.loader_var, system::LOADER_VAR] {
-        if let Some((_, value)) = env(name) {
-            let value = value.strip_suffix(b"\n").unwrap_or(value);
-            if !value.is_empty() {
-                if loader.push(value).is_err() {
-                    crate::log::fail_load(value, b"path too long");
+    let env_loaders = [(vars.loader_system, NATIVE.loader_var), (vars.loader, system::LOADER_VAR)];
+    for (var, name) in env_loaders {
+        let Some((_, value)) = var.filter(|_| !secure) else { continue };
+        if value.is_empty() || value == b"\n" {
+            continue;
+        }
+        match value.strip_suffix(b"\n") {
+            None => {
+                // SAFETY: `value` is the tail of a NUL-terminated environment string.
+                let with_nul = unsafe { core::slice::from_raw_parts(value.as_ptr(), value.len() + 1) };
+                settings.loader_env = CStr::from_bytes_with_nul(with_nul).ok();
+            }
+            Some(trimmed) => {
+                if settings.loader_built.push(trimmed).is_err() {
+                    crate::log::fail_load(value, b"file name too long");
                 }
-                loader_source = name.as_bytes();
-                break;
             }
         }
+        settings.loader_source = name.as_bytes();
+        break;
     }
-    if loader.is_empty() {
-        file.ensure_loaded(stack, secure, log);
+    if settings.loader_source.is_empty() {
+        file.ensure_loaded(stack, secure, log, settings.config_path);
         if let Some(value) = file.config().loader {
-            let mut joined = PathBuf::new();
-            if joined.push(file.root.as_bytes()).and_then(|()| joined.push(value)).is_err() {
-                crate::log::fail_load(value, b"path too long");
+            let built = &mut settings.loader_built;
+            if built.push(file.root()).and_then(|()| built.push(value)).is_err() {
+                crate::log::fail_load(value, b"file name too long");
             }
-            loader = joined;
-            loader_source = b"config";
+            settings.loader_source = b"config";
         }
     }
-    if loader.is_empty() {
-        let _ = loader.push(DEFAULT_LOADER.as_bytes());
-        loader_source = b"default";
+    if settings.loader_source.is_empty() {
+        let _ = settings.loader_built.push(DEFAULT_LOADER.as_bytes());
+        settings.loader_source = b"default";
     }
 
-    let mut library_path = LibraryPath::None;
-    let library_path_source: &'static [u8];
+    let env_paths =
+        [(vars.library_path_system, NATIVE.library_path_var), (vars.library_path, system::LIBRARY_PATH_VAR)];
     if secure {
         // glibc ignores LD_LIBRARY_PATH in secure mode, so passing one would only change the environment.
-        library_path_source = b"none (setuid process)";
-    } else if let Some((slot, value, name)) = [NATIVE.library_path_var, system::LIBRARY_PATH_VAR]
-        .into_iter()
-        .find_map(|name| env(name).map(|(slot, value)| (slot, value, name)))
+        settings.library_path_source = b"none (setuid process)";
+    } else if let Some(((slot, value), name)) =
+        env_paths.into_iter().find_map(|(var, name)| Some((var?, name)))
     {
-        library_path = LibraryPath::Env { slot, value };
-        library_path_source = name.as_bytes();
+        settings.library_path = LibraryPath::Env { slot, value };
+        settings.library_path_source = name.as_bytes();
     } else {
-        file.ensure_loaded(stack, secure, log);
-        let mut list = ListBuf::new();
+        file.ensure_loaded(stack, secure, log, settings.config_path);
+        let directory = scratch::DIRECTORY.take();
         if let Some(value) = file.config().library_path {
-            let root = file.root.as_bytes();
-            append_existing_dirs(&mut list, root, value, log);
-            library_path_source = b"config";
+            append_existing_dirs(settings.library_list, directory, file.root(), value, log);
+            settings.library_path_source = b"config";
         } else {
-            append_existing_dirs(&mut list, b"", DEFAULT_LIBRARY_PATH.as_bytes(), log);
-            library_path_source = b"default";
+            append_existing_dirs(settings.library_list, directory, b"", DEFAULT_LIBRARY_PATH.as_bytes(), log);
+            settings.library_path_source = b"default";
         }
-        if !list.is_empty() {
-            library_path = LibraryPath::Built(list);
+        if !settings.library_list.is_empty() {
+            settings.library_path = LibraryPath::Built;
         }
     }
-    let mut config_path = PathBuf::new();
-    let _ = config_path.push(file.path.as_bytes());
-    Settings { loader, loader_source, library_path, library_path_source, config_path }
 }
 
 /// Appends the `:`-separated directories of `list`, each prefixed with `root`, that exist.
-fn append_existing_dirs(out: &mut ListBuf, root: &[u8], list: &[u8], log: &Logger) {
+fn append_existing_dirs(out: &mut ListBuf, path: &mut PathBuf, root: &[u8], list: &[u8], log: &Logger) {
     for dir in list.split(|&b| b == b':').filter(|dir| !dir.is_empty()) {
-        let mut path = PathBuf::new();
+        path.clear();
         if path.push(root).and_then(|()| path.push(dir)).is_err() {
             continue;
         }
@@ -208,28 +314,23 @@ fn append_existing_dirs(out: &mut ListBuf, root: &[u8], list: &[u8], log: &Logge
             }
             continue;
         }
-        let saved = out.len();
         let separator: &[u8] = if out.is_empty() { b"" } else { b":" };
-        if out.push(separator).and_then(|()| out.push(path.as_bytes())).is_err() {
-            // Keep what fits rather than a cut directory name.
-            let kept = out.as_bytes().len().min(saved);
-            let mut copy = ListBuf::new();
-            let _ = copy.push(&out.as_bytes()[..kept]);
-            *out = copy;
+        if out.len() + separator.len() + path.len() >= 8192 - 1 {
             if let Some(mut line) = log.line(Level::Warn) {
                 line.push(b"library path too long; dropping ").push(path.as_bytes()).write_to(2);
             }
+            continue;
         }
+        let _ = out.push(separator).and_then(|()| out.push(path.as_bytes()));
     }
 }
 
 /// The path the shim was started from: the program's `PT_INTERP` when it runs as an interpreter, else
 /// `/proc/self/exe`. Left empty when unknown (the config is then looked up in the real root).
 fn shim_path(stack: &Stack, out: &mut PathBuf) {
-    if stack.aux(crate::stack::AT_BASE).unwrap_or(0) == 0 {
-        let mut link = [0u8; 4096];
-        if let Ok(len) = sys::readlink(c"/proc/self/exe", &mut link) {
-            let _ = out.push(&link[..len.min(link.len())]);
+    if stack.aux(AT_BASE).unwrap_or(0) == 0 {
+        if let Ok(target) = sys::readlink(c"/proc/self/exe", scratch::LINK.take()) {
+            let _ = out.push(target);
         }
         return;
     }
@@ -257,12 +358,4 @@ fn program_interpreter(stack: &Stack) -> Option<&'static [u8]> {
     let addr = bias.wrapping_add(read(interp_index, vaddr_at));
     // SAFETY: the kernel mapped PT_INTERP's string (it read it from there to start us).
     Some(unsafe { crate::stack::c_bytes(addr as *const u8) })
-}
-
-/// The loader path as a C string (it never contains a NUL: it came from a C string or a NUL-free config line).
-pub fn loader_c_str(settings: &Settings) -> &CStr {
-    match settings.loader.as_c_str() {
-        Ok(path) => path,
-        Err(_) => crate::log::fail(b"loader path contains a NUL byte"),
-    }
 }

@@ -58,6 +58,19 @@ impl Stack {
         unsafe { *self.envp.add(index) }
     }
 
+    /// Returns true if and only if `envp[index]` starts with `prefix`; reads no further than the prefix (or the
+    /// NUL that ends a shorter entry), so rejecting an entry costs a byte or two.
+    pub fn env_starts_with(&self, index: usize, prefix: &[u8]) -> bool {
+        let entry = self.env_ptr(index);
+        for (at, &want) in prefix.iter().enumerate() {
+            // SAFETY: the string is NUL-terminated and `want` is never NUL, so we stop at or before its end.
+            if unsafe { *entry.add(at) } != want {
+                return false;
+            }
+        }
+        true
+    }
+
     /// `envp[index]` (`NAME=value`) without its NUL.
     pub fn env(&self, index: usize) -> &'static [u8] {
         // SAFETY: environment strings are NUL-terminated and live for the process.
@@ -67,8 +80,10 @@ impl Stack {
     /// The first environment entry named `name`: its slot and value (what `getenv` returns).
     pub fn getenv(&self, name: &[u8]) -> Option<(usize, &'static [u8])> {
         (0..self.envc).find_map(|index| {
-            let entry = self.env(index);
-            match entry.strip_prefix(name) {
+            if !self.env_starts_with(index, name) {
+                return None;
+            }
+            match self.env(index).strip_prefix(name) {
                 Some([b'=', value @ ..]) => Some((index, value)),
                 _ => None,
             }

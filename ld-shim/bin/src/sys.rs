@@ -1,6 +1,7 @@
 //! Thin wrappers over the raw syscalls the shim needs, returning `Result<_, Errno>`. Runs after relocation only.
 
 use core::ffi::CStr;
+use core::mem::MaybeUninit;
 
 use crate::arch::{self, nr};
 
@@ -53,7 +54,9 @@ fn check(ret: isize) -> Result<usize, Errno> {
 /// `openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC)`.
 pub fn open(path: &CStr) -> Result<usize, Errno> {
     // SAFETY: `path` is NUL-terminated and outlives the call.
-    check(unsafe { arch::syscall(nr::OPENAT, [AT_FDCWD as usize, path.as_ptr() as usize, O_RDONLY | O_CLOEXEC, 0, 0, 0]) })
+    check(unsafe {
+        arch::syscall(nr::OPENAT, [AT_FDCWD as usize, path.as_ptr() as usize, O_RDONLY | O_CLOEXEC, 0, 0, 0])
+    })
 }
 
 /// `close(fd)`; errors are irrelevant for a read-only descriptor.
@@ -62,19 +65,21 @@ pub fn close(fd: usize) {
     unsafe { arch::syscall(nr::CLOSE, [fd, 0, 0, 0, 0, 0]) };
 }
 
-/// `read(fd, buf)`, retried until the buffer is full or the file ends.
-pub fn read_full(fd: usize, buf: &mut [u8]) -> Result<usize, Errno> {
+/// `read(fd, buf)`, retried until the buffer is full or the file ends; returns the filled part.
+pub fn read_full(fd: usize, buf: &mut [MaybeUninit<u8>]) -> Result<&[u8], Errno> {
     let mut done = 0;
     while done < buf.len() {
         let rest = &mut buf[done..];
         // SAFETY: `rest` is writable for its length.
-        let n = check(unsafe { arch::syscall(nr::READ, [fd, rest.as_mut_ptr() as usize, rest.len(), 0, 0, 0]) })?;
+        let n =
+            check(unsafe { arch::syscall(nr::READ, [fd, rest.as_mut_ptr() as usize, rest.len(), 0, 0, 0]) })?;
         if n == 0 {
             break;
         }
         done += n;
     }
-    Ok(done)
+    // SAFETY: the kernel initialised the first `done` bytes.
+    Ok(unsafe { core::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), done) })
 }
 
 /// `pread64(fd, buf, offset)`, once.
@@ -113,7 +118,14 @@ pub fn exit(code: usize) -> ! {
 ///
 /// # Safety
 /// With `MAP_FIXED`, `addr..addr+len` must not hold anything still in use.
-pub unsafe fn mmap(addr: usize, len: usize, prot: usize, flags: usize, fd: usize, offset: usize) -> Result<usize, Errno> {
+pub unsafe fn mmap(
+    addr: usize,
+    len: usize,
+    prot: usize,
+    flags: usize,
+    fd: usize,
+    offset: usize,
+) -> Result<usize, Errno> {
     // SAFETY: the caller vouches for fixed mappings; other mappings only add memory.
     check(unsafe { arch::syscall(nr::MMAP, [addr, len, prot, flags, fd, offset / arch::MMAP_OFFSET_UNIT]) })
 }
@@ -151,7 +163,10 @@ fn statx(dirfd: usize, path: &CStr, flags: usize) -> Result<Stat, Errno> {
     const STATX_BASIC_STATS: usize = 0x7ff;
     // SAFETY: `path` is NUL-terminated and `buf` is a writable `struct statx`.
     check(unsafe {
-        arch::syscall(nr::STATX, [dirfd, path.as_ptr() as usize, flags, STATX_BASIC_STATS, buf.as_mut_ptr() as usize, 0])
+        arch::syscall(
+            nr::STATX,
+            [dirfd, path.as_ptr() as usize, flags, STATX_BASIC_STATS, buf.as_mut_ptr() as usize, 0],
+        )
     })?;
     // Offsets from `struct statx`: uid at 20, mode at 28 (u16), size at 40.
     let word = |at: usize| (buf[at / 8] >> ((at % 8) * 8)) as u32;
@@ -168,12 +183,17 @@ pub fn fstat(fd: usize) -> Result<Stat, Errno> {
     statx(fd, c"", AT_EMPTY_PATH)
 }
 
-/// `readlink(path)` into `buf`; returns the length.
-pub fn readlink(path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
+/// `readlink(path)` into `buf`; returns the target.
+pub fn readlink<'a>(path: &CStr, buf: &'a mut [MaybeUninit<u8>]) -> Result<&'a [u8], Errno> {
     // SAFETY: `path` is NUL-terminated and `buf` writable for its length.
-    check(unsafe {
-        arch::syscall(nr::READLINKAT, [AT_FDCWD as usize, path.as_ptr() as usize, buf.as_mut_ptr() as usize, buf.len(), 0, 0])
-    })
+    let len = check(unsafe {
+        arch::syscall(
+            nr::READLINKAT,
+            [AT_FDCWD as usize, path.as_ptr() as usize, buf.as_mut_ptr() as usize, buf.len(), 0, 0],
+        )
+    })?;
+    // SAFETY: the kernel initialised the first `len` bytes (at most `buf.len()`).
+    Ok(unsafe { core::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), len.min(buf.len())) })
 }
 
 /// `execve`; returns only on failure.
@@ -182,7 +202,8 @@ pub fn readlink(path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
 /// `argv` and `envp` must be NULL-terminated arrays of NUL-terminated strings.
 pub unsafe fn execve(path: &CStr, argv: *const *const u8, envp: *const *const u8) -> Errno {
     // SAFETY: the caller vouches for the arrays.
-    let ret = unsafe { arch::syscall(nr::EXECVE, [path.as_ptr() as usize, argv as usize, envp as usize, 0, 0, 0]) };
+    let ret =
+        unsafe { arch::syscall(nr::EXECVE, [path.as_ptr() as usize, argv as usize, envp as usize, 0, 0, 0]) };
     match check(ret) {
         Err(errno) => errno,
         Ok(_) => Errno(0),
