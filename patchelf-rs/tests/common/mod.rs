@@ -272,6 +272,11 @@ fn spec(name: &str) -> Spec {
         "libfoo-alt" => lib("libelfalt.so.1", "libelfalt.so.1", None),
         "libfoo-aarch64" => lib("libelffoo.so.1", "libelffoo.so.1", AARCH64_CC),
         "libfoo-s390x" => lib("libelffoo.so.1", "libelffoo.so.1", S390X_CC),
+        // 32-bit big-endian: s390 (31-bit) objects link without a 31-bit C library when nothing from libc is used.
+        "libfoo-s390" => Spec {
+            flags: &["-m31", "-nostdlib", "-Wl,--version-script=elf-libfoo.map"],
+            ..lib("libelffoo.so.1", "libelffoo.so.1", S390X_CC)
+        },
         "libgreet" => Spec {
             sources: &["elf-libgreet.c"],
             flags: &[],
