@@ -401,14 +401,4 @@ impl Db {
         }
         tx.commit().map_err(err("commit a deletion"))
     }
-
-    pub fn update_nar_hash(&mut self, path: &StorePath, hash: &Hash, size: u64) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE ValidPaths SET hash = ?1, narSize = ?2 WHERE path = ?3",
-                params![hash.to_typed(HashFormat::Base16), size as i64, path.to_string()],
-            )
-            .map(|_| ())
-            .map_err(self.err("update a NAR hash"))
-    }
 }

@@ -336,6 +336,7 @@ impl Store {
         for e in fs::read_dir(dir).map_err(io_err("list", dir))?.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let garbage = if name == ".links" {
+                bytes += remove_unused_links(&e.path())?;
                 false
             } else if name.starts_with(".tmp-") || name.starts_with(".trash-") {
                 // Nothing is being added while the collector lock is held, not even by this process.
@@ -354,6 +355,21 @@ impl Store {
         }
         Ok((removed, bytes))
     }
+}
+
+/// Removes files of `.links` that no store object shares any more (link count 1).
+fn remove_unused_links(links: &Path) -> Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let mut bytes = 0;
+    for e in fs::read_dir(links).map_err(io_err("list", links))?.flatten() {
+        if let Ok(m) = e.metadata()
+            && m.nlink() == 1
+        {
+            fs::remove_file(e.path()).map_err(io_err("remove", e.path()))?;
+            bytes += m.len();
+        }
+    }
+    Ok(bytes)
 }
 
 /// Removes a tree, the top-level entries in parallel; returns the bytes freed.

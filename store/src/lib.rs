@@ -30,6 +30,7 @@ pub mod profile;
 pub mod refscan;
 mod roots;
 pub mod store_path;
+pub mod verify;
 
 pub use config::StoreConfig;
 pub use db::{Graph, PathInfo};
@@ -39,3 +40,4 @@ pub use hash::{Hash, HashAlgo, HashFormat};
 pub use local::{NarMetadata, Store};
 pub use profile::{DeleteSpec, Generation, Profile};
 pub use store_path::{ContentAddress, FileIngestion, StoreDir, StorePath};
+pub use verify::{OptimiseReport, Problem, VerifyReport};

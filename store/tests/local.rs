@@ -148,3 +148,37 @@ fn gc_keeps_roots_and_deletes_the_rest() {
     assert_eq!(r.deleted, vec![b.clone(), a.clone()]);
     assert_eq!(fs::read_dir(store.state_dir().join("gcroots/auto")).unwrap().count(), 0);
 }
+
+#[test]
+fn verify_repair_and_optimise() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = chroot_store(tmp.path());
+    let d = make_d(tmp.path());
+    let p = store.add_tree("d", &d, &[]).unwrap();
+    let copy = store.add_tree("d-copy", &d, &[]).unwrap();
+    assert!(store.verify(None).unwrap().problems.is_empty());
+    // Corrupt a file behind the store's back.
+    let file = store.physical_path(&p).join("a.txt");
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::write(&file, "tampered\n").unwrap();
+    let report = store.verify(None).unwrap();
+    assert_eq!(report.checked, 2);
+    assert!(matches!(&report.problems[..], [store::Problem::HashMismatch { path, .. }] if *path == p));
+    // A NAR of other content is refused; the right one repairs.
+    let mut wrong = Vec::new();
+    store::nar::dump(&tmp.path().join("d/sub"), &mut wrong).unwrap();
+    assert!(matches!(store.repair_from_nar(&p, &mut &wrong[..]), Err(StoreError::HashMismatch { .. })));
+    let mut good = Vec::new();
+    store::nar::dump(&d, &mut good).unwrap();
+    store.repair_from_nar(&p, &mut &good[..]).unwrap();
+    assert!(store.verify(None).unwrap().problems.is_empty());
+    // The two copies share their three files after optimising; contents still verify.
+    let report = store.optimise().unwrap();
+    assert_eq!(report.files_linked, 2, "{report:?}");
+    assert_eq!(report.bytes_saved, 6 + 18);
+    let (a, b) = (store.physical_path(&p).join("a.txt"), store.physical_path(&copy).join("a.txt"));
+    assert_eq!(fs::metadata(a).unwrap().ino(), fs::metadata(b).unwrap().ino());
+    assert_eq!(fs::metadata(store.physical_path(&p).join("sub")).unwrap().mtime(), 1);
+    assert!(store.verify(None).unwrap().problems.is_empty());
+    assert_eq!(store.optimise().unwrap().files_linked, 0);
+}
