@@ -108,7 +108,9 @@ fn parse(args: Vec<OsString>) -> Result<Parsed> {
             b"--print-interpreter" => opts.print_interpreter = true,
             b"--print-os-abi" => opts.print_os_abi = true,
             b"--set-os-abi" => {
-                opts.set_os_abi = Some(String::from_utf8_lossy(&resolve(value()?)?).into_owned())
+                let name = String::from_utf8_lossy(&resolve(value()?)?).into_owned();
+                crate::edit::parse_os_abi(&name).ok_or_else(|| arg_error("unrecognized OS ABI"))?;
+                opts.set_os_abi = Some(name);
             }
             b"--print-soname" => opts.print_soname = true,
             b"--set-soname" => opts.set_soname = Some(resolve(value()?)?),
@@ -145,6 +147,7 @@ fn parse(args: Vec<OsString>) -> Result<Parsed> {
             }
             b"--no-default-lib" => opts.no_default_lib = true,
             b"--add-debug-tag" => opts.add_debug_tag = true,
+            b"--build-resolution-cache" => opts.build_resolution_cache = true,
             b"--print-execstack" => opts.print_execstack = true,
             b"--clear-execstack" => opts.clear_execstack = true,
             b"--set-execstack" => opts.set_execstack = true,
@@ -158,6 +161,9 @@ fn parse(args: Vec<OsString>) -> Result<Parsed> {
             // Like patchelf, anything else is a file name (an unknown option then fails as a missing file).
             _ => inv.files.push(PathBuf::from(arg)),
         }
+    }
+    if inv.opts.build_resolution_cache && inv.opts.force_rpath {
+        return Err(arg_error("--build-resolution-cache cannot be combined with --force-rpath"));
     }
     if set_rpath.is_some() && add_rpath.is_some() {
         return Err(arg_error("--set-rpath option not allowed with --add-rpath"));
@@ -197,6 +203,10 @@ fn process(path: &Path, inv: &Invocation, stdout: &mut dyn Write, stderr: &mut d
         &map
     };
     let elf = Elf::parse(data)?;
+    if inv.opts.modifies() || inv.output.is_some() {
+        // A rewrite keeps section headers consistent, so broken ones fail here, before any edit reports anything.
+        elf.sections()?;
+    }
     let mut ed = Editor::new(&elf, inv.debug);
     ed.run(&inv.opts, stdout, stderr)?;
     if !inv.opts.modifies() && inv.output.is_none() {
@@ -248,6 +258,7 @@ fn usage(prog: &str) -> String {
             "--rename-dynamic-symbols NAME_MAP_FILE",
             "Rename dynamic symbols; the file has lines 'old_name new_name'",
         ),
+        ("--build-resolution-cache", "Record where each DT_NEEDED resolves along the run path (.note.nixos.ldcache)"),
         ("--print-execstack", "Print whether the stack is executable (X, - or ?)"),
         ("--clear-execstack", "Make the stack non-executable"),
         ("--set-execstack", "Make the stack executable"),

@@ -32,6 +32,10 @@ pub struct Editor<'e, 'a> {
     pub(crate) phdr_flags: Vec<(usize, u32)>,
     /// Flags of a `PT_GNU_STACK` header to add.
     pub(crate) add_gnu_stack: Option<u32>,
+    /// A resolution-cache note that no longer matches the file and goes away.
+    pub(crate) drop_note: Option<crate::ldcache::Existing>,
+    /// A resolution-cache note record to add.
+    pub(crate) add_note: Option<Vec<u8>>,
     debug: bool,
 }
 
@@ -57,6 +61,8 @@ impl<'e, 'a> Editor<'e, 'a> {
             patches: Vec::new(),
             phdr_flags: Vec::new(),
             add_gnu_stack: None,
+            drop_note: None,
+            add_note: None,
             debug,
         }
     }
@@ -153,9 +159,71 @@ impl<'e, 'a> Editor<'e, 'a> {
                 self.dyns.insert(0, Dyn { tag: DT_DEBUG, val: 0 });
             }
         }
+        // A resolution cache describes the run path and DT_NEEDED it was built from; any change makes it stale.
+        if let Some(existing) = crate::ldcache::find(self.elf) {
+            if self.elf.dynamic.is_some() && self.link_signature(true)? != self.link_signature(false)? {
+                debug!(self, log, "dropping the stale resolution cache note");
+                self.drop_note = Some(existing);
+            }
+        }
+        if opts.build_resolution_cache {
+            self.build_resolution_cache(log)?;
+        }
         if !opts.rename_dynamic_symbols.is_empty() {
             crate::symbols::rename(self, &opts.rename_dynamic_symbols, log)?;
         }
+        Ok(())
+    }
+
+    /// The NEEDED and run-path strings, of the original file or of the edited state.
+    fn link_signature(&mut self, original: bool) -> Result<Vec<(u64, Vec<u8>)>> {
+        let entries: Vec<Dyn> = if original {
+            self.elf.dynamic.as_ref().map(|d| d.entries.clone()).unwrap_or_default()
+        } else {
+            self.dyns.clone()
+        };
+        let table = if original { self.elf.dynstr()?.to_vec() } else { self.strtab()?.clone() };
+        let mut sig = Vec::new();
+        for d in entries.iter().filter(|d| matches!(d.tag, DT_NEEDED | DT_RPATH | DT_RUNPATH)) {
+            sig.push((d.tag, str_at(&table, d.val)?.to_vec()));
+        }
+        Ok(sig)
+    }
+
+    fn build_resolution_cache(&mut self, log: &mut dyn Write) -> Result<()> {
+        self.require_dynamic()?;
+        let rpath = self.current_rpath()?.map(|(_, s)| s);
+        let needed: Vec<u64> = self.dyns.iter().filter(|d| d.tag == DT_NEEDED).map(|d| d.val).collect();
+        let mut names = Vec::new();
+        for off in needed {
+            names.push(self.string(off)?);
+        }
+        let desc = match rpath {
+            Some(r) if !names.is_empty() => crate::ldcache::descriptor(&names, &r),
+            _ => None,
+        };
+        let Some(desc) = desc else {
+            let _ = writeln!(
+                log,
+                "warning: --build-resolution-cache: no DT_NEEDED entries or run path to resolve; no cache written"
+            );
+            return Ok(());
+        };
+        if let Some(existing) = crate::ldcache::find(self.elf) {
+            if self.drop_note.is_none() {
+                if existing.desc == desc {
+                    debug!(self, log, "resolution cache note already up to date");
+                    return Ok(());
+                }
+                return Err(Error::Unsupported(
+                    "--build-resolution-cache: a resolution cache note is already present; rebuild from an \
+                     unpatched binary"
+                        .into(),
+                ));
+            }
+        }
+        debug!(self, log, "writing a resolution cache note of {} bytes", desc.len());
+        self.add_note = Some(crate::ldcache::note(self.elf.fmt, &desc));
         Ok(())
     }
 

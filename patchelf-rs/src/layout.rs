@@ -154,6 +154,18 @@ impl Layout<'_, '_, '_> {
             phdrs[*i].p_flags = *flags;
         }
         let mut shdrs = self.shdrs.clone();
+        // A stale resolution-cache note: its PT_NOTE becomes a free PT_NULL slot, its section inert.
+        if let Some(n) = &ed.drop_note {
+            let p = phdrs[n.phdr_index];
+            if p.p_offset == n.off && p.p_filesz == n.size {
+                phdrs[n.phdr_index] = Phdr::default();
+                patches.push((n.off, vec![0; n.size as usize]));
+                for sh in shdrs.iter_mut().filter(|s| s.sh_type == SHT_NOTE && s.sh_offset == n.off) {
+                    *sh = Shdr { sh_name: sh.sh_name, ..Shdr::default() };
+                }
+            }
+        }
+        let need_note = ed.add_note.is_some();
 
         // Decide what moves.
         let interp_idx = phdrs.iter().position(|p| p.p_type == PT_INTERP);
@@ -200,9 +212,12 @@ impl Layout<'_, '_, '_> {
                 || dynstr_moves
                 || table_moves
                 || dynamic_moves
+                || need_note
                 || !units.is_empty()
                 || pht == PhtPlace::Moved;
-            let count = nonnull + usize::from(need_load && extend.is_none()) + usize::from(need_stack);
+            let count = nonnull + usize::from(need_load && extend.is_none())
+                + usize::from(need_stack)
+                + usize::from(need_note);
             if count <= old_n || pht == PhtPlace::Moved {
                 settled = true;
                 break;
@@ -213,7 +228,7 @@ impl Layout<'_, '_, '_> {
                     interp_moves |= room.interp_in_way;
                     units = room.units;
                     let need_load2 =
-                        interp_moves || dynstr_moves || table_moves || dynamic_moves || !units.is_empty();
+                        interp_moves || dynstr_moves || table_moves || dynamic_moves || need_note || !units.is_empty();
                     if need_load2 == need_load {
                         settled = true;
                         break;
@@ -237,6 +252,7 @@ impl Layout<'_, '_, '_> {
             || dynstr_moves
             || table_moves
             || dynamic_moves
+            || need_note
             || !units.is_empty()
             || pht == PhtPlace::Moved;
         let add_load = need_load && extend.is_none();
@@ -249,7 +265,7 @@ impl Layout<'_, '_, '_> {
         // The final program header list: a new LOAD after the last LOAD, a new GNU_STACK last, PT_NULLs dropped
         // while the table is over its old size.
         let last_load = phdrs.iter().rposition(|p| p.p_type == PT_LOAD);
-        let mut count = phdrs.len() + usize::from(add_load) + usize::from(need_stack);
+        let mut count = phdrs.len() + usize::from(add_load) + usize::from(need_stack) + usize::from(need_note);
         let mut nulls_to_drop = 0;
         if count > old_n {
             nulls_to_drop = (count - old_n).min(phdrs.len() - nonnull);
@@ -274,6 +290,7 @@ impl Layout<'_, '_, '_> {
             None
         };
         let interp_pos = interp_bytes.as_ref().map(|b| seg.reserve(b.len() as u64, 1, 0));
+        let note_pos = ed.add_note.as_ref().map(|n| seg.reserve(n.len() as u64, 4, 0));
         let moved_table = str_room.as_ref().and_then(|r| r.moved);
         let table_pos = moved_table.map(|t| seg.reserve(t.size, t.align, t.off));
         let dynstr_pos =
@@ -328,7 +345,7 @@ impl Layout<'_, '_, '_> {
                     early.push((old.p_offset, z(old.p_filesz)));
                 }
                 for sh in shdrs.iter_mut().filter(|s| {
-                    s.has_file_bytes() && contains(old_range, (s.sh_offset, s.sh_offset + s.sh_size))
+                    s.has_file_bytes() && contains(old_range, (s.sh_offset, s.sh_offset.saturating_add(s.sh_size)))
                 }) {
                     sh.sh_offset = seg_off + pos;
                     sh.sh_addr = seg_vaddr + pos;
@@ -363,7 +380,7 @@ impl Layout<'_, '_, '_> {
                 }
             }
             for sh in shdrs.iter_mut().filter(|s| s.has_file_bytes()) {
-                if contains(*unit, (sh.sh_offset, sh.sh_offset + sh.sh_size)) {
+                if contains(*unit, (sh.sh_offset, sh.sh_offset.saturating_add(sh.sh_size))) {
                     let rel = sh.sh_offset - unit.0;
                     sh.sh_offset = new_off + rel;
                     if sh.sh_flags & SHF_ALLOC != 0 {
@@ -499,6 +516,31 @@ impl Layout<'_, '_, '_> {
         if let Some(flags) = ed.add_gnu_stack {
             list.push(Phdr { p_type: PT_GNU_STACK, p_flags: flags, p_align: 16, ..Phdr::default() });
         }
+        let mut note_section: Option<Shdr> = None;
+        if let (Some(note), Some(pos)) = (&ed.add_note, note_pos) {
+            put(pos, note);
+            let len = note.len() as u64;
+            let (off, addr) = (seg_off + pos, seg_vaddr + pos);
+            list.push(Phdr {
+                p_type: PT_NOTE,
+                p_flags: PF_R,
+                p_offset: off,
+                p_vaddr: addr,
+                p_paddr: addr,
+                p_filesz: len,
+                p_memsz: len,
+                p_align: 4,
+            });
+            note_section = Some(Shdr {
+                sh_type: SHT_NOTE,
+                sh_flags: SHF_ALLOC,
+                sh_addr: addr,
+                sh_offset: off,
+                sh_size: len,
+                sh_addralign: 4,
+                ..Shdr::default()
+            });
+        }
         for _ in 0..nulls_to_drop {
             if let Some(i) = list.iter().rposition(|p| p.p_type == PT_NULL) {
                 list.remove(i);
@@ -551,7 +593,31 @@ impl Layout<'_, '_, '_> {
         // payload finders (AppImage's runtime) locate it by the end of the section header table.
         let shsz = fmt.shdr_size();
         let sht_end = elf.ehdr.e_shoff + self.shdrs.len() as u64 * shsz;
-        if need_load && trailing && !self.shdrs.is_empty() && sht_end == file_len {
+        // A new section (the resolution-cache note) needs a name in .shstrtab and a bigger table, both appended.
+        if let (Some(mut sh), false) = (note_section, self.shdrs.is_empty()) {
+            let strndx = usize::from(elf.ehdr.e_shstrndx);
+            if let Some(strtab) = shdrs.get(strndx).copied() {
+                let old = slice(data, strtab.sh_offset, strtab.sh_size, "section name table out of bounds")?;
+                let mut needle = crate::ldcache::SECTION_NAME.to_vec();
+                needle.push(0);
+                match memchr::memmem::find(old, &needle) {
+                    Some(pos) => sh.sh_name = pos as u32,
+                    None => {
+                        let mut table = old.to_vec();
+                        sh.sh_name = table.len() as u32;
+                        table.extend_from_slice(&needle);
+                        let at = file_len + insert.len() as u64;
+                        insert.extend_from_slice(&table);
+                        shdrs[strndx].sh_offset = at;
+                        shdrs[strndx].sh_size = table.len() as u64;
+                    }
+                }
+            }
+            shdrs.push(sh);
+            let n = u16::try_from(shdrs.len()).map_err(|_| Error::Unsupported("too many sections".into()))?;
+            patches.push((24 + 3 * fmt.word_size() + 12, fmt.u16_bytes(n)));
+        }
+        if (need_load && trailing && !self.shdrs.is_empty() && sht_end == file_len) || shdrs.len() != self.shdrs.len() {
             let new_shoff = align_up(file_len + insert.len() as u64, 8).unwrap_or(u64::MAX);
             insert.resize((new_shoff - file_len) as usize, 0);
             for sh in &shdrs {

@@ -13,6 +13,7 @@ pub mod edit;
 pub mod elf;
 pub mod error;
 pub mod layout;
+pub mod ldcache;
 pub mod options;
 pub mod output;
 pub mod raw;

@@ -42,6 +42,8 @@ pub struct Options {
     pub clear_symbol_version: BTreeSet<Vec<u8>>,
     pub no_default_lib: bool,
     pub add_debug_tag: bool,
+    /// Write a `.note.nixos.ldcache` note resolving each `DT_NEEDED` along the run path.
+    pub build_resolution_cache: bool,
     /// Old name → new name for `.dynsym` entries.
     pub rename_dynamic_symbols: BTreeMap<Vec<u8>, Vec<u8>>,
     /// Alignment of a new segment; default by machine.
@@ -65,6 +67,7 @@ impl Options {
             || !self.clear_symbol_version.is_empty()
             || self.no_default_lib
             || self.add_debug_tag
+            || self.build_resolution_cache
             || !self.rename_dynamic_symbols.is_empty()
     }
 }

@@ -191,7 +191,7 @@ impl GnuHash {
         for (k, &h) in hashes.iter().enumerate() {
             let h = u64::from(h);
             let word = ((h / bits) % u64::from(self.bloom_size)) as usize;
-            bloom[word] |= (1 << (h % bits)) | (1 << ((h >> self.bloom_shift) % bits));
+            bloom[word] |= (1 << (h % bits)) | (1 << (h.checked_shr(self.bloom_shift).unwrap_or(0) % bits));
             let b = (h % u64::from(self.nbuckets)) as usize;
             if buckets[b] == 0 {
                 buckets[b] = (start + k) as u32;
