@@ -708,7 +708,11 @@ pub fn dump(path: &Path) -> String {
             _ => {}
         }
     }
-    let notes = readelf(&["-n"], path);
+    // Corrupt notes (e.g. a build-id note written in the wrong byte order) show up as readelf warnings.
+    let (notes, warnings) = readelf_with_stderr(&["-n"], path);
+    for w in warnings.lines().filter(|l| !l.trim().is_empty()) {
+        let _ = writeln!(s, "readelf-warning {}", w.replace(&*path.to_string_lossy(), "$FILE"));
+    }
     for line in notes.lines() {
         let tok: Vec<&str> = line.split_whitespace().collect();
         if tok.len() >= 3 && tok[1].starts_with("0x") && !line.starts_with("  Owner") {
@@ -764,6 +768,17 @@ pub fn assert_unchanged(path: &Path, before: &[u8]) {
 /// Writes a text file.
 pub fn write(path: &Path, text: &str) {
     fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+/// A failed run's one-line error is patchelf's `wording`, optionally after the file name (`<file>: <wording>`).
+#[track_caller]
+pub fn assert_error(run: &Run, file: &Path, wording: &str) {
+    let msg = error_message(run);
+    let with_file = format!("{}: {wording}", file.display());
+    assert!(
+        msg == wording || msg == with_file,
+        "expected {wording:?} (optionally after the file name), got {msg:?}"
+    );
 }
 
 /// The stderr of a failed run must be one line: `patchelf: <message>` or `patchelf-rs: <message>`; returns the

@@ -66,7 +66,7 @@ fn os_abi_print_and_set() {
     let before = fs::read(&prog).unwrap();
     let run =
         patchelf(["--set-os-abi".as_ref(), "plan9-from-outer-space".as_ref(), prog.as_os_str()]).failure(1);
-    assert_eq!(error_message(&run), "unrecognized OS ABI");
+    assert_error(&run, &prog, "unrecognized OS ABI");
     assert_unchanged(&prog, &before);
     // Only the EI_OSABI byte differs from the original.
     let orig = fs::read(fixture("hello")).unwrap();
