@@ -29,7 +29,7 @@ pub struct Invocation {
 }
 
 enum Parsed {
-    Run(Invocation),
+    Run(Box<Invocation>),
     Help,
     Version,
 }
@@ -41,7 +41,7 @@ pub fn run(prog: &str, args: Vec<OsString>, stdout: &mut dyn Write, stderr: &mut
         return 1;
     }
     let inv = match parse(args) {
-        Ok(Parsed::Run(inv)) => inv,
+        Ok(Parsed::Run(inv)) => *inv,
         Ok(Parsed::Help) => {
             let _ = stderr.write_all(usage(prog).as_bytes());
             return 0;
@@ -183,7 +183,7 @@ fn parse(args: Vec<OsString>) -> Result<Parsed> {
     if inv.output.is_some() && inv.files.len() > 1 {
         return Err(arg_error("--output option only allowed with single input file"));
     }
-    Ok(Parsed::Run(inv))
+    Ok(Parsed::Run(Box::new(inv)))
 }
 
 /// Runs the options on one file and writes the result if anything changed (always, with `--output`).
@@ -258,7 +258,10 @@ fn usage(prog: &str) -> String {
             "--rename-dynamic-symbols NAME_MAP_FILE",
             "Rename dynamic symbols; the file has lines 'old_name new_name'",
         ),
-        ("--build-resolution-cache", "Record where each DT_NEEDED resolves along the run path (.note.nixos.ldcache)"),
+        (
+            "--build-resolution-cache",
+            "Record where each DT_NEEDED resolves along the run path (.note.nixos.ldcache)",
+        ),
         ("--print-execstack", "Print whether the stack is executable (X, - or ?)"),
         ("--clear-execstack", "Make the stack non-executable"),
         ("--set-execstack", "Make the stack executable"),

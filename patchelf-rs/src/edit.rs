@@ -594,9 +594,8 @@ impl<'e, 'a> Editor<'e, 'a> {
     fn clear_symbol_versions(&mut self, opts: &Options, log: &mut dyn Write) -> Result<()> {
         self.require_dynamic()?;
         let elf = self.elf;
-        let symtab = elf.dyn_val(DT_SYMTAB).ok_or_else(|| Error::Missing { name: ".dynsym", hint: "" })?;
-        let versym =
-            elf.dyn_val(DT_VERSYM).ok_or_else(|| Error::Missing { name: ".gnu.version", hint: "" })?;
+        let symtab = elf.dyn_val(DT_SYMTAB).ok_or(Error::Missing { name: ".dynsym", hint: "" })?;
+        let versym = elf.dyn_val(DT_VERSYM).ok_or(Error::Missing { name: ".gnu.version", hint: "" })?;
         let count = elf.dynsym_count()?;
         let sz = elf.fmt.sym_size();
         let sym_off = elf.vaddr_to_offset(symtab, count.saturating_mul(sz), "symbol table out of bounds")?;

@@ -215,7 +215,8 @@ impl Layout<'_, '_, '_> {
                 || need_note
                 || !units.is_empty()
                 || pht == PhtPlace::Moved;
-            let count = nonnull + usize::from(need_load && extend.is_none())
+            let count = nonnull
+                + usize::from(need_load && extend.is_none())
                 + usize::from(need_stack)
                 + usize::from(need_note);
             if count <= old_n || pht == PhtPlace::Moved {
@@ -227,8 +228,12 @@ impl Layout<'_, '_, '_> {
                 Some(room) => {
                     interp_moves |= room.interp_in_way;
                     units = room.units;
-                    let need_load2 =
-                        interp_moves || dynstr_moves || table_moves || dynamic_moves || need_note || !units.is_empty();
+                    let need_load2 = interp_moves
+                        || dynstr_moves
+                        || table_moves
+                        || dynamic_moves
+                        || need_note
+                        || !units.is_empty();
                     if need_load2 == need_load {
                         settled = true;
                         break;
@@ -265,7 +270,8 @@ impl Layout<'_, '_, '_> {
         // The final program header list: a new LOAD after the last LOAD, a new GNU_STACK last, PT_NULLs dropped
         // while the table is over its old size.
         let last_load = phdrs.iter().rposition(|p| p.p_type == PT_LOAD);
-        let mut count = phdrs.len() + usize::from(add_load) + usize::from(need_stack) + usize::from(need_note);
+        let mut count =
+            phdrs.len() + usize::from(add_load) + usize::from(need_stack) + usize::from(need_note);
         let mut nulls_to_drop = 0;
         if count > old_n {
             nulls_to_drop = (count - old_n).min(phdrs.len() - nonnull);
@@ -345,7 +351,8 @@ impl Layout<'_, '_, '_> {
                     early.push((old.p_offset, z(old.p_filesz)));
                 }
                 for sh in shdrs.iter_mut().filter(|s| {
-                    s.has_file_bytes() && contains(old_range, (s.sh_offset, s.sh_offset.saturating_add(s.sh_size)))
+                    s.has_file_bytes()
+                        && contains(old_range, (s.sh_offset, s.sh_offset.saturating_add(s.sh_size)))
                 }) {
                     sh.sh_offset = seg_off + pos;
                     sh.sh_addr = seg_vaddr + pos;
@@ -617,7 +624,9 @@ impl Layout<'_, '_, '_> {
             let n = u16::try_from(shdrs.len()).map_err(|_| Error::Unsupported("too many sections".into()))?;
             patches.push((24 + 3 * fmt.word_size() + 12, fmt.u16_bytes(n)));
         }
-        if (need_load && trailing && !self.shdrs.is_empty() && sht_end == file_len) || shdrs.len() != self.shdrs.len() {
+        if (need_load && trailing && !self.shdrs.is_empty() && sht_end == file_len)
+            || shdrs.len() != self.shdrs.len()
+        {
             let new_shoff = align_up(file_len + insert.len() as u64, 8).unwrap_or(u64::MAX);
             insert.resize((new_shoff - file_len) as usize, 0);
             for sh in &shdrs {

@@ -80,7 +80,9 @@ fn corrupted_real_binaries_never_panic() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for original in &inputs {
         // The intact file edits cleanly.
-        let rw = rewrite_bytes(original, &many_edits(), &mut std::io::sink()).expect("intact binary").expect("changed");
+        let rw = rewrite_bytes(original, &many_edits(), &mut std::io::sink())
+            .expect("intact binary")
+            .expect("changed");
         assert!(Elf::parse(&rw.apply(original)).is_ok());
         let ranges = hot_ranges(original);
         for round in 0..1500 {
