@@ -224,7 +224,10 @@ impl Layout<'_, '_, '_> {
                 break;
             }
             let new_end = elf.ehdr.e_phoff + count as u64 * phsz;
-            match self.grow_room(new_end) {
+            // A .dynstr that moves anyway leaves its old bytes free for the table to grow over.
+            let freed: Vec<(u64, u64)> =
+                dynstr_range.filter(|_| dynstr_moves).map(|(o, sz)| (o, o + sz)).into_iter().collect();
+            match self.grow_room(new_end, &freed) {
                 Some(room) => {
                     interp_moves |= room.interp_in_way;
                     units = room.units;
@@ -819,7 +822,7 @@ impl Layout<'_, '_, '_> {
     }
 
     /// Whether the table can grow to end at `new_end` where it is, and what must move for it.
-    fn grow_room(&self, new_end: u64) -> Option<Room> {
+    fn grow_room(&self, new_end: u64, freed: &[(u64, u64)]) -> Option<Room> {
         let elf = self.ed.elf;
         let fmt = elf.fmt;
         let phoff = elf.ehdr.e_phoff;
@@ -859,7 +862,9 @@ impl Layout<'_, '_, '_> {
         }
         let mut blocked = vec![false; units.len()];
         let movable = |r: (u64, u64), units: &[(u64, u64)]| {
-            interp.is_some_and(|i| contains(i, r)) || units.iter().any(|u| contains(*u, r))
+            interp.is_some_and(|i| contains(i, r))
+                || units.iter().any(|u| contains(*u, r))
+                || freed.iter().any(|f| contains(*f, r))
         };
         let mut fixed: Vec<(u64, u64)> = Vec::new();
         for sh in self.shdrs.iter().filter(|s| s.has_file_bytes()) {
@@ -934,5 +939,160 @@ impl Layout<'_, '_, '_> {
             return Err(overflow());
         }
         Ok((off, vaddr))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::{Options, RpathOp};
+    use crate::testelf::{ALL_FORMATS, image};
+    use crate::{Elf, rewrite_bytes};
+
+    fn prints(data: &[u8]) -> String {
+        let opts =
+            Options { print_interpreter: true, print_rpath: true, print_needed: true, ..Options::default() };
+        let mut out = Vec::new();
+        rewrite_bytes(data, &opts, &mut out).expect("print");
+        String::from_utf8(out).unwrap()
+    }
+
+    /// Invariants every rewrite must keep: congruent LOADs in address order, PT_DYNAMIC in a writable LOAD,
+    /// PT_PHDR and PT_INTERP inside a LOAD.
+    fn check_layout(data: &[u8]) {
+        let elf = Elf::parse(data).expect("rewritten file parses");
+        let loads: Vec<&Phdr> = elf.phdrs.iter().filter(|p| p.p_type == PT_LOAD).collect();
+        for w in loads.windows(2) {
+            assert!(w[0].mem_end() <= w[1].p_vaddr, "LOADs overlap or are out of order: {w:?}");
+        }
+        for l in &loads {
+            assert_eq!(l.p_offset % l.p_align, l.p_vaddr % l.p_align, "LOAD not congruent: {l:?}");
+            assert!(l.file_end() <= data.len() as u64);
+        }
+        let inside = |p: &Phdr, writable: bool| {
+            loads.iter().any(|l| {
+                l.p_vaddr <= p.p_vaddr
+                    && p.mem_end() <= l.mem_end()
+                    && p.p_offset - l.p_offset == p.p_vaddr - l.p_vaddr
+                    && (!writable || l.p_flags & PF_W != 0)
+            })
+        };
+        for p in &elf.phdrs {
+            match p.p_type {
+                PT_DYNAMIC => assert!(inside(p, true), "PT_DYNAMIC not in a writable LOAD"),
+                PT_PHDR | PT_INTERP => assert!(inside(p, false), "{p:?} not in a LOAD"),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn prints_through_segments_in_every_class_and_byte_order() {
+        for fmt in ALL_FORMATS {
+            let data = image(fmt, 2);
+            assert_eq!(prints(&data), "/lib/ld-test.so.1\n/old/rpath\nlibc.so.6\n", "{fmt:?}");
+        }
+    }
+
+    #[test]
+    fn many_edits_are_laid_out_once_in_every_format() {
+        for fmt in ALL_FORMATS {
+            for spare in [0, 3] {
+                let data = image(fmt, spare);
+                let mut opts = Options {
+                    set_interpreter: Some(b"/a/much/longer/path/to/the/interpreter/ld-test.so.1".to_vec()),
+                    rpath: Some(RpathOp::Set(b"/some/long/path/to/lib:/another/long/path/to/lib64".to_vec())),
+                    clobber_old_sections: true,
+                    ..Options::default()
+                };
+                opts.add_needed.insert(b"libextra.so.2".to_vec());
+                opts.add_needed.insert(b"libtest.so".to_vec());
+                let rw = rewrite_bytes(&data, &opts, &mut std::io::sink()).unwrap().expect("changed");
+                let out = rw.apply(&data);
+                check_layout(&out);
+                assert_eq!(
+                    prints(&out),
+                    "/a/much/longer/path/to/the/interpreter/ld-test.so.1\n\
+                     /some/long/path/to/lib:/another/long/path/to/lib64\nlibextra.so.2\nlibtest.so\nlibc.so.6\n",
+                    "{fmt:?} spare {spare}"
+                );
+                let elf = Elf::parse(&out).unwrap();
+                let loads = elf.phdrs.iter().filter(|p| p.p_type == PT_LOAD).count();
+                assert_eq!(loads, 3, "one new LOAD for every edit ({fmt:?})");
+                assert!(
+                    out.len() - data.len() < 1024,
+                    "grew by {} ({fmt:?} spare {spare}) {:#x?}",
+                    out.len() - data.len(),
+                    elf.phdrs
+                );
+                // DT_RPATH became DT_RUNPATH, as patchelf does without --force-rpath.
+                assert!(elf.dynamic.unwrap().entries.iter().any(|d| d.tag == DT_RUNPATH));
+                // The old run path is no longer in the file.
+                assert!(!out.windows(10).any(|w| w == b"/old/rpath"));
+            }
+        }
+    }
+
+    #[test]
+    fn edits_that_fit_stay_in_place() {
+        for fmt in ALL_FORMATS {
+            let data = image(fmt, 2);
+            let mut opts = Options { rpath: Some(RpathOp::Set(b"/new".to_vec())), ..Options::default() };
+            opts.add_needed.insert(b"libtest.so".to_vec());
+            opts.set_interpreter = Some(b"/lib/ld.so".to_vec());
+            let rw = rewrite_bytes(&data, &opts, &mut std::io::sink()).unwrap().expect("changed");
+            assert!(rw.insert.is_empty(), "nothing should need a new segment ({fmt:?})");
+            let out = rw.apply(&data);
+            assert_eq!(out.len(), data.len());
+            check_layout(&out);
+            assert_eq!(prints(&out), "/lib/ld.so\n/new\nlibtest.so\nlibc.so.6\n");
+        }
+    }
+
+    #[test]
+    fn no_op_edits_leave_the_file_identical() {
+        let data = image(Fmt { is64: true, big: false }, 1);
+        let opts = Options {
+            set_interpreter: Some(b"/lib/ld-test.so.1".to_vec()),
+            set_os_abi: Some("System V".into()),
+            clear_execstack: true,
+            ..Options::default()
+        };
+        assert_eq!(rewrite_bytes(&data, &opts, &mut std::io::sink()).unwrap(), None);
+        let empty = Options { set_interpreter: Some(Vec::new()), ..Options::default() };
+        assert_eq!(rewrite_bytes(&data, &empty, &mut std::io::sink()).unwrap(), None);
+    }
+
+    #[test]
+    fn adding_gnu_stack_and_a_segment_grows_the_header_table() {
+        for fmt in ALL_FORMATS {
+            let mut data = image(fmt, 0);
+            // Turn PT_GNU_STACK into PT_NULL so --set-execstack must add a header.
+            let at = (fmt.ehdr_size() + 5 * fmt.phdr_size()) as usize;
+            data[at..at + 4].copy_from_slice(&[0; 4]);
+            let opts = Options {
+                set_execstack: true,
+                print_execstack: true,
+                rpath: Some(RpathOp::Set(b"/a/rather/long/run/path/that/cannot/fit/in/place".to_vec())),
+                ..Options::default()
+            };
+            let mut printed = Vec::new();
+            let rw = rewrite_bytes(&data, &opts, &mut printed).unwrap().expect("changed");
+            assert_eq!(printed, b"execstack: ?\n");
+            let out = rw.apply(&data);
+            check_layout(&out);
+            let elf = Elf::parse(&out).unwrap();
+            let stack = elf.phdrs.iter().find(|p| p.p_type == PT_GNU_STACK).expect("PT_GNU_STACK added");
+            assert_eq!(stack.p_flags & PF_X, PF_X);
+        }
+    }
+
+    #[test]
+    fn segment_builder_keeps_phases() {
+        let mut s = SegmentBuilder::default();
+        assert_eq!(s.reserve(3, 1, 0), 0);
+        assert_eq!(s.reserve(8, 8, 0), 8);
+        assert_eq!(s.reserve(4, 16, 0x338), 24);
+        assert_eq!(s.reserve(1, 16, 0), 32);
     }
 }

@@ -18,6 +18,8 @@ pub mod options;
 pub mod output;
 pub mod raw;
 pub mod symbols;
+#[cfg(test)]
+mod testelf;
 
 pub use edit::Editor;
 pub use elf::Elf;
