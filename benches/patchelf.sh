@@ -16,9 +16,9 @@ ROOT=$PWD
 
 RUNS=${RUNS:-5}
 LS_RUNS=${LS_RUNS:-21}
-WORK=${BENCH_DIR:-/dev/shm/fhskit_bench_patchelf}
-rm -rf "$WORK"
-mkdir -p "$WORK"
+# A private directory (several benchmark runs may overlap); BENCH_DIR picks another tmpfs. Its path must be plain
+# (letters, digits, '/', '_', '.'): the assembler's .incbin gets it through the preprocessor.
+WORK=$(mktemp -d "${BENCH_DIR:-/dev/shm}/fhskit_bench_patchelf_XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
 # --- the tools --------------------------------------------------------------------------------------------------
