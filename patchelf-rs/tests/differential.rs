@@ -103,8 +103,8 @@ fn print_options_match_patchelf_0_19() {
         .map(PathBuf::from)
         .filter(|p| p.exists()),
     );
-    inputs.extend(elf_files("/usr/bin", 50));
-    inputs.extend(elf_files("/usr/lib/x86_64-linux-gnu", 50));
+    inputs.extend(elf_files("/usr/bin", 40));
+    inputs.extend(elf_files("/usr/lib/x86_64-linux-gnu", 40));
     println!("comparing {} files with {}", inputs.len(), reference.display());
     let mut diffs = Vec::new();
     for file in &inputs {

@@ -233,18 +233,18 @@ impl Variant {
             && ["nbuckets", "symoffset", "bloom_size", "bloom_shift"].iter().any(|f| kind.contains(f))
             || kind.starts_with(".gnu.version_r.vn_");
         match kind {
-            _ if kind.starts_with("truncate") => ("truncate", 7),
-            _ if kind.starts_with("ident") => ("ident", 3),
-            _ if kind.starts_with("e_") => ("header", 9),
+            _ if kind.starts_with("truncate") => ("truncate", 4),
+            _ if kind.starts_with("ident") => ("ident", 2),
+            _ if kind.starts_with("e_") => ("header", 5),
             _ if kind.contains("overlaps-first") || kind.contains("at-elf-header") => ("overlap", 2),
-            _ if kind.starts_with("ph") => ("phdr", 8),
+            _ if kind.starts_with("ph") => ("phdr", 5),
             _ if kind.starts_with("interp-without-nul") => ("interp", 1),
             _ if kind.starts_with("dynamic-without-null") => ("dyn-null", 1),
-            _ if kind.starts_with("dyn") && kind.contains("random") => ("dyn-random", 2),
-            _ if kind.starts_with("dyn") => ("dyn", 8),
-            _ if contents => ("contents", 4),
-            _ if kind.starts_with('.') => ("section", 6),
-            _ => ("flip", 5),
+            _ if kind.starts_with("dyn") && kind.contains("random") => ("dyn-random", 1),
+            _ if kind.starts_with("dyn") => ("dyn", 5),
+            _ if contents => ("contents", 3),
+            _ if kind.starts_with('.') => ("section", 4),
+            _ => ("flip", 3),
         }
     }
 }
