@@ -1,7 +1,8 @@
 //! Builds the `ld-shim` executable (the separate package in `bin/`, see its Cargo.toml for why it is separate) in
-//! release mode for the native target and, on x86-64 when the Rust target is installed, for i686. The paths reach
-//! this crate as `LD_SHIM_BIN` / `LD_SHIM_BIN_I686` (integration tests run the files) and the bytes are embedded by
-//! `embedded.rs` for `fhskit shim install`.
+//! release mode for the native target and, on x86-64, also for i686 and aarch64 when those Rust targets (and an
+//! aarch64 cross linker) are installed. The paths reach this crate as `LD_SHIM_BIN`, `LD_SHIM_BIN_I686` and
+//! `LD_SHIM_BIN_AARCH64` (integration tests run the files) and `embedded.rs` embeds the bytes for
+//! `fhskit shim install`.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -11,8 +12,9 @@ use std::process::Command;
 const NESTED: &str = "LD_SHIM_NESTED_BUILD";
 
 fn main() {
-    println!("cargo::rustc-check-cfg=cfg(ld_shim_native)");
-    println!("cargo::rustc-check-cfg=cfg(ld_shim_i686)");
+    for cfg in ["native", "i686", "aarch64"] {
+        println!("cargo::rustc-check-cfg=cfg(ld_shim_{cfg})");
+    }
     println!("cargo::rerun-if-env-changed={NESTED}");
     if env::var_os(NESTED).is_some() {
         return;
@@ -28,32 +30,51 @@ fn main() {
     }
     let target = env::var("TARGET").expect("cargo sets TARGET");
     let target_dir = out_dir.join("shim");
-    match build(&manifest_dir, &target_dir, &target) {
+    match build(&manifest_dir, &target_dir, &target, None) {
         Ok(path) => {
             println!("cargo::rustc-env=LD_SHIM_BIN={}", path.display());
             println!("cargo::rustc-cfg=ld_shim_native");
         }
         Err(message) => panic!("building the ld-shim executable for {target} failed:\n{message}"),
     }
-    if target == "x86_64-unknown-linux-gnu" {
-        let i686 = "i686-unknown-linux-gnu";
-        if !target_installed(i686) {
+    if target != "x86_64-unknown-linux-gnu" {
+        return;
+    }
+    // Extra shims for `fhskit shim install`: 32-bit x86 (multilib) and aarch64 (binfmt/qemu setups), each when its
+    // Rust target (and, for aarch64, a cross linker) is installed.
+    let extras = [
+        ("i686-unknown-linux-gnu", "I686", "i686", None),
+        ("aarch64-unknown-linux-gnu", "AARCH64", "aarch64", Some("aarch64-linux-gnu-gcc")),
+    ];
+    for (extra, var, cfg, linker) in extras {
+        if !target_installed(extra) {
             println!(
-                "cargo::warning=the {i686} Rust target is not installed; building ld-shim without the 32-bit shim"
+                "cargo::warning=the {extra} Rust target is not installed; building fhskit without the {cfg} shim"
             );
-            return;
+            continue;
         }
-        match build(&manifest_dir, &target_dir, i686) {
+        if let Some(linker) = linker
+            && !on_path(linker)
+        {
+            println!("cargo::warning=no {linker} on PATH; building fhskit without the {cfg} shim");
+            continue;
+        }
+        match build(&manifest_dir, &target_dir, extra, linker) {
             Ok(path) => {
-                println!("cargo::rustc-env=LD_SHIM_BIN_I686={}", path.display());
-                println!("cargo::rustc-cfg=ld_shim_i686");
+                println!("cargo::rustc-env=LD_SHIM_BIN_{var}={}", path.display());
+                println!("cargo::rustc-cfg=ld_shim_{cfg}");
             }
             Err(message) => {
                 let first = message.lines().find(|line| line.contains("error")).unwrap_or("unknown error");
-                println!("cargo::warning=building the 32-bit ld-shim failed, continuing without it: {first}");
+                println!("cargo::warning=building the {cfg} ld-shim failed, continuing without it: {first}");
             }
         }
     }
+}
+
+/// Returns true if and only if `program` is an executable on PATH.
+fn on_path(program: &str) -> bool {
+    env::var_os("PATH").is_some_and(|path| env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
 /// Asks cargo to rerun this script when `path` or, for a directory, any file below it changes (listing each file:
@@ -68,7 +89,12 @@ fn watch(path: &Path) {
 }
 
 /// Runs `cargo build --release` on `bin/` for `target`; returns the executable's path.
-fn build(manifest_dir: &Path, target_dir: &Path, target: &str) -> Result<PathBuf, String> {
+fn build(
+    manifest_dir: &Path,
+    target_dir: &Path,
+    target: &str,
+    linker: Option<&str>,
+) -> Result<PathBuf, String> {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
     command
@@ -94,6 +120,10 @@ fn build(manifest_dir: &Path, target_dir: &Path, target: &str) -> Result<PathBuf
         }
     }
     command.env(NESTED, "1");
+    if let Some(linker) = linker {
+        let var = format!("CARGO_TARGET_{}_LINKER", target.to_uppercase().replace('-', "_"));
+        command.env(var, linker);
+    }
     let output = command.output().map_err(|err| format!("cannot run cargo: {err}"))?;
     if !output.status.success() {
         return Err(String::from_utf8_lossy(&output.stderr).into_owned());

@@ -3,7 +3,11 @@
 //! This is the only crate that prints, exits, draws progress or uses `anyhow`. It glues the libraries together:
 //! `patchelf-rs` for ELF surgery, and later `store`, `pkgs`, `fhsenv`, `eval` and `ld-shim`.
 
+mod closure;
 mod commands;
+mod dlopen;
+mod realise;
+mod strategy;
 
 use std::process::ExitCode;
 
@@ -23,6 +27,19 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a downloaded binary: find the libraries it needs, realise them into the store, run it (patched, through
+    /// the loader shim, or in an FHS env).
+    Run(commands::run::RunArgs),
+    /// Rewrite binaries to run without FHS paths (autoPatchelf): the result goes into the store (or --in-place/--out).
+    Patch(commands::patch::PatchArgs),
+    /// Write an env declaration (env.toml or buildFHSEnv-style Nix) with the packages a binary needs.
+    Generate(commands::generate::GenerateArgs),
+    /// Run a command in an FHS env with a broad default library set for games and desktop programs.
+    SteamRun(commands::steam_run::SteamRunArgs),
+    /// Evaluate a Nix expression and print the result as `nix-instantiate --eval` does.
+    Eval(commands::eval::EvalArgs),
+    /// Evaluate a Nix expression, write the `.drv` files of its derivations and print their paths.
+    Instantiate(commands::eval::CommonArgs),
     /// ELF surgery with patchelf's options (the same engine as the `patchelf-rs` binary).
     #[command(disable_help_flag = true, disable_version_flag = true)]
     Patchelf {
@@ -30,13 +47,63 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// Debian packages from signed apt repositories: update, search, show, resolve, fetch, locate.
+    Pkgs {
+        #[command(subcommand)]
+        command: commands::pkgs::PkgsCommand,
+        #[command(flatten)]
+        common: commands::pkgs::Common,
+    },
+    /// Which packages provide a soname or file (from the repositories' Contents index).
+    Locate {
+        #[command(flatten)]
+        args: commands::pkgs::LocateArgs,
+        #[command(flatten)]
+        common: commands::pkgs::Common,
+    },
+    /// The loader shim (nix-ld's job): install at the FHS loader paths, show, uninstall.
+    Shim {
+        #[command(subcommand)]
+        command: commands::shim::ShimCommand,
+    },
+    /// The Nix-compatible store: add, hash, dump, export/import, queries, garbage collection, verify, optimise.
+    Store {
+        #[command(subcommand)]
+        command: commands::store::StoreCommand,
+        #[command(flatten)]
+        args: commands::store::StoreArgs,
+    },
+    /// Profiles and generations: install, remove, list, rollback, switch, delete.
+    Profile {
+        #[command(subcommand)]
+        command: commands::profile::ProfileCommand,
+        #[command(flatten)]
+        args: commands::profile::ProfileArgs,
+    },
+    /// Declared FHS environments: build, enter, run in, diagnose.
+    Env {
+        #[command(subcommand)]
+        command: commands::env::EnvCommand,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let result = match cli.command {
+        Command::Run(args) => commands::run::run(args, cli.verbose),
+        Command::Patch(args) => commands::patch::run(args),
+        Command::Generate(args) => commands::generate::run(args),
+        Command::SteamRun(args) => commands::steam_run::run(args, cli.verbose),
+        Command::Eval(args) => commands::eval::run_eval(args),
+        Command::Instantiate(args) => commands::eval::run_instantiate(args),
         Command::Patchelf { args } => commands::patchelf::run(args),
+        Command::Pkgs { command, common } => commands::pkgs::run(command, common),
+        Command::Locate { args, common } => commands::pkgs::locate(args, common),
+        Command::Env { command } => commands::env::run(command, cli.verbose),
+        Command::Shim { command } => commands::shim::run(command),
+        Command::Store { command, args } => commands::store::run(command, args),
+        Command::Profile { command, args } => commands::profile::run(command, args),
     };
     match result {
         Ok(code) => code,

@@ -733,15 +733,13 @@ impl Compiler<'_, '_> {
         Ok(PVal::Nested(n))
     }
 
-    fn pval(&mut self, v: PVal, inherit_base: u32) -> Result<Expr> {
+    /// `own_scope`: whether the set or `let` pushed a scope of its own (then `inherit x;` looks outside it).
+    fn pval(&mut self, v: PVal, inherit_base: u32, own_scope: bool) -> Result<Expr> {
         Ok(match v {
-            PVal::Ast(e) => {
-                let name = None::<Sym>;
-                let _ = name;
-                self.expr(&e)?
-            }
+            PVal::Ast(e) => self.expr(&e)?,
             PVal::Nested(n) => self.attrs(n)?,
-            PVal::InheritVar(name, pos) => self.lookup_outer(name, pos)?,
+            PVal::InheritVar(name, pos) if own_scope => self.lookup_outer(name, pos)?,
+            PVal::InheritVar(name, pos) => self.lookup(name, pos)?,
             PVal::InheritFrom(i, name, pos) => Expr::Select(Box::new(SelectExpr {
                 e: Expr::Var(0, inherit_base + i as u32),
                 path: vec![AttrName::Static(name)],
@@ -757,7 +755,7 @@ impl Compiler<'_, '_> {
         if !has_env {
             let mut statics = Vec::with_capacity(p.statics.len());
             for (name, v, pos) in p.statics {
-                let e = self.pval_named(v, 0, name)?;
+                let e = self.pval_named(v, 0, name, false)?;
                 statics.push((name, AttrValue::Expr(Rc::new(e)), pos));
             }
             let dynamics = self.dynamics(p.dynamics)?;
@@ -775,7 +773,7 @@ impl Compiler<'_, '_> {
             let mut slots = Vec::new();
             let mut statics = Vec::new();
             for (i, (name, v, pos)) in p.statics.into_iter().enumerate() {
-                let e = Rc::new(self.pval_named(v, nstatic, name)?);
+                let e = Rc::new(self.pval_named(v, nstatic, name, true)?);
                 if p.rec {
                     slots.push(e);
                     statics.push((name, AttrValue::Slot(i as u32), pos));
@@ -793,12 +791,12 @@ impl Compiler<'_, '_> {
         r
     }
 
-    fn pval_named(&mut self, v: PVal, inherit_base: u32, name: Sym) -> Result<Expr> {
+    fn pval_named(&mut self, v: PVal, inherit_base: u32, name: Sym, own_scope: bool) -> Result<Expr> {
         if let PVal::Ast(ast::Expr::Lambda(l)) = &v {
             let pos = self.pos(l.syntax());
             return Ok(Expr::Lambda(Rc::new(self.lambda(l, pos, Some(name))?)));
         }
-        self.pval(v, inherit_base)
+        self.pval(v, inherit_base, own_scope)
     }
 
     fn dynamics(&mut self, d: Vec<(ast::Attr, PVal, Pos)>) -> Result<Vec<(Expr, Rc<Expr>, Pos)>> {
@@ -808,7 +806,7 @@ impl Compiler<'_, '_> {
                 AttrName::Static(s) => Expr::Const(Value::str(s.as_str())),
                 AttrName::Dynamic(e) => e,
             };
-            let v = self.pval(v, 0)?;
+            let v = self.pval(v, 0, false)?;
             out.push((n, Rc::new(v), pos));
         }
         Ok(out)
@@ -824,7 +822,7 @@ impl Compiler<'_, '_> {
         let r = (|| {
             let mut slots = Vec::new();
             for (name, v, _) in std::mem::take(&mut p.statics) {
-                slots.push(Rc::new(self.pval_named(v, nstatic, name)?));
+                slots.push(Rc::new(self.pval_named(v, nstatic, name, true)?));
             }
             for src in &p.inherit_from {
                 slots.push(self.expr_rc(src)?);

@@ -7,12 +7,18 @@
 //! It reads ELF headers itself (`elf`) rather than depending on `patchelf-rs`.
 #![deny(clippy::print_stdout, clippy::print_stderr, clippy::exit)]
 
+pub mod doctor;
 pub mod elf;
 pub mod error;
+pub mod launch;
 pub mod ldcache;
+pub mod mount;
+pub mod plan;
 pub mod profile;
+pub mod sandbox;
 pub mod spec;
 pub mod tree;
+pub mod userns;
 
 pub use error::{Error, Result};
 pub use spec::EnvSpec;

@@ -15,6 +15,8 @@ use std::process::{Command, Output};
 
 const SHIM: &str = env!("LD_SHIM_BIN");
 const SHIM_I686: Option<&str> = option_env!("LD_SHIM_BIN_I686");
+const SHIM_AARCH64: Option<&str> = option_env!("LD_SHIM_BIN_AARCH64");
+const AARCH64_LD: &str = "/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1";
 const HOST_LD: &str = "/lib64/ld-linux-x86-64.so.2";
 const HOST_LD_I686: &str = "/lib/ld-linux.so.2";
 const DEFAULT_LOADER: &str = "/run/current-system/sw/share/nix-ld/lib/ld.so";
@@ -486,6 +488,53 @@ fn the_32_bit_shim_loads_32_bit_programs() {
     );
 }
 
+#[test]
+fn the_aarch64_shim_loads_aarch64_programs_under_qemu() {
+    let Some(shim) = SHIM_AARCH64 else {
+        eprintln!(
+            "skipped: the aarch64 shim was not built (no aarch64-unknown-linux-gnu target or cross linker)"
+        );
+        return;
+    };
+    if !have("qemu-aarch64") || !have("aarch64-linux-gnu-gcc") || !Path::new(AARCH64_LD).exists() {
+        eprintln!("skipped: needs qemu-aarch64, aarch64-linux-gnu-gcc and {AARCH64_LD}");
+        return;
+    }
+    let dir = scratch("aarch64");
+    let probe = dir.join("probe");
+    let interp = format!("-Wl,--dynamic-linker={shim}");
+    let status = Command::new("aarch64-linux-gnu-gcc")
+        .arg(fixture("shim-probe.c"))
+        .arg("-o")
+        .arg(&probe)
+        .arg(&interp)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let qemu = |env: &[(&str, &str)]| {
+        Command::new("qemu-aarch64")
+            .arg(&probe)
+            .args(["child", "echo child LD_LIBRARY_PATH=${LD_LIBRARY_PATH-unset}"])
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    assert_load_error(&qemu(&[]), DEFAULT_LOADER, "no such file or directory");
+    let libs = "/usr/aarch64-linux-gnu/lib";
+    let out = assert_ok(&qemu(&[("NIX_LD_aarch64_linux", AARCH64_LD), ("NIX_LD_LIBRARY_PATH", libs)]));
+    assert!(out.contains("hello from the probe\n"), "{out}");
+    assert!(out.contains("env LD_LIBRARY_PATH=(unset)\n"), "{out}");
+    assert!(out.contains("child LD_LIBRARY_PATH=unset\n"), "{out}");
+    assert!(out.contains("entry_is_start=1\n"), "{out}");
+    assert_load_error(
+        &qemu(&[("NIX_LD", HOST_LD)]),
+        HOST_LD,
+        "wrong machine (built for another architecture)",
+    );
+}
+
 /// Size, relocations, no interpreter of its own, and the note that marks it.
 fn check_executable(path: &str) {
     let bytes = fs::read(path).unwrap();
@@ -494,8 +543,10 @@ fn check_executable(path: &str) {
     let readelf = Command::new("readelf").args(["-lrW", path]).output().unwrap();
     let text = stdout(&readelf);
     assert!(!text.contains("INTERP"), "{text}");
-    let relocations: Vec<&str> =
-        text.lines().filter(|l| l.contains("R_X86_64_") || l.contains("R_386_")).collect();
+    let relocations: Vec<&str> = text
+        .lines()
+        .filter(|l| ["R_X86_64_", "R_386_", "R_AARCH64_"].iter().any(|kind| l.contains(kind)))
+        .collect();
     assert!(!relocations.is_empty());
     assert!(
         relocations.iter().all(|l| l.contains("_RELATIVE")),
@@ -511,7 +562,7 @@ fn the_executables_are_small_self_relocating_static_pies() {
     }
     check_executable(SHIM);
     assert_eq!(ld_shim::embedded::NATIVE.unwrap(), fs::read(SHIM).unwrap());
-    if let Some(shim) = SHIM_I686 {
+    for shim in [SHIM_I686, SHIM_AARCH64].into_iter().flatten() {
         check_executable(shim);
     }
 }

@@ -786,8 +786,7 @@ impl Layout<'_, '_, '_> {
         let ok = p.file_end() == self.image_end()
             && p.p_memsz == p.p_filesz
             && p.p_flags & PF_X == 0
-            && p.mem_end() == top
-            && p.p_vaddr >= p.p_offset.min(p.p_vaddr);
+            && p.mem_end() == top;
         ok.then_some(i)
     }
 

@@ -665,7 +665,7 @@ fn judge(run: Option<&Run>, file: &Path, before: &[u8], dir: &Path) -> Option<St
 
 #[test]
 fn corrupted_fixtures_never_crash_the_tool() {
-    let mut rng = Rng(0x5eed_0f_c0ffee_u64);
+    let mut rng = Rng(0x5eed_0fc0_ffee_u64);
     let mut corpus = Vec::new();
     for name in ["usefoo", "hello-nopie", "libfoo", "hello32", "hello-s390x"] {
         let Ok(path) = try_fixture(name) else {

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use md5::{Digest, Md5};
@@ -90,13 +91,29 @@ impl HostDb {
             .find(|p| p.exists())
     }
 
+    /// Every installed package.
+    pub fn packages(&self) -> impl Iterator<Item = &Installed> {
+        self.installed.values()
+    }
+
+    /// The installed package with this name and architecture, whatever its version.
+    pub fn get(&self, name: &str, arch: &str) -> Option<&Installed> {
+        self.installed.get(&(name.to_owned(), arch.to_owned()))
+    }
+
     /// Copies the files of `pkg` from the host into `dest` (an existing empty directory), verifying each regular
-    /// file's MD5. Fails on the first missing, changed or unhashed file.
+    /// file's MD5. Fails on the first missing, changed or unhashed file that is not configuration: conffiles
+    /// the admin removed or edited are left out (they are the host's, not the package's), and a listed directory
+    /// that is a symlink on the host (merged `/usr`: `/lib -> usr/lib`) becomes a real directory, so the copy keeps
+    /// the package's own layout.
     pub fn copy_package(&self, pkg: &Installed, dest: &Path) -> Result<usize> {
-        let fail = |reason: String| Error::Realise { package: format!("{}:{} from the host", pkg.name, pkg.architecture), reason };
+        let fail = |reason: String| Error::Realise {
+            package: format!("{}:{} from the host", pkg.name, pkg.architecture),
+            reason,
+        };
         let list = self.info_file(pkg, "list").ok_or_else(|| fail("the dpkg database has no file list".into()))?;
         let list_text = fs::read_to_string(&list).map_err(io("read", &list))?;
-        let mut sums: HashMap<String, String> = pkg.conffiles.clone();
+        let mut sums: HashMap<String, String> = HashMap::new();
         if let Some(md5s) = self.info_file(pkg, "md5sums") {
             let text = fs::read_to_string(&md5s).map_err(io("read", &md5s))?;
             for line in text.lines() {
@@ -114,13 +131,19 @@ impl HostDb {
             if rel.split('/').any(|c| c == ".." || c.is_empty()) {
                 return Err(fail(format!("unsafe path '{line}' in {}", list.display())));
             }
+            let conffile = pkg.conffiles.get(rel);
             let src = self.root.join(rel);
             let dst = dest.join(rel);
-            let meta = fs::symlink_metadata(&src).map_err(|e| fail(format!("{}: {e}", src.display())))?;
+            let meta = match fs::symlink_metadata(&src) {
+                Ok(meta) => meta,
+                Err(_) if conffile.is_some() || !sums.contains_key(rel) => continue,
+                Err(e) => return Err(fail(format!("{}: {e}", src.display()))),
+            };
             if let Some(parent) = dst.parent() {
                 fs::create_dir_all(parent).map_err(io("create directory", parent))?;
             }
-            if meta.is_dir() {
+            let is_dir = meta.is_dir() || (meta.is_symlink() && fs::metadata(&src).is_ok_and(|m| m.is_dir()));
+            if is_dir {
                 if !dst.exists() {
                     fs::create_dir(&dst).map_err(io("create directory", &dst))?;
                 }
@@ -128,15 +151,22 @@ impl HostDb {
                 let target = fs::read_link(&src).map_err(io("read symlink", &src))?;
                 std::os::unix::fs::symlink(&target, &dst).map_err(io("create symlink", &dst))?;
             } else if meta.is_file() {
-                let want = sums.get(rel).ok_or_else(|| fail(format!("/{rel} has no recorded MD5")))?;
                 let data = read_all(&src)?;
                 let got: String = Md5::digest(&data).iter().map(|b| format!("{b:02x}")).collect();
-                if &got != want {
-                    return Err(fail(format!("/{rel} was modified (MD5 {got}, package says {want})")));
+                match (sums.get(rel), conffile) {
+                    (Some(want), _) if &got != want => {
+                        return Err(fail(format!("/{rel} was modified (MD5 {got}, package says {want})")));
+                    }
+                    (None, Some(want)) if &got != want => {
+                        tracing::debug!("leaving out /{rel}: a conffile the admin changed");
+                        continue;
+                    }
+                    (None, None) => return Err(fail(format!("/{rel} has no recorded MD5"))),
+                    _ => {}
                 }
                 fs::write(&dst, &data).map_err(io("write", &dst))?;
-                let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777;
-                fs::set_permissions(&dst, std::os::unix::fs::PermissionsExt::from_mode(mode)).map_err(io("set permissions of", &dst))?;
+                let mode = meta.permissions().mode() & 0o777;
+                fs::set_permissions(&dst, fs::Permissions::from_mode(mode)).map_err(io("set permissions of", &dst))?;
                 copied += 1;
             }
         }

@@ -23,6 +23,7 @@ pub mod http;
 pub mod index;
 pub mod lock;
 pub mod packages;
+pub mod realise;
 pub mod relation;
 pub mod release;
 pub mod resolve;

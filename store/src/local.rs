@@ -153,10 +153,14 @@ impl Store {
         self.db().query_info(path)
     }
 
+    /// Checks that `paths` are valid and keeps them alive for this handle (call with the writer lock held).
     fn require_valid(&self, paths: &BTreeSet<StorePath>, except: Option<&StorePath>) -> Result<()> {
         for p in paths {
-            if Some(p) != except && !self.is_valid(p)? {
-                return Err(StoreError::NotValid(p.to_string()));
+            if Some(p) != except {
+                if !self.is_valid(p)? {
+                    return Err(StoreError::NotValid(p.to_string()));
+                }
+                self.add_temp_root(p)?;
             }
         }
         Ok(())
@@ -201,8 +205,9 @@ impl Store {
         algo: HashAlgo,
         refs: BTreeSet<StorePath>,
     ) -> Result<StorePath> {
-        self.require_valid(&refs, None)?;
         let _lock = self.lock_writers()?;
+        // Checked under the lock, and kept alive: a collection cannot remove a reference before registration.
+        self.require_valid(&refs, None)?;
         let tmp = self.store.join(fsutil::unique_name(".tmp"));
         fs::create_dir(&tmp).map_err(io_err("create directory", &tmp))?;
         let result = (|| {
@@ -240,11 +245,11 @@ impl Store {
     pub fn add_text(&self, name: &str, contents: &[u8], references: &[StorePath]) -> Result<StorePath> {
         validate_name(name)?;
         let refs: BTreeSet<StorePath> = references.iter().cloned().collect();
-        self.require_valid(&refs, None)?;
         let hash = Hash::digest(HashAlgo::Sha256, contents);
         let refs_vec: Vec<StorePath> = refs.iter().cloned().collect();
         let path = self.store_dir().make_text_path(name, &hash, &refs_vec)?;
         let _lock = self.lock_writers()?;
+        self.require_valid(&refs, None)?;
         self.add_temp_root(&path)?;
         if self.is_valid(&path)? {
             return Ok(path);

@@ -313,3 +313,117 @@ mod tests {
         assert!(s(&["x"]).is_err());
     }
 }
+
+/// The file in a user environment that lists the packages it was built from.
+pub const MANIFEST: &str = "manifest.json";
+
+impl Store {
+    /// Builds a user environment: a tree of symlinks merging the packages' top-level directories (as Nix's
+    /// `buildenv` does; two packages providing the same file is a collision) plus `manifest.json` listing the
+    /// packages; adds it to the store as `user-environment` referring to them.
+    pub fn build_user_environment(&self, packages: &[StorePath]) -> Result<StorePath> {
+        let tmp = tempdir_in(self.state_dir())?;
+        let result = (|| {
+            let root = tmp.join("env");
+            fs::create_dir(&root).map_err(io_err("create directory", &root))?;
+            for p in packages {
+                if !self.is_valid(p)? {
+                    return Err(StoreError::NotValid(p.to_string()));
+                }
+                let phys = self.physical_path(p);
+                if fs::symlink_metadata(&phys).map(|m| m.is_dir()).unwrap_or(false) {
+                    self.merge_into(&root, &p.to_absolute(), p)?;
+                }
+            }
+            let mut json = String::from("{\"version\":1,\"packages\":[");
+            for (i, p) in packages.iter().enumerate() {
+                if i > 0 {
+                    json.push(',');
+                }
+                json.push_str(&format!("\"{p}\""));
+            }
+            json.push_str("]}\n");
+            let manifest = root.join(MANIFEST);
+            if fs::symlink_metadata(&manifest).is_ok() {
+                crate::fsutil::remove_tree(&manifest)?;
+            }
+            fs::write(&manifest, json).map_err(io_err("write", &manifest))?;
+            self.add_tree("user-environment", &root, packages)
+        })();
+        let _ = crate::fsutil::remove_tree(&tmp);
+        result
+    }
+
+    fn is_dir_logical(&self, logical: &Path) -> bool {
+        let phys = self.config().physical(logical);
+        fs::metadata(phys).map(|m| m.is_dir()).unwrap_or(false)
+    }
+
+    /// Merges the directory at logical path `src` (inside package `owner`) into the real directory `dst`.
+    fn merge_into(&self, dst: &Path, src: &Path, owner: &StorePath) -> Result<()> {
+        let phys = self.config().physical(src);
+        let mut names: Vec<_> = fs::read_dir(&phys)
+            .map_err(io_err("list", &phys))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<_>>()
+            .map_err(io_err("list", &phys))?;
+        names.sort();
+        for name in names {
+            if name == MANIFEST && src.parent() == Some(self.store_dir().as_path()) {
+                continue;
+            }
+            let here = dst.join(&name);
+            let from = src.join(&name);
+            match fs::symlink_metadata(&here) {
+                Err(_) => std::os::unix::fs::symlink(&from, &here).map_err(io_err("create symlink", &here))?,
+                Ok(m) if m.is_dir() && self.is_dir_logical(&from) => self.merge_into(&here, &from, owner)?,
+                Ok(m) if m.is_symlink() => {
+                    let earlier = fs::read_link(&here).map_err(io_err("read symlink", &here))?;
+                    if self.is_dir_logical(&earlier) && self.is_dir_logical(&from) {
+                        fs::remove_file(&here).map_err(io_err("remove", &here))?;
+                        fs::create_dir(&here).map_err(io_err("create directory", &here))?;
+                        self.merge_into(&here, &earlier, owner)?;
+                        self.merge_into(&here, &from, owner)?;
+                    } else {
+                        return Err(StoreError::Invalid(format!(
+                            "collision between '{}' and '{}'",
+                            earlier.display(),
+                            from.display()
+                        )));
+                    }
+                }
+                Ok(_) => {
+                    return Err(StoreError::Invalid(format!(
+                        "collision at '{}' while adding '{owner}'",
+                        here.display()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The packages of the profile's current user environment (empty without one).
+    pub fn profile_packages(&self, profile: &Profile) -> Result<Vec<StorePath>> {
+        let Some(current) = profile.generations()?.into_iter().find(|g| g.current) else { return Ok(Vec::new()) };
+        let manifest = self.config().physical(&current.target).join(MANIFEST);
+        let text = match fs::read_to_string(&manifest) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("read", &manifest)(e)),
+        };
+        let list = text.split_once("\"packages\":[").map(|(_, r)| r).unwrap_or("");
+        let list = list.split(']').next().unwrap_or("");
+        list.split(',')
+            .map(|s| s.trim().trim_matches('"'))
+            .filter(|s| !s.is_empty())
+            .map(|s| self.parse_path(s))
+            .collect()
+    }
+}
+
+fn tempdir_in(dir: &Path) -> Result<PathBuf> {
+    let t = dir.join(crate::fsutil::unique_name(".tmp-env"));
+    fs::create_dir(&t).map_err(io_err("create directory", &t))?;
+    Ok(t)
+}

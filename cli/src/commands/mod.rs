@@ -1,3 +1,13 @@
 //! One module per `fhskit` command; each turns parsed arguments into calls to the libraries.
 
+pub mod env;
+pub mod eval;
+pub mod generate;
+pub mod patch;
 pub mod patchelf;
+pub mod pkgs;
+pub mod run;
+pub mod profile;
+pub mod shim;
+pub mod steam_run;
+pub mod store;

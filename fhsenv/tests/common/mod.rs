@@ -40,7 +40,7 @@ fn symlink(target: &str, link: &Path) {
 pub struct Packages {
     /// Host glibc copied into a Debian-shaped tree (`lib/x86_64-linux-gnu`, `lib64/ld-linux-x86-64.so.2`).
     pub glibc: PathBuf,
-    /// `usr/lib/libfoo.so.1.0` (soname `libfoo.so.1`, no soname link) and `libfoo.so`.
+    /// `usr/lib/libfoo.so.1.0` (soname `libfoo.so.1`, no soname link), `libfoo.so` and `libbar.so.1`.
     pub libfoo: PathBuf,
     /// `usr/bin/fhsenv-probe` linked against libfoo, plus a conflicting `usr/bin/dup`.
     pub app: PathBuf,
@@ -81,6 +81,8 @@ pub fn make_packages(root: &Path) -> Packages {
         src.to_str().unwrap(),
     ]);
     symlink("libfoo.so.1.0", &libdir.join("libfoo.so"));
+    // A second library nothing links against: found only through dlopen and the env's ld.so.cache.
+    cc(&["-shared", "-fPIC", "-Wl,-soname,libbar.so.1", "-o", libdir.join("libbar.so.1").to_str().unwrap(), src.to_str().unwrap()]);
 
     let app = pkgs.join("app");
     std::fs::create_dir_all(app.join("usr/bin")).unwrap();

@@ -29,7 +29,11 @@ impl<T, const INDEX: u32> Once<T, INDEX> {
     #[expect(clippy::mut_from_ref, reason = "the flag makes this the only reference, like a OnceCell's take")]
     pub fn take(&'static self) -> &'static mut T {
         let bit = 1 << INDEX;
-        assert!(TAKEN.fetch_or(bit, Relaxed) & bit == 0, "scratch buffer taken twice");
+        // Load and store rather than fetch_or: the shim is single-threaded, and read-modify-write atomics would
+        // pull in aarch64's outline-atomics helpers, which need libc's getauxval.
+        let taken = TAKEN.load(Relaxed);
+        assert!(taken & bit == 0, "scratch buffer taken twice");
+        TAKEN.store(taken | bit, Relaxed);
         // SAFETY: the flag guarantees this is the only reference ever made.
         unsafe { &mut *self.value.get() }
     }

@@ -1,0 +1,279 @@
+//! `fhskit eval` and `fhskit instantiate`: the `nix-instantiate` front end over the `eval` crate. Evaluation runs
+//! on a thread with a large stack; store objects (`.drv` files, `toFile`, `path`) go to a directory chosen with
+//! `--store` through `eval::FsIo` (until `cli` implements `EvalIo` on the real store).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use eval::{Evaluator, FsIo, Settings, Value};
+
+/// Options shared by `eval` and `instantiate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CommonArgs {
+    /// Evaluate this expression instead of a file.
+    #[arg(short = 'E', long = "expr")]
+    pub expr: Option<String>,
+    /// The file to evaluate (a directory means its default.nix; `-` reads standard input).
+    pub file: Option<PathBuf>,
+    /// Select this attribute path of the result (repeatable).
+    #[arg(short = 'A', long = "attr")]
+    pub attr: Vec<String>,
+    /// Pass `NAME = EXPR` to a top-level function.
+    #[arg(long = "arg", num_args = 2, value_names = ["NAME", "EXPR"])]
+    pub arg: Vec<String>,
+    /// Pass `NAME = "STRING"` to a top-level function.
+    #[arg(long = "argstr", num_args = 2, value_names = ["NAME", "STRING"])]
+    pub argstr: Vec<String>,
+    /// Add a search path entry (`PATH` or `PREFIX=PATH`) before those of NIX_PATH.
+    #[arg(short = 'I', long = "include")]
+    pub include: Vec<String>,
+    /// Show the trace of enclosing calls on errors.
+    #[arg(long = "show-trace")]
+    pub show_trace: bool,
+    /// Directory that store objects are written into (logical paths stay under --store-dir).
+    #[arg(long = "store", env = "FHSKIT_EVAL_STORE")]
+    pub store: Option<PathBuf>,
+    /// The logical store directory that store paths are computed for.
+    #[arg(long = "store-dir", default_value = "/nix/store")]
+    pub store_dir: String,
+    /// Allow the experimental pipe operators `|>` and `<|`.
+    #[arg(long = "pipe-operators")]
+    pub pipe_operators: bool,
+}
+
+/// `fhskit eval` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Evaluate the result completely.
+    #[arg(long)]
+    pub strict: bool,
+    /// Print the result as JSON.
+    #[arg(long, conflicts_with = "xml")]
+    pub json: bool,
+    /// Print the result as XML.
+    #[arg(long)]
+    pub xml: bool,
+}
+
+enum Mode {
+    Eval { strict: bool, json: bool, xml: bool },
+    Instantiate,
+}
+
+pub fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
+    let mode = Mode::Eval { strict: args.strict, json: args.json, xml: args.xml };
+    run(args.common, mode)
+}
+
+pub fn run_instantiate(args: CommonArgs) -> anyhow::Result<ExitCode> {
+    run(args, Mode::Instantiate)
+}
+
+fn default_store() -> PathBuf {
+    std::env::temp_dir().join("fhskit-eval-store")
+}
+
+fn print_trace(msg: &str) {
+    eprintln!("{msg}");
+}
+
+fn run(args: CommonArgs, mode: Mode) -> anyhow::Result<ExitCode> {
+    if args.expr.is_none() && args.file.is_none() {
+        anyhow::bail!("nothing to evaluate: give a FILE or -E EXPR");
+    }
+    let mut nix_path = Vec::new();
+    let mut add_entry = |e: &str| {
+        if e.is_empty() {
+            return;
+        }
+        match e.split_once('=') {
+            Some((prefix, path)) => nix_path.push((prefix.to_string(), path.to_string())),
+            None => nix_path.push((String::new(), e.to_string())),
+        }
+    };
+    for e in &args.include {
+        add_entry(e);
+    }
+    if let Ok(np) = std::env::var("NIX_PATH") {
+        for e in np.split(':') {
+            add_entry(e);
+        }
+    }
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let stdin_text = match &args.file {
+        Some(f) if f.as_os_str() == "-" => {
+            let mut s = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).context("reading standard input")?;
+            Some(s)
+        }
+        _ => None,
+    };
+    let settings = Settings {
+        store_dir: args.store_dir.trim_end_matches('/').to_string(),
+        nix_path,
+        pipe_operators: args.pipe_operators,
+        current_time: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0),
+        read_only: matches!(mode, Mode::Eval { .. }),
+        ..Settings::default()
+    };
+    let store_root = args.store.clone().unwrap_or_else(default_store);
+    let show_trace = args.show_trace;
+    let outcome = eval::with_big_stack(move || -> Result<String, String> {
+        let mut io = FsIo::new(store_root, &settings.store_dir);
+        io.trace_sink = Some(print_trace);
+        let mut ev = Evaluator::new(Box::new(io), settings);
+        let render = |e: eval::EvalError| e.render(show_trace);
+        let cwd_s = cwd.to_string_lossy().into_owned();
+        let mut v = if let Some(text) = &args.expr {
+            ev.eval_str(text, &cwd_s).map_err(render)?
+        } else if let Some(text) = &stdin_text {
+            let e = ev.compile("«stdin»", text, &cwd_s, None).map_err(render)?;
+            let env = std::rc::Rc::new(eval::value::Env { vals: Vec::new(), parent: None, is_with: false });
+            ev.eval(&e, &env).map_err(render)?
+        } else {
+            let f = args.file.as_ref().map(|f| cwd.join(f)).unwrap_or_default();
+            let f = eval::compile::canon_path(&f.to_string_lossy());
+            ev.eval_file(&f).map_err(render)?
+        };
+        v = apply_auto_args(&mut ev, v, &args, &cwd_s).map_err(render)?;
+        for path in &args.attr {
+            v = select_path(&mut ev, v, path).map_err(render)?;
+        }
+        match mode {
+            Mode::Eval { strict, json, xml } => {
+                if strict {
+                    ev.force_deep(&v).map_err(render)?;
+                }
+                if json {
+                    let mut ctx = Default::default();
+                    let s = eval::builtins::json::to_json(&mut ev, &v, eval::source::Pos::none(), &mut ctx, false)
+                        .map_err(render)?;
+                    Ok(format!("{s}\n"))
+                } else if xml {
+                    let mut ctx = Default::default();
+                    let mut out = String::from("<?xml version='1.0' encoding='utf-8'?>\n<expr>\n");
+                    eval::builtins::json::to_xml(&mut ev, &v, eval::source::Pos::none(), 1, &mut out, &mut ctx)
+                        .map_err(render)?;
+                    out.push_str("</expr>\n");
+                    Ok(out)
+                } else {
+                    Ok(format!("{}\n", eval::print::print_value(&v)))
+                }
+            }
+            Mode::Instantiate => {
+                let mut out = String::new();
+                collect_drvs(&mut ev, &v, &mut out, true).map_err(render)?;
+                Ok(out)
+            }
+        }
+    })
+    .context("starting the evaluation thread")?;
+    match outcome {
+        Ok(out) => {
+            print!("{out}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(msg) => {
+            eprintln!("{msg}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn apply_auto_args(ev: &mut Evaluator, v: Value, args: &CommonArgs, cwd: &str) -> eval::Result<Value> {
+    let f = ev.force(&v)?;
+    let Value::Lambda(c) = &f else { return Ok(f) };
+    if !matches!(c.def.param, eval::compile::Param::Formals { .. }) {
+        return Ok(f);
+    }
+    let mut entries = Vec::new();
+    for pair in args.arg.chunks(2) {
+        let val = ev.eval_str(&pair[1], cwd)?;
+        entries.push(eval::value::Attr { name: eval::sym::Sym::new(&pair[0]), value: val, pos: Default::default() });
+    }
+    for pair in args.argstr.chunks(2) {
+        entries.push(eval::value::Attr {
+            name: eval::sym::Sym::new(&pair[0]),
+            value: Value::str(pair[1].clone()),
+            pos: Default::default(),
+        });
+    }
+    // Only the formals the function accepts are passed, as nix-instantiate does.
+    if let eval::compile::Param::Formals { formals, ellipsis, .. } = &c.def.param
+        && !ellipsis
+    {
+        entries.retain(|e| formals.iter().any(|(n, _)| *n == e.name));
+    }
+    let attrs = Value::attrs(eval::value::Attrs::from_unsorted(entries));
+    ev.call(f, attrs, Default::default())
+}
+
+fn select_path(ev: &mut Evaluator, mut v: Value, path: &str) -> eval::Result<Value> {
+    if path.is_empty() {
+        return Ok(v);
+    }
+    for part in path.split('.') {
+        let cur = ev.force(&v)?;
+        v = match &cur {
+            Value::Attrs(a) => match a.get_str(part) {
+                Some(x) => ev.force(&x.clone())?,
+                None => {
+                    return Err(eval::EvalError::eval(format!("attribute '{part}' in selection path '{path}' not found"), Default::default()));
+                }
+            },
+            Value::List(l) => {
+                let i: usize = part.parse().map_err(|_| {
+                    eval::EvalError::eval(format!("'{part}' in selection path '{path}' is not a list index"), Default::default())
+                })?;
+                let x = l.get(i).cloned().ok_or_else(|| {
+                    eval::EvalError::eval(format!("list index {i} in selection path '{path}' is out of range"), Default::default())
+                })?;
+                ev.force(&x)?
+            }
+            other => {
+                return Err(eval::EvalError::eval(
+                    format!("the expression selected by the selection path '{path}' should be a set but is {}", other.type_of()),
+                    Default::default(),
+                ));
+            }
+        };
+    }
+    Ok(v)
+}
+
+fn collect_drvs(ev: &mut Evaluator, v: &Value, out: &mut String, top: bool) -> eval::Result<()> {
+    match ev.force(v)? {
+        Value::Attrs(a) => {
+            if ev.is_derivation(&a)? {
+                let d = a.get_str("drvPath").cloned().unwrap_or(Value::Null);
+                let s = ev.force_str(&d, Default::default())?;
+                out.push_str(&s);
+                out.push('\n');
+                return Ok(());
+            }
+            let recurse = top
+                || match a.get_str("recurseForDerivations") {
+                    Some(r) => ev.force_bool(&r.clone(), Default::default())?,
+                    None => false,
+                };
+            if recurse {
+                for e in &a.entries {
+                    collect_drvs(ev, &e.value, out, false)?;
+                }
+            }
+        }
+        Value::List(l) => {
+            for x in l.iter() {
+                collect_drvs(ev, x, out, false)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,621 @@
+//! `fhskit shim install|status|uninstall`: the NixOS `programs.nix-ld` equivalent for any host. Installs the
+//! ld-shim executables embedded in this binary (`ld_shim::embedded`) at the FHS loader paths under a root, writes
+//! the shim's config file (format: `ld_shim::config`) and keeps the loader and library set it names in a state
+//! directory, refuses to replace a real loader unless forced (keeping a backup that `uninstall` puts back).
+//!
+//! Layout under the root, per system (`x86_64-linux`, `i686-linux`):
+//! - the shim at the system's interpreter path (`/lib64/ld-linux-x86-64.so.2`, `/lib/ld-linux.so.2`);
+//! - `/etc/fhskit/ld-shim-<system>.conf`: `loader=` and `library-path=`, paths inside the root;
+//! - `/var/lib/fhskit/ld-shim/<system>/`: `ld.so` (a symlink to the real loader), `lib/` (symlinks to every file
+//!   of the `--lib-dir` directories) and `backup/` (what the shim replaced).
+//!
+//! Every file is written beside its target and renamed into place; paths are resolved inside the root as a chroot
+//! would, so an absolute symlink in the root (`lib64 -> /usr/lib64`) never leads outside it.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Component, Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use ld_shim::system::{self, System};
+
+#[derive(Debug, Subcommand)]
+pub enum ShimCommand {
+    /// Install the loader shim at the FHS loader paths, with a config naming the real loader and a library set.
+    Install(InstallArgs),
+    /// Show what is installed under the root.
+    Status(StatusArgs),
+    /// Remove the shim, its config and state, and put back any loader it replaced.
+    Uninstall(RootArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RootArgs {
+    /// The root directory to work under (an image or container tree; `/` for this system).
+    #[arg(long, default_value = "/")]
+    pub root: PathBuf,
+    /// Only these systems (`x86_64-linux`, `i686-linux`, `aarch64-linux`); default: the x86 shims built into
+    /// fhskit (aarch64 only when named, since only qemu-user setups need it on an x86-64 host).
+    #[arg(long = "system", value_name = "SYSTEM")]
+    pub systems: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    #[command(flatten)]
+    pub root: RootArgs,
+    /// The real ld.so for programs of this host's system (x86-64), as programs will see it. Default: the loader
+    /// `--force` replaced.
+    #[arg(long, value_name = "PATH")]
+    pub loader: Option<PathBuf>,
+    /// A directory whose libraries those programs get by default (repeatable; earlier ones win on name clashes).
+    #[arg(long = "lib-dir", value_name = "DIR")]
+    pub lib_dirs: Vec<PathBuf>,
+    /// The real ld.so for 32-bit x86 programs.
+    #[arg(long, value_name = "PATH")]
+    pub i686_loader: Option<PathBuf>,
+    /// A directory of 32-bit x86 libraries (repeatable).
+    #[arg(long = "i686-lib-dir", value_name = "DIR")]
+    pub i686_lib_dirs: Vec<PathBuf>,
+    /// The real ld.so for aarch64 programs (run through qemu-user and binfmt_misc; `--system aarch64-linux`).
+    #[arg(long, value_name = "PATH")]
+    pub aarch64_loader: Option<PathBuf>,
+    /// A directory of aarch64 libraries (repeatable).
+    #[arg(long = "aarch64-lib-dir", value_name = "DIR")]
+    pub aarch64_lib_dirs: Vec<PathBuf>,
+    /// Replace a real loader found at a loader path (it is backed up and restored by `uninstall`).
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub root: RootArgs,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(command: ShimCommand) -> Result<ExitCode> {
+    match command {
+        ShimCommand::Install(args) => install(&args),
+        ShimCommand::Status(args) => status(&args),
+        ShimCommand::Uninstall(args) => uninstall(&args),
+    }
+}
+
+/// Where one system's files live under a root (host paths).
+struct Paths {
+    system: System,
+    root: PathBuf,
+    interpreter: PathBuf,
+    config: PathBuf,
+    state: PathBuf,
+}
+
+/// The state directory of `system`, inside the root.
+fn state_dir(system: &System) -> String {
+    format!("/var/lib/fhskit/ld-shim/{}", system.nix)
+}
+
+impl Paths {
+    fn new(root: &Path, system: System) -> Result<Self> {
+        Ok(Self {
+            system,
+            root: root.to_owned(),
+            interpreter: resolve_in_root(root, Path::new(system.interpreter))?,
+            config: resolve_in_root(root, Path::new(system.config))?,
+            state: resolve_in_root(root, Path::new(&state_dir(&system)))?,
+        })
+    }
+
+    fn backup(&self) -> PathBuf {
+        let name = Path::new(self.system.interpreter).file_name().expect("interpreter paths name a file");
+        self.state.join("backup").join(name)
+    }
+}
+
+/// The systems to work on: those named, or every embedded one native to this host (x86-64 with its 32-bit
+/// companion).
+fn systems(args: &RootArgs) -> Result<Vec<(System, Option<&'static [u8]>)>> {
+    let built: Vec<(System, &'static [u8])> = ld_shim::embedded::builds().collect();
+    if args.systems.is_empty() {
+        return Ok(built
+            .into_iter()
+            .filter(|(system, _)| *system == system::NATIVE || *system == system::I686)
+            .map(|(system, bytes)| (system, Some(bytes)))
+            .collect());
+    }
+    args.systems
+        .iter()
+        .map(|name| {
+            let system = system::ALL
+                .into_iter()
+                .find(|system| system.nix == name.as_str())
+                .with_context(|| format!("unknown system {name:?} (known: x86_64-linux, i686-linux, aarch64-linux)"))?;
+            let bytes = built.iter().find(|(built, _)| *built == system).map(|(_, bytes)| *bytes);
+            Ok((system, bytes))
+        })
+        .collect()
+}
+
+/// The systems `status` and `uninstall` look at: those named, else every known one (an aarch64 shim may have been
+/// installed by naming it).
+fn all_systems(args: &RootArgs) -> Result<Vec<(System, Option<&'static [u8]>)>> {
+    if !args.systems.is_empty() {
+        return systems(args);
+    }
+    let built: Vec<(System, &'static [u8])> = ld_shim::embedded::builds().collect();
+    Ok(system::ALL
+        .into_iter()
+        .map(|system| (system, built.iter().find(|(b, _)| *b == system).map(|(_, bytes)| *bytes)))
+        .collect())
+}
+
+fn check_root(root: &Path) -> Result<PathBuf> {
+    let meta = fs::metadata(root).with_context(|| format!("cannot use root {}", root.display()))?;
+    if !meta.is_dir() {
+        bail!("cannot use root {}: not a directory", root.display());
+    }
+    fs::canonicalize(root).with_context(|| format!("cannot resolve root {}", root.display()))
+}
+
+fn install(args: &InstallArgs) -> Result<ExitCode> {
+    let root = check_root(&args.root.root)?;
+    let mut plans = Vec::new();
+    // Check everything before writing anything.
+    for (system, bytes) in systems(&args.root)? {
+        let Some(bytes) = bytes else {
+            bail!(
+                "cannot install the {} shim: this fhskit was built without it (install the {} Rust target and rebuild)",
+                system.nix,
+                system.rust_target
+            );
+        };
+        let (loader, lib_dirs) = if system == system::I686 {
+            (args.i686_loader.as_deref(), &args.i686_lib_dirs)
+        } else if system == system::AARCH64 && system::NATIVE != system::AARCH64 {
+            (args.aarch64_loader.as_deref(), &args.aarch64_lib_dirs)
+        } else {
+            (args.loader.as_deref(), &args.lib_dirs)
+        };
+        let paths = Paths::new(&root, system)?;
+        if let Some(loader) = loader {
+            check_loader(loader, &system)?;
+        }
+        for dir in lib_dirs {
+            check_lib_dir(dir)?;
+        }
+        let existing = Existing::at(&paths.interpreter)?;
+        if let Existing::Other = existing
+            && !args.force
+        {
+            bail!(
+                "refusing to replace {}: it is a real loader, not ld-shim (pass --force to replace it; a backup is kept \
+                 and `fhskit shim uninstall` restores it)",
+                paths.interpreter.display()
+            );
+        }
+        plans.push((paths, bytes, loader, lib_dirs, existing));
+    }
+    for (paths, bytes, loader, lib_dirs, existing) in plans {
+        install_one(&paths, bytes, loader, lib_dirs, &existing)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What sits at an interpreter path.
+enum Existing {
+    Absent,
+    Shim,
+    /// A real loader (or anything else that is not the shim), which only `--force` replaces.
+    Other,
+}
+
+impl Existing {
+    fn at(path: &Path) -> Result<Self> {
+        match fs::symlink_metadata(path) {
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(Self::Absent),
+            Err(err) => Err(err).with_context(|| format!("cannot inspect {}", path.display())),
+            Ok(meta) if meta.file_type().is_symlink() => Ok(Self::Other),
+            Ok(_) => {
+                let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+                Ok(if ld_shim::elf::is_shim(&bytes) { Self::Shim } else { Self::Other })
+            }
+        }
+    }
+}
+
+fn install_one(
+    paths: &Paths,
+    shim: &[u8],
+    loader: Option<&Path>,
+    lib_dirs: &[PathBuf],
+    existing: &Existing,
+) -> Result<()> {
+    let system = &paths.system;
+    create_dirs(&paths.state)?;
+    // The loader: as given, else the backup of the loader being replaced now or by an earlier forced install.
+    let backup = paths.backup();
+    let had_backup = fs::symlink_metadata(&backup).is_ok();
+    let loader_link = paths.state.join("ld.so");
+    let loader_target = match loader {
+        Some(loader) => Some(loader.to_owned()),
+        None if matches!(existing, Existing::Other) || had_backup => {
+            Some(PathBuf::from(format!("{}/backup/{}", state_dir(system), backup.file_name().unwrap().to_string_lossy())))
+        }
+        None => None,
+    };
+    if let Existing::Other = existing
+        && !had_backup
+    {
+        create_dirs(backup.parent().unwrap())?;
+        copy_entry(&paths.interpreter, &backup)?;
+        println!("backed up {} to {}", paths.interpreter.display(), backup.display());
+    }
+    match &loader_target {
+        Some(target) => replace_with_symlink(target, &loader_link)?,
+        None => {
+            remove_if_present(&loader_link)?;
+        }
+    }
+    let lib_count = link_libraries(lib_dirs, &paths.state.join("lib"))?;
+
+    let state = state_dir(system);
+    let mut config = format!(
+        "# ld-shim configuration for {}, written by `fhskit shim install`.\n\
+         # Paths are inside the root the shim is installed under; NIX_LD* variables take precedence.\n",
+        system.nix
+    );
+    if loader_target.is_some() {
+        config.push_str(&format!("{}={state}/ld.so\n", ld_shim::config::LOADER_KEY));
+    }
+    config.push_str(&format!("{}={state}/lib\n", ld_shim::config::LIBRARY_PATH_KEY));
+    create_dirs(paths.config.parent().unwrap())?;
+    write_atomic(&paths.config, config.as_bytes(), 0o644)?;
+
+    create_dirs(paths.interpreter.parent().unwrap())?;
+    write_atomic(&paths.interpreter, shim, 0o755)?;
+    println!("installed the {} shim at {}", system.nix, paths.interpreter.display());
+    match &loader_target {
+        Some(target) => println!("  loader: {}", target.display()),
+        None => println!(
+            "  loader: none configured (programs need {} or {}; else {})",
+            system.loader_var,
+            system::LOADER_VAR,
+            "the compiled-in default"
+        ),
+    }
+    println!("  libraries: {lib_count} in {}", paths.state.join("lib").display());
+    println!("  config: {}", paths.config.display());
+    Ok(())
+}
+
+/// Checks that `loader` is an ELF loader for `system` and not the shim.
+fn check_loader(loader: &Path, system: &System) -> Result<()> {
+    if !loader.is_absolute() {
+        bail!("cannot use loader {}: the path must be absolute", loader.display());
+    }
+    let bytes = fs::read(loader).with_context(|| format!("cannot use loader {}", loader.display()))?;
+    let reason = if bytes.len() < 20 || bytes[..4] != *b"\x7fELF" {
+        Some("not an ELF file")
+    } else if bytes[4] != system.class {
+        Some(if system.class == 2 { "a 32-bit file, the system is 64-bit" } else { "a 64-bit file, the system is 32-bit" })
+    } else if u16::from_le_bytes([bytes[18], bytes[19]]) != system.machine {
+        Some("built for another architecture")
+    } else if u16::from_le_bytes([bytes[16], bytes[17]]) != 3 {
+        Some("not a dynamic loader (ELF type is not ET_DYN)")
+    } else if ld_shim::elf::is_shim(&bytes) {
+        Some("it is ld-shim itself, not the real loader")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => bail!("cannot use loader {} for {}: {reason}", loader.display(), system.nix),
+        None => Ok(()),
+    }
+}
+
+fn check_lib_dir(dir: &Path) -> Result<()> {
+    if !dir.is_absolute() {
+        bail!("cannot use library directory {}: the path must be absolute", dir.display());
+    }
+    let meta = fs::metadata(dir).with_context(|| format!("cannot use library directory {}", dir.display()))?;
+    if !meta.is_dir() {
+        bail!("cannot use library directory {}: not a directory", dir.display());
+    }
+    Ok(())
+}
+
+/// Rebuilds `dest` as a directory of symlinks to every entry of `dirs` (earlier directories win on name clashes);
+/// the new directory is assembled beside the old one and swapped in. Returns the number of links.
+fn link_libraries(dirs: &[PathBuf], dest: &Path) -> Result<usize> {
+    let parent = dest.parent().unwrap();
+    let fresh = parent.join(".lib.fhskit-new");
+    let old = parent.join(".lib.fhskit-old");
+    for leftover in [&fresh, &old] {
+        if leftover.exists() {
+            fs::remove_dir_all(leftover).with_context(|| format!("cannot remove {}", leftover.display()))?;
+        }
+    }
+    fs::create_dir(&fresh).with_context(|| format!("cannot create {}", fresh.display()))?;
+    let mut count = 0;
+    for dir in dirs {
+        let mut entries: Vec<_> = fs::read_dir(dir)
+            .with_context(|| format!("cannot read library directory {}", dir.display()))?
+            .collect::<std::io::Result<_>>()
+            .with_context(|| format!("cannot read library directory {}", dir.display()))?;
+        entries.sort_by_key(|entry| entry.file_name());
+        for entry in entries {
+            let link = fresh.join(entry.file_name());
+            if fs::symlink_metadata(&link).is_ok() {
+                tracing::debug!(?link, "library name already taken by an earlier directory");
+                continue;
+            }
+            symlink(entry.path(), &link).with_context(|| format!("cannot create {}", link.display()))?;
+            count += 1;
+        }
+    }
+    if dest.exists() {
+        fs::rename(dest, &old).with_context(|| format!("cannot move {} aside", dest.display()))?;
+    }
+    fs::rename(&fresh, dest).with_context(|| format!("cannot create {}", dest.display()))?;
+    if old.exists() {
+        fs::remove_dir_all(&old).with_context(|| format!("cannot remove {}", old.display()))?;
+    }
+    Ok(count)
+}
+
+fn uninstall(args: &RootArgs) -> Result<ExitCode> {
+    let root = check_root(&args.root)?;
+    let mut did_something = false;
+    for (system, _) in all_systems(args)? {
+        let paths = Paths::new(&root, system)?;
+        let backup = paths.backup();
+        match Existing::at(&paths.interpreter)? {
+            Existing::Shim => {
+                if fs::symlink_metadata(&backup).is_ok() {
+                    restore_entry(&backup, &paths.interpreter)?;
+                    println!("restored {} from {}", paths.interpreter.display(), backup.display());
+                } else {
+                    fs::remove_file(&paths.interpreter)
+                        .with_context(|| format!("cannot remove {}", paths.interpreter.display()))?;
+                    println!("removed the {} shim from {}", system.nix, paths.interpreter.display());
+                }
+                did_something = true;
+            }
+            Existing::Other if paths.state.exists() => {
+                eprintln!(
+                    "warning: {} is not ld-shim any more; leaving it as it is",
+                    paths.interpreter.display()
+                );
+            }
+            _ => {}
+        }
+        if remove_if_present(&paths.config)? {
+            println!("removed {}", paths.config.display());
+            did_something = true;
+        }
+        if paths.state.exists() {
+            fs::remove_dir_all(&paths.state).with_context(|| format!("cannot remove {}", paths.state.display()))?;
+            println!("removed {}", paths.state.display());
+            did_something = true;
+        }
+    }
+    // Leave no empty directories of ours behind.
+    for dir in ["/var/lib/fhskit/ld-shim", "/var/lib/fhskit", "/etc/fhskit"] {
+        let dir = resolve_in_root(&root, Path::new(dir))?;
+        let _ = fs::remove_dir(dir);
+    }
+    if !did_something {
+        println!("nothing to uninstall under {}", root.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn status(args: &StatusArgs) -> Result<ExitCode> {
+    let root = check_root(&args.root.root)?;
+    let mut reports = Vec::new();
+    for (system, built) in all_systems(&args.root)? {
+        let paths = Paths::new(&root, system)?;
+        let installed = match Existing::at(&paths.interpreter)? {
+            Existing::Absent => "absent",
+            Existing::Shim => "ld-shim",
+            Existing::Other => "other loader",
+        };
+        let config_text = fs::read(&paths.config).ok();
+        // A foreign system's loader path says nothing unless we put something there.
+        let foreign = system != system::NATIVE && system != system::I686;
+        if foreign && args.root.systems.is_empty() && installed != "ld-shim" && config_text.is_none() {
+            continue;
+        }
+        let config = config_text.as_deref().map(ld_shim::config::parse);
+        let in_root = |value: &[u8]| -> Option<PathBuf> {
+            resolve_in_root(&root, Path::new(&String::from_utf8_lossy(value).into_owned())).ok()
+        };
+        let loader = config.and_then(|c| c.loader).and_then(in_root);
+        let loader_target = loader.as_ref().and_then(|l| fs::read_link(l).ok());
+        let loader_ok = loader.as_ref().is_some_and(|l| fs::metadata(l).is_ok_and(|m| m.is_file()));
+        let library_dir = config.and_then(|c| c.library_path).and_then(in_root);
+        let libraries = library_dir.as_ref().and_then(|d| fs::read_dir(d).ok()).map_or(0, |d| d.count());
+        let backup = paths.backup();
+        let backup = fs::symlink_metadata(&backup).is_ok().then_some(backup);
+        // The installed shim describes what it would use (run directly, it reads the same config).
+        let shim_says = (installed == "ld-shim").then(|| describe(&paths.interpreter)).flatten();
+        reports.push(serde_json::json!({
+            "system": system.nix,
+            "built_in": built.is_some(),
+            "interpreter": paths.interpreter,
+            "installed": installed,
+            "config": config_text.is_some().then_some(&paths.config),
+            "loader": loader,
+            "loader_target": loader_target,
+            "loader_ok": loader_ok,
+            "library_dir": library_dir,
+            "libraries": libraries,
+            "backup": backup,
+            "shim_reports": shim_says,
+        }));
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&reports)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut out = std::io::stdout().lock();
+    for report in &reports {
+        let text = |key: &str| match &report[key] {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => "-".to_owned(),
+            other => other.to_string(),
+        };
+        writeln!(out, "{}:", text("system"))?;
+        writeln!(out, "  interpreter:  {} ({})", text("interpreter"), text("installed"))?;
+        if report["installed"] == "absent" && report["config"].is_null() {
+            continue;
+        }
+        writeln!(out, "  config:       {}", text("config"))?;
+        let state = if report["loader_ok"] == true { "ok" } else { "missing" };
+        let target = if report["loader_target"].is_null() { String::new() } else { format!(" -> {}", text("loader_target")) };
+        if report["loader"].is_null() {
+            writeln!(out, "  loader:       none configured (NIX_LD or the compiled-in default)")?;
+        } else {
+            writeln!(out, "  loader:       {}{target} ({state})", text("loader"))?;
+        }
+        writeln!(out, "  libraries:    {} in {}", text("libraries"), text("library_dir"))?;
+        if !report["backup"].is_null() {
+            writeln!(out, "  backup:       {} (restored by uninstall)", text("backup"))?;
+        }
+        if let Some(lines) = report["shim_reports"].as_array() {
+            for line in lines {
+                writeln!(out, "  shim reports: {}", line.as_str().unwrap_or_default())?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the shim directly without arguments and an empty environment; returns its `loader:` and `library path:`
+/// lines.
+fn describe(shim: &Path) -> Option<Vec<String>> {
+    let output = Command::new(shim).env_clear().output().ok()?;
+    let text = String::from_utf8(output.stdout).ok()?;
+    let lines: Vec<String> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("ld-shim: "))
+        .filter(|line| line.starts_with("loader:") || line.starts_with("library path:"))
+        .map(str::to_owned)
+        .collect();
+    (!lines.is_empty()).then_some(lines)
+}
+
+/// Resolves `inner` (an absolute path inside `root`) to a host path, following symlinks in its directories as a
+/// chroot would: absolute targets restart at `root` and `..` never climbs above it. The last component is not
+/// followed, so that a symlink there can itself be replaced or removed.
+fn resolve_in_root(root: &Path, inner: &Path) -> Result<PathBuf> {
+    let name = inner.file_name().with_context(|| format!("{} names no file", inner.display()))?.to_owned();
+    let parts = |path: &Path| -> VecDeque<OsString> {
+        path.components()
+            .filter_map(|c| match c {
+                Component::Normal(part) => Some(part.to_owned()),
+                Component::ParentDir => Some("..".into()),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut pending = parts(inner.parent().unwrap_or(Path::new("/")));
+    let mut resolved = root.to_path_buf();
+    let mut hops = 0;
+    while let Some(part) = pending.pop_front() {
+        if part == ".." {
+            if resolved != root {
+                resolved.pop();
+            }
+            continue;
+        }
+        let next = resolved.join(&part);
+        match fs::symlink_metadata(&next) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                hops += 1;
+                if hops > 40 {
+                    bail!("cannot resolve {} under {}: too many symbolic links", inner.display(), root.display());
+                }
+                let target = fs::read_link(&next).with_context(|| format!("cannot read link {}", next.display()))?;
+                if target.is_absolute() {
+                    resolved = root.to_path_buf();
+                }
+                let mut rest = parts(&target);
+                rest.extend(pending);
+                pending = rest;
+            }
+            _ => resolved = next,
+        }
+    }
+    Ok(resolved.join(name))
+}
+
+fn create_dirs(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))
+}
+
+/// A temporary name beside `path`.
+fn temp_beside(path: &Path) -> PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    path.with_file_name(format!(".{name}.fhskit-tmp-{}", std::process::id()))
+}
+
+/// Writes `bytes` to a temporary file beside `path` and renames it into place.
+fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    let temp = temp_beside(path);
+    let result = (|| {
+        let mut file = fs::File::create(&temp)?;
+        file.write_all(bytes)?;
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        file.sync_all()?;
+        fs::rename(&temp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result.with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Points `link` at `target`, replacing what is there atomically.
+fn replace_with_symlink(target: &Path, link: &Path) -> Result<()> {
+    let temp = temp_beside(link);
+    let _ = fs::remove_file(&temp);
+    symlink(target, &temp)
+        .and_then(|()| fs::rename(&temp, link))
+        .with_context(|| format!("cannot create symlink {}", link.display()))
+}
+
+/// Copies a file or a symlink (as a symlink) from `from` to `to`.
+fn copy_entry(from: &Path, to: &Path) -> Result<()> {
+    let meta = fs::symlink_metadata(from).with_context(|| format!("cannot back up {}", from.display()))?;
+    if meta.file_type().is_symlink() {
+        let target = fs::read_link(from).with_context(|| format!("cannot back up {}", from.display()))?;
+        replace_with_symlink(&target, to)
+    } else {
+        let bytes = fs::read(from).with_context(|| format!("cannot back up {}", from.display()))?;
+        write_atomic(to, &bytes, meta.permissions().mode() & 0o7777)
+    }
+}
+
+/// Puts a backup back in place atomically.
+fn restore_entry(backup: &Path, path: &Path) -> Result<()> {
+    copy_entry(backup, path).with_context(|| format!("cannot restore {} from {}", path.display(), backup.display()))
+}
+
+/// Removes a file or symlink if present; returns whether it was there.
+fn remove_if_present(path: &Path) -> Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(err).with_context(|| format!("cannot remove {}", path.display())),
+    }
+}

@@ -1,0 +1,102 @@
+//! `fhskit run` realising a closure from a signed apt repository served on 127.0.0.1 by this test, inside the
+//! NixOS-like harness (host libraries hidden, fhskit running from a store path it patched for itself): nothing is
+//! cached beforehand and the host's dpkg database is not used, so every library comes from the repository.
+//! The repository holds real Debian packages re-packed from this host (`tests/fixtures/run-repo.sh`).
+
+mod run_support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+
+use run_support::{Harness, World, fixtures, ok, text};
+
+/// Serves `root` over HTTP/1.1 on 127.0.0.1 until the test process ends.
+fn serve(root: PathBuf) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let root = root.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    return;
+                }
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                        break;
+                    }
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("/").split('?').next().unwrap_or("/").to_owned();
+                let file = root.join(path.trim_start_matches('/'));
+                let safe = !path.contains("..");
+                match std::fs::read(&file) {
+                    Ok(body) if safe && file.is_file() => {
+                        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                        let _ = stream.write_all(head.as_bytes());
+                        if !line.starts_with("HEAD") {
+                            let _ = stream.write_all(&body);
+                        }
+                    }
+                    _ => {
+                        let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn build_repo(world: &World, packages: &[&str]) -> PathBuf {
+    let out = world.path("fixture-repo");
+    let o = std::process::Command::new("sh").arg(fixtures().join("run-repo.sh")).arg(&out).args(packages).output().unwrap();
+    assert!(o.status.success(), "building the repository failed:\n{}", text(&o));
+    out.join("repo")
+}
+
+#[test]
+fn closure_realised_from_a_local_repository_inside_the_harness() {
+    let world = World::new();
+    let harness = Harness::new(&world);
+    let repo = build_repo(&world, &["zlib1g", "liblzma5", "liblz4-1"]);
+    let port = serve(repo.clone());
+    let spec = format!("[signed-by={} arch=amd64] http://127.0.0.1:{port}/ testing main", repo.join("key.gpg").display());
+    ok(&world.fhskit(&["pkgs", "update", "--repo", &spec]));
+    let zstd = world.unpack_host_package("zstd", &world.path("zstd-pkg")).join("usr/bin/zstd");
+    let zstd = zstd.to_str().unwrap();
+    for strategy in ["shim", "patch", "fhs"] {
+        let o = harness.run(&world, &[&harness.fhskit, "-v", "run", "--no-host", "--repo", &spec, "--strategy", strategy, zstd, "--version"]);
+        assert!(ok(&o).contains("Zstandard CLI"), "{strategy}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        for want in ["liblzma5:amd64", "zlib1g:amd64", "liblz4-1:amd64", "libc6:amd64", "from repository"] {
+            assert!(err.contains(want), "{strategy}: missing {want} in\n{err}");
+        }
+        assert!(!err.contains("from host"), "{err}");
+    }
+}
+
+#[test]
+fn a_soname_no_repository_package_ships_is_reported_before_running() {
+    let world = World::new();
+    // The repository was consulted (libc6 comes from the host, the rest is looked up in the index) and the
+    // unknown soname is named with the reason, before the program runs.
+    let repo = build_repo(&world, &["zlib1g"]);
+    let port = serve(repo.clone());
+    let spec = format!("[signed-by={} arch=amd64] http://127.0.0.1:{port}/ testing main", repo.join("key.gpg").display());
+    ok(&world.fhskit(&["pkgs", "update", "--repo", &spec]));
+    let lib = world.path("gone/libfhskitgone.so.3");
+    world.cc(&lib, &["run-missing-lib.c"], &["-shared", "-fPIC", "-Wl,-soname,libfhskitgone.so.3"]);
+    let prog = world.path("needs-gone");
+    world.cc(&prog, &["run-missing.c"], &[&format!("-L{}", lib.parent().unwrap().display()), "-l:libfhskitgone.so.3"]);
+    std::fs::remove_dir_all(world.path("gone")).unwrap();
+    let o = world.fhskit(&["run", "--repo", &spec, prog.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("libfhskitgone.so.3") && err.contains("no package in the configured repositories ships it"), "{err}");
+    assert!(o.stdout.is_empty(), "{}", text(&o));
+}

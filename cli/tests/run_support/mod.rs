@@ -1,0 +1,132 @@
+//! Shared set-up for the `fhskit run/patch/generate/steam-run` tests: a private store and cache per test, fixture
+//! compilation with the system `cc`, and the NixOS-like harness (`tests/fixtures/run-hide-host.sh` inside
+//! `unshare --mount`), where the host's libraries are hidden and `/usr/bin` holds only `env`, entered with a
+//! `mount` and an `fhskit` that fhskit patched into the store for themselves.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const FHSKIT: &str = env!("CARGO_BIN_EXE_fhskit");
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+pub struct World {
+    pub dir: tempfile::TempDir,
+}
+
+impl World {
+    pub fn new() -> World {
+        // Under /tmp: the harness and the fhs strategy keep /tmp visible.
+        let dir = tempfile::Builder::new().prefix("fhskit-run-test-").tempdir_in("/tmp").unwrap();
+        for d in ["store", "cache", "config", "home"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        World { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn envs(&self, cmd: &mut Command) {
+        cmd.env("FHSKIT_STORE", self.path("store"))
+            .env("XDG_CACHE_HOME", self.path("cache"))
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .env("HOME", self.path("home"))
+            .env_remove("FHSKIT_DLOPEN")
+            .env_remove("RUST_LOG")
+            .current_dir(self.dir.path());
+    }
+
+    /// Runs the fhskit under test.
+    pub fn fhskit(&self, args: &[&str]) -> Output {
+        self.fhskit_with(FHSKIT, args)
+    }
+
+    pub fn fhskit_with(&self, exe: &str, args: &[&str]) -> Output {
+        let mut cmd = Command::new(exe);
+        cmd.args(args);
+        self.envs(&mut cmd);
+        cmd.output().unwrap()
+    }
+
+    /// Compiles `sources` (names under tests/fixtures) into `out` with extra arguments.
+    pub fn cc(&self, out: &Path, sources: &[&str], extra: &[&str]) {
+        if let Some(parent) = out.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        let mut cmd = Command::new("cc");
+        cmd.arg("-o").arg(out);
+        for s in sources {
+            cmd.arg(fixtures().join(s));
+        }
+        cmd.args(extra);
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "cc failed: {}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    /// Copies the files of an installed Debian package (its own files only, none of its dependencies) into
+    /// `dir`: the "unpacked without its dependencies" program. Returns `dir`.
+    pub fn unpack_host_package(&self, package: &str, dir: &Path) -> PathBuf {
+        let list = std::fs::read_to_string(format!("/var/lib/dpkg/info/{package}.list"))
+            .or_else(|_| std::fs::read_to_string(format!("/var/lib/dpkg/info/{package}:amd64.list")))
+            .unwrap();
+        for line in list.lines() {
+            let src = Path::new(line);
+            let meta = std::fs::symlink_metadata(src).unwrap();
+            if meta.is_file() {
+                let dst = dir.join(line.trim_start_matches('/'));
+                std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+                std::fs::copy(src, &dst).unwrap();
+            }
+        }
+        dir.to_path_buf()
+    }
+}
+
+pub fn text(o: &Output) -> String {
+    format!("status: {:?}\nstdout: {}\nstderr: {}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+pub fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "command failed\n{}", text(o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The NixOS-like harness: tools fhskit patched into the store for themselves.
+pub struct Harness {
+    pub fhskit: String,
+    pub mount: String,
+    pub env: String,
+}
+
+impl Harness {
+    /// Patches fhskit, `mount` and `env` into the store (from the host's packages, offline).
+    pub fn new(world: &World) -> Harness {
+        let out = ok(&world.fhskit(&["patch", "--offline", FHSKIT]));
+        let fhskit = format!("{}/bin/fhskit", out.trim());
+        let tools = world.path("tools");
+        let out = ok(&world.fhskit(&["patch", "--offline", "--out", tools.to_str().unwrap(), "/usr/bin/mount", "/usr/bin/env"]));
+        assert!(out.contains("mount"), "{out}");
+        Harness { fhskit, mount: tools.join("mount").display().to_string(), env: tools.join("env").display().to_string() }
+    }
+
+    /// Runs `args` in a private mount namespace where the host's libraries are hidden.
+    pub fn run(&self, world: &World, args: &[&str]) -> Output {
+        let mut cmd = Command::new("unshare");
+        if !nix_is_root() {
+            cmd.arg("--map-root-user");
+        }
+        cmd.args(["--mount", "/bin/sh"]).arg(fixtures().join("run-hide-host.sh")).arg(&self.mount).arg(&self.env).args(args);
+        world.envs(&mut cmd);
+        cmd.output().unwrap()
+    }
+}
+
+fn nix_is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}

@@ -1,0 +1,304 @@
+//! End-to-end tests of `fhskit shim install|status|uninstall` under a `--root` in a temporary directory: programs
+//! whose interpreter is the root's loader path fail before the install, run after it with an empty environment
+//! (loader and libraries from the config), and fail again after the uninstall. Also: refusing to replace a real
+//! loader, `--force` with backup and restore, symlinks inside the root, the 32-bit shim, bad input, and (as root)
+//! an install at the real `/lib64` path inside a mount namespace.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const FHSKIT: &str = env!("CARGO_BIN_EXE_fhskit");
+const HOST_LD: &str = "/lib64/ld-linux-x86-64.so.2";
+const HOST_LD_I686: &str = "/lib/ld-linux.so.2";
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures").join(name)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("shim-install").join(name);
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn cc(args: &[&OsStr]) -> Result<(), String> {
+    let output = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into())).args(args).output().unwrap();
+    if output.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&output.stderr).into_owned()) }
+}
+
+/// Builds `libshimtest.so` into `dir/lib` and `shim-needs-lib` with `interpreter`; returns (program, lib dir).
+fn build(dir: &Path, interpreter: &Path, m32: bool) -> Result<(PathBuf, PathBuf), String> {
+    let lib_dir = dir.join("lib");
+    fs::create_dir_all(&lib_dir).unwrap();
+    let bits: Vec<&OsStr> = if m32 { vec![OsStr::new("-m32")] } else { vec![] };
+    let lib = lib_dir.join("libshimtest.so");
+    let lib_src = fixture("shim-lib.c");
+    let mut args = bits.clone();
+    args.extend([OsStr::new("-shared"), OsStr::new("-fPIC"), lib_src.as_os_str(), OsStr::new("-o"), lib.as_os_str()]);
+    cc(&args)?;
+    let program = dir.join("needs-lib");
+    let src = fixture("shim-needs-lib.c");
+    let interp = format!("-Wl,--dynamic-linker={}", interpreter.display());
+    let link_dir = format!("-L{}", lib_dir.display());
+    let mut args = bits;
+    args.extend([src.as_os_str(), OsStr::new("-o"), program.as_os_str(), OsStr::new(&interp)]);
+    args.extend([OsStr::new(&link_dir), OsStr::new("-lshimtest")]);
+    cc(&args)?;
+    Ok((program, lib_dir))
+}
+
+fn fhskit(args: &[&OsStr]) -> Output {
+    Command::new(FHSKIT).args(args).output().unwrap()
+}
+
+fn run_empty_env(program: &Path) -> Output {
+    Command::new(program).env_clear().output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[track_caller]
+fn assert_ok(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+fn os(s: &str) -> &OsStr {
+    OsStr::new(s)
+}
+
+#[test]
+fn install_runs_programs_with_an_empty_environment_and_uninstall_undoes_it() {
+    let dir = scratch("roundtrip");
+    let root = dir.join("root");
+    fs::create_dir_all(&root).unwrap();
+    let interp = root.join("lib64/ld-linux-x86-64.so.2");
+    let (program, lib_dir) = build(&dir, &interp, false).unwrap();
+    // Before: the interpreter does not exist.
+    assert!(run_empty_env(&program).status.code().is_none_or(|code| code != 0));
+
+    let args = [os("shim"), os("install"), os("--root"), root.as_os_str(), os("--system"), os("x86_64-linux")];
+    let with_loader = [&args[..], &[os("--loader"), os(HOST_LD), os("--lib-dir"), lib_dir.as_os_str()]].concat();
+    let out = assert_ok(&fhskit(&with_loader));
+    assert!(out.contains(&format!("installed the x86_64-linux shim at {}", interp.display())), "{out}");
+    assert!(out.contains("libraries: 1 in"), "{out}");
+    assert!(ld_shim::elf::is_shim(&fs::read(&interp).unwrap()));
+    let config = fs::read_to_string(root.join("etc/fhskit/ld-shim-x86_64-linux.conf")).unwrap();
+    assert!(config.contains("loader=/var/lib/fhskit/ld-shim/x86_64-linux/ld.so\n"), "{config}");
+    assert!(config.contains("library-path=/var/lib/fhskit/ld-shim/x86_64-linux/lib\n"), "{config}");
+    assert_eq!(
+        fs::read_link(root.join("var/lib/fhskit/ld-shim/x86_64-linux/ld.so")).unwrap(),
+        Path::new(HOST_LD)
+    );
+    // After: the program runs with nothing in its environment; the library comes from the installed set.
+    assert_eq!(assert_ok(&run_empty_env(&program)), "answer=42\n");
+
+    let status = assert_ok(&fhskit(&[os("shim"), os("status"), os("--root"), root.as_os_str()]));
+    assert!(status.contains(&format!("interpreter:  {} (ld-shim)", interp.display())), "{status}");
+    assert!(status.contains(&format!("-> {HOST_LD} (ok)")), "{status}");
+    assert!(status.contains("libraries:    1 in"), "{status}");
+    assert!(status.contains("shim reports: loader:"), "{status}");
+    let json = assert_ok(&fhskit(&[os("shim"), os("status"), os("--root"), root.as_os_str(), os("--json")]));
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let x86_64 = json.as_array().unwrap().iter().find(|r| r["system"] == "x86_64-linux").unwrap();
+    assert_eq!(x86_64["installed"], "ld-shim");
+    assert_eq!(x86_64["loader_ok"], true);
+    assert_eq!(x86_64["libraries"], 1);
+
+    // Installing again (an upgrade) is allowed without --force.
+    assert_ok(&fhskit(&with_loader));
+
+    let out = assert_ok(&fhskit(&[os("shim"), os("uninstall"), os("--root"), root.as_os_str()]));
+    assert!(out.contains("removed the x86_64-linux shim"), "{out}");
+    assert!(!interp.exists());
+    assert!(!root.join("etc/fhskit").exists());
+    assert!(!root.join("var/lib/fhskit").exists());
+    assert!(run_empty_env(&program).status.code().is_none_or(|code| code != 0));
+    let out = assert_ok(&fhskit(&[os("shim"), os("uninstall"), os("--root"), root.as_os_str()]));
+    assert!(out.contains("nothing to uninstall"), "{out}");
+}
+
+#[test]
+fn a_real_loader_is_replaced_only_with_force_and_restored_by_uninstall() {
+    let dir = scratch("force");
+    let root = dir.join("root");
+    fs::create_dir_all(root.join("usr/lib64")).unwrap();
+    // Merged /usr with an absolute symlink: resolving it naively would write to the host's /usr/lib64.
+    symlink("/usr/lib64", root.join("lib64")).unwrap();
+    let real = fs::read(fs::canonicalize(HOST_LD).unwrap()).unwrap();
+    let inside = root.join("usr/lib64/ld-linux-x86-64.so.2");
+    fs::write(&inside, &real).unwrap();
+    let (program, lib_dir) = build(&dir, &root.join("lib64/ld-linux-x86-64.so.2"), false).unwrap();
+
+    let base = [os("shim"), os("install"), os("--root"), root.as_os_str(), os("--system"), os("x86_64-linux")];
+    let with_libs = [&base[..], &[os("--lib-dir"), lib_dir.as_os_str()]].concat();
+    let refused = fhskit(&with_libs);
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        text(&refused.stderr).lines().next().unwrap(),
+        format!(
+            "error: refusing to replace {}: it is a real loader, not ld-shim (pass --force to replace it; a backup is \
+             kept and `fhskit shim uninstall` restores it)",
+            inside.display()
+        )
+    );
+    assert_eq!(fs::read(&inside).unwrap(), real, "a refused install changes nothing");
+    assert!(!root.join("etc/fhskit").exists(), "a refused install writes nothing");
+
+    // With --force the replaced loader is kept and, without --loader, becomes the configured loader.
+    let out = assert_ok(&fhskit(&[&with_libs[..], &[os("--force")]].concat()));
+    assert!(out.contains("backed up"), "{out}");
+    assert!(ld_shim::elf::is_shim(&fs::read(&inside).unwrap()));
+    let backup = root.join("var/lib/fhskit/ld-shim/x86_64-linux/backup/ld-linux-x86-64.so.2");
+    assert_eq!(fs::read(&backup).unwrap(), real);
+    assert_eq!(assert_ok(&run_empty_env(&program)), "answer=42\n");
+
+    assert_ok(&fhskit(&[os("shim"), os("uninstall"), os("--root"), root.as_os_str()]));
+    assert_eq!(fs::read(&inside).unwrap(), real, "uninstall restores the original loader");
+    assert!(!root.join("var/lib/fhskit").exists());
+}
+
+#[test]
+fn bad_input_gets_one_clear_error() {
+    let dir = scratch("bad-input");
+    let root = dir.join("root");
+    fs::create_dir_all(&root).unwrap();
+    fs::write(dir.join("not-elf"), "hello").unwrap();
+    let install = |extra: &[&OsStr]| {
+        let base = [os("shim"), os("install"), os("--root"), root.as_os_str(), os("--system"), os("x86_64-linux")];
+        fhskit(&[&base[..], extra].concat())
+    };
+    let cases: Vec<(Output, String)> = vec![
+        (
+            install(&[os("--loader"), dir.join("not-elf").as_os_str()]),
+            format!("error: cannot use loader {}/not-elf for x86_64-linux: not an ELF file", dir.display()),
+        ),
+        (
+            install(&[os("--loader"), os("/nonexistent/ld.so")]),
+            "error: cannot use loader /nonexistent/ld.so".to_owned(),
+        ),
+        (
+            install(&[os("--lib-dir"), os("relative/dir")]),
+            "error: cannot use library directory relative/dir: the path must be absolute".to_owned(),
+        ),
+        (
+            fhskit(&[os("shim"), os("status"), os("--root"), dir.join("missing").as_os_str()]),
+            format!("error: cannot use root {}/missing", dir.display()),
+        ),
+        (
+            fhskit(&[os("shim"), os("status"), os("--root"), root.as_os_str(), os("--system"), os("mips-linux")]),
+            "error: unknown system \"mips-linux\"".to_owned(),
+        ),
+    ];
+    if Path::new(HOST_LD_I686).exists() {
+        let out = install(&[os("--loader"), os(HOST_LD_I686)]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(text(&out.stderr).contains("a 32-bit file, the system is 64-bit"), "{}", text(&out.stderr));
+    }
+    for (output, expected) in cases {
+        assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+        assert!(text(&output.stderr).starts_with(&expected), "expected {expected:?}, got {}", text(&output.stderr));
+    }
+    assert_eq!(fs::read_dir(&root).unwrap().count(), 0, "failed installs leave nothing behind");
+}
+
+#[test]
+fn the_32_bit_shim_installs_at_lib_ld_linux_so_2() {
+    if ld_shim::embedded::I686.is_none() {
+        eprintln!("skipped: fhskit was built without the 32-bit shim (no i686-unknown-linux-gnu Rust target)");
+        return;
+    }
+    if !Path::new(HOST_LD_I686).exists() {
+        eprintln!("skipped: no 32-bit loader at {HOST_LD_I686}");
+        return;
+    }
+    let dir = scratch("i686");
+    let root = dir.join("root");
+    fs::create_dir_all(&root).unwrap();
+    let (program, lib_dir) = match build(&dir, &root.join("lib/ld-linux.so.2"), true) {
+        Ok(built) => built,
+        Err(err) => {
+            eprintln!("skipped: cc -m32 cannot build the fixtures: {err}");
+            return;
+        }
+    };
+    let out = assert_ok(&fhskit(&[
+        os("shim"),
+        os("install"),
+        os("--root"),
+        root.as_os_str(),
+        os("--loader"),
+        os(HOST_LD),
+        os("--i686-loader"),
+        os(HOST_LD_I686),
+        os("--i686-lib-dir"),
+        lib_dir.as_os_str(),
+    ]));
+    assert!(out.contains("installed the i686-linux shim"), "{out}");
+    assert!(out.contains("installed the x86_64-linux shim"), "{out}");
+    assert_eq!(assert_ok(&run_empty_env(&program)), "answer=42\n");
+    assert_ok(&fhskit(&[os("shim"), os("uninstall"), os("--root"), root.as_os_str()]));
+    assert!(!root.join("lib/ld-linux.so.2").exists());
+}
+
+#[test]
+fn install_at_the_real_loader_path_in_a_mount_namespace() {
+    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
+    let have_unshare = Command::new("unshare").arg("--version").output().is_ok();
+    if !is_root || !have_unshare {
+        eprintln!("skipped: needs root and unshare for a private mount namespace");
+        return;
+    }
+    let dir = scratch("mountns");
+    let (_, lib_dir) = build(&dir, Path::new(HOST_LD), false).unwrap();
+    let real = fs::canonicalize(HOST_LD).unwrap();
+    let loader_dir = fs::canonicalize(Path::new(HOST_LD).parent().unwrap()).unwrap();
+    let host_entry = fs::symlink_metadata(HOST_LD).unwrap();
+    // A private copy of the loader directory (holding only a link to the real loader) is mounted over the real one,
+    // and tmpfs over /etc and /var/lib, all checked before anything is written: the host's files are never
+    // touched. After the install every program started (fhskit itself too) goes through the shim.
+    let copy = dir.join("loader-dir");
+    fs::create_dir_all(&copy).unwrap();
+    symlink(&real, copy.join("ld-linux-x86-64.so.2")).unwrap();
+    let script = format!(
+        "set -e
+         mount --bind {copy} {loader_dir}
+         mount -t tmpfs tmpfs /etc
+         mount -t tmpfs tmpfs /var/lib
+         for d in {loader_dir} /etc /var/lib; do mountpoint -q $d; done
+         {fhskit} shim install --root / --system x86_64-linux --force --lib-dir {lib_dir}
+         /bin/echo started through the shim
+         {fhskit} shim status
+         {fhskit} shim uninstall",
+        copy = copy.display(),
+        loader_dir = loader_dir.display(),
+        fhskit = FHSKIT,
+        lib_dir = lib_dir.display(),
+    );
+    let out = Command::new("unshare").args(["--mount", "--propagation", "private", "sh", "-c", &script]).output().unwrap();
+    if !out.status.success() && text(&out.stderr).contains("Operation not permitted") {
+        eprintln!("skipped: mount namespaces are not permitted here: {}", text(&out.stderr));
+        return;
+    }
+    let stdout = assert_ok(&out);
+    assert!(stdout.contains(&format!("installed the x86_64-linux shim at {HOST_LD}")), "{stdout}");
+    assert!(stdout.contains("started through the shim\n"), "{stdout}");
+    assert!(stdout.contains(&format!("interpreter:  {HOST_LD} (ld-shim)")), "{stdout}");
+    assert!(stdout.contains("removed the x86_64-linux shim"), "{stdout}");
+    assert!(stdout.contains("backed up"), "{stdout}");
+    assert_eq!(fs::read_link(copy.join("ld-linux-x86-64.so.2")).unwrap(), real, "uninstall restored the link");
+    assert_eq!(fs::symlink_metadata(HOST_LD).unwrap().file_type(), host_entry.file_type());
+    assert!(!ld_shim::elf::is_shim(&fs::read(HOST_LD).unwrap()), "the host's loader is untouched");
+}

@@ -1,0 +1,172 @@
+//! Performs a mount plan inside a fresh mount namespace and makes it the root (`pivot_root`).
+//!
+//! Must run after `userns::enter`. Sequence (each step cites mount(2)/pivot_root(2) semantics): make every mount a
+//! slave so nothing propagates back to the host; mount a scratch tmpfs over `/tmp` and pivot into it so the host
+//! tree sits at `/oldroot` (this keeps the host's own `/tmp` reachable as a bind source); build the new root on a
+//! tmpfs at `/newroot` from `/oldroot/<source>`; detach `/oldroot`; pivot into `/newroot` and detach the scratch
+//! root. Everything lives in the namespace, so nothing is left behind when its last process exits.
+
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::statvfs::{FsFlags, statvfs};
+use nix::unistd::{chdir, pivot_root};
+
+use crate::error::{Error, Result};
+use crate::plan::{MountPlan, Op};
+
+const SCRATCH: &str = "/tmp";
+const OLD: &str = "/oldroot";
+const NEW: &str = "/newroot";
+
+fn inside(root: &str, path: &Path) -> PathBuf {
+    Path::new(root).join(path.strip_prefix("/").unwrap_or(path))
+}
+
+fn mkdir_all(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path).map_err(Error::io("create mount point", path))
+}
+
+/// Creates an empty mount point of the same kind as `source` (directory or file).
+fn make_mount_point(source: &Path, target: &Path) -> Result<()> {
+    let is_dir = std::fs::metadata(source).map(|m| m.is_dir()).unwrap_or(true);
+    if is_dir {
+        return mkdir_all(target);
+    }
+    if let Some(parent) = target.parent() {
+        mkdir_all(parent)?;
+    }
+    if target.symlink_metadata().is_err() {
+        std::fs::File::create(target).map_err(Error::io("create mount point", target))?;
+    }
+    Ok(())
+}
+
+/// Remounts a bind mount read-only, keeping the flags the kernel locked on the source (nosuid, nodev, noexec, atime
+/// flags): in a user namespace a remount that drops a locked flag fails with EPERM.
+fn remount_read_only(target: &Path) -> Result<()> {
+    let current = statvfs(target).map_err(Error::sys("statvfs", target))?.flags();
+    let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
+    for (have, set) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if current.contains(have) {
+            flags |= set;
+        }
+    }
+    mount(None::<&str>, target, None::<&str>, flags, None::<&str>).map_err(Error::sys("remount read-only", target))
+}
+
+fn tmpfs(target: &Path, mode: u32) -> Result<()> {
+    let data = format!("mode={mode:o}");
+    mount(Some("tmpfs"), target, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(data.as_str()))
+        .map_err(Error::sys("mount tmpfs on", target))
+}
+
+/// Overlay option strings separate layers with `:` and options with `,`; such paths cannot be expressed.
+fn overlay_path(path: &Path) -> Result<String> {
+    let s = path.to_str().ok_or_else(|| Error::Plan { path: path.into(), reason: "not valid UTF-8".into() })?;
+    if s.contains([':', ',', '\\']) {
+        return Err(Error::Plan { path: path.into(), reason: "overlay layers cannot contain ':' ',' or '\\'".into() });
+    }
+    Ok(s.to_owned())
+}
+
+fn perform_op(op: &Op) -> Result<()> {
+    match op {
+        Op::Tmpfs { target, mode, read_only } => {
+            let t = inside(NEW, target);
+            if *read_only && t.symlink_metadata().is_err() {
+                return Ok(()); // hiding something that does not exist
+            }
+            mkdir_all(&t)?;
+            tmpfs(&t, *mode)?;
+            if *read_only {
+                remount_read_only(&t)?;
+            }
+        }
+        Op::Bind { source, target, recursive, read_only, optional } => {
+            let s = inside(OLD, source);
+            if *optional && s.symlink_metadata().is_err() {
+                return Ok(());
+            }
+            let t = inside(NEW, target);
+            make_mount_point(&s, &t)?;
+            let mut flags = MsFlags::MS_BIND;
+            if *recursive {
+                flags |= MsFlags::MS_REC;
+            }
+            mount(Some(&s), &t, None::<&str>, flags, None::<&str>).map_err(|source_err| Error::Sys {
+                action: "bind-mount",
+                path: PathBuf::from(format!("{} on {}", source.display(), target.display())),
+                source: source_err,
+            })?;
+            if *read_only {
+                remount_read_only(&t)?;
+            }
+        }
+        Op::Overlay { target, lower } => {
+            let t = inside(NEW, target);
+            mkdir_all(&t)?;
+            let layers: Vec<String> = lower.iter().map(|l| overlay_path(&inside(OLD, l))).collect::<Result<_>>()?;
+            let data = format!("lowerdir={}", layers.join(":"));
+            mount(Some("overlay"), &t, Some("overlay"), MsFlags::empty(), Some(data.as_str()))
+                .map_err(Error::sys("mount overlayfs (needs Linux 5.11 or later without privileges) on", target))?;
+        }
+        Op::Symlink { link, target } => {
+            let l = inside(NEW, link);
+            if let Some(parent) = l.parent() {
+                mkdir_all(parent)?;
+            }
+            std::os::unix::fs::symlink(target, &l).map_err(Error::io("create link", link))?;
+        }
+        // Mounted later by the process that is PID 1 of the new pid namespace (`mount_proc`).
+        Op::Proc { target } => mkdir_all(&inside(NEW, target))?,
+    }
+    Ok(())
+}
+
+/// Builds the new root from `plan` and pivots into it; the caller's working directory becomes `plan.cwd`.
+pub fn enter_root(plan: &MountPlan) -> Result<()> {
+    // mount(2): MS_SLAVE|MS_REC so host mount events still arrive but ours never reach the host.
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
+        .map_err(Error::sys("make mounts private under", "/"))?;
+    tmpfs(Path::new(SCRATCH), 0o755)?;
+    mkdir_all(&inside(SCRATCH, Path::new(OLD)))?;
+    pivot_root(SCRATCH, inside(SCRATCH, Path::new(OLD)).as_path()).map_err(Error::sys("pivot_root into", SCRATCH))?;
+    chdir("/").map_err(Error::sys("chdir to", "/"))?;
+    mkdir_all(Path::new(NEW))?;
+    tmpfs(Path::new(NEW), 0o755)?;
+    for op in &plan.ops {
+        tracing::trace!(%op, "mount step");
+        perform_op(op)?;
+    }
+    umount2(OLD, MntFlags::MNT_DETACH).map_err(Error::sys("detach the host root at", OLD))?;
+    chdir(NEW).map_err(Error::sys("chdir to", NEW))?;
+    // pivot_root(2): with new_root == put_old the old root is stacked on top and can be detached right away.
+    pivot_root(".", ".").map_err(Error::sys("pivot_root into", NEW))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(Error::sys("detach the scratch root", "/"))?;
+    chdir("/").map_err(Error::sys("chdir to", "/"))?;
+    // The new root itself is read-only: only the mounts on it are writable.
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV, None::<&str>)
+        .map_err(Error::sys("remount read-only", "/"))?;
+    chdir(&plan.cwd).map_err(Error::sys("enter the working directory", &plan.cwd))?;
+    Ok(())
+}
+
+/// Mounts a fresh procfs; called by PID 1 of a new pid namespace after `enter_root`.
+pub fn mount_proc(target: &Path) -> Result<()> {
+    mount(
+        Some("proc"),
+        target,
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(Error::sys("mount proc on", target))
+}

@@ -1,0 +1,116 @@
+//! User namespace entry: `unshare` with the requested namespaces, then the uid/gid maps.
+//!
+//! An unprivileged caller maps only itself (user_namespaces(7): one line, and `setgroups` must be denied before an
+//! unprivileged gid_map write); with `fake_root` it appears as uid/gid 0. Real root maps the whole id range onto
+//! itself so file ownership stays exact. Must be called while the process is single-threaded (unshare(2)).
+
+use nix::sched::{CloneFlags, unshare};
+use nix::unistd::{Gid, Uid};
+
+use crate::error::{Error, Result};
+use crate::spec::UnshareSpec;
+
+/// Namespaces to create besides user and mount.
+pub fn clone_flags(unshare: &UnshareSpec) -> CloneFlags {
+    let mut flags = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS;
+    for (wanted, flag) in [
+        (unshare.pid, CloneFlags::CLONE_NEWPID),
+        (unshare.net, CloneFlags::CLONE_NEWNET),
+        (unshare.ipc, CloneFlags::CLONE_NEWIPC),
+        (unshare.uts, CloneFlags::CLONE_NEWUTS),
+        (unshare.cgroup, CloneFlags::CLONE_NEWCGROUP),
+    ] {
+        if wanted {
+            flags |= flag;
+        }
+    }
+    flags
+}
+
+/// The map lines written for a caller with `uid`/`gid`.
+pub fn id_maps(uid: Uid, gid: Gid, fake_root: bool) -> (String, String, bool) {
+    if uid.is_root() {
+        return ("0 0 4294967295\n".into(), "0 0 4294967295\n".into(), false);
+    }
+    let (inner_uid, inner_gid) = if fake_root { (0, 0) } else { (uid.as_raw(), gid.as_raw()) };
+    (format!("{inner_uid} {uid} 1\n"), format!("{inner_gid} {gid} 1\n"), true)
+}
+
+fn write_proc(file: &str, text: &str) -> Result<()> {
+    std::fs::write(file, text).map_err(Error::io("write", file))
+}
+
+/// Unshares the namespaces and writes the id maps for the calling process.
+pub fn enter(unshare_spec: &UnshareSpec, fake_root: bool) -> Result<()> {
+    let (uid, gid) = (Uid::current(), Gid::current());
+    unshare(clone_flags(unshare_spec)).map_err(|source| {
+        let hint = match source {
+            nix::Error::ENOSPC => " (nesting depth or max_user_namespaces exceeded; see `fhskit env doctor`)",
+            nix::Error::EPERM | nix::Error::EACCES => {
+                " (unprivileged user namespaces are disabled or restricted; see `fhskit env doctor`)"
+            }
+            _ => "",
+        };
+        Error::Sys { action: "create namespaces", path: format!("for this process{hint}").into(), source }
+    })?;
+    let (uid_map, gid_map, deny_setgroups) = id_maps(uid, gid, fake_root);
+    if deny_setgroups {
+        write_proc("/proc/self/setgroups", "deny")?;
+    }
+    write_proc("/proc/self/uid_map", &uid_map)?;
+    write_proc("/proc/self/gid_map", &gid_map)?;
+    if unshare_spec.net {
+        loopback_up()?;
+    }
+    Ok(())
+}
+
+/// Brings up `lo` in a new network namespace so that 127.0.0.1 works (netdevice(7) SIOCSIFFLAGS).
+fn loopback_up() -> Result<()> {
+    // SAFETY: plain socket(2) call; the result is checked and the fd is closed below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(Error::Io { action: "open a socket to configure", path: "lo".into(), source: std::io::Error::last_os_error() });
+    }
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (slot, byte) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *slot = *byte as libc::c_char;
+    }
+    // SAFETY: fd is a valid socket and req a valid ifreq for these requests; ifru_flags is the union member the
+    // kernel reads and writes for SIOC[GS]IFFLAGS.
+    let result = unsafe {
+        if libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut req) < 0 {
+            -1
+        } else {
+            req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            libc::ioctl(fd, libc::SIOCSIFFLAGS, &req)
+        }
+    };
+    let err = std::io::Error::last_os_error();
+    // SAFETY: fd was opened above and is not used afterwards.
+    unsafe { libc::close(fd) };
+    if result < 0 {
+        return Err(Error::Io { action: "bring up", path: "lo".into(), source: err });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps() {
+        assert_eq!(id_maps(Uid::from_raw(1000), Gid::from_raw(100), false), ("1000 1000 1\n".into(), "100 100 1\n".into(), true));
+        assert_eq!(id_maps(Uid::from_raw(1000), Gid::from_raw(100), true), ("0 1000 1\n".into(), "0 100 1\n".into(), true));
+        assert_eq!(id_maps(Uid::from_raw(0), Gid::from_raw(0), true).2, false);
+    }
+
+    #[test]
+    fn flags() {
+        let f = clone_flags(&UnshareSpec { pid: true, ..UnshareSpec::default() });
+        assert!(f.contains(CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS));
+        assert!(!f.contains(CloneFlags::CLONE_NEWNET));
+    }
+}
