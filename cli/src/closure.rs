@@ -35,22 +35,12 @@ impl Class {
     /// specific first.
     pub fn system_lib_dirs(self) -> &'static [&'static str] {
         match self {
-            Class::Elf64 => &[
-                "lib/x86_64-linux-gnu",
-                "usr/lib/x86_64-linux-gnu",
-                "lib64",
-                "usr/lib64",
-                "lib",
-                "usr/lib",
-            ],
-            Class::Elf32 => &[
-                "lib/i386-linux-gnu",
-                "usr/lib/i386-linux-gnu",
-                "lib32",
-                "usr/lib32",
-                "lib",
-                "usr/lib",
-            ],
+            Class::Elf64 => {
+                &["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu", "lib64", "usr/lib64", "lib", "usr/lib"]
+            }
+            Class::Elf32 => {
+                &["lib/i386-linux-gnu", "usr/lib/i386-linux-gnu", "lib32", "usr/lib32", "lib", "usr/lib"]
+            }
         }
     }
 }
@@ -81,7 +71,8 @@ pub fn read_elf(path: &Path) -> Result<Option<ElfFacts>> {
     }
     // SAFETY: the map is read-only and private; a file truncated by someone else while we read it can at worst
     // raise SIGBUS, the same risk every ELF reader (including ld.so) takes.
-    let map = unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("cannot map {}", path.display()))?;
+    let map =
+        unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("cannot map {}", path.display()))?;
     if &map[0..4] != b"\x7fELF" {
         return Ok(None);
     }
@@ -103,7 +94,8 @@ pub fn read_elf(path: &Path) -> Result<Option<ElfFacts>> {
     let Some(dynamic) = &elf.dynamic else { return Ok(Some(facts)) };
     let strtab = elf.dynstr().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let text = |off: u64| -> Result<String> {
-        let s = patchelf_rs::elf::str_at(strtab, off).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let s =
+            patchelf_rs::elf::str_at(strtab, off).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(String::from_utf8_lossy(s).into_owned())
     };
     for d in &dynamic.entries {
@@ -186,7 +178,8 @@ const MAX_SCRIPT_DEPTH: usize = 4;
 /// Analyses `target` (an ELF executable or a launcher script): follows the script, then walks the `DT_NEEDED`
 /// graph through bundled libraries. Sonames in `extra` (the dlopen list) are added as needs of the program.
 pub fn analyse(target: &Path, extra: &[String]) -> Result<Analysis> {
-    let target = std::path::absolute(target).with_context(|| format!("cannot resolve {}", target.display()))?;
+    let target =
+        std::path::absolute(target).with_context(|| format!("cannot resolve {}", target.display()))?;
     if !target.is_file() {
         bail!("cannot analyse {}: no such file", target.display());
     }
@@ -334,7 +327,10 @@ fn read_head(path: &Path) -> Result<Vec<u8>> {
     use std::io::Read;
     let mut f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut buf = Vec::new();
-    f.by_ref().take(64 * 1024).read_to_end(&mut buf).with_context(|| format!("cannot read {}", path.display()))?;
+    f.by_ref()
+        .take(64 * 1024)
+        .read_to_end(&mut buf)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     Ok(buf)
 }
 

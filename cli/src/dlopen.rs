@@ -51,7 +51,11 @@ pub fn extra_sonames(needed: &[String], user: &[String]) -> (Vec<String>, Vec<St
         required.extend(v.split(':').filter(|s| !s.is_empty()).map(str::to_owned));
     }
     let optional = if needed.iter().any(|n| TRIGGERS.contains(&n.as_str())) {
-        GRAPHICAL.iter().map(|s| (*s).to_owned()).filter(|s| !needed.contains(s) && !required.contains(s)).collect()
+        GRAPHICAL
+            .iter()
+            .map(|s| (*s).to_owned())
+            .filter(|s| !needed.contains(s) && !required.contains(s))
+            .collect()
     } else {
         Vec::new()
     };

@@ -69,8 +69,12 @@ pub struct Closure {
 impl Closure {
     /// Library directories for the loader, in package order, without duplicates.
     pub fn lib_dirs(&self, class: Class) -> Vec<PathBuf> {
-        let mut dirs: Vec<(usize, PathBuf)> =
-            self.libs.iter().filter(|((c, _), _)| *c == class).map(|(_, l)| (l.package, l.dir.clone())).collect();
+        let mut dirs: Vec<(usize, PathBuf)> = self
+            .libs
+            .iter()
+            .filter(|((c, _), _)| *c == class)
+            .map(|(_, l)| (l.package, l.dir.clone()))
+            .collect();
         dirs.sort();
         let mut out: Vec<PathBuf> = Vec::new();
         for (_, d) in dirs {
@@ -100,8 +104,11 @@ impl Closure {
             for rel in class.system_lib_dirs() {
                 let dir = root.join(rel);
                 let Ok(rd) = fs::read_dir(&dir) else { continue };
-                let mut names: Vec<String> =
-                    rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.contains(".so")).collect();
+                let mut names: Vec<String> = rd
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.contains(".so"))
+                    .collect();
                 names.sort();
                 for name in names {
                     let key = (class, name.clone());
@@ -118,7 +125,9 @@ impl Closure {
                         && fs::read_link(dir.join(&name)).is_ok_and(|t| t.is_absolute());
                     let lib_dir = if via_link {
                         match file.parent() {
-                            Some(p) if file.file_name().is_some_and(|f| f == name.as_str()) => p.to_path_buf(),
+                            Some(p) if file.file_name().is_some_and(|f| f == name.as_str()) => {
+                                p.to_path_buf()
+                            }
                             _ => continue,
                         }
                     } else {
@@ -256,7 +265,8 @@ impl HostSource {
 
     /// Copies the files of an installed package into `dest`, each checked against the package's MD5 sums.
     fn copy(&self, name: &str, arch: &str, dest: &Path) -> Result<()> {
-        let pkg = self.db.get(name, arch).ok_or_else(|| anyhow!("{name}:{arch} is not installed on this host"))?;
+        let pkg =
+            self.db.get(name, arch).ok_or_else(|| anyhow!("{name}:{arch} is not installed on this host"))?;
         self.db.copy_package(pkg, dest)?;
         Ok(())
     }
@@ -322,7 +332,12 @@ impl RepoSource {
     }
 
     /// Resolves and realises `requests` (`name:arch`) with their dependencies into the store.
-    fn realise(&mut self, store: &Store, requests: &[String], opts: &SourceOptions) -> Result<Vec<(String, String, String)>> {
+    fn realise(
+        &mut self,
+        store: &Store,
+        requests: &[String],
+        opts: &SourceOptions,
+    ) -> Result<Vec<(String, String, String)>> {
         if self.universe.is_none() {
             self.universe = Some(pkgs::packages::Universe::load(&self.cache, &self.settings.repositories)?);
         }
@@ -333,7 +348,9 @@ impl RepoSource {
         let resolution = pkgs::resolve::resolve(u, &reqs, &native, None)?;
         let lock = resolution.to_lock(u, &reqs);
         let path = self.cache.root().join("lock");
-        let _guard = self.cache.lock(|| eprintln!("waiting for another fhskit process to release {}", path.display()))?;
+        let _guard = self
+            .cache
+            .lock(|| eprintln!("waiting for another fhskit process to release {}", path.display()))?;
         let http = pkgs::http::Http::new()?;
         let ropts = pkgs::realise::RealiseOptions {
             jobs: opts.jobs,
@@ -359,10 +376,19 @@ struct StoreTarget<'a> {
 }
 
 impl pkgs::realise::Target for StoreTarget<'_> {
-    fn add(&mut self, _pkg: &pkgs::lock::LockedPackage, name: &str, tree: &Path, references: &[String]) -> pkgs::Result<String> {
+    fn add(
+        &mut self,
+        _pkg: &pkgs::lock::LockedPackage,
+        name: &str,
+        tree: &Path,
+        references: &[String],
+    ) -> pkgs::Result<String> {
         let fail = |e: String| pkgs::Error::Realise { package: name.to_owned(), reason: e };
-        let refs: Vec<StorePath> =
-            references.iter().map(|r| self.store.parse_path(r)).collect::<Result<_, _>>().map_err(|e| fail(e.to_string()))?;
+        let refs: Vec<StorePath> = references
+            .iter()
+            .map(|r| self.store.parse_path(r))
+            .collect::<Result<_, _>>()
+            .map_err(|e| fail(e.to_string()))?;
         let p = self.store.add_tree(name, tree, &refs).map_err(|e| fail(e.to_string()))?;
         self.store.add_temp_root(&p).map_err(|e| fail(e.to_string()))?;
         Ok(p.to_absolute().display().to_string())
@@ -381,7 +407,9 @@ impl pkgs::fetch::Reporter for Bar {
             return;
         }
         let bar = indicatif::ProgressBar::new(bytes);
-        if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {eta}") {
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {eta}")
+        {
             bar.set_style(style.progress_chars("=> "));
         }
         bar.set_message(format!("fetching {files} package(s)"));
@@ -458,7 +486,12 @@ pub fn realise(store: &Store, needs: &Needs, opts: &SourceOptions) -> Result<Clo
                     add_realised(store, &mut closure, &mut by_key, &key, &version, &loc, None)?;
                 }
             }
-            None => return Err(anyhow!("packages {} are not installed on this host and no repository is configured", by_name.join(", "))),
+            None => {
+                return Err(anyhow!(
+                    "packages {} are not installed on this host and no repository is configured",
+                    by_name.join(", ")
+                ));
+            }
         }
     }
     for i in 0..closure.packages.len() {
@@ -481,7 +514,10 @@ pub fn realise(store: &Store, needs: &Needs, opts: &SourceOptions) -> Result<Clo
         }
     }
     let all_wanted = |w: &BTreeSet<(Class, String)>| -> Vec<(Class, String, bool)> {
-        w.iter().map(|(c, s)| (*c, s.clone(), false)).chain(optional.iter().map(|(c, s)| (*c, s.clone(), true))).collect()
+        w.iter()
+            .map(|(c, s)| (*c, s.clone(), false))
+            .chain(optional.iter().map(|(c, s)| (*c, s.clone(), true)))
+            .collect()
     };
     loop {
         // Satisfy from what is realised, analysing each newly used library for its own needs.
@@ -505,7 +541,11 @@ pub fn realise(store: &Store, needs: &Needs, opts: &SourceOptions) -> Result<Clo
         }
         let pending: Vec<(Class, String, bool)> = all_wanted(&wanted)
             .into_iter()
-            .filter(|(c, s, _)| !closure.libs.contains_key(&(*c, s.clone())) && !failed.contains(&(*c, s.clone())) && !ignored(s))
+            .filter(|(c, s, _)| {
+                !closure.libs.contains_key(&(*c, s.clone()))
+                    && !failed.contains(&(*c, s.clone()))
+                    && !ignored(s)
+            })
             .collect();
         if pending.is_empty() {
             break;
@@ -517,7 +557,16 @@ pub fn realise(store: &Store, needs: &Needs, opts: &SourceOptions) -> Result<Clo
             if let Some((name, arch, version)) = host.as_ref().and_then(|h| h.find(class, machine, &soname)) {
                 if let Some(h) = &host {
                     let before = closure.packages.len();
-                    match add_host_package(store, h, &mut closure, &mut by_key, &name, &arch, &version, Some(&soname)) {
+                    match add_host_package(
+                        store,
+                        h,
+                        &mut closure,
+                        &mut by_key,
+                        &name,
+                        &arch,
+                        &version,
+                        Some(&soname),
+                    ) {
                         Ok(i) => {
                             closure.index_package(i, needs.machine);
                             if closure.libs.contains_key(&(class, soname.clone())) {

@@ -73,7 +73,11 @@ impl Plan {
     /// Whether everything the plan uses still exists (a collected store path invalidates it).
     fn usable(&self) -> bool {
         let check = |p: &Option<PathBuf>| p.as_ref().is_none_or(|p| p.exists());
-        self.program.exists() && check(&self.patched) && check(&self.shim) && check(&self.loader) && check(&self.env)
+        self.program.exists()
+            && check(&self.patched)
+            && check(&self.shim)
+            && check(&self.loader)
+            && check(&self.env)
     }
 
     /// Prints what the run uses (`--verbose`).
@@ -116,11 +120,19 @@ fn roots_dir(config: &StoreConfig) -> PathBuf {
 
 /// The identity of a program file and the options it was prepared with.
 pub fn cache_key(program: &Path, salt: &str) -> Result<String> {
-    let abs = std::path::absolute(program).with_context(|| format!("cannot resolve {}", program.display()))?;
+    let abs =
+        std::path::absolute(program).with_context(|| format!("cannot resolve {}", program.display()))?;
     let meta = fs::metadata(&abs).with_context(|| format!("cannot run {}", abs.display()))?;
     let mut h = Sha256::new();
     h.update(abs.as_os_str().as_encoded_bytes());
-    for v in [meta.dev(), meta.ino(), meta.size(), meta.mtime() as u64, meta.mtime_nsec() as u64, meta.ctime() as u64] {
+    for v in [
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.mtime() as u64,
+        meta.mtime_nsec() as u64,
+        meta.ctime() as u64,
+    ] {
         h.update(v.to_le_bytes());
     }
     h.update(salt.as_bytes());
@@ -150,14 +162,19 @@ pub fn remember(store: &Store, key: &str, plan: &Plan, refs: &[StorePath]) -> Re
 /// A store-name-safe form of a file's name.
 pub fn sanitize(p: &Path) -> String {
     let base = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "program".into());
-    let s: String = base.chars().map(|c| if c.is_ascii_alphanumeric() || "+-._?=".contains(c) { c } else { '_' }).collect();
+    let s: String = base
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "+-._?=".contains(c) { c } else { '_' })
+        .collect();
     let s = s.trim_start_matches('.').to_owned();
     if s.is_empty() { "program".into() } else { s }
 }
 
 /// Whether user namespaces can be created here (what the fhs strategy needs).
 pub fn namespaces_available() -> bool {
-    let max = fs::read_to_string("/proc/sys/user/max_user_namespaces").ok().and_then(|s| s.trim().parse::<u64>().ok());
+    let max = fs::read_to_string("/proc/sys/user/max_user_namespaces")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
     if max == Some(0) {
         return false;
     }
@@ -207,7 +224,10 @@ pub fn choose(analysis: &Analysis) -> (Strategy, String) {
 /// Writes the shim for `class` into the store once; returns its physical path.
 fn shim_in_store(store: &Store, class: Class) -> Result<(ld_shim::system::System, PathBuf, StorePath)> {
     let (system, bytes) = shim_bytes(class).ok_or_else(|| {
-        anyhow!("this fhskit has no loader shim for {}-bit programs (built without that target)", if class == Class::Elf32 { 32 } else { 64 })
+        anyhow!(
+            "this fhskit has no loader shim for {}-bit programs (built without that target)",
+            if class == Class::Elf32 { 32 } else { 64 }
+        )
     })?;
     let tmp = tempfile::Builder::new().prefix(".fhskit-shim-").tempdir_in(store.state_dir())?;
     let file = tmp.path().join("ld-shim");
@@ -220,7 +240,9 @@ fn shim_in_store(store: &Store, class: Class) -> Result<(ld_shim::system::System
 
 /// The loader file of the closure for the program.
 pub fn loader(analysis: &Analysis, closure: &Closure) -> Result<PathBuf> {
-    let name = analysis.loader_name().ok_or_else(|| anyhow!("{} has no interpreter", analysis.program.path.display()))?;
+    let name = analysis
+        .loader_name()
+        .ok_or_else(|| anyhow!("{} has no interpreter", analysis.program.path.display()))?;
     closure
         .file(analysis.program.class, &name)
         .map(Path::to_path_buf)
@@ -243,17 +265,20 @@ pub fn apply_patchelf(path: &Path, opts: &patchelf_rs::Options) -> Result<()> {
     let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let len = file.metadata()?.len();
     // SAFETY: read-only private map of a file we just created or the user named; see `closure::read_elf`.
-    let map = unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("cannot map {}", path.display()))?;
+    let map =
+        unsafe { memmap2::Mmap::map(&file) }.with_context(|| format!("cannot map {}", path.display()))?;
     let elf = patchelf_rs::Elf::parse(&map).map_err(|e| anyhow!("cannot patch {}: {e}", path.display()))?;
     let mut ed = patchelf_rs::Editor::new(&elf, false);
-    ed.run(opts, &mut std::io::sink(), &mut std::io::sink()).map_err(|e| anyhow!("cannot patch {}: {e}", path.display()))?;
+    ed.run(opts, &mut std::io::sink(), &mut std::io::sink())
+        .map_err(|e| anyhow!("cannot patch {}: {e}", path.display()))?;
     let page = opts.page_size.unwrap_or_else(|| patchelf_rs::elf::default_page_size(elf.ehdr.e_machine));
     let rw = patchelf_rs::layout::plan(&ed, page, opts.clobber_old_sections, &mut std::io::sink(), false)
         .map_err(|e| anyhow!("cannot patch {}: {e}", path.display()))?;
     if rw.is_noop(&map) {
         return Ok(());
     }
-    patchelf_rs::output::write(&mut file, len, path, &rw).map_err(|e| anyhow!("cannot patch {}: {e}", path.display()))?;
+    patchelf_rs::output::write(&mut file, len, path, &rw)
+        .map_err(|e| anyhow!("cannot patch {}: {e}", path.display()))?;
     Ok(())
 }
 
@@ -309,7 +334,8 @@ pub fn prepare(
             let tmp = tempfile::Builder::new().prefix(".fhskit-patch-").tempdir_in(store.state_dir())?;
             let name = sanitize(&analysis.program.path);
             let file = tmp.path().join(&name);
-            fs::copy(&analysis.program.path, &file).with_context(|| format!("cannot copy {}", analysis.program.path.display()))?;
+            fs::copy(&analysis.program.path, &file)
+                .with_context(|| format!("cannot copy {}", analysis.program.path.display()))?;
             fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
             apply_patchelf(&file, &patch_options(Some(&loader), &rpath))?;
             let sp = store.add_tree(&format!("{name}-patched"), &file, &refs)?;
@@ -319,7 +345,10 @@ pub fn prepare(
         }
         Strategy::Shim => {
             if analysis.launcher.is_some() {
-                bail!("{} is a launcher script: the shim can only start an ELF file itself; use --strategy fhs", program.display());
+                bail!(
+                    "{} is a launcher script: the shim can only start an ELF file itself; use --strategy fhs",
+                    program.display()
+                );
             }
             let (_, shim, sp) = shim_in_store(store, analysis.program.class)?;
             plan.shim = Some(shim);
@@ -338,7 +367,12 @@ pub fn prepare(
 }
 
 /// Builds an FHS env of the closure's packages and puts it in the store (once per closure).
-pub fn build_env(store: &Store, name: &str, closure: &Closure, extra_env: &[(String, String)]) -> Result<(PathBuf, StorePath)> {
+pub fn build_env(
+    store: &Store,
+    name: &str,
+    closure: &Closure,
+    extra_env: &[(String, String)],
+) -> Result<(PathBuf, StorePath)> {
     let mut spec = fhsenv::EnvSpec { name: format!("{name}-fhs"), ..Default::default() };
     for p in &closure.packages {
         let arch32 = p.key.ends_with(":i386");
@@ -369,7 +403,8 @@ pub fn execute(plan: &Plan, args: &[OsString]) -> Result<ExitCode> {
         Strategy::Shim => {
             let shim = plan.shim.as_ref().ok_or_else(|| anyhow!("plan without a shim"))?;
             let loader = plan.loader.as_ref().ok_or_else(|| anyhow!("plan without a loader"))?;
-            let system = shim_bytes(plan.class).map(|(s, _)| s).ok_or_else(|| anyhow!("no shim for this class"))?;
+            let system =
+                shim_bytes(plan.class).map(|(s, _)| s).ok_or_else(|| anyhow!("no shim for this class"))?;
             let path = std::env::join_paths(&plan.library_path)?;
             let err = std::process::Command::new(shim)
                 .arg(&plan.elf)
@@ -381,7 +416,8 @@ pub fn execute(plan: &Plan, args: &[OsString]) -> Result<ExitCode> {
         }
         Strategy::Fhs => {
             let env_dir = plan.env.as_ref().ok_or_else(|| anyhow!("plan without an env"))?;
-            let env = fhsenv::BuiltEnv::open(env_dir).with_context(|| format!("cannot open env {}", env_dir.display()))?;
+            let env = fhsenv::BuiltEnv::open(env_dir)
+                .with_context(|| format!("cannot open env {}", env_dir.display()))?;
             let mut command = vec![plan.program.clone().into_os_string()];
             command.extend(args.iter().cloned());
             let notify = |line: &str| eprintln!("{line}");
@@ -391,7 +427,12 @@ pub fn execute(plan: &Plan, args: &[OsString]) -> Result<ExitCode> {
             }
             let mut env = env;
             for dir in spec_binds {
-                env.metadata.spec.bind.push(fhsenv::spec::BindSpec { source: dir.clone(), target: None, read_only: false, optional: true });
+                env.metadata.spec.bind.push(fhsenv::spec::BindSpec {
+                    source: dir.clone(),
+                    target: None,
+                    read_only: false,
+                    optional: true,
+                });
             }
             if !plan.library_path.is_empty() {
                 let p = std::env::join_paths(&plan.library_path)?;
@@ -405,8 +446,11 @@ pub fn execute(plan: &Plan, args: &[OsString]) -> Result<ExitCode> {
                 kill_grace: std::time::Duration::from_secs(3),
                 notify: &notify,
             };
-            let prepared = fhsenv::launch::prepare(&env, &options).with_context(|| format!("cannot prepare env {}", env_dir.display()))?;
-            match fhsenv::launch::run(&prepared, &options).with_context(|| format!("cannot enter env {}", env_dir.display()))? {
+            let prepared = fhsenv::launch::prepare(&env, &options)
+                .with_context(|| format!("cannot prepare env {}", env_dir.display()))?;
+            match fhsenv::launch::run(&prepared, &options)
+                .with_context(|| format!("cannot enter env {}", env_dir.display()))?
+            {
                 fhsenv::launch::Outcome::Exited(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
                 fhsenv::launch::Outcome::Signaled(sig) => Ok(ExitCode::from(128u8.wrapping_add(sig as u8))),
             }

@@ -47,7 +47,8 @@ impl Fixture {
         let fhskit = tmp.path().join("fhskit");
         std::fs::copy(env!("CARGO_BIN_EXE_fhskit"), &fhskit).unwrap();
         let env = tmp.path().join("env");
-        let out = Command::new(&fhskit).args(["env", "build"]).arg(&spec).arg("-o").arg(&env).output().unwrap();
+        let out =
+            Command::new(&fhskit).args(["env", "build"]).arg(&spec).arg("-o").arg(&env).output().unwrap();
         assert!(out.status.success(), "env build failed: {}", String::from_utf8_lossy(&out.stderr));
         // A directory both users may write to.
         let shared = tmp.path().join("shared");
@@ -93,7 +94,9 @@ fn userns_forbidden(user: User) -> Option<String> {
         }
     };
     let out = cmd.args(["--user", "--map-current-user", "--mount", "true"]).output().ok()?;
-    (!out.status.success()).then(|| format!("user namespaces unavailable for {user:?}: {}", String::from_utf8_lossy(&out.stderr).trim()))
+    (!out.status.success()).then(|| {
+        format!("user namespaces unavailable for {user:?}: {}", String::from_utf8_lossy(&out.stderr).trim())
+    })
 }
 
 fn users() -> Vec<User> {
@@ -110,7 +113,12 @@ fn users() -> Vec<User> {
 }
 
 fn text(out: &Output) -> String {
-    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 #[test]
@@ -127,7 +135,11 @@ fn runs_a_program_linked_against_a_library_only_the_env_provides() {
 
         let out = f.run(user, &[], &["fhsenv-probe", "readlink", "/lib64/ld-linux-x86-64.so.2"]);
         let resolved = String::from_utf8_lossy(&out.stdout);
-        assert!(resolved.trim_end().ends_with("pkgs/glibc/lib64/ld-linux-x86-64.so.2"), "{user:?}: {}", text(&out));
+        assert!(
+            resolved.trim_end().ends_with("pkgs/glibc/lib64/ld-linux-x86-64.so.2"),
+            "{user:?}: {}",
+            text(&out)
+        );
 
         // dlopen of a library nothing links against, served by our cache (LD_DEBUG shows the cache lookup).
         let mut cmd = f.command(user);
@@ -194,7 +206,12 @@ fn working_directory_is_preserved() {
         let mut cmd = f.command(user);
         cmd.current_dir(&work).args(["env", "run"]).arg(&f.env).args(["--", "fhsenv-probe", "pwd"]);
         let out = cmd.output().unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim_end(), work.to_str().unwrap(), "{user:?}: {}", text(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim_end(),
+            work.to_str().unwrap(),
+            "{user:?}: {}",
+            text(&out)
+        );
     }
 }
 
@@ -210,7 +227,12 @@ fn fake_root_and_overlay_mode() {
 
         // Overlay mode: the env's programs and the host's /usr side by side.
         let out = f.run(user, &["--mode", "overlay"], &["fhsenv-probe", "readlink", "/usr/bin/setpriv"]);
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "/usr/bin/setpriv", "{user:?}: {}", text(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "/usr/bin/setpriv",
+            "{user:?}: {}",
+            text(&out)
+        );
         let out = f.run(user, &["--mode", "nixos"], &["fhsenv-probe", "readlink", "/usr/bin/setpriv"]);
         assert!(String::from_utf8_lossy(&out.stdout).contains("realpath failed"), "{user:?}: {}", text(&out));
     }
@@ -232,7 +254,8 @@ fn landlock_denies_writes_outside_allowed_dirs_and_tcp_connect() {
     )
     .unwrap();
     let env = f.tmp.path().join("sandboxed-env");
-    let out = Command::new(&f.fhskit).args(["env", "build"]).arg(&sandboxed).arg("-o").arg(&env).output().unwrap();
+    let out =
+        Command::new(&f.fhskit).args(["env", "build"]).arg(&sandboxed).arg("-o").arg(&env).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let abi = fhsenv::sandbox::kernel_abi();
     for user in users() {
@@ -256,14 +279,26 @@ fn landlock_denies_writes_outside_allowed_dirs_and_tcp_connect() {
         let inside = allowed.join(format!("file-{user:?}"));
         let out = run(&["fhsenv-probe", "write", inside.to_str().unwrap()]);
         assert!(out.status.success(), "{user:?}: {}", text(&out));
-        assert!(String::from_utf8_lossy(&out.stderr).contains("sandbox: fully enforced"), "{user:?}: {}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("sandbox: fully enforced"),
+            "{user:?}: {}",
+            text(&out)
+        );
         let out = run(&["fhsenv-probe", "write", outside.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(1), "{user:?}: {}", text(&out));
-        assert!(String::from_utf8_lossy(&out.stdout).contains("Permission denied"), "{user:?}: {}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Permission denied"),
+            "{user:?}: {}",
+            text(&out)
+        );
         assert!(!outside.exists());
         if abi >= 4 {
             let out = run(&["fhsenv-probe", "connect", &port]);
-            assert!(String::from_utf8_lossy(&out.stdout).contains("connect failed"), "{user:?}: {}", text(&out));
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains("connect failed"),
+                "{user:?}: {}",
+                text(&out)
+            );
         }
     }
     drop(listener);
@@ -291,35 +326,51 @@ fn ctrl_c_under_a_pseudo_terminal_reaches_the_program_and_it_exits_normally() {
         }
         let mut child = cmd.spawn().unwrap();
         drop(pty.slave);
+        // Non-blocking, so a launcher that hangs or dies early fails the test instead of blocking it.
+        let flags = nix::fcntl::fcntl(&pty.master, nix::fcntl::FcntlArg::F_GETFL).unwrap();
+        let flags = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
+        nix::fcntl::fcntl(&pty.master, nix::fcntl::FcntlArg::F_SETFL(flags)).unwrap();
         let mut master = std::fs::File::from(pty.master);
         let mut seen = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(20);
-        let mut buf = [0u8; 256];
         while !String::from_utf8_lossy(&seen).contains("ready") {
-            assert!(Instant::now() < deadline, "{user:?}: no ready: {}", String::from_utf8_lossy(&seen));
-            match master.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => seen.extend_from_slice(&buf[..n]),
-            }
+            let open = drain(&mut master, &mut seen);
+            assert!(
+                open && Instant::now() < deadline,
+                "{user:?}: no ready: {}",
+                String::from_utf8_lossy(&seen)
+            );
+            std::thread::sleep(Duration::from_millis(10));
         }
         master.write_all(&[3]).unwrap(); // ^C
         let status = loop {
+            drain(&mut master, &mut seen);
             if let Some(status) = child.try_wait().unwrap() {
                 break status;
             }
-            assert!(Instant::now() < deadline, "{user:?}: fhskit did not exit after ^C");
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{user:?}: fhskit did not exit after ^C: {}", String::from_utf8_lossy(&seen));
+            }
             std::thread::sleep(Duration::from_millis(20));
         };
-        // Read what is left (the pty returns EIO once every slave fd is closed).
-        while let Ok(n) = master.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            seen.extend_from_slice(&buf[..n]);
-        }
+        drain(&mut master, &mut seen);
         let seen = String::from_utf8_lossy(&seen);
         assert!(seen.contains("caught SIGINT"), "{user:?}: {seen}");
         assert_eq!(status.code(), Some(42), "{user:?}: {status:?} {seen}");
+    }
+}
+
+/// Reads what a non-blocking pty master has; false once every slave fd is closed (the pty then returns EIO).
+fn drain(master: &mut std::fs::File, seen: &mut Vec<u8>) -> bool {
+    let mut buf = [0u8; 256];
+    loop {
+        match master.read(&mut buf) {
+            Ok(0) => return false,
+            Ok(n) => seen.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+            Err(_) => return false,
+        }
     }
 }
 
@@ -360,7 +411,10 @@ fn die_with_parent_terminates_the_whole_tree() {
             assert!(Instant::now() < deadline, "{user:?}: processes {pids:?} survived their parent");
             std::thread::sleep(Duration::from_millis(20));
         }
-        assert!(std::fs::read_to_string(&marker).unwrap().contains("term"), "{user:?}: the program got TERM first");
+        assert!(
+            std::fs::read_to_string(&marker).unwrap().contains("term"),
+            "{user:?}: the program got TERM first"
+        );
     }
 }
 
@@ -371,7 +425,11 @@ fn env_toml_is_built_on_demand_and_nothing_is_left_mounted() {
     for user in users() {
         let cache = f.shared().join(format!("cache-{user:?}"));
         let mut cmd = f.command(user);
-        cmd.env("XDG_CACHE_HOME", &cache).args(["env", "run"]).arg(&f.spec).args(["--", "fhsenv-probe", "value"]);
+        cmd.env("XDG_CACHE_HOME", &cache).args(["env", "run"]).arg(&f.spec).args([
+            "--",
+            "fhsenv-probe",
+            "value",
+        ]);
         let out = cmd.output().unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "foo_value=42\n", "{user:?}: {}", text(&out));
         assert!(cache.join("fhskit/envs").read_dir().unwrap().count() == 1, "built once into the cache");

@@ -29,17 +29,33 @@ fn fetch_unpacks_a_closure_that_runs() {
     let f = updated();
     let out = f.ok(&["pkgs", "fetch", "hello-foo", "--into", "root"]);
     let root = f.path("work/root");
-    assert!(out.contains(&format!("hello-foo:amd64 1.0-1 {}", root.join("hello-foo-1.0-1").display())), "{out}");
+    assert!(
+        out.contains(&format!("hello-foo:amd64 1.0-1 {}", root.join("hello-foo-1.0-1").display())),
+        "{out}"
+    );
     let hello = root.join("hello-foo-1.0-1/usr/bin/hello-foo");
     let lib = root.join("libfoo1-1.0-1/usr/lib/x86_64-linux-gnu");
     assert!(lib.join("libfoo.so.1").is_symlink());
     assert_eq!(std::fs::read_link(lib.join("libfoo.so.1")).unwrap(), Path::new("libfoo.so.1.0.0"));
     assert!(root.join("hello-foo-1.0-1/usr/bin/hello-foo-again").is_file(), "hard link unpacked");
-    assert!(std::fs::read_to_string(root.join("libfoo1-1.0-1/DEBIAN/control")).unwrap().contains("Package: libfoo1"));
-    assert!(std::fs::read_to_string(root.join("libfoo1-1.0-1/DEBIAN/shlibs")).unwrap().contains("libfoo 1 libfoo1"));
+    assert!(
+        std::fs::read_to_string(root.join("libfoo1-1.0-1/DEBIAN/control"))
+            .unwrap()
+            .contains("Package: libfoo1")
+    );
+    assert!(
+        std::fs::read_to_string(root.join("libfoo1-1.0-1/DEBIAN/shlibs"))
+            .unwrap()
+            .contains("libfoo 1 libfoo1")
+    );
     assert!(root.join("libc-fixture-2.1/usr/share/doc/libc-fixture/README").is_file(), "zstd member");
     let run = Command::new(&hello).env("LD_LIBRARY_PATH", &lib).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&run.stdout), "hello-foo: 42\n", "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        "hello-foo: 42\n",
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     // Without the library the program does not run: the package supplied it.
     let bare = Command::new(&hello).env_remove("LD_LIBRARY_PATH").output().unwrap();
     assert!(!bare.status.success());
@@ -81,7 +97,11 @@ fn mismatching_or_failing_downloads_unpack_nothing() {
     let err = f.fails(&["pkgs", "fetch", "libfoo1", "--into", "root"]);
     assert!(err.contains(".deb") && err.contains("does not match the release file"), "{err}");
     assert!(!f.path("work/root").exists());
-    assert!(!cached_debs(&f).iter().any(|d| d.starts_with(&f.pool["libfoo1:amd64"].2)), "{:?}", cached_debs(&f));
+    assert!(
+        !cached_debs(&f).iter().any(|d| d.starts_with(&f.pool["libfoo1:amd64"].2)),
+        "{:?}",
+        cached_debs(&f)
+    );
     // Server error.
     f.server.fault(&deb, Fault::Status(500));
     let err = f.fails(&["pkgs", "fetch", "libfoo1", "--into", "root"]);
@@ -164,13 +184,23 @@ fn host_packages_are_copied_when_the_version_matches() {
         use md5::Digest;
         md5::Md5::digest(lib).iter().map(|b| format!("{b:02x}")).collect()
     };
-    std::fs::write(host.join("var/lib/dpkg/info/libfoo1:amd64.md5sums"), format!("{md5}  usr/lib/x86_64-linux-gnu/libfoo.so.1.0.0\n")).unwrap();
+    std::fs::write(
+        host.join("var/lib/dpkg/info/libfoo1:amd64.md5sums"),
+        format!("{md5}  usr/lib/x86_64-linux-gnu/libfoo.so.1.0.0\n"),
+    )
+    .unwrap();
     // The repository copy is unreachable: only the host can supply libfoo1.
     f.server.fault(&f.deb_path("libfoo1:amd64"), Fault::Status(503));
     let out = f.ok(&["pkgs", "fetch", "libfoo1", "--into", "root"]);
     assert!(out.contains("libfoo1:amd64 1.0-1") && out.contains("(from host)"), "{out}");
-    assert!(out.lines().any(|l| l.starts_with("libc-fixture:amd64 2.1 ") && !l.contains("from host")), "{out}");
-    assert_eq!(std::fs::read(f.path("work/root/libfoo1-1.0-1/usr/lib/x86_64-linux-gnu/libfoo.so.1.0.0")).unwrap(), lib);
+    assert!(
+        out.lines().any(|l| l.starts_with("libc-fixture:amd64 2.1 ") && !l.contains("from host")),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read(f.path("work/root/libfoo1-1.0-1/usr/lib/x86_64-linux-gnu/libfoo.so.1.0.0")).unwrap(),
+        lib
+    );
     // --no-host downloads instead (and fails here, since the repository copy is unreachable).
     let err = f.fails(&["pkgs", "fetch", "libfoo1", "--into", "root2", "--no-host"]);
     assert!(err.contains("503"), "{err}");

@@ -41,9 +41,13 @@ fn update_search_show_resolve_and_locate() {
     assert_eq!(out.status.code(), Some(1));
 
     let out = f.ok(&["pkgs", "show", "hello-foo"]);
-    assert!(out.contains("Depends: libfoo1 (>= 1.0), mail-transport-agent | exim-fixture, fixture-data"), "{out}");
+    assert!(
+        out.contains("Depends: libfoo1 (>= 1.0), mail-transport-agent | exim-fixture, fixture-data"),
+        "{out}"
+    );
     assert!(out.contains(&format!("SHA256: {}", f.pool["hello-foo:amd64"].2)), "{out}");
-    let json: serde_json::Value = serde_json::from_str(&f.ok(&["pkgs", "show", "libc-fixture:amd64", "--json"])).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&f.ok(&["pkgs", "show", "libc-fixture:amd64", "--json"])).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 2);
     assert_eq!(json[0]["version"], "2.1");
     assert!(f.fails(&["pkgs", "show", "nope"]).contains("no package nope"));
@@ -61,7 +65,9 @@ fn update_search_show_resolve_and_locate() {
     assert_eq!(std::fs::read_to_string(f.path("work/fhskit.lock")).unwrap(), lock1, "same inputs, same lock");
 
     // An existing lock pins earlier choices (libc-fixture 2.0 still satisfies libfoo1's >= 2.0).
-    let pinned = lock1.replace("version = \"2.1\"", "version = \"2.0\"").replace(&f.pool["libc-fixture:amd64"].2, &sha_of(&f, "libc-fixture_2.0_amd64.deb"));
+    let pinned = lock1
+        .replace("version = \"2.1\"", "version = \"2.0\"")
+        .replace(&f.pool["libc-fixture:amd64"].2, &sha_of(&f, "libc-fixture_2.0_amd64.deb"));
     std::fs::write(f.path("work/pinned.lock"), &pinned).unwrap();
     let out = f.ok(&["pkgs", "resolve", "libfoo1", "--lock", "pinned.lock"]);
     assert!(out.contains("libc-fixture:amd64 2.0"), "{out}");
@@ -76,7 +82,10 @@ fn update_search_show_resolve_and_locate() {
 
     // locate: by soname, by path, per architecture, ambiguity rule, JSON, not found.
     assert_eq!(f.ok(&["locate", "libfoo.so.1"]), "libfoo1: /usr/lib/x86_64-linux-gnu/libfoo.so.1\n");
-    assert_eq!(f.ok(&["pkgs", "locate", "libfoo.so.1", "--arch", "i386"]), "libfoo1: /usr/lib/i386-linux-gnu/libfoo.so.1\n");
+    assert_eq!(
+        f.ok(&["pkgs", "locate", "libfoo.so.1", "--arch", "i386"]),
+        "libfoo1: /usr/lib/i386-linux-gnu/libfoo.so.1\n"
+    );
     assert_eq!(
         f.ok(&["locate", "libbar.so.2"]),
         "libbar2: /usr/lib/x86_64-linux-gnu/libbar.so.2\nlibbar-compat: /usr/lib/x86_64-linux-gnu/libbar.so.2\n"
@@ -143,7 +152,11 @@ fn host_apt_sources_are_read_when_nothing_is_configured() {
     std::fs::remove_file(apt.join("fixture.sources")).unwrap();
     std::fs::create_dir_all(f.path("hostroot/etc/apt/trusted.gpg.d")).unwrap();
     std::fs::copy(f.path("key.asc"), f.path("hostroot/etc/apt/trusted.gpg.d/fixture.asc")).unwrap();
-    std::fs::write(f.path("hostroot/etc/apt/sources.list"), format!("deb [arch=amd64] {} testing main\n", f.url())).unwrap();
+    std::fs::write(
+        f.path("hostroot/etc/apt/sources.list"),
+        format!("deb [arch=amd64] {} testing main\n", f.url()),
+    )
+    .unwrap();
     let out = f.command().args(["pkgs", "update"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
@@ -173,10 +186,15 @@ fn signature_and_validity_failures_leave_the_cache_unchanged() {
     // Wrong keyring.
     let other = ed25519_key(99);
     std::fs::write(f.path("other.gpg"), &other.public_gpg).unwrap();
-    let out = f.command().args(["pkgs", "update", "--repo", &f.spec_with(&f.path("other.gpg"))]).output().unwrap();
+    let out =
+        f.command().args(["pkgs", "update", "--repo", &f.spec_with(&f.path("other.gpg"))]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no valid signature by a key in"));
-    let out = f.command().args(["pkgs", "update", "--repo", &f.spec_with(&f.path("missing.gpg"))]).output().unwrap();
+    let out = f
+        .command()
+        .args(["pkgs", "update", "--repo", &f.spec_with(&f.path("missing.gpg"))])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read keyring"));
     assert_eq!(f.cache_snapshot(), before);
 
@@ -261,7 +279,9 @@ impl FixtureExt for Fixture {
         let d = self.path(&format!("www/debian/dists/{}/{dir}/by-hash/SHA256", self.opts.suite));
         std::fs::read_dir(d)
             .unwrap()
-            .map(|e| format!("{}/by-hash/SHA256/{}", self.dist_path(dir), e.unwrap().file_name().to_string_lossy()))
+            .map(|e| {
+                format!("{}/by-hash/SHA256/{}", self.dist_path(dir), e.unwrap().file_name().to_string_lossy())
+            })
             .collect()
     }
 }

@@ -29,15 +29,42 @@ fn real_debian_program_runs_with_each_strategy_where_host_libraries_are_hidden()
     let direct = harness.run(&world, &[&zstd, "--version"]);
     assert!(!direct.status.success(), "zstd ran without its libraries:\n{}", text(&direct));
     for strategy in ["patch", "shim", "fhs"] {
-        let o = harness.run(&world, &[&harness.fhskit, "run", "--offline", "--strategy", strategy, &zstd, "--version"]);
+        let o = harness
+            .run(&world, &[&harness.fhskit, "run", "--offline", "--strategy", strategy, &zstd, "--version"]);
         assert!(ok(&o).contains("Zstandard CLI"), "{strategy} in the harness: {}", text(&o));
     }
     // The same program compresses and decompresses for real through the cached plan.
     let input = world.path("input.txt");
     std::fs::write(&input, "fhskit ".repeat(1000)).unwrap();
-    let o = harness.run(&world, &[&harness.fhskit, "run", "--offline", "--strategy", "shim", &zstd, "-q", "-f", input.to_str().unwrap()]);
+    let o = harness.run(
+        &world,
+        &[
+            &harness.fhskit,
+            "run",
+            "--offline",
+            "--strategy",
+            "shim",
+            &zstd,
+            "-q",
+            "-f",
+            input.to_str().unwrap(),
+        ],
+    );
     ok(&o);
-    let o = harness.run(&world, &[&harness.fhskit, "run", "--offline", "--strategy", "shim", &zstd, "-q", "-t", &format!("{}.zst", input.display())]);
+    let o = harness.run(
+        &world,
+        &[
+            &harness.fhskit,
+            "run",
+            "--offline",
+            "--strategy",
+            "shim",
+            &zstd,
+            "-q",
+            "-t",
+            &format!("{}.zst", input.display()),
+        ],
+    );
     ok(&o);
 }
 
@@ -52,7 +79,15 @@ fn auto_says_which_strategy_and_verbose_says_what_was_used() {
     assert!(err.contains("with the shim strategy"), "{err}");
     let o = world.fhskit(&["-v", "run", "--offline", "--refresh", &zstd, "--version"]);
     let err = String::from_utf8_lossy(&o.stderr);
-    for want in ["liblzma5:amd64", "liblzma.so.5", "zlib1g:amd64", "libz.so.1", "liblz4-1:amd64", "libc6:amd64", "from host"] {
+    for want in [
+        "liblzma5:amd64",
+        "liblzma.so.5",
+        "zlib1g:amd64",
+        "libz.so.1",
+        "liblz4-1:amd64",
+        "libc6:amd64",
+        "from host",
+    ] {
         assert!(err.contains(want), "missing {want} in:\n{err}");
     }
 }
@@ -62,11 +97,20 @@ fn bundled_application_and_its_launcher_script_run_in_the_harness() {
     let world = World::new();
     let harness = Harness::new(&world);
     let app = world.path("app");
-    world.cc(&app.join("lib/libappgreet.so.1"), &["run-greet.c"], &["-shared", "-fPIC", "-Wl,-soname,libappgreet.so.1", "-l:libz.so.1"]);
+    world.cc(
+        &app.join("lib/libappgreet.so.1"),
+        &["run-greet.c"],
+        &["-shared", "-fPIC", "-Wl,-soname,libappgreet.so.1", "-l:libz.so.1"],
+    );
     world.cc(
         &app.join("bin/app"),
         &["run-app.c"],
-        &[&format!("-L{}", app.join("lib").display()), "-l:libappgreet.so.1", "-Wl,-rpath,$ORIGIN/../lib", "-Wl,--disable-new-dtags"],
+        &[
+            &format!("-L{}", app.join("lib").display()),
+            "-l:libappgreet.so.1",
+            "-Wl,-rpath,$ORIGIN/../lib",
+            "-Wl,--disable-new-dtags",
+        ],
     );
     std::fs::copy(run_support::fixtures().join("run-launcher.sh"), app.join("run.sh")).unwrap();
     let bin = app.join("bin/app").display().to_string();
@@ -77,7 +121,10 @@ fn bundled_application_and_its_launcher_script_run_in_the_harness() {
     assert!(out.contains("hello from the bundled library; crc32(zz) = 618208161"), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("bundled libappgreet.so.1"), "{err}");
-    assert!(err.contains("zlib1g:amd64") && err.contains("libz.so.1"), "the bundled library's own need: {err}");
+    assert!(
+        err.contains("zlib1g:amd64") && err.contains("libz.so.1"),
+        "the bundled library's own need: {err}"
+    );
     assert!(!err.contains("libappgreet1"), "a bundled library must not be looked up in packages: {err}");
     for strategy in ["patch", "shim", "fhs"] {
         let o = world.fhskit(&["run", "--offline", "--strategy", strategy, &bin, "zz"]);
@@ -88,8 +135,16 @@ fn bundled_application_and_its_launcher_script_run_in_the_harness() {
     assert!(ok(&o).contains("crc32(zz) = 618208161"), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stderr).contains("with the fhs strategy"), "{}", text(&o));
     let o = world.fhskit(&["run", "--offline", "--strategy", "shim", &script]);
-    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("launcher script"), "{}", text(&o));
-    for args in [vec!["--strategy", "patch", bin.as_str(), "zz"], vec!["--strategy", "fhs", bin.as_str(), "zz"], vec![script.as_str(), "zz"]] {
+    assert!(
+        !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("launcher script"),
+        "{}",
+        text(&o)
+    );
+    for args in [
+        vec!["--strategy", "patch", bin.as_str(), "zz"],
+        vec!["--strategy", "fhs", bin.as_str(), "zz"],
+        vec![script.as_str(), "zz"],
+    ] {
         let mut full = vec![harness.fhskit.as_str(), "run", "--offline"];
         full.extend(args.iter().copied());
         let o = harness.run(&world, &full);
@@ -119,7 +174,11 @@ fn a_missing_library_is_reported_by_name_before_anything_runs() {
     let lib = world.path("gone/libfhskitgone.so.3");
     world.cc(&lib, &["run-missing-lib.c"], &["-shared", "-fPIC", "-Wl,-soname,libfhskitgone.so.3"]);
     let prog = world.path("needs-gone");
-    world.cc(&prog, &["run-missing.c"], &[&format!("-L{}", lib.parent().unwrap().display()), "-l:libfhskitgone.so.3"]);
+    world.cc(
+        &prog,
+        &["run-missing.c"],
+        &[&format!("-L{}", lib.parent().unwrap().display()), "-l:libfhskitgone.so.3"],
+    );
     std::fs::remove_dir_all(world.path("gone")).unwrap();
     for strategy in ["auto", "patch", "shim", "fhs"] {
         let o = world.fhskit(&["run", "--offline", "--strategy", strategy, prog.to_str().unwrap()]);

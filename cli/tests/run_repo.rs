@@ -31,19 +31,25 @@ fn serve(root: PathBuf) -> u16 {
                         break;
                     }
                 }
-                let path = line.split_whitespace().nth(1).unwrap_or("/").split('?').next().unwrap_or("/").to_owned();
+                let path =
+                    line.split_whitespace().nth(1).unwrap_or("/").split('?').next().unwrap_or("/").to_owned();
                 let file = root.join(path.trim_start_matches('/'));
                 let safe = !path.contains("..");
                 match std::fs::read(&file) {
                     Ok(body) if safe && file.is_file() => {
-                        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        );
                         let _ = stream.write_all(head.as_bytes());
                         if !line.starts_with("HEAD") {
                             let _ = stream.write_all(&body);
                         }
                     }
                     _ => {
-                        let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                        let _ = stream.write_all(
+                            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        );
                     }
                 }
             });
@@ -54,7 +60,12 @@ fn serve(root: PathBuf) -> u16 {
 
 fn build_repo(world: &World, packages: &[&str]) -> PathBuf {
     let out = world.path("fixture-repo");
-    let o = std::process::Command::new("sh").arg(fixtures().join("run-repo.sh")).arg(&out).args(packages).output().unwrap();
+    let o = std::process::Command::new("sh")
+        .arg(fixtures().join("run-repo.sh"))
+        .arg(&out)
+        .args(packages)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "building the repository failed:\n{}", text(&o));
     out.join("repo")
 }
@@ -65,12 +76,29 @@ fn closure_realised_from_a_local_repository_inside_the_harness() {
     let harness = Harness::new(&world);
     let repo = build_repo(&world, &["zlib1g", "liblzma5", "liblz4-1"]);
     let port = serve(repo.clone());
-    let spec = format!("[signed-by={} arch=amd64] http://127.0.0.1:{port}/ testing main", repo.join("key.gpg").display());
+    let spec = format!(
+        "[signed-by={} arch=amd64] http://127.0.0.1:{port}/ testing main",
+        repo.join("key.gpg").display()
+    );
     ok(&world.fhskit(&["pkgs", "update", "--repo", &spec]));
     let zstd = world.unpack_host_package("zstd", &world.path("zstd-pkg")).join("usr/bin/zstd");
     let zstd = zstd.to_str().unwrap();
     for strategy in ["shim", "patch", "fhs"] {
-        let o = harness.run(&world, &[&harness.fhskit, "-v", "run", "--no-host", "--repo", &spec, "--strategy", strategy, zstd, "--version"]);
+        let o = harness.run(
+            &world,
+            &[
+                &harness.fhskit,
+                "-v",
+                "run",
+                "--no-host",
+                "--repo",
+                &spec,
+                "--strategy",
+                strategy,
+                zstd,
+                "--version",
+            ],
+        );
         assert!(ok(&o).contains("Zstandard CLI"), "{strategy}: {}", text(&o));
         let err = String::from_utf8_lossy(&o.stderr);
         for want in ["liblzma5:amd64", "zlib1g:amd64", "liblz4-1:amd64", "libc6:amd64", "from repository"] {
@@ -87,16 +115,27 @@ fn a_soname_no_repository_package_ships_is_reported_before_running() {
     // unknown soname is named with the reason, before the program runs.
     let repo = build_repo(&world, &["zlib1g"]);
     let port = serve(repo.clone());
-    let spec = format!("[signed-by={} arch=amd64] http://127.0.0.1:{port}/ testing main", repo.join("key.gpg").display());
+    let spec = format!(
+        "[signed-by={} arch=amd64] http://127.0.0.1:{port}/ testing main",
+        repo.join("key.gpg").display()
+    );
     ok(&world.fhskit(&["pkgs", "update", "--repo", &spec]));
     let lib = world.path("gone/libfhskitgone.so.3");
     world.cc(&lib, &["run-missing-lib.c"], &["-shared", "-fPIC", "-Wl,-soname,libfhskitgone.so.3"]);
     let prog = world.path("needs-gone");
-    world.cc(&prog, &["run-missing.c"], &[&format!("-L{}", lib.parent().unwrap().display()), "-l:libfhskitgone.so.3"]);
+    world.cc(
+        &prog,
+        &["run-missing.c"],
+        &[&format!("-L{}", lib.parent().unwrap().display()), "-l:libfhskitgone.so.3"],
+    );
     std::fs::remove_dir_all(world.path("gone")).unwrap();
     let o = world.fhskit(&["run", "--repo", &spec, prog.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("libfhskitgone.so.3") && err.contains("no package in the configured repositories ships it"), "{err}");
+    assert!(
+        err.contains("libfhskitgone.so.3")
+            && err.contains("no package in the configured repositories ships it"),
+        "{err}"
+    );
     assert!(o.stdout.is_empty(), "{}", text(&o));
 }

@@ -26,7 +26,8 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn cc(args: &[&OsStr]) -> Result<(), String> {
-    let output = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into())).args(args).output().unwrap();
+    let output =
+        Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into())).args(args).output().unwrap();
     if output.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&output.stderr).into_owned()) }
 }
 
@@ -38,7 +39,13 @@ fn build(dir: &Path, interpreter: &Path, m32: bool) -> Result<(PathBuf, PathBuf)
     let lib = lib_dir.join("libshimtest.so");
     let lib_src = fixture("shim-lib.c");
     let mut args = bits.clone();
-    args.extend([OsStr::new("-shared"), OsStr::new("-fPIC"), lib_src.as_os_str(), OsStr::new("-o"), lib.as_os_str()]);
+    args.extend([
+        OsStr::new("-shared"),
+        OsStr::new("-fPIC"),
+        lib_src.as_os_str(),
+        OsStr::new("-o"),
+        lib.as_os_str(),
+    ]);
     cc(&args)?;
     let program = dir.join("needs-lib");
     let src = fixture("shim-needs-lib.c");
@@ -89,8 +96,10 @@ fn install_runs_programs_with_an_empty_environment_and_uninstall_undoes_it() {
     // Before: the interpreter does not exist.
     assert!(run_empty_env(&program).status.code().is_none_or(|code| code != 0));
 
-    let args = [os("shim"), os("install"), os("--root"), root.as_os_str(), os("--system"), os("x86_64-linux")];
-    let with_loader = [&args[..], &[os("--loader"), os(HOST_LD), os("--lib-dir"), lib_dir.as_os_str()]].concat();
+    let args =
+        [os("shim"), os("install"), os("--root"), root.as_os_str(), os("--system"), os("x86_64-linux")];
+    let with_loader =
+        [&args[..], &[os("--loader"), os(HOST_LD), os("--lib-dir"), lib_dir.as_os_str()]].concat();
     let out = assert_ok(&fhskit(&with_loader));
     assert!(out.contains(&format!("installed the x86_64-linux shim at {}", interp.display())), "{out}");
     assert!(out.contains("libraries: 1 in"), "{out}");
@@ -142,7 +151,8 @@ fn a_real_loader_is_replaced_only_with_force_and_restored_by_uninstall() {
     fs::write(&inside, &real).unwrap();
     let (program, lib_dir) = build(&dir, &root.join("lib64/ld-linux-x86-64.so.2"), false).unwrap();
 
-    let base = [os("shim"), os("install"), os("--root"), root.as_os_str(), os("--system"), os("x86_64-linux")];
+    let base =
+        [os("shim"), os("install"), os("--root"), root.as_os_str(), os("--system"), os("x86_64-linux")];
     let with_libs = [&base[..], &[os("--lib-dir"), lib_dir.as_os_str()]].concat();
     let refused = fhskit(&with_libs);
     assert_eq!(refused.status.code(), Some(1));
@@ -177,7 +187,8 @@ fn bad_input_gets_one_clear_error() {
     fs::create_dir_all(&root).unwrap();
     fs::write(dir.join("not-elf"), "hello").unwrap();
     let install = |extra: &[&OsStr]| {
-        let base = [os("shim"), os("install"), os("--root"), root.as_os_str(), os("--system"), os("x86_64-linux")];
+        let base =
+            [os("shim"), os("install"), os("--root"), root.as_os_str(), os("--system"), os("x86_64-linux")];
         fhskit(&[&base[..], extra].concat())
     };
     let cases: Vec<(Output, String)> = vec![
@@ -198,7 +209,14 @@ fn bad_input_gets_one_clear_error() {
             format!("error: cannot use root {}/missing", dir.display()),
         ),
         (
-            fhskit(&[os("shim"), os("status"), os("--root"), root.as_os_str(), os("--system"), os("mips-linux")]),
+            fhskit(&[
+                os("shim"),
+                os("status"),
+                os("--root"),
+                root.as_os_str(),
+                os("--system"),
+                os("mips-linux"),
+            ]),
             "error: unknown system \"mips-linux\"".to_owned(),
         ),
     ];
@@ -209,7 +227,11 @@ fn bad_input_gets_one_clear_error() {
     }
     for (output, expected) in cases {
         assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
-        assert!(text(&output.stderr).starts_with(&expected), "expected {expected:?}, got {}", text(&output.stderr));
+        assert!(
+            text(&output.stderr).starts_with(&expected),
+            "expected {expected:?}, got {}",
+            text(&output.stderr)
+        );
     }
     assert_eq!(fs::read_dir(&root).unwrap().count(), 0, "failed installs leave nothing behind");
 }
@@ -217,7 +239,9 @@ fn bad_input_gets_one_clear_error() {
 #[test]
 fn the_32_bit_shim_installs_at_lib_ld_linux_so_2() {
     if ld_shim::embedded::I686.is_none() {
-        eprintln!("skipped: fhskit was built without the 32-bit shim (no i686-unknown-linux-gnu Rust target)");
+        eprintln!(
+            "skipped: fhskit was built without the 32-bit shim (no i686-unknown-linux-gnu Rust target)"
+        );
         return;
     }
     if !Path::new(HOST_LD_I686).exists() {
@@ -287,7 +311,10 @@ fn install_at_the_real_loader_path_in_a_mount_namespace() {
         fhskit = FHSKIT,
         lib_dir = lib_dir.display(),
     );
-    let out = Command::new("unshare").args(["--mount", "--propagation", "private", "sh", "-c", &script]).output().unwrap();
+    let out = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
     if !out.status.success() && text(&out.stderr).contains("Operation not permitted") {
         eprintln!("skipped: mount namespaces are not permitted here: {}", text(&out.stderr));
         return;
@@ -298,7 +325,11 @@ fn install_at_the_real_loader_path_in_a_mount_namespace() {
     assert!(stdout.contains(&format!("interpreter:  {HOST_LD} (ld-shim)")), "{stdout}");
     assert!(stdout.contains("removed the x86_64-linux shim"), "{stdout}");
     assert!(stdout.contains("backed up"), "{stdout}");
-    assert_eq!(fs::read_link(copy.join("ld-linux-x86-64.so.2")).unwrap(), real, "uninstall restored the link");
+    assert_eq!(
+        fs::read_link(copy.join("ld-linux-x86-64.so.2")).unwrap(),
+        real,
+        "uninstall restored the link"
+    );
     assert_eq!(fs::symlink_metadata(HOST_LD).unwrap().file_type(), host_entry.file_type());
     assert!(!ld_shim::elf::is_shim(&fs::read(HOST_LD).unwrap()), "the host's loader is untouched");
 }

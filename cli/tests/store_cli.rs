@@ -64,7 +64,8 @@ fn hash_dump_restore_match_nix() {
         argv.push(path.to_str().unwrap());
         assert_eq!(ok(tmp.path(), &argv), format!("{expected}\n"), "nix-hash {args}");
     }
-    let sri = ok(tmp.path(), &["store", "hash", "--type", "sha256", "--sri", input.join("d").to_str().unwrap()]);
+    let sri =
+        ok(tmp.path(), &["store", "hash", "--type", "sha256", "--sri", input.join("d").to_str().unwrap()]);
     assert_eq!(sri, "sha256-q55gDFo9T4Z4MHX5yhZGflHWmieAyLjbdqId5Ilg1Pw=\n");
     for t in ["d", "edge", "hello.txt", "toplink"] {
         let out = fhskit(tmp.path(), &["store", "dump", input.join(t).to_str().unwrap()], None);
@@ -106,7 +107,10 @@ fn add_query_export_import() {
     assert_eq!(v[0]["narHash"], "sha256-q55gDFo9T4Z4MHX5yhZGflHWmieAyLjbdqId5Ilg1Pw=");
     assert_eq!(v[0]["narSize"], 888);
     assert_eq!(v[0]["ca"], "fixed:r:sha256:1z6lc24y87d2fvdvij404yddclby8qbcmybm61w8ckrxb86617mb");
-    assert!(ok(tmp.path(), &["store", "path-info", d]).contains("nar-hash: sha256:1z6lc24y87d2fvdvij404yddclby8qbcmybm61w8ckrxb86617mb"));
+    assert!(
+        ok(tmp.path(), &["store", "path-info", d])
+            .contains("nar-hash: sha256:1z6lc24y87d2fvdvij404yddclby8qbcmybm61w8ckrxb86617mb")
+    );
     // A tree referring to d, found by scanning.
     let pkg = tmp.path().join("pkg");
     fs::create_dir(&pkg).unwrap();
@@ -115,7 +119,10 @@ fn add_query_export_import() {
     let p = p.trim();
     assert_eq!(ok(tmp.path(), &["store", "closure", p]), format!("{d}\n{p}\n"));
     assert_eq!(ok(tmp.path(), &["store", "referrers", d]), format!("{p}\n"));
-    assert_eq!(ok(tmp.path(), &["store", "referrers", "--closure", "--json", d]), format!("[\"{p}\",\"{d}\"]\n"));
+    assert_eq!(
+        ok(tmp.path(), &["store", "referrers", "--closure", "--json", d]),
+        format!("[\"{p}\",\"{d}\"]\n")
+    );
     let hash = &p["/nix/store/".len().."/nix/store/".len() + 6];
     assert_eq!(ok(tmp.path(), &["store", "find", hash]), format!("{p}\n"));
     assert!(fails(tmp.path(), &["store", "find", "zzzzzz"], None).contains("no valid store path"));
@@ -128,14 +135,20 @@ fn add_query_export_import() {
     assert_eq!(String::from_utf8(imported.stdout).unwrap(), format!("{d}\n{p}\n"));
     let nix_export = fs::read(golden().join("export.bin")).unwrap();
     let imported = fhskit(&other, &["store", "import"], Some(&nix_export));
-    assert_eq!(String::from_utf8(imported.stdout).unwrap(), fs::read_to_string(golden().join("closure.txt")).unwrap());
+    assert_eq!(
+        String::from_utf8(imported.stdout).unwrap(),
+        fs::read_to_string(golden().join("closure.txt")).unwrap()
+    );
     // A truncated stream is an error and registers nothing new.
     let third = tmp.path().join("third");
     fs::create_dir(&third).unwrap();
     let err = fails(&third, &["store", "import"], Some(&exported[..exported.len() / 2]));
     assert!(err.contains("cannot import"), "{err}");
     assert!(fails(&third, &["store", "path-info", d], None).contains("is not valid"));
-    assert!(fails(tmp.path(), &["store", "add", "--name", "bad name", pkg.to_str().unwrap()], None).contains("invalid"));
+    assert!(
+        fails(tmp.path(), &["store", "add", "--name", "bad name", pkg.to_str().unwrap()], None)
+            .contains("invalid")
+    );
 }
 
 #[test]
@@ -215,18 +228,39 @@ fn profile_generations_match_nix() {
         assert!(Command::new("touch").args(["-h", "-d", t]).arg(&link).status().unwrap().success());
     }
     assert_eq!(run(&["list-generations"]), fs::read_to_string(golden().join("generations.txt")).unwrap());
-    let out = fhskit(tmp.path(), &with(&["switch-generation", "1"]).iter().map(String::as_str).collect::<Vec<_>>(), None);
-    assert_eq!(String::from_utf8(out.stderr).unwrap(), fs::read_to_string(golden().join("switch.txt")).unwrap());
-    assert_eq!(run(&["list-generations"]), fs::read_to_string(golden().join("generations-after-switch.txt")).unwrap());
-    let err = fails(tmp.path(), &with(&["switch-generation", "9"]).iter().map(String::as_str).collect::<Vec<_>>(), None);
+    let out = fhskit(
+        tmp.path(),
+        &with(&["switch-generation", "1"]).iter().map(String::as_str).collect::<Vec<_>>(),
+        None,
+    );
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        fs::read_to_string(golden().join("switch.txt")).unwrap()
+    );
+    assert_eq!(
+        run(&["list-generations"]),
+        fs::read_to_string(golden().join("generations-after-switch.txt")).unwrap()
+    );
+    let err = fails(
+        tmp.path(),
+        &with(&["switch-generation", "9"]).iter().map(String::as_str).collect::<Vec<_>>(),
+        None,
+    );
     assert!(err.contains("profile version 9 does not exist"), "{err}");
     let err = fails(tmp.path(), &with(&["rollback"]).iter().map(String::as_str).collect::<Vec<_>>(), None);
     assert!(err.contains("no generation older than the current (1)"), "{err}");
     run(&["switch-generation", "3"]);
     let out = fhskit(tmp.path(), &with(&["rollback"]).iter().map(String::as_str).collect::<Vec<_>>(), None);
     assert_eq!(String::from_utf8(out.stderr).unwrap(), "switching profile from version 3 to 2\n");
-    let out = fhskit(tmp.path(), &with(&["delete-generations", "old"]).iter().map(String::as_str).collect::<Vec<_>>(), None);
-    assert_eq!(String::from_utf8(out.stderr).unwrap(), "removing profile version 1\nremoving profile version 3\n");
+    let out = fhskit(
+        tmp.path(),
+        &with(&["delete-generations", "old"]).iter().map(String::as_str).collect::<Vec<_>>(),
+        None,
+    );
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "removing profile version 1\nremoving profile version 3\n"
+    );
     assert_eq!(run(&["list-generations"]).lines().count(), 1);
     // With the generations gone their environments die; the current one lives.
     let dead = ok(tmp.path(), &["store", "gc", "--print-dead"]);

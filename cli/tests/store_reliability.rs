@@ -71,7 +71,8 @@ fn sigkill_during_add_import_gc_leaves_a_valid_store() {
     for i in 0..4 {
         let t = src.join(format!("donor{i}"));
         make_tree(&t, 1000 + i, 150);
-        donor_paths.push(run_ok(fhskit(&donor).args(["store", "add"]).arg(&t), "donor add").trim().to_owned());
+        donor_paths
+            .push(run_ok(fhskit(&donor).args(["store", "add"]).arg(&t), "donor add").trim().to_owned());
     }
     let stream = tmp.path().join("stream.bin");
     let export = wait_bounded(
@@ -121,7 +122,8 @@ fn sigkill_during_add_import_gc_leaves_a_valid_store() {
         .collect();
     assert!(leftovers.is_empty(), "left in the store after gc: {leftovers:?}");
     // The store still works: an import after all that succeeds and verifies.
-    let out = run_ok(fhskit(&store).args(["store", "import"]).stdin(fs::File::open(&stream).unwrap()), "import");
+    let out =
+        run_ok(fhskit(&store).args(["store", "import"]).stdin(fs::File::open(&stream).unwrap()), "import");
     assert_eq!(out.lines().count(), donor_paths.len());
     verify_clean(&store);
 }
@@ -185,7 +187,10 @@ fn concurrent_writers_and_collector_lose_nothing() {
     verify_clean(&store);
     for w in 0..writers {
         let profile = tmp.path().join(format!("profile-w{w}"));
-        let gens = run_ok(fhskit(&store).args(["profile", "--profile"]).arg(&profile).arg("list-generations"), "list");
+        let gens = run_ok(
+            fhskit(&store).args(["profile", "--profile"]).arg(&profile).arg("list-generations"),
+            "list",
+        );
         assert_eq!(gens.lines().count(), per_writer, "{gens}");
         // Every generation and everything it refers to survived the collections.
         for n in 1..=per_writer {
@@ -193,7 +198,10 @@ fn concurrent_writers_and_collector_lose_nothing() {
             let env = fs::read_link(&link).unwrap();
             let closure = run_ok(fhskit(&store).args(["store", "closure"]).arg(&env), "closure");
             for k in 0..n {
-                assert!(closure.contains(&format!("-w{w}-pkg{k}\n")), "generation {n} of writer {w} lost pkg{k}");
+                assert!(
+                    closure.contains(&format!("-w{w}-pkg{k}\n")),
+                    "generation {n} of writer {w} lost pkg{k}"
+                );
             }
         }
     }

@@ -22,7 +22,11 @@ pub enum Expr {
     /// A lexical variable: `up` environments outwards, slot `idx`.
     Var(u32, u32),
     /// A variable only a `with` can provide; `up` is the distance to the innermost `with` environment.
-    WithVar { name: Sym, up: u32, pos: Pos },
+    WithVar {
+        name: Sym,
+        up: u32,
+        pos: Pos,
+    },
     Attrs(Box<AttrsExpr>),
     Let(Box<LetExpr>),
     List(Vec<Rc<Expr>>),
@@ -137,10 +141,19 @@ pub fn compile(name: &str, text: &str, cenv: &CompileEnv<'_>) -> Result<Expr> {
         return Err(parse_error(err, file, text.len()));
     }
     let root = parse.tree();
-    let expr = root.expr().ok_or_else(|| EvalError::new(ErrorKind::Parse, "syntax error, unexpected end of file", Pos { file, offset: text.len() as u32 }))?;
+    let expr = root.expr().ok_or_else(|| {
+        EvalError::new(
+            ErrorKind::Parse,
+            "syntax error, unexpected end of file",
+            Pos { file, offset: text.len() as u32 },
+        )
+    })?;
     let mut c = Compiler { file, cenv, scopes: Vec::new() };
     if let Some(names) = cenv.extra_scope {
-        c.scopes.push(Scope { names: names.iter().enumerate().map(|(i, s)| (*s, i as u32)).collect(), with: false });
+        c.scopes.push(Scope {
+            names: names.iter().enumerate().map(|(i, s)| (*s, i as u32)).collect(),
+            with: false,
+        });
     }
     c.expr(&expr)
 }
@@ -174,11 +187,21 @@ fn fix_bare_cr_comments(text: &str) -> String {
 fn parse_error(err: &rnix::parser::ParseError, file: u32, len: usize) -> EvalError {
     use rnix::parser::ParseError as P;
     let (msg, offset) = match err {
-        P::Unexpected(r) | P::UnexpectedExtra(r) => ("syntax error, unexpected token".to_string(), u32::from(r.start())),
-        P::UnexpectedWanted(got, r, _) => (format!("syntax error, unexpected {}", kind_name(*got)), u32::from(r.start())),
-        P::UnexpectedDoubleBind(r) => ("syntax error, double binding of a pattern".to_string(), u32::from(r.start())),
-        P::UnexpectedEOF | P::UnexpectedEOFWanted(_) => ("syntax error, unexpected end of file".to_string(), len as u32),
-        P::DuplicatedArgs(r, name) => (format!("duplicate formal function argument '{name}'"), u32::from(r.start())),
+        P::Unexpected(r) | P::UnexpectedExtra(r) => {
+            ("syntax error, unexpected token".to_string(), u32::from(r.start()))
+        }
+        P::UnexpectedWanted(got, r, _) => {
+            (format!("syntax error, unexpected {}", kind_name(*got)), u32::from(r.start()))
+        }
+        P::UnexpectedDoubleBind(r) => {
+            ("syntax error, double binding of a pattern".to_string(), u32::from(r.start()))
+        }
+        P::UnexpectedEOF | P::UnexpectedEOFWanted(_) => {
+            ("syntax error, unexpected end of file".to_string(), len as u32)
+        }
+        P::DuplicatedArgs(r, name) => {
+            (format!("duplicate formal function argument '{name}'"), u32::from(r.start()))
+        }
         P::RecursionLimitExceeded => ("syntax error, expression nested too deeply".to_string(), 0),
         _ => (format!("syntax error, {err}"), 0),
     };
@@ -293,11 +316,7 @@ impl Compiler<'_, '_> {
             ast::Expr::Literal(l) => self.literal(l, pos)?,
             ast::Expr::Ident(id) => {
                 let name = self.ident_sym(id);
-                if name.as_str() == "__curPos" {
-                    Expr::CurPos(pos)
-                } else {
-                    self.lookup(name, pos)?
-                }
+                if name.as_str() == "__curPos" { Expr::CurPos(pos) } else { self.lookup(name, pos)? }
             }
             ast::Expr::Str(s) => self.string(s, pos)?,
             ast::Expr::Path(p) => self.path(p, pos)?,
@@ -447,7 +466,11 @@ impl Compiler<'_, '_> {
             match part {
                 ast::InterpolPart::Literal(lit) => {
                     let raw = lit.syntax().text();
-                    parts.push(StrPart::Lit(if multiline { unescape_indented(raw) } else { unescape_plain(raw) }));
+                    parts.push(StrPart::Lit(if multiline {
+                        unescape_indented(raw)
+                    } else {
+                        unescape_plain(raw)
+                    }));
                 }
                 ast::InterpolPart::Interpolation(i) => {
                     let e = self.child(i.expr(), i.syntax())?;
@@ -481,7 +504,9 @@ impl Compiler<'_, '_> {
         if string {
             match out.len() {
                 0 => return Expr::Const(Value::str("")),
-                1 if matches!(out[0], Expr::Const(Value::String(_))) => return out.pop().unwrap_or_else(|| unreachable!()),
+                1 if matches!(out[0], Expr::Const(Value::String(_))) => {
+                    return out.pop().unwrap_or_else(|| unreachable!());
+                }
                 _ => {}
             }
             // A leading empty string makes `"${path}"` a string, not a path.
@@ -511,7 +536,10 @@ impl Compiler<'_, '_> {
                             ));
                         }
                         let resolved = if let Some(rest) = text.strip_prefix("~/") {
-                            let home = self.cenv.home.ok_or_else(|| err("cannot resolve '~/': HOME is not set", pos))?;
+                            let home = self
+                                .cenv
+                                .home
+                                .ok_or_else(|| err("cannot resolve '~/': HOME is not set", pos))?;
                             format!("{home}/{rest}")
                         } else if text.starts_with('/') {
                             text.clone()
@@ -611,7 +639,12 @@ impl Compiler<'_, '_> {
         }
     }
 
-    fn collect_attrs(&mut self, entries: impl Iterator<Item = ast::Entry>, rec: bool, is_let: bool) -> Result<PAttrs> {
+    fn collect_attrs(
+        &mut self,
+        entries: impl Iterator<Item = ast::Entry>,
+        rec: bool,
+        is_let: bool,
+    ) -> Result<PAttrs> {
         let mut p = PAttrs { rec, statics: Vec::new(), dynamics: Vec::new(), inherit_from: Vec::new() };
         for entry in entries {
             match entry {
@@ -651,13 +684,24 @@ impl Compiler<'_, '_> {
         Ok(p)
     }
 
-    fn add_attr(&mut self, p: &mut PAttrs, path: &[ast::Attr], value: ast::Expr, pos: Pos, is_let: bool) -> Result<()> {
+    fn add_attr(
+        &mut self,
+        p: &mut PAttrs,
+        path: &[ast::Attr],
+        value: ast::Expr,
+        pos: Pos,
+        is_let: bool,
+    ) -> Result<()> {
         let first = &path[0];
         let Some(name) = self.static_name(first) else {
             if is_let {
                 return Err(err("dynamic attributes not allowed in let", pos));
             }
-            let val = if path.len() == 1 { PVal::Ast(value) } else { self.nested_from_path(&path[1..], value, pos)? };
+            let val = if path.len() == 1 {
+                PVal::Ast(value)
+            } else {
+                self.nested_from_path(&path[1..], value, pos)?
+            };
             p.dynamics.push((first.clone(), val, pos));
             return Ok(());
         };
@@ -687,7 +731,10 @@ impl Compiler<'_, '_> {
                     } else if let (PVal::Nested(n), Some(a)) = (&p.statics[i].1, &new_set)
                         && (n.rec || a.rec_token().is_some())
                     {
-                        return Err(err(format!("attribute '{name}' already defined at {}", loc_str(prev_pos)), pos));
+                        return Err(err(
+                            format!("attribute '{name}' already defined at {}", loc_str(prev_pos)),
+                            pos,
+                        ));
                     } else {
                         return Err(dup_attr(&[name], pos, prev_pos));
                     }
@@ -712,7 +759,10 @@ impl Compiler<'_, '_> {
                 match &mut p.statics[i].1 {
                     PVal::Nested(n) if !n.rec => self.add_attr(n, &path[1..], value, pos, false)?,
                     PVal::Nested(_) => {
-                        return Err(err(format!("attribute '{name}' already defined at {}", loc_str(prev_pos)), pos));
+                        return Err(err(
+                            format!("attribute '{name}' already defined at {}", loc_str(prev_pos)),
+                            pos,
+                        ));
                     }
                     _ => {
                         let mut names = vec![name];
@@ -728,7 +778,8 @@ impl Compiler<'_, '_> {
     }
 
     fn nested_from_path(&mut self, path: &[ast::Attr], value: ast::Expr, pos: Pos) -> Result<PVal> {
-        let mut n = PAttrs { rec: false, statics: Vec::new(), dynamics: Vec::new(), inherit_from: Vec::new() };
+        let mut n =
+            PAttrs { rec: false, statics: Vec::new(), dynamics: Vec::new(), inherit_from: Vec::new() };
         self.add_attr(&mut n, path, value, pos, false)?;
         Ok(PVal::Nested(n))
     }
@@ -852,7 +903,10 @@ impl Compiler<'_, '_> {
                     let id = entry.ident().ok_or_else(|| err("syntax error", pos))?;
                     let s = self.ident_sym(&id);
                     if names.insert(s, i as u32).is_some() {
-                        return Err(err(format!("duplicate formal function argument '{s}'"), self.pos(id.syntax())));
+                        return Err(err(
+                            format!("duplicate formal function argument '{s}'"),
+                            self.pos(id.syntax()),
+                        ));
                     }
                     formals_ast.push((s, entry.default()));
                 }
@@ -862,7 +916,10 @@ impl Compiler<'_, '_> {
                     let id = bind.ident().ok_or_else(|| err("syntax error", pos))?;
                     let s = self.ident_sym(&id);
                     if names.contains_key(&s) {
-                        return Err(err(format!("duplicate formal function argument '{s}'"), self.pos(id.syntax())));
+                        return Err(err(
+                            format!("duplicate formal function argument '{s}'"),
+                            self.pos(id.syntax()),
+                        ));
                     }
                     names.insert(s, n);
                     at = true;

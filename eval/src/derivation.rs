@@ -116,10 +116,9 @@ pub fn hash_modulo(ev: &Evaluator, drv: &Derivation, pos: Pos) -> Result<[u8; 32
     }
     let mut replaced = BTreeMap::new();
     for (p, outs) in &drv.input_drvs {
-        let h = ev
-            .drv_hashes
-            .get(p)
-            .ok_or_else(|| EvalError::eval(format!("derivation '{p}' is not known to this evaluation"), pos))?;
+        let h = ev.drv_hashes.get(p).ok_or_else(|| {
+            EvalError::eval(format!("derivation '{p}' is not known to this evaluation"), pos)
+        })?;
         replaced.insert(store_path::hex(h), outs.clone());
     }
     Ok(store_path::sha256(drv.aterm(&replaced).as_bytes()))
@@ -132,10 +131,18 @@ fn output_path_name(name: &str, output: &str) -> String {
 /// `builtins.derivationStrict`.
 pub fn derivation_strict(ev: &mut Evaluator, args: &[Value], pos: Pos) -> Result<Value> {
     let attrs = ev.force_attrs(&args[0], pos)?;
-    let name_v = attrs.get_str("name").cloned().ok_or_else(|| EvalError::eval("required attribute 'name' missing", pos))?;
-    let name = ev.force_str(&name_v, pos).map_err(|e| e.add_trace(pos, "while evaluating the 'name' attribute of a derivation"))?;
-    let trace = |e: EvalError| e.add_trace(pos, format!("while evaluating the derivation attribute 'name' = \"{name}\""));
-    store_path::check_name(&name).map_err(|m| EvalError::eval(format!("invalid derivation name: {m}"), pos))?;
+    let name_v = attrs
+        .get_str("name")
+        .cloned()
+        .ok_or_else(|| EvalError::eval("required attribute 'name' missing", pos))?;
+    let name = ev
+        .force_str(&name_v, pos)
+        .map_err(|e| e.add_trace(pos, "while evaluating the 'name' attribute of a derivation"))?;
+    let trace = |e: EvalError| {
+        e.add_trace(pos, format!("while evaluating the derivation attribute 'name' = \"{name}\""))
+    };
+    store_path::check_name(&name)
+        .map_err(|m| EvalError::eval(format!("invalid derivation name: {m}"), pos))?;
     if name.ends_with(".drv") {
         return Err(EvalError::eval("derivation names are not allowed to end in '.drv'", pos));
     }
@@ -165,9 +172,16 @@ pub fn derivation_strict(ev: &mut Evaluator, args: &[Value], pos: Pos) -> Result
         if ignore_nulls && matches!(v, Value::Null) {
             continue;
         }
-        let attr_trace = |e: EvalError| e.add_trace(attr.pos, format!("while evaluating attribute '{key}' of derivation '{name}'"));
+        let attr_trace = |e: EvalError| {
+            e.add_trace(attr.pos, format!("while evaluating attribute '{key}' of derivation '{name}'"))
+        };
         if key == "__contentAddressed" || key == "__impure" {
-            return Err(EvalError::eval(format!("the derivation attribute '{key}' needs an experimental feature that is not supported"), pos));
+            return Err(EvalError::eval(
+                format!(
+                    "the derivation attribute '{key}' needs an experimental feature that is not supported"
+                ),
+                pos,
+            ));
         }
         if key == "args" && !structured {
             let l = ev.force_list(&v, pos).map_err(attr_trace)?;
@@ -185,7 +199,14 @@ pub fn derivation_strict(ev: &mut Evaluator, args: &[Value], pos: Pos) -> Result
             match key {
                 "builder" | "system" | "outputHash" | "outputHashAlgo" | "outputHashMode" => {
                     let s = ev.force_str(&v, pos).map_err(attr_trace)?;
-                    set_special(&mut drv, key, s, &mut output_hash, &mut output_hash_algo, &mut output_hash_mode);
+                    set_special(
+                        &mut drv,
+                        key,
+                        s,
+                        &mut output_hash,
+                        &mut output_hash_algo,
+                        &mut output_hash_mode,
+                    );
                 }
                 "args" => {
                     let l = ev.force_list(&v, pos).map_err(attr_trace)?;
@@ -223,19 +244,29 @@ pub fn derivation_strict(ev: &mut Evaluator, args: &[Value], pos: Pos) -> Result
         }
         let s = ev.coerce_to_string(&v, pos, Coerce { more: true, copy: true }).map_err(attr_trace)?;
         merge_ctx(&mut ctx, &s);
-        set_special(&mut drv, key, s.s.clone(), &mut output_hash, &mut output_hash_algo, &mut output_hash_mode);
+        set_special(
+            &mut drv,
+            key,
+            s.s.clone(),
+            &mut output_hash,
+            &mut output_hash_algo,
+            &mut output_hash_mode,
+        );
         drv.env.insert(key.to_string(), s.s);
     }
     let _ = outputs_seen;
     if structured {
-        let body: Vec<String> = json.iter().map(|(k, v)| format!("{}:{v}", crate::builtins::json::json_string(k))).collect();
+        let body: Vec<String> =
+            json.iter().map(|(k, v)| format!("{}:{v}", crate::builtins::json::json_string(k))).collect();
         drv.env.insert("__json".to_string(), format!("{{{}}}", body.join(",")));
     }
     if drv.builder.is_empty() && !attrs.entries.iter().any(|a| a.name.as_str() == "builder") {
-        return Err(EvalError::eval("required attribute 'builder' missing", pos).add_trace(pos, format!("while evaluating derivation '{name}'")));
+        return Err(EvalError::eval("required attribute 'builder' missing", pos)
+            .add_trace(pos, format!("while evaluating derivation '{name}'")));
     }
     if drv.system.is_empty() && !attrs.entries.iter().any(|a| a.name.as_str() == "system") {
-        return Err(EvalError::eval("required attribute 'system' missing", pos).add_trace(pos, format!("while evaluating derivation '{name}'")));
+        return Err(EvalError::eval("required attribute 'system' missing", pos)
+            .add_trace(pos, format!("while evaluating derivation '{name}'")));
     }
     if output_names.is_empty() {
         return Err(EvalError::eval("derivation cannot have an empty set of outputs", pos));
@@ -265,23 +296,38 @@ pub fn derivation_strict(ev: &mut Evaluator, args: &[Value], pos: Pos) -> Result
     let store_dir = ev.settings.store_dir.clone();
     if let Some(h) = &output_hash {
         if output_names != ["out"] {
-            return Err(EvalError::eval("multiple outputs are not supported in fixed-output derivations", pos));
+            return Err(EvalError::eval(
+                "multiple outputs are not supported in fixed-output derivations",
+                pos,
+            ));
         }
         let algo = match output_hash_algo.as_deref() {
             None | Some("") => None,
-            Some(a) => Some(Algo::parse(a).ok_or_else(|| EvalError::eval(format!("unknown hash algorithm '{a}'"), pos))?),
+            Some(a) => Some(
+                Algo::parse(a)
+                    .ok_or_else(|| EvalError::eval(format!("unknown hash algorithm '{a}'"), pos))?,
+            ),
         };
         let hash = Hash::parse(h, algo).map_err(|m| EvalError::eval(m, pos))?;
         let recursive = match output_hash_mode.as_deref() {
             None | Some("flat") | Some("") => false,
             Some("recursive") | Some("nar") => true,
-            Some(m) => return Err(EvalError::eval(format!("invalid value '{m}' for 'outputHashMode' attribute"), pos)),
+            Some(m) => {
+                return Err(EvalError::eval(
+                    format!("invalid value '{m}' for 'outputHashMode' attribute"),
+                    pos,
+                ));
+            }
         };
         let path = store_path::fixed_output_path(&store_dir, &name, recursive, &hash);
         drv.env.insert("out".to_string(), path.clone());
         drv.outputs.insert(
             "out".to_string(),
-            Output { path, hash_algo: format!("{}{}", if recursive { "r:" } else { "" }, hash.algo.name()), hash: hash.to_hex() },
+            Output {
+                path,
+                hash_algo: format!("{}{}", if recursive { "r:" } else { "" }, hash.algo.name()),
+                hash: hash.to_hex(),
+            },
         );
     } else {
         for o in &output_names {
@@ -290,7 +336,12 @@ pub fn derivation_strict(ev: &mut Evaluator, args: &[Value], pos: Pos) -> Result
         }
         let h = hash_modulo(ev, &drv, pos)?;
         for o in &output_names {
-            let path = store_path::make_store_path(&store_dir, &format!("output:{o}"), &h, &output_path_name(&name, o));
+            let path = store_path::make_store_path(
+                &store_dir,
+                &format!("output:{o}"),
+                &h,
+                &output_path_name(&name, o),
+            );
             drv.env.insert(o.clone(), path.clone());
             if let Some(out) = drv.outputs.get_mut(o) {
                 out.path = path;
@@ -303,9 +354,9 @@ pub fn derivation_strict(ev: &mut Evaluator, args: &[Value], pos: Pos) -> Result
     refs.extend(drv.input_drvs.keys().cloned());
     let drv_path = store_path::text_path(&store_dir, &format!("{name}.drv"), aterm.as_bytes(), &refs);
     if !ev.settings.read_only {
-        ev.io
-            .add_text(&drv_path, aterm.as_bytes())
-            .map_err(|e| EvalError::new(crate::error::ErrorKind::Io, format!("writing derivation '{drv_path}': {e}"), pos))?;
+        ev.io.add_text(&drv_path, aterm.as_bytes()).map_err(|e| {
+            EvalError::new(crate::error::ErrorKind::Io, format!("writing derivation '{drv_path}': {e}"), pos)
+        })?;
     }
     let full_hash = hash_modulo(ev, &drv, pos)?;
     ev.drv_hashes.insert(drv_path.clone(), full_hash);
@@ -313,11 +364,19 @@ pub fn derivation_strict(ev: &mut Evaluator, args: &[Value], pos: Pos) -> Result
     let mut entries = Vec::new();
     let mut dctx = Context::new();
     dctx.insert(format!("={drv_path}"));
-    entries.push(Attr { name: Sym::new("drvPath"), value: Value::String(Rc::new(NixStr::with_ctx(drv_path.clone(), dctx))), pos: Pos::none() });
+    entries.push(Attr {
+        name: Sym::new("drvPath"),
+        value: Value::String(Rc::new(NixStr::with_ctx(drv_path.clone(), dctx))),
+        pos: Pos::none(),
+    });
     for (o, out) in &drv.outputs {
         let mut c = Context::new();
         c.insert(format!("!{o}!{drv_path}"));
-        entries.push(Attr { name: Sym::new(o), value: Value::String(Rc::new(NixStr::with_ctx(out.path.clone(), c))), pos: Pos::none() });
+        entries.push(Attr {
+            name: Sym::new(o),
+            value: Value::String(Rc::new(NixStr::with_ctx(out.path.clone(), c))),
+            pos: Pos::none(),
+        });
     }
     ev.drvs.insert(drv_path, drv);
     Ok(Value::attrs(Attrs::from_unsorted(entries)))

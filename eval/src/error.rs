@@ -102,8 +102,12 @@ fn push_position(out: &mut String, pos: Pos, indent: &str) {
         let n = loc.line.to_string();
         let pad = " ".repeat(n.len());
         out.push_str(&format!("\n{indent}   {n}| {}", loc.line_text));
-        let caret_pad: String =
-            loc.line_text.chars().take(loc.column as usize - 1).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+        let caret_pad: String = loc
+            .line_text
+            .chars()
+            .take(loc.column as usize - 1)
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
         out.push_str(&format!("\n{indent}   {pad}| {caret_pad}^"));
     }
 }

@@ -96,7 +96,10 @@ impl std::fmt::Debug for Evaluator {
 }
 
 pub(crate) fn type_err(v: &Value, expected: &str, pos: Pos) -> EvalError {
-    EvalError::eval(format!("expected {expected} but found {}: {}", v.show_type(), crate::print::short(v)), pos)
+    EvalError::eval(
+        format!("expected {expected} but found {}: {}", v.show_type(), crate::print::short(v)),
+        pos,
+    )
 }
 
 impl Evaluator {
@@ -122,7 +125,11 @@ impl Evaluator {
     fn check_stack(&self, pos: Pos) -> Result<()> {
         let used = self.stack_base.abs_diff(stack_addr());
         if used > self.stack_budget {
-            return Err(EvalError::new(ErrorKind::StackOverflow, "stack overflow; max-call-depth exceeded", pos));
+            return Err(EvalError::new(
+                ErrorKind::StackOverflow,
+                "stack overflow; max-call-depth exceeded",
+                pos,
+            ));
         }
         Ok(())
     }
@@ -157,7 +164,9 @@ impl Evaluator {
             format!("{}/default.nix", path.trim_end_matches('/'))
         } else if let Ok(crate::io::FileKind::Symlink) = self.io.file_kind(path) {
             match self.io.canonicalize(path) {
-                Ok(p) if matches!(self.io.file_kind(&p), Ok(crate::io::FileKind::Directory)) => format!("{p}/default.nix"),
+                Ok(p) if matches!(self.io.file_kind(&p), Ok(crate::io::FileKind::Directory)) => {
+                    format!("{p}/default.nix")
+                }
                 _ => path.to_string(),
             }
         } else {
@@ -178,10 +187,9 @@ impl Evaluator {
     }
 
     pub fn parse_file(&mut self, file: &str, pos: Pos, extra: Option<&[Sym]>) -> Result<Expr> {
-        let bytes = self
-            .io
-            .read_file(file)
-            .map_err(|e| EvalError::new(ErrorKind::Io, format!("opening file '{file}': {}", io_reason(&e)), pos))?;
+        let bytes = self.io.read_file(file).map_err(|e| {
+            EvalError::new(ErrorKind::Io, format!("opening file '{file}': {}", io_reason(&e)), pos)
+        })?;
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let dir = match file.rfind('/') {
             Some(0) => "/".to_string(),
@@ -218,15 +226,21 @@ impl Evaluator {
                     Err(e) => Err(e),
                 }
             }
-            ThunkState::Select(v, name) => self.force_attrs(v, Pos::none()).and_then(|a| match a.get(*name) {
-                Some(x) => {
-                    let x = x.clone();
-                    self.force(&x)
-                }
-                None => Err(EvalError::eval(format!("attribute '{name}' missing"), Pos::none())),
-            }),
+            ThunkState::Select(v, name) => {
+                self.force_attrs(v, Pos::none()).and_then(|a| match a.get(*name) {
+                    Some(x) => {
+                        let x = x.clone();
+                        self.force(&x)
+                    }
+                    None => Err(EvalError::eval(format!("attribute '{name}' missing"), Pos::none())),
+                })
+            }
             ThunkState::Blackhole => {
-                return Err(EvalError::new(ErrorKind::InfiniteRecursion, "infinite recursion encountered", Pos::none()));
+                return Err(EvalError::new(
+                    ErrorKind::InfiniteRecursion,
+                    "infinite recursion encountered",
+                    Pos::none(),
+                ));
             }
             ThunkState::Done(_) => unreachable!("handled above"),
         };
@@ -313,8 +327,9 @@ impl Evaluator {
                     return Ok(());
                 }
                 for attr in &a.entries {
-                    self.force_deep_inner(&attr.value, seen)
-                        .map_err(|e| e.add_trace(attr.pos, format!("while evaluating the attribute '{}'", attr.name)))?;
+                    self.force_deep_inner(&attr.value, seen).map_err(|e| {
+                        e.add_trace(attr.pos, format!("while evaluating the attribute '{}'", attr.name))
+                    })?;
                 }
             }
             Value::List(l) => {
@@ -389,7 +404,10 @@ impl Evaluator {
                 let c = self.eval(&b.0, env)?;
                 let c = match c {
                     Value::Bool(c) => c,
-                    v => return Err(type_err(&v, "a Boolean", *pos).add_trace(*pos, "while evaluating a branch condition")),
+                    v => {
+                        return Err(type_err(&v, "a Boolean", *pos)
+                            .add_trace(*pos, "while evaluating a branch condition"));
+                    }
                 };
                 self.eval(if c { &b.1 } else { &b.2 }, env)
             }
@@ -397,7 +415,9 @@ impl Evaluator {
                 let c = self.eval(&b.0, env)?;
                 match c {
                     Value::Bool(true) => self.eval(&b.1, env),
-                    Value::Bool(false) => Err(EvalError::new(ErrorKind::Assert, format!("assertion '{text}' failed"), *pos)),
+                    Value::Bool(false) => {
+                        Err(EvalError::new(ErrorKind::Assert, format!("assertion '{text}' failed"), *pos))
+                    }
                     v => Err(type_err(&v, "a Boolean", *pos)),
                 }
             }
@@ -477,7 +497,9 @@ impl Evaluator {
         let env = Rc::new(Env { vals, parent: Some(parent.clone()), is_with: false });
         for (i, t) in pending {
             let st = match &*slots[i] {
-                Expr::Lambda(def) => ThunkState::Done(Value::Lambda(Rc::new(Closure { def: def.clone(), env: env.clone() }))),
+                Expr::Lambda(def) => {
+                    ThunkState::Done(Value::Lambda(Rc::new(Closure { def: def.clone(), env: env.clone() })))
+                }
                 _ => ThunkState::Pending(slots[i].clone(), env.clone()),
             };
             *t.state.borrow_mut() = st;
@@ -545,7 +567,9 @@ impl Evaluator {
                     Some(x) => {
                         let x = x.clone();
                         let pos = a.get_attr(name).map_or(s.pos, |a| a.pos);
-                        v = self.force(&x).map_err(|e| e.add_trace(pos, format!("while evaluating the attribute '{name}'")))?;
+                        v = self.force(&x).map_err(|e| {
+                            e.add_trace(pos, format!("while evaluating the attribute '{name}'"))
+                        })?;
                     }
                     None => {
                         if let Some(d) = &s.default {
@@ -617,7 +641,11 @@ impl Evaluator {
                 self.call(f, arg, pos)
             }
             other => Err(EvalError::eval(
-                format!("attempt to call something which is not a function but {}: {}", other.show_type(), crate::print::short(&other)),
+                format!(
+                    "attempt to call something which is not a function but {}: {}",
+                    other.show_type(),
+                    crate::print::short(&other)
+                ),
                 pos,
             )),
         }
@@ -632,7 +660,8 @@ impl Evaluator {
                 let attrs = match self.force(&arg)? {
                     Value::Attrs(a) => a,
                     v => {
-                        return Err(type_err(&v, "a set", pos).add_trace(def.pos, format!("while calling {}", lambda_name(def))));
+                        return Err(type_err(&v, "a set", pos)
+                            .add_trace(def.pos, format!("while calling {}", lambda_name(def))));
                     }
                 };
                 let mut vals = Vec::with_capacity(def.nslots as usize);
@@ -644,25 +673,35 @@ impl Evaluator {
                             Some(d) => match &**d {
                                 Expr::Const(v) => vals.push(v.clone()),
                                 _ => {
-                                    let t = Rc::new(Thunk { state: std::cell::RefCell::new(ThunkState::Blackhole) });
+                                    let t = Rc::new(Thunk {
+                                        state: std::cell::RefCell::new(ThunkState::Blackhole),
+                                    });
                                     vals.push(Value::Thunk(t.clone()));
                                     pending.push((d.clone(), t));
                                 }
                             },
                             None => {
                                 return Err(EvalError::eval(
-                                    format!("function {} called without required argument '{name}'", lambda_name(def)),
+                                    format!(
+                                        "function {} called without required argument '{name}'",
+                                        lambda_name(def)
+                                    ),
                                     pos,
                                 ));
                             }
                         },
                     }
                 }
-                if !ellipsis && attrs.len() > formals.iter().filter(|(n, _)| attrs.get(*n).is_some()).count() {
+                if !ellipsis && attrs.len() > formals.iter().filter(|(n, _)| attrs.get(*n).is_some()).count()
+                {
                     for a in &attrs.entries {
                         if !formals.iter().any(|(n, _)| *n == a.name) {
                             return Err(EvalError::eval(
-                                format!("function {} called with unexpected argument '{}'", lambda_name(def), a.name),
+                                format!(
+                                    "function {} called with unexpected argument '{}'",
+                                    lambda_name(def),
+                                    a.name
+                                ),
                                 pos,
                             ));
                         }
@@ -681,7 +720,11 @@ impl Evaluator {
         self.call_depth += 1;
         if self.call_depth > self.max_call_depth {
             self.call_depth -= 1;
-            return Err(EvalError::new(ErrorKind::StackOverflow, "stack overflow; max-call-depth exceeded", pos));
+            return Err(EvalError::new(
+                ErrorKind::StackOverflow,
+                "stack overflow; max-call-depth exceeded",
+                pos,
+            ));
         }
         let r = self.eval(&def.body, &env);
         self.call_depth -= 1;
@@ -799,21 +842,19 @@ impl Evaluator {
         if let (Value::Int(x), Value::Int(y)) = (&a, &b) {
             let (x, y) = (*x, *y);
             return match op {
-                BinOp::Sub => x
-                    .checked_sub(y)
-                    .map(Value::Int)
-                    .ok_or_else(|| EvalError::eval(format!("integer overflow in subtracting {x} - {y}"), pos)),
-                BinOp::Mul => x
-                    .checked_mul(y)
-                    .map(Value::Int)
-                    .ok_or_else(|| EvalError::eval(format!("integer overflow in multiplying {x} * {y}"), pos)),
+                BinOp::Sub => x.checked_sub(y).map(Value::Int).ok_or_else(|| {
+                    EvalError::eval(format!("integer overflow in subtracting {x} - {y}"), pos)
+                }),
+                BinOp::Mul => x.checked_mul(y).map(Value::Int).ok_or_else(|| {
+                    EvalError::eval(format!("integer overflow in multiplying {x} * {y}"), pos)
+                }),
                 BinOp::Div => {
                     if y == 0 {
                         return Err(EvalError::eval("division by zero", pos));
                     }
-                    x.checked_div(y)
-                        .map(Value::Int)
-                        .ok_or_else(|| EvalError::eval(format!("integer overflow in dividing {x} / {y}"), pos))
+                    x.checked_div(y).map(Value::Int).ok_or_else(|| {
+                        EvalError::eval(format!("integer overflow in dividing {x} / {y}"), pos)
+                    })
                 }
                 _ => x
                     .checked_add(y)
@@ -844,15 +885,17 @@ impl Evaluator {
                 let mut acc = first;
                 for p in &parts[1..] {
                     acc = match (&acc, p) {
-                        (Value::Int(x), Value::Int(y)) => Value::Int(
-                            x.checked_add(*y)
-                                .ok_or_else(|| EvalError::eval(format!("integer overflow in adding {x} + {y}"), pos))?,
-                        ),
+                        (Value::Int(x), Value::Int(y)) => Value::Int(x.checked_add(*y).ok_or_else(|| {
+                            EvalError::eval(format!("integer overflow in adding {x} + {y}"), pos)
+                        })?),
                         (Value::Int(x), Value::Float(y)) => Value::Float(*x as f64 + y),
                         (Value::Float(x), Value::Int(y)) => Value::Float(x + *y as f64),
                         (Value::Float(x), Value::Float(y)) => Value::Float(x + y),
                         (acc, p) => {
-                            return Err(EvalError::eval(format!("cannot add {} to {}", p.show_type(), acc.show_type()), pos));
+                            return Err(EvalError::eval(
+                                format!("cannot add {} to {}", p.show_type(), acc.show_type()),
+                                pos,
+                            ));
                         }
                     };
                 }
@@ -864,7 +907,10 @@ impl Evaluator {
                 for (i, p) in parts.iter().enumerate() {
                     let part = self.coerce_to_string(p, pos, Coerce { more: false, copy: false })?;
                     if i > 0 && part.has_ctx() {
-                        return Err(EvalError::eval("a string that refers to a store path cannot be appended to a path", pos));
+                        return Err(EvalError::eval(
+                            "a string that refers to a store path cannot be appended to a path",
+                            pos,
+                        ));
                     }
                     if let Some(c) = &part.ctx {
                         ctx.extend(c.iter().cloned());
@@ -923,7 +969,10 @@ impl Evaluator {
                     let o = o.clone();
                     return self.coerce_to_string(&o, pos, how);
                 }
-                return Err(EvalError::eval(format!("cannot coerce a set to a string: {}", crate::print::short(&v)), pos));
+                return Err(EvalError::eval(
+                    format!("cannot coerce a set to a string: {}", crate::print::short(&v)),
+                    pos,
+                ));
             }
             Value::Null if how.more => NixStr::plain(""),
             Value::Bool(b) if how.more => NixStr::plain(if *b { "1" } else { "" }),
@@ -946,7 +995,11 @@ impl Evaluator {
             }
             other => {
                 return Err(EvalError::eval(
-                    format!("cannot coerce {} to a string: {}", other.show_type(), crate::print::short(other)),
+                    format!(
+                        "cannot coerce {} to a string: {}",
+                        other.show_type(),
+                        crate::print::short(other)
+                    ),
                     pos,
                 ));
             }
@@ -1002,7 +1055,8 @@ impl Evaluator {
                     return Ok(true);
                 }
                 if self.is_derivation(x)? && self.is_derivation(y)? {
-                    let (Some(p), Some(q)) = (x.get_str("outPath").cloned(), y.get_str("outPath").cloned()) else {
+                    let (Some(p), Some(q)) = (x.get_str("outPath").cloned(), y.get_str("outPath").cloned())
+                    else {
                         return Ok(false);
                     };
                     return self.equal(&p, &q, pos);
@@ -1057,7 +1111,10 @@ impl Evaluator {
                 x.len().cmp(&y.len())
             }
             _ => {
-                return Err(EvalError::eval(format!("cannot compare {} with {}", a.show_type(), b.show_type()), pos));
+                return Err(EvalError::eval(
+                    format!("cannot compare {} with {}", a.show_type(), b.show_type()),
+                    pos,
+                ));
             }
         })
     }

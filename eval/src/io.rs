@@ -72,10 +72,10 @@ impl FsIo {
     }
 
     fn physical(&self, store_path: &str) -> io::Result<PathBuf> {
-        let base = store_path
-            .strip_prefix(&self.store_dir)
-            .and_then(|r| r.strip_prefix('/'))
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("'{store_path}' is not in the store")))?;
+        let base =
+            store_path.strip_prefix(&self.store_dir).and_then(|r| r.strip_prefix('/')).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, format!("'{store_path}' is not in the store"))
+            })?;
         Ok(self.store_root.join(base))
     }
 }
@@ -115,9 +115,14 @@ fn copy_tree(src: &Path, dst: &Path, include: Option<&HashSet<String>>) -> io::R
         }
         FileKind::Regular { executable } => {
             std::fs::copy(src, dst)?;
-            std::fs::set_permissions(dst, std::fs::Permissions::from_mode(if executable { 0o555 } else { 0o444 }))
+            std::fs::set_permissions(
+                dst,
+                std::fs::Permissions::from_mode(if executable { 0o555 } else { 0o444 }),
+            )
         }
-        FileKind::Unknown => Err(io::Error::other(format!("file '{}' has an unsupported type", src.display()))),
+        FileKind::Unknown => {
+            Err(io::Error::other(format!("file '{}' has an unsupported type", src.display())))
+        }
     }
 }
 
@@ -190,11 +195,15 @@ impl EvalIo for FsIo {
         if let Some(rest) = url.strip_prefix("http://") {
             return http_get(rest);
         }
-        Err(io::Error::new(io::ErrorKind::Unsupported, format!("unsupported URL scheme in '{url}' (file:// and http:// are supported)")))
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("unsupported URL scheme in '{url}' (file:// and http:// are supported)"),
+        ))
     }
 
     fn unpack_tarball(&mut self, data: &[u8]) -> io::Result<String> {
-        let dir = std::env::temp_dir().join(format!("fhskit-eval-unpack-{}-{}", std::process::id(), unique()));
+        let dir =
+            std::env::temp_dir().join(format!("fhskit-eval-unpack-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&dir)?;
         let reader: Box<dyn Read> = if data.starts_with(&[0x1f, 0x8b]) {
             Box::new(flate2::read::GzDecoder::new(data))

@@ -119,7 +119,15 @@ impl Hash {
         } else if let Some((a, r)) = s.split_once('-').filter(|(a, _)| Algo::parse(a).is_some()) {
             (Algo::parse(a).ok_or_else(|| format!("unknown hash algorithm '{a}'"))?, r, true)
         } else {
-            (algo.ok_or_else(|| format!("hash '{s}' does not include a type, nor is the type otherwise known from context"))?, s, false)
+            (
+                algo.ok_or_else(|| {
+                    format!(
+                        "hash '{s}' does not include a type, nor is the type otherwise known from context"
+                    )
+                })?,
+                s,
+                false,
+            )
         };
         let n = algo.size();
         if rest.is_empty() && !sri {
@@ -194,19 +202,32 @@ pub fn fixed_output_path(store_dir: &str, name: &str, recursive: bool, hash: &Ha
         inner.copy_from_slice(&hash.bytes);
         return make_store_path(store_dir, "source", &inner, name);
     }
-    let inner = sha256(format!("fixed:out:{}{}:{}:", if recursive { "r:" } else { "" }, hash.algo.name(), hash.to_hex()).as_bytes());
+    let inner = sha256(
+        format!("fixed:out:{}{}:{}:", if recursive { "r:" } else { "" }, hash.algo.name(), hash.to_hex())
+            .as_bytes(),
+    );
     make_store_path(store_dir, "output:out", &inner, name)
 }
 
 /// Serialises the tree at `path` as a NAR into `out`; `include` filters entries below the root by absolute path.
-pub fn nar(io: &dyn EvalIo, path: &str, include: Option<&dyn Fn(&str) -> bool>, out: &mut Vec<u8>) -> std::io::Result<()> {
+pub fn nar(
+    io: &dyn EvalIo,
+    path: &str,
+    include: Option<&dyn Fn(&str) -> bool>,
+    out: &mut Vec<u8>,
+) -> std::io::Result<()> {
     fn s(out: &mut Vec<u8>, b: &[u8]) {
         out.extend_from_slice(&(b.len() as u64).to_le_bytes());
         out.extend_from_slice(b);
         let pad = (8 - b.len() % 8) % 8;
         out.extend(std::iter::repeat_n(0u8, pad));
     }
-    fn obj(io: &dyn EvalIo, path: &str, include: Option<&dyn Fn(&str) -> bool>, out: &mut Vec<u8>) -> std::io::Result<()> {
+    fn obj(
+        io: &dyn EvalIo,
+        path: &str,
+        include: Option<&dyn Fn(&str) -> bool>,
+        out: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
         s(out, b"(");
         s(out, b"type");
         match io.file_kind(path)? {
@@ -244,7 +265,9 @@ pub fn nar(io: &dyn EvalIo, path: &str, include: Option<&dyn Fn(&str) -> bool>, 
                     s(out, b")");
                 }
             }
-            FileKind::Unknown => return Err(std::io::Error::other(format!("file '{path}' has an unsupported type"))),
+            FileKind::Unknown => {
+                return Err(std::io::Error::other(format!("file '{path}' has an unsupported type")));
+            }
         }
         s(out, b")");
         Ok(())
@@ -261,7 +284,9 @@ pub fn check_name(name: &str) -> Result<(), String> {
     if name.len() > 211 {
         return Err(format!("name '{name}' must be no longer than 211 characters"));
     }
-    if name.starts_with('.') && (name == "." || name == ".." || name.starts_with(".-") || name.starts_with("..-")) {
+    if name.starts_with('.')
+        && (name == "." || name == ".." || name.starts_with(".-") || name.starts_with("..-"))
+    {
         return Err(format!("name '{name}' is not valid"));
     }
     if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || "+-._?=".contains(*c))) {
@@ -276,12 +301,19 @@ mod tests {
 
     #[test]
     fn nix32_matches_reference_vectors() {
-        let h = Hash::parse("sha256:1c37d01af40be2e80691de3cc3df44377a699afbb17c68f080964b2fd071fc13", None).unwrap();
+        let h = Hash::parse("sha256:1c37d01af40be2e80691de3cc3df44377a699afbb17c68f080964b2fd071fc13", None)
+            .unwrap();
         assert_eq!(h.to_nix32(), "04zwf782yjwnh3q6hz5izfd6jyip8kgw6g6yj43fiqhbyhdd0dqw");
         assert_eq!(nix32_decode(&h.to_nix32(), 32).unwrap(), h.bytes);
         let mut inner = [0u8; 32];
         inner.copy_from_slice(&h.bytes);
-        assert_eq!(make_store_path("/nix/store", "source", &inner, "hello.txt"), "/nix/store/i9pmrzmpshapij2kin22pff6fc2adavx-hello.txt");
-        assert_eq!(text_path("/nix/store", "t.txt", b"hi\n", &[]), "/nix/store/rcl5i7k4xwa7zkij8lg4r4yxxgixdwzv-t.txt");
+        assert_eq!(
+            make_store_path("/nix/store", "source", &inner, "hello.txt"),
+            "/nix/store/i9pmrzmpshapij2kin22pff6fc2adavx-hello.txt"
+        );
+        assert_eq!(
+            text_path("/nix/store", "t.txt", b"hi\n", &[]),
+            "/nix/store/rcl5i7k4xwa7zkij8lg4r4yxxgixdwzv-t.txt"
+        );
     }
 }

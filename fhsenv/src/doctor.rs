@@ -61,7 +61,12 @@ pub fn checks() -> Vec<Check> {
             fix: Some("sysctl -w user.max_user_namespaces=15000".into()),
         },
         Some(v) => Check { name: "max_user_namespaces", ok: true, detail: v.into(), fix: None },
-        None => Check { name: "max_user_namespaces", ok: true, detail: "not present (old kernel)".into(), fix: None },
+        None => Check {
+            name: "max_user_namespaces",
+            ok: true,
+            detail: "not present (old kernel)".into(),
+            fix: None,
+        },
     });
     if let Some(v) = read_sysctl("/proc/sys/kernel/unprivileged_userns_clone") {
         let ok = v != "0";
@@ -107,7 +112,11 @@ pub fn checks() -> Vec<Check> {
     out.push(Check {
         name: "nesting",
         ok: true,
-        detail: if nested { "inside another FHS env (the outer host /etc is propagated)".into() } else { "not nested".into() },
+        detail: if nested {
+            "inside another FHS env (the outer host /etc is propagated)".into()
+        } else {
+            "not nested".into()
+        },
         fix: None,
     });
     for dir in ["/run/opengl-driver", "/run/opengl-driver-32"] {
@@ -115,7 +124,11 @@ pub fn checks() -> Vec<Check> {
         out.push(Check {
             name: if dir.ends_with("32") { "32-bit graphics drivers" } else { "graphics drivers" },
             ok: true,
-            detail: if present { format!("{dir} present") } else { format!("{dir} absent (fine outside NixOS)") },
+            detail: if present {
+                format!("{dir} present")
+            } else {
+                format!("{dir} absent (fine outside NixOS)")
+            },
             fix: None,
         });
     }

@@ -15,7 +15,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, kill, sigaction, sigprocmask};
+use nix::sys::signal::{
+    SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal, kill, sigaction, sigprocmask,
+};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, getpgrp, getpid, getppid, isatty, setpgid, tcgetpgrp, tcsetpgrp};
@@ -106,16 +108,21 @@ pub fn prepare(env: &BuiltEnv, options: &LaunchOptions<'_>) -> Result<Prepared> 
     if options.exec && spec.unshare.pid {
         return Err(Error::Plan {
             path: env.root.clone(),
-            reason: "exec mode has no monitor process, so it cannot create a pid namespace (unshare.pid)".into(),
+            reason: "exec mode has no monitor process, so it cannot create a pid namespace (unshare.pid)"
+                .into(),
         });
     }
     let host = HostInfo::probe()?;
-    let hide = spec.sandbox.as_ref().map(|s| s.hide.iter().map(|h| host.expand(h)).collect()).unwrap_or_default();
+    let hide =
+        spec.sandbox.as_ref().map(|s| s.hide.iter().map(|h| host.expand(h)).collect()).unwrap_or_default();
     let env_etc = read_names(&env.root.join("etc"))?;
     let plan = plan::plan(&spec, &env.root, &env_etc, &host, &PlanOptions { mode: options.mode, hide })?;
 
-    let command: Vec<OsString> =
-        if options.command.is_empty() { spec.run.iter().map(OsString::from).collect() } else { options.command.clone() };
+    let command: Vec<OsString> = if options.command.is_empty() {
+        spec.run.iter().map(OsString::from).collect()
+    } else {
+        options.command.clone()
+    };
     let mut argv: Vec<CString> = Vec::new();
     if !spec.profile.is_empty() {
         // The spec's profile is shell text: source it, then exec the command in place of the shell.
@@ -161,12 +168,16 @@ pub fn run(prepared: &Prepared, options: &LaunchOptions<'_>) -> Result<Outcome> 
         (options.notify)(&format!("warning: {warning}"));
     }
     userns::enter(&spec.unshare, options.fake_root)?;
-    mount::enter_root(&prepared.plan)?;
+    if !spec.unshare.pid {
+        // With a pid namespace, its PID 1 builds the root (it must mount the new /proc).
+        mount::enter_root(&prepared.plan)?;
+    }
 
     if options.exec {
         if spec.die_with_parent {
             // No monitor is left to escalate, so the program gets TERM directly and handles it itself.
-            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(Error::sys("set the parent-death signal", "exec mode"))?;
+            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)
+                .map_err(Error::sys("set the parent-death signal", "exec mode"))?;
         }
         exec_program(prepared, options);
     }
@@ -176,17 +187,23 @@ pub fn run(prepared: &Prepared, options: &LaunchOptions<'_>) -> Result<Outcome> 
         mask.add(*sig);
     }
     sigprocmask_block(&mask)?;
-    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC).map_err(Error::sys("create a signalfd", "monitor"))?;
+    let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC)
+        .map_err(Error::sys("create a signalfd", "monitor"))?;
     // The monitor itself must survive handing the terminal over (tcsetpgrp(3) from a background group).
     ignore(Signal::SIGTTOU);
     ignore(Signal::SIGTTIN);
     nix::sys::prctl::set_child_subreaper(true).map_err(Error::sys("become a child subreaper", "monitor"))?;
     if spec.die_with_parent {
-        nix::sys::prctl::set_pdeathsig(PARENT_DIED).map_err(Error::sys("set the parent-death signal", "monitor"))?;
+        nix::sys::prctl::set_pdeathsig(PARENT_DIED)
+            .map_err(Error::sys("set the parent-death signal", "monitor"))?;
     }
     let tty_foreground = isatty(std::io::stdin()).unwrap_or(false)
         && tcgetpgrp(std::io::stdin()).is_ok_and(|pgrp| pgrp == getpgrp());
-    let status_pipe = if spec.unshare.pid { Some(nix::unistd::pipe().map_err(Error::sys("create a pipe", "monitor"))?) } else { None };
+    let status_pipe = if spec.unshare.pid {
+        Some(nix::unistd::pipe().map_err(Error::sys("create a pipe", "monitor"))?)
+    } else {
+        None
+    };
 
     // SAFETY: the process is single-threaded (namespace entry required it), so the child may run arbitrary code.
     let child = match unsafe { fork() }.map_err(Error::sys("fork", "the program"))? {
@@ -264,7 +281,8 @@ fn decode_outcome(buf: [u8; 8]) -> Outcome {
 
 fn sigprocmask_block(mask: &SigSet) -> Result<SigSet> {
     let mut old = SigSet::empty();
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(mask), Some(&mut old)).map_err(Error::sys("block signals", "monitor"))?;
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(mask), Some(&mut old))
+        .map_err(Error::sys("block signals", "monitor"))?;
     Ok(old)
 }
 
@@ -345,11 +363,18 @@ fn exec_program(prepared: &Prepared, options: &LaunchOptions<'_>) -> ! {
     child_exit(code)
 }
 
-/// PID 1 of a new pid namespace: mounts /proc, forks the program, reaps everything, forwards signals, and reports
-/// the program's status through `status` before exiting (which kills whatever is left in the namespace).
+/// PID 1 of a new pid namespace: builds the root (with a new /proc), forks the program, reaps everything, forwards
+/// signals, and reports the program's status through `status` before exiting (which kills whatever is left in the
+/// namespace).
 fn pid1(prepared: &Prepared, options: &LaunchOptions<'_>, signals: &SignalFd, status: &OwnedFd) -> ! {
-    if let Err(err) = mount::mount_proc(Path::new("/proc")) {
-        (options.notify)(&format!("error: {err}"));
+    if let Err(err) = mount::enter_root(&prepared.plan) {
+        let mut line = format!("error: cannot enter the env: {err}");
+        let mut source = std::error::Error::source(&err);
+        while let Some(cause) = source {
+            line.push_str(&format!(": {cause}"));
+            source = cause.source();
+        }
+        (options.notify)(&line);
         child_exit(126);
     }
     // SAFETY: single-threaded (a fresh fork of a single-threaded process).
@@ -426,8 +451,12 @@ impl Monitor {
         loop {
             let flags = WaitPidFlag::WNOHANG | WaitPidFlag::__WALL | WaitPidFlag::WUNTRACED;
             match waitpid(None, Some(flags)) {
-                Ok(WaitStatus::Exited(pid, code)) if pid == self.main => *result = Some(Outcome::Exited(code)),
-                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == self.main => *result = Some(Outcome::Signaled(sig)),
+                Ok(WaitStatus::Exited(pid, code)) if pid == self.main => {
+                    *result = Some(Outcome::Exited(code))
+                }
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == self.main => {
+                    *result = Some(Outcome::Signaled(sig))
+                }
                 Ok(WaitStatus::Stopped(pid, _)) if pid == self.main && self.tty_foreground => {
                     // Job control: the program stopped (^Z), so stop too and give the shell its terminal back.
                     let _ = tcsetpgrp(std::io::stdin(), getpgrp());

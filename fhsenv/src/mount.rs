@@ -59,7 +59,8 @@ fn remount_read_only(target: &Path) -> Result<()> {
             flags |= set;
         }
     }
-    mount(None::<&str>, target, None::<&str>, flags, None::<&str>).map_err(Error::sys("remount read-only", target))
+    mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
+        .map_err(Error::sys("remount read-only", target))
 }
 
 fn tmpfs(target: &Path, mode: u32) -> Result<()> {
@@ -70,9 +71,13 @@ fn tmpfs(target: &Path, mode: u32) -> Result<()> {
 
 /// Overlay option strings separate layers with `:` and options with `,`; such paths cannot be expressed.
 fn overlay_path(path: &Path) -> Result<String> {
-    let s = path.to_str().ok_or_else(|| Error::Plan { path: path.into(), reason: "not valid UTF-8".into() })?;
+    let s =
+        path.to_str().ok_or_else(|| Error::Plan { path: path.into(), reason: "not valid UTF-8".into() })?;
     if s.contains([':', ',', '\\']) {
-        return Err(Error::Plan { path: path.into(), reason: "overlay layers cannot contain ':' ',' or '\\'".into() });
+        return Err(Error::Plan {
+            path: path.into(),
+            reason: "overlay layers cannot contain ':' ',' or '\\'".into(),
+        });
     }
     Ok(s.to_owned())
 }
@@ -113,10 +118,12 @@ fn perform_op(op: &Op) -> Result<()> {
         Op::Overlay { target, lower } => {
             let t = inside(NEW, target);
             mkdir_all(&t)?;
-            let layers: Vec<String> = lower.iter().map(|l| overlay_path(&inside(OLD, l))).collect::<Result<_>>()?;
+            let layers: Vec<String> =
+                lower.iter().map(|l| overlay_path(&inside(OLD, l))).collect::<Result<_>>()?;
             let data = format!("lowerdir={}", layers.join(":"));
-            mount(Some("overlay"), &t, Some("overlay"), MsFlags::empty(), Some(data.as_str()))
-                .map_err(Error::sys("mount overlayfs (needs Linux 5.11 or later without privileges) on", target))?;
+            mount(Some("overlay"), &t, Some("overlay"), MsFlags::empty(), Some(data.as_str())).map_err(
+                Error::sys("mount overlayfs (needs Linux 5.11 or later without privileges) on", target),
+            )?;
         }
         Op::Symlink { link, target } => {
             let l = inside(NEW, link);
@@ -125,20 +132,34 @@ fn perform_op(op: &Op) -> Result<()> {
             }
             std::os::unix::fs::symlink(target, &l).map_err(Error::io("create link", link))?;
         }
-        // Mounted later by the process that is PID 1 of the new pid namespace (`mount_proc`).
-        Op::Proc { target } => mkdir_all(&inside(NEW, target))?,
+        // Only in a plan for a new pid namespace, performed by its PID 1. An unprivileged procfs mount needs a
+        // fully visible procfs in the mount namespace (the host's, still at /oldroot/proc here).
+        Op::Proc { target } => {
+            let t = inside(NEW, target);
+            mkdir_all(&t)?;
+            mount(
+                Some("proc"),
+                &t,
+                Some("proc"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                None::<&str>,
+            )
+            .map_err(Error::sys("mount proc on", target))?;
+        }
     }
     Ok(())
 }
 
-/// Builds the new root from `plan` and pivots into it; the caller's working directory becomes `plan.cwd`.
+/// Builds the new root from `plan` and pivots into it; the caller's working directory becomes `plan.cwd`. With a
+/// new pid namespace in the plan (`Op::Proc`) the caller must be its PID 1.
 pub fn enter_root(plan: &MountPlan) -> Result<()> {
     // mount(2): MS_SLAVE|MS_REC so host mount events still arrive but ours never reach the host.
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_SLAVE | MsFlags::MS_REC, None::<&str>)
         .map_err(Error::sys("make mounts private under", "/"))?;
     tmpfs(Path::new(SCRATCH), 0o755)?;
     mkdir_all(&inside(SCRATCH, Path::new(OLD)))?;
-    pivot_root(SCRATCH, inside(SCRATCH, Path::new(OLD)).as_path()).map_err(Error::sys("pivot_root into", SCRATCH))?;
+    pivot_root(SCRATCH, inside(SCRATCH, Path::new(OLD)).as_path())
+        .map_err(Error::sys("pivot_root into", SCRATCH))?;
     chdir("/").map_err(Error::sys("chdir to", "/"))?;
     mkdir_all(Path::new(NEW))?;
     tmpfs(Path::new(NEW), 0o755)?;
@@ -153,20 +174,14 @@ pub fn enter_root(plan: &MountPlan) -> Result<()> {
     umount2(".", MntFlags::MNT_DETACH).map_err(Error::sys("detach the scratch root", "/"))?;
     chdir("/").map_err(Error::sys("chdir to", "/"))?;
     // The new root itself is read-only: only the mounts on it are writable.
-    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV, None::<&str>)
-        .map_err(Error::sys("remount read-only", "/"))?;
-    chdir(&plan.cwd).map_err(Error::sys("enter the working directory", &plan.cwd))?;
-    Ok(())
-}
-
-/// Mounts a fresh procfs; called by PID 1 of a new pid namespace after `enter_root`.
-pub fn mount_proc(target: &Path) -> Result<()> {
     mount(
-        Some("proc"),
-        target,
-        Some("proc"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         None::<&str>,
     )
-    .map_err(Error::sys("mount proc on", target))
+    .map_err(Error::sys("remount read-only", "/"))?;
+    chdir(&plan.cwd).map_err(Error::sys("enter the working directory", &plan.cwd))?;
+    Ok(())
 }

@@ -56,8 +56,22 @@ pub const HOST_ETC_ALWAYS: [&str; 2] = ["ssl", "fonts"];
 
 /// Host top-level directories never bound into the env (the env provides them, or they are set up specially).
 const NOT_AUTO_BOUND: [&str; 16] = [
-    "usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "libexec", "etc", "proc", "dev", "sys", "run", "tmp",
-    ".fhsenv", ".host-etc",
+    "usr",
+    "bin",
+    "sbin",
+    "lib",
+    "lib32",
+    "lib64",
+    "libx32",
+    "libexec",
+    "etc",
+    "proc",
+    "dev",
+    "sys",
+    "run",
+    "tmp",
+    ".fhsenv",
+    ".host-etc",
 ];
 
 /// One step of the plan.
@@ -230,7 +244,13 @@ fn replaced(path: &Path) -> bool {
 }
 
 /// Computes the mount plan for entering the env at `env_root` built from `spec`.
-pub fn plan(spec: &EnvSpec, env_root: &Path, env_etc: &[String], host: &HostInfo, options: &PlanOptions) -> Result<MountPlan> {
+pub fn plan(
+    spec: &EnvSpec,
+    env_root: &Path,
+    env_etc: &[String],
+    host: &HostInfo,
+    options: &PlanOptions,
+) -> Result<MountPlan> {
     let mode = options.mode.unwrap_or(spec.mode);
     let mut ops = Vec::new();
     let mut warnings = Vec::new();
@@ -247,13 +267,18 @@ pub fn plan(spec: &EnvSpec, env_root: &Path, env_etc: &[String], host: &HostInfo
     ops.push(bind(env_root, Path::new(ENV_MOUNT), false, true));
     match mode {
         Mode::Nixos => ops.push(bind(&env_root.join("usr"), Path::new("/usr"), false, true)),
-        Mode::Overlay => {
-            ops.push(Op::Overlay { target: "/usr".into(), lower: vec![env_root.join("usr"), PathBuf::from("/usr")] })
-        }
+        Mode::Overlay => ops.push(Op::Overlay {
+            target: "/usr".into(),
+            lower: vec![env_root.join("usr"), PathBuf::from("/usr")],
+        }),
     }
-    for (link, target) in
-        [("/bin", "usr/bin"), ("/sbin", "usr/sbin"), ("/lib", "usr/lib"), ("/lib64", "usr/lib64"), ("/lib32", "usr/lib32")]
-    {
+    for (link, target) in [
+        ("/bin", "usr/bin"),
+        ("/sbin", "usr/sbin"),
+        ("/lib", "usr/lib"),
+        ("/lib64", "usr/lib64"),
+        ("/lib32", "usr/lib32"),
+    ] {
         ops.push(Op::Symlink { link: link.into(), target: target.into() });
     }
     let env_has_opt = env_root.join("opt").is_dir();
@@ -282,7 +307,10 @@ pub fn plan(spec: &EnvSpec, env_root: &Path, env_etc: &[String], host: &HostInfo
     }
     for name in HOST_ETC_ALLOW.iter().chain(HOST_ETC_ALWAYS.iter()) {
         if host.etc.contains(*name) && !etc_names.contains(name) {
-            ops.push(Op::Symlink { link: Path::new("/etc").join(name), target: Path::new(HOST_ETC).join(name) });
+            ops.push(Op::Symlink {
+                link: Path::new("/etc").join(name),
+                target: Path::new(HOST_ETC).join(name),
+            });
         }
     }
 
@@ -350,9 +378,18 @@ pub fn plan(spec: &EnvSpec, env_root: &Path, env_etc: &[String], host: &HostInfo
         let source = host.expand(&extra.source);
         let target = extra.target.as_deref().map_or_else(|| source.clone(), |t| host.expand(t));
         if replaced(&target) && mode == Mode::Nixos {
-            return Err(Error::Plan { path: target, reason: "cannot bind into the env's read-only /usr or /lib*".into() });
+            return Err(Error::Plan {
+                path: target,
+                reason: "cannot bind into the env's read-only /usr or /lib*".into(),
+            });
         }
-        nested_ops.push(Op::Bind { source, target, recursive: true, read_only: extra.read_only, optional: extra.optional });
+        nested_ops.push(Op::Bind {
+            source,
+            target,
+            recursive: true,
+            read_only: extra.read_only,
+            optional: extra.optional,
+        });
     }
     for hidden in &options.hide {
         nested_ops.push(Op::Tmpfs { target: hidden.clone(), mode: 0o700, read_only: true });
@@ -364,7 +401,10 @@ pub fn plan(spec: &EnvSpec, env_root: &Path, env_etc: &[String], host: &HostInfo
         || nested_ops.iter().any(|op| matches!(op, Op::Bind { target, .. } if cwd.starts_with(target)));
     if cwd != Path::new("/") && !visible {
         if replaced(&cwd) {
-            warnings.push(format!("the working directory {} is hidden by the env's own tree; starting in /", cwd.display()));
+            warnings.push(format!(
+                "the working directory {} is hidden by the env's own tree; starting in /",
+                cwd.display()
+            ));
             cwd = PathBuf::from("/");
         } else {
             nested_ops.push(bind(&cwd, &cwd, true, false));
@@ -402,7 +442,10 @@ mod tests {
                 ("lib64".into(), false, Some("usr/lib64".into())),
                 ("home2".into(), false, Some("/var/home".into())),
             ],
-            etc: ["passwd", "group", "resolv.conf", "ssl", "fonts", "shadow"].iter().map(|s| s.to_string()).collect(),
+            etc: ["passwd", "group", "resolv.conf", "ssl", "fonts", "shadow"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             nested: false,
             cwd: "/home/u/project".into(),
             home: Some("/home/u".into()),
@@ -410,7 +453,10 @@ mod tests {
     }
 
     fn spec() -> EnvSpec {
-        EnvSpec { packages: vec!["/nix/store/a-glibc".into(), "/home/u/pkgs/app".into()], ..EnvSpec::default() }
+        EnvSpec {
+            packages: vec!["/nix/store/a-glibc".into(), "/home/u/pkgs/app".into()],
+            ..EnvSpec::default()
+        }
     }
 
     fn targets(plan: &MountPlan) -> Vec<String> {
@@ -457,7 +503,10 @@ mod tests {
         assert!(ops.contains(&"symlink /etc/ld.so.cache -> /.fhsenv/etc/ld.so.cache.overlay".to_owned()));
         assert!(ops.contains(&"tmpfs /tmp mode=1777".to_owned()));
         assert!(ops.contains(&"proc /proc".to_owned()));
-        assert!(ops.contains(&"bind /tmp/pkgs /tmp/pkgs ro".to_owned()), "package parent bound into the private /tmp");
+        assert!(
+            ops.contains(&"bind /tmp/pkgs /tmp/pkgs ro".to_owned()),
+            "package parent bound into the private /tmp"
+        );
         assert!(ops.contains(&"bind /tmp/work /tmp/work rw rec".to_owned()), "cwd bound");
         assert!(ops.contains(&"bind /home/u/data /home/u/data ro rec optional".to_owned()));
         assert!(ops.contains(&"tmpfs /home/u/.ssh mode=700 ro".to_owned()));

@@ -10,8 +10,8 @@
 use std::path::{Path, PathBuf};
 
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, PathFd, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, RulesetStatus,
+    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, NetPort, PathBeneath, PathFd, Ruleset,
+    RulesetAttr, RulesetCreatedAttr, RulesetStatus,
 };
 
 use crate::error::{Error, Result};
@@ -24,7 +24,12 @@ pub fn kernel_abi() -> i64 {
     const LANDLOCK_CREATE_RULESET_VERSION: libc::c_long = 1;
     // SAFETY: with a NULL attribute pointer, size 0 and the VERSION flag the syscall only returns a number.
     let v = unsafe {
-        libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, LANDLOCK_CREATE_RULESET_VERSION)
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
     };
     v.max(0)
 }
@@ -36,7 +41,10 @@ fn ll(err: impl std::fmt::Display) -> Error {
 /// Restricts the calling process; returns the one-line report ("sandbox: fully enforced …").
 pub fn apply(spec: &SandboxSpec, writable: &[PathBuf]) -> Result<String> {
     let level = if spec.strict { CompatLevel::HardRequirement } else { CompatLevel::BestEffort };
-    let mut ruleset = Ruleset::default().set_compatibility(level).handle_access(AccessFs::from_all(TESTED_ABI)).map_err(ll)?;
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(level)
+        .handle_access(AccessFs::from_all(TESTED_ABI))
+        .map_err(ll)?;
     let network = spec.network != Network::Host;
     if network {
         ruleset = ruleset.handle_access(AccessNet::BindTcp | AccessNet::ConnectTcp).map_err(ll)?;
@@ -49,10 +57,13 @@ pub fn apply(spec: &SandboxSpec, writable: &[PathBuf]) -> Result<String> {
         // Best effort: a listed directory that does not exist inside is skipped, and reported.
         match PathFd::new(dir) {
             Ok(fd) => {
-                created = created.add_rule(PathBeneath::new(fd, AccessFs::from_all(TESTED_ABI))).map_err(ll)?;
+                created =
+                    created.add_rule(PathBeneath::new(fd, AccessFs::from_all(TESTED_ABI))).map_err(ll)?;
                 granted.push(dir.as_path());
             }
-            Err(e) if spec.strict => return Err(Error::Sandbox(format!("cannot open writable directory {}: {e}", dir.display()))),
+            Err(e) if spec.strict => {
+                return Err(Error::Sandbox(format!("cannot open writable directory {}: {e}", dir.display())));
+            }
             Err(_) => {}
         }
     }
@@ -75,7 +86,9 @@ pub fn apply(spec: &SandboxSpec, writable: &[PathBuf]) -> Result<String> {
     parts.push(match spec.network {
         Network::Host => "network: unrestricted".to_owned(),
         Network::None if abi >= 4 => "network: no TCP".to_owned(),
-        Network::Ports if abi >= 4 => format!("network: TCP connect {:?} bind {:?}", spec.tcp_connect, spec.tcp_bind),
+        Network::Ports if abi >= 4 => {
+            format!("network: TCP connect {:?} bind {:?}", spec.tcp_connect, spec.tcp_bind)
+        }
         _ => "network: not restricted (needs landlock ABI 4)".to_owned(),
     });
     Ok(format!("sandbox: {state} (kernel landlock ABI {abi}): {}", parts.join("; ")))

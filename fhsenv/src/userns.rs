@@ -1,8 +1,11 @@
 //! User namespace entry: `unshare` with the requested namespaces, then the uid/gid maps.
 //!
 //! An unprivileged caller maps only itself (user_namespaces(7): one line, and `setgroups` must be denied before an
-//! unprivileged gid_map write); with `fake_root` it appears as uid/gid 0. Real root maps the whole id range onto
-//! itself so file ownership stays exact. Must be called while the process is single-threaded (unshare(2)).
+//! unprivileged gid_map write); with `fake_root` it appears as uid/gid 0. Real root needs no user namespace: it
+//! already may mount, and staying in the initial namespace keeps every file's ownership exact (a process can map
+//! more than its own id only from the parent namespace, never for itself after unshare). Root without
+//! CAP_SYS_ADMIN (a container) falls back to a user namespace mapping root alone. Must be called while the process
+//! is single-threaded (unshare(2)).
 
 use nix::sched::{CloneFlags, unshare};
 use nix::unistd::{Gid, Uid};
@@ -27,13 +30,10 @@ pub fn clone_flags(unshare: &UnshareSpec) -> CloneFlags {
     flags
 }
 
-/// The map lines written for a caller with `uid`/`gid`.
-pub fn id_maps(uid: Uid, gid: Gid, fake_root: bool) -> (String, String, bool) {
-    if uid.is_root() {
-        return ("0 0 4294967295\n".into(), "0 0 4294967295\n".into(), false);
-    }
+/// The uid and gid map lines written for a caller with `uid`/`gid`: its own ids, or 0 inside with `fake_root`.
+pub fn id_maps(uid: Uid, gid: Gid, fake_root: bool) -> (String, String) {
     let (inner_uid, inner_gid) = if fake_root { (0, 0) } else { (uid.as_raw(), gid.as_raw()) };
-    (format!("{inner_uid} {uid} 1\n"), format!("{inner_gid} {gid} 1\n"), true)
+    (format!("{inner_uid} {uid} 1\n"), format!("{inner_gid} {gid} 1\n"))
 }
 
 fn write_proc(file: &str, text: &str) -> Result<()> {
@@ -43,7 +43,21 @@ fn write_proc(file: &str, text: &str) -> Result<()> {
 /// Unshares the namespaces and writes the id maps for the calling process.
 pub fn enter(unshare_spec: &UnshareSpec, fake_root: bool) -> Result<()> {
     let (uid, gid) = (Uid::current(), Gid::current());
-    unshare(clone_flags(unshare_spec)).map_err(|source| {
+    let flags = clone_flags(unshare_spec);
+    if uid.is_root() {
+        match unshare(flags - CloneFlags::CLONE_NEWUSER) {
+            Ok(()) => return finish(unshare_spec),
+            Err(nix::Error::EPERM) => {}
+            Err(source) => {
+                return Err(Error::Sys {
+                    action: "create namespaces",
+                    path: "for this process".into(),
+                    source,
+                });
+            }
+        }
+    }
+    unshare(flags).map_err(|source| {
         let hint = match source {
             nix::Error::ENOSPC => " (nesting depth or max_user_namespaces exceeded; see `fhskit env doctor`)",
             nix::Error::EPERM | nix::Error::EACCES => {
@@ -53,12 +67,14 @@ pub fn enter(unshare_spec: &UnshareSpec, fake_root: bool) -> Result<()> {
         };
         Error::Sys { action: "create namespaces", path: format!("for this process{hint}").into(), source }
     })?;
-    let (uid_map, gid_map, deny_setgroups) = id_maps(uid, gid, fake_root);
-    if deny_setgroups {
-        write_proc("/proc/self/setgroups", "deny")?;
-    }
+    let (uid_map, gid_map) = id_maps(uid, gid, fake_root);
+    write_proc("/proc/self/setgroups", "deny")?;
     write_proc("/proc/self/uid_map", &uid_map)?;
     write_proc("/proc/self/gid_map", &gid_map)?;
+    finish(unshare_spec)
+}
+
+fn finish(unshare_spec: &UnshareSpec) -> Result<()> {
     if unshare_spec.net {
         loopback_up()?;
     }
@@ -70,7 +86,11 @@ fn loopback_up() -> Result<()> {
     // SAFETY: plain socket(2) call; the result is checked and the fd is closed below.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
-        return Err(Error::Io { action: "open a socket to configure", path: "lo".into(), source: std::io::Error::last_os_error() });
+        return Err(Error::Io {
+            action: "open a socket to configure",
+            path: "lo".into(),
+            source: std::io::Error::last_os_error(),
+        });
     }
     // SAFETY: ifreq is plain old data; all-zero is a valid value.
     let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
@@ -102,9 +122,14 @@ mod tests {
 
     #[test]
     fn maps() {
-        assert_eq!(id_maps(Uid::from_raw(1000), Gid::from_raw(100), false), ("1000 1000 1\n".into(), "100 100 1\n".into(), true));
-        assert_eq!(id_maps(Uid::from_raw(1000), Gid::from_raw(100), true), ("0 1000 1\n".into(), "0 100 1\n".into(), true));
-        assert_eq!(id_maps(Uid::from_raw(0), Gid::from_raw(0), true).2, false);
+        assert_eq!(
+            id_maps(Uid::from_raw(1000), Gid::from_raw(100), false),
+            ("1000 1000 1\n".into(), "100 100 1\n".into())
+        );
+        assert_eq!(
+            id_maps(Uid::from_raw(1000), Gid::from_raw(100), true),
+            ("0 1000 1\n".into(), "0 100 1\n".into())
+        );
     }
 
     #[test]

@@ -40,11 +40,13 @@ impl Compression {
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
             Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(input)),
             Compression::Lzma => {
-                let stream = liblzma::stream::Stream::new_lzma_decoder(u64::MAX).map_err(std::io::Error::other)?;
+                let stream =
+                    liblzma::stream::Stream::new_lzma_decoder(u64::MAX).map_err(std::io::Error::other)?;
                 Box::new(liblzma::read::XzDecoder::new_stream(input, stream))
             }
             Compression::Zstd => Box::new(
-                ruzstd::decoding::StreamingDecoder::new(input).map_err(|e| std::io::Error::other(e.to_string()))?,
+                ruzstd::decoding::StreamingDecoder::new(input)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?,
             ),
         })
     }

@@ -47,8 +47,14 @@ impl Repository {
 
     /// A file-system-safe name for this suite's cache directory, like apt's `lists/` names.
     pub fn cache_key(&self) -> String {
-        let raw = format!("{}/dists/{}", self.url.split_once("://").map_or(self.url.as_str(), |(_, r)| r), self.suite);
-        raw.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+') { c } else { '_' }).collect()
+        let raw = format!(
+            "{}/dists/{}",
+            self.url.split_once("://").map_or(self.url.as_str(), |(_, r)| r),
+            self.suite
+        );
+        raw.chars()
+            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+') { c } else { '_' })
+            .collect()
     }
 }
 
@@ -145,7 +151,8 @@ impl Settings {
         if let Some(path) = config_file {
             match std::fs::read_to_string(&path) {
                 Ok(text) => {
-                    section = parse_config(&text).map_err(|reason| Error::Config { path: path.clone(), reason })?;
+                    section =
+                        parse_config(&text).map_err(|reason| Error::Config { path: path.clone(), reason })?;
                     config_path = path;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && opts.config_file.is_none() => {}
@@ -166,7 +173,11 @@ impl Settings {
             repositories.push(Repository {
                 url,
                 suite: entry.suite.clone(),
-                components: if entry.components.is_empty() { vec!["main".into()] } else { entry.components.clone() },
+                components: if entry.components.is_empty() {
+                    vec!["main".into()]
+                } else {
+                    entry.components.clone()
+                },
                 architectures: if entry.architectures.is_empty() {
                     architectures.clone()
                 } else {
@@ -205,7 +216,9 @@ fn parse_config(text: &str) -> Result<PkgsSection, String> {
     let table: toml::Table = toml::from_str(text).map_err(|e| e.message().to_owned())?;
     match table.get("pkgs") {
         None => Ok(PkgsSection::default()),
-        Some(value) => value.clone().try_into().map_err(|e: toml::de::Error| format!("[pkgs]: {}", e.message())),
+        Some(value) => {
+            value.clone().try_into().map_err(|e: toml::de::Error| format!("[pkgs]: {}", e.message()))
+        }
     }
 }
 
@@ -219,7 +232,11 @@ fn check_url(url: &str) -> Result<(), String> {
 
 /// Parses `[opts] URL SUITE COMPONENT…` (the one-line apt format after `deb`). Returns `Ok(None)` for `deb-src`
 /// lines and blank lines.
-pub fn parse_one_line(line: &str, origin: &str, default_arch: &[String]) -> Result<Option<Repository>, String> {
+pub fn parse_one_line(
+    line: &str,
+    origin: &str,
+    default_arch: &[String],
+) -> Result<Option<Repository>, String> {
     let mut line = line.trim();
     if let Some(hash) = line.find('#') {
         line = line[..hash].trim();
@@ -303,8 +320,10 @@ fn read_list_file(path: &Path, default_arch: &[String], out: &mut Vec<Repository
     };
     for (n, line) in text.lines().enumerate() {
         let origin = format!("{}:{}", path.display(), n + 1);
-        let repo = parse_one_line(line, &origin, default_arch)
-            .map_err(|reason| Error::Config { path: path.to_owned(), reason: format!("line {}: {reason}", n + 1) })?;
+        let repo = parse_one_line(line, &origin, default_arch).map_err(|reason| Error::Config {
+            path: path.to_owned(),
+            reason: format!("line {}: {reason}", n + 1),
+        })?;
         out.extend(repo);
     }
     Ok(())
@@ -321,10 +340,15 @@ fn read_sources_file(path: &Path, default_arch: &[String], out: &mut Vec<Reposit
         if !types.split_whitespace().any(|t| t == "deb") {
             continue;
         }
-        let uris: Vec<&str> = para.get("URIs").ok_or_else(|| bad("a stanza has no URIs".into()))?.split_whitespace().collect();
-        let suites: Vec<&str> =
-            para.get("Suites").ok_or_else(|| bad("a stanza has no Suites".into()))?.split_whitespace().collect();
-        let components: Vec<String> = para.get("Components").unwrap_or("main").split_whitespace().map(str::to_owned).collect();
+        let uris: Vec<&str> =
+            para.get("URIs").ok_or_else(|| bad("a stanza has no URIs".into()))?.split_whitespace().collect();
+        let suites: Vec<&str> = para
+            .get("Suites")
+            .ok_or_else(|| bad("a stanza has no Suites".into()))?
+            .split_whitespace()
+            .collect();
+        let components: Vec<String> =
+            para.get("Components").unwrap_or("main").split_whitespace().map(str::to_owned).collect();
         let architectures: Vec<String> = para
             .get("Architectures")
             .map(|a| a.split_whitespace().map(str::to_owned).collect())
@@ -387,7 +411,11 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let d = root.path().join("etc/apt/sources.list.d");
         std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(root.path().join("etc/apt/sources.list"), "# none\ndeb http://127.0.0.1:1/a one main\n").unwrap();
+        std::fs::write(
+            root.path().join("etc/apt/sources.list"),
+            "# none\ndeb http://127.0.0.1:1/a one main\n",
+        )
+        .unwrap();
         std::fs::write(
             d.join("x.sources"),
             "Types: deb deb-src\nURIs: http://127.0.0.1:2/b\nSuites: s1 s1-updates\nComponents: main non-free\n\

@@ -43,7 +43,10 @@ pub fn unpack(deb: &Path, dest: &Path) -> Result<ControlInfo> {
     }
     let parent = dest.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(io("create directory", parent))?;
-    let tmp = tempfile::Builder::new().prefix(".unpack-").tempdir_in(parent).map_err(io("create temporary directory in", parent))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".unpack-")
+        .tempdir_in(parent)
+        .map_err(io("create temporary directory in", parent))?;
     let info = unpack_into(deb, tmp.path())?;
     let tmp_path = tmp.keep();
     fs::rename(&tmp_path, dest).map_err(|e| {
@@ -62,7 +65,8 @@ pub fn unpack_into(deb: &Path, root: &Path) -> Result<ControlInfo> {
     let mut data_done = false;
     while let Some(entry) = archive.next_entry() {
         let mut entry = entry.map_err(|e| unpack_err(deb, format!("bad ar archive: {e}")))?;
-        let name = String::from_utf8_lossy(entry.header().identifier()).trim_end().trim_end_matches('/').to_owned();
+        let name =
+            String::from_utf8_lossy(entry.header().identifier()).trim_end().trim_end_matches('/').to_owned();
         if !seen_binary {
             if name != "debian-binary" {
                 return Err(unpack_err(deb, format!("first member is '{name}', not debian-binary")));
@@ -125,11 +129,17 @@ fn read_control(deb: &Path, reader: impl Read, root: &Path) -> Result<ControlInf
         }
         let path = entry.path().map_err(|e| unpack_err(deb, e.to_string()))?.into_owned();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("").to_owned();
-        if path.components().filter(|c| matches!(c, Component::Normal(_))).count() != 1 || !KEPT_CONTROL.contains(&name.as_str()) {
+        if path.components().filter(|c| matches!(c, Component::Normal(_))).count() != 1
+            || !KEPT_CONTROL.contains(&name.as_str())
+        {
             continue;
         }
         let mut text = String::new();
-        entry.by_ref().take(64 << 20).read_to_string(&mut text).map_err(|e| unpack_err(deb, format!("control file {name}: {e}")))?;
+        entry
+            .by_ref()
+            .take(64 << 20)
+            .read_to_string(&mut text)
+            .map_err(|e| unpack_err(deb, format!("control file {name}: {e}")))?;
         fs::write(meta.join(&name), &text).map_err(io("write", meta.join(&name)))?;
         match name.as_str() {
             "control" => info.control = text,
@@ -150,8 +160,14 @@ fn safe_components(deb: &Path, raw: &Path) -> Result<Vec<String>> {
     for c in raw.components() {
         match c {
             Component::CurDir => {}
-            Component::Normal(s) => out.push(s.to_str().ok_or_else(|| unsafe_deb(deb, format!("non-UTF-8 path {}", raw.display())))?.to_owned()),
-            Component::ParentDir => return Err(unsafe_deb(deb, format!("path '{}' escapes the package root", raw.display()))),
+            Component::Normal(s) => out.push(
+                s.to_str()
+                    .ok_or_else(|| unsafe_deb(deb, format!("non-UTF-8 path {}", raw.display())))?
+                    .to_owned(),
+            ),
+            Component::ParentDir => {
+                return Err(unsafe_deb(deb, format!("path '{}' escapes the package root", raw.display())));
+            }
             Component::RootDir | Component::Prefix(_) => {
                 return Err(unsafe_deb(deb, format!("absolute path '{}'", raw.display())));
             }
@@ -167,7 +183,12 @@ fn ensure_parents(deb: &Path, root: &Path, parts: &[String]) -> Result<PathBuf> 
         dir.push(p);
         match fs::symlink_metadata(&dir) {
             Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(unsafe_deb(deb, format!("'{}' is written through a non-directory", parts.join("/")))),
+            Ok(_) => {
+                return Err(unsafe_deb(
+                    deb,
+                    format!("'{}' is written through a non-directory", parts.join("/")),
+                ));
+            }
             Err(_) => fs::create_dir(&dir).map_err(io("create directory", &dir))?,
         }
     }
@@ -222,9 +243,15 @@ fn extract_data(deb: &Path, reader: impl Read, root: &Path) -> Result<()> {
         if kind.is_dir() {
             fs::create_dir(&dest).map_err(io("create directory", &dest))?;
         } else if kind.is_file() || kind == tar::EntryType::Continuous {
-            let mut out = fs::OpenOptions::new().write(true).create_new(true).open(&dest).map_err(io("create", &dest))?;
-            std::io::copy(&mut entry, &mut out).map_err(|e| unpack_err(deb, format!("{}: {e}", parts.join("/"))))?;
-            fs::set_permissions(&dest, fs::Permissions::from_mode(mode)).map_err(io("set permissions of", &dest))?;
+            let mut out = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&dest)
+                .map_err(io("create", &dest))?;
+            std::io::copy(&mut entry, &mut out)
+                .map_err(|e| unpack_err(deb, format!("{}: {e}", parts.join("/"))))?;
+            fs::set_permissions(&dest, fs::Permissions::from_mode(mode))
+                .map_err(io("set permissions of", &dest))?;
         } else if kind.is_symlink() {
             let target = entry
                 .link_name()
@@ -232,7 +259,14 @@ fn extract_data(deb: &Path, reader: impl Read, root: &Path) -> Result<()> {
                 .ok_or_else(|| unpack_err(deb, format!("symlink '{}' without a target", parts.join("/"))))?
                 .into_owned();
             if !symlink_stays_inside(&parts, &target) {
-                return Err(unsafe_deb(deb, format!("symlink '{}' -> '{}' points outside the package", parts.join("/"), target.display())));
+                return Err(unsafe_deb(
+                    deb,
+                    format!(
+                        "symlink '{}' -> '{}' points outside the package",
+                        parts.join("/"),
+                        target.display()
+                    ),
+                ));
             }
             std::os::unix::fs::symlink(&target, &dest).map_err(io("create symlink", &dest))?;
         } else if kind.is_hard_link() {
@@ -248,7 +282,14 @@ fn extract_data(deb: &Path, reader: impl Read, root: &Path) -> Result<()> {
                     fs::hard_link(&tpath, &dest).map_err(io("create hard link", &dest))?;
                 }
                 _ => {
-                    return Err(unsafe_deb(deb, format!("hard link '{}' -> '{}' is not to an earlier file", parts.join("/"), target.display())));
+                    return Err(unsafe_deb(
+                        deb,
+                        format!(
+                            "hard link '{}' -> '{}' is not to an earlier file",
+                            parts.join("/"),
+                            target.display()
+                        ),
+                    ));
                 }
             }
         } else {

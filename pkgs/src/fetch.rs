@@ -89,7 +89,10 @@ fn fetch_one(http: &Http, cache: &Cache, item: &FetchItem, reporter: &dyn Report
         return Err(Error::Mismatch {
             what: ".deb",
             url: item.url.clone(),
-            reason: format!("got {len} bytes with SHA256 {hash}, the index lists {} bytes with SHA256 {}", item.size, item.sha256),
+            reason: format!(
+                "got {len} bytes with SHA256 {hash}, the index lists {} bytes with SHA256 {}",
+                item.size, item.sha256
+            ),
         });
     }
     std::fs::rename(&part, &path).map_err(io("move download into the cache", &path))?;
@@ -99,11 +102,20 @@ fn fetch_one(http: &Http, cache: &Cache, item: &FetchItem, reporter: &dyn Report
 /// Fetches all `items` with up to `jobs` parallel downloads. Returns the verified cache paths in the order of
 /// `items`; on failure, the first error (files already verified stay cached, partial ones stay for a resume).
 /// The caller holds the cache lock.
-pub fn fetch_all(http: &Http, cache: &Cache, items: &[FetchItem], jobs: usize, reporter: &dyn Reporter) -> Result<Vec<PathBuf>> {
+pub fn fetch_all(
+    http: &Http,
+    cache: &Cache,
+    items: &[FetchItem],
+    jobs: usize,
+    reporter: &dyn Reporter,
+) -> Result<Vec<PathBuf>> {
     let missing: Vec<&FetchItem> = items.iter().filter(|i| !cache.deb_path(&i.sha256).exists()).collect();
     let resumed: u64 = missing
         .iter()
-        .map(|i| std::fs::metadata(cache.deb_path(&i.sha256).with_extension("deb.part")).map_or(0, |m| m.len().min(i.size)))
+        .map(|i| {
+            std::fs::metadata(cache.deb_path(&i.sha256).with_extension("deb.part"))
+                .map_or(0, |m| m.len().min(i.size))
+        })
         .sum();
     reporter.start(missing.len(), missing.iter().map(|i| i.size).sum::<u64>().saturating_sub(resumed));
     let next = AtomicUsize::new(0);
@@ -126,9 +138,15 @@ pub fn fetch_all(http: &Http, cache: &Cache, items: &[FetchItem], jobs: usize, r
         }
     });
     reporter.finish();
-    let results = results.into_inner().map_err(|_| Error::Http { url: String::new(), reason: "download worker panicked".into() })?;
+    let results = results
+        .into_inner()
+        .map_err(|_| Error::Http { url: String::new(), reason: "download worker panicked".into() })?;
     results
         .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(Error::Http { url: String::new(), reason: "download not attempted".into() })))
+        .map(|r| {
+            r.unwrap_or_else(|| {
+                Err(Error::Http { url: String::new(), reason: "download not attempted".into() })
+            })
+        })
         .collect()
 }

@@ -45,7 +45,9 @@ impl HostDb {
         };
         let mut installed = HashMap::new();
         for p in deb822::paragraphs(&text) {
-            let (Some(name), Some(version), Some(arch), Some(state)) = (p.get("Package"), p.get("Version"), p.get("Architecture"), p.get("Status")) else {
+            let (Some(name), Some(version), Some(arch), Some(state)) =
+                (p.get("Package"), p.get("Version"), p.get("Architecture"), p.get("Status"))
+            else {
                 continue;
             };
             if !state.ends_with(" installed") {
@@ -78,9 +80,9 @@ impl HostDb {
 
     /// The installed package with this name, architecture and version (compared as dpkg does).
     pub fn find(&self, name: &str, arch: &str, version: &str) -> Option<&Installed> {
-        self.installed
-            .get(&(name.to_owned(), arch.to_owned()))
-            .filter(|i| crate::version::Version::new(i.version.as_str()) == crate::version::Version::new(version))
+        self.installed.get(&(name.to_owned(), arch.to_owned())).filter(|i| {
+            crate::version::Version::new(i.version.as_str()) == crate::version::Version::new(version)
+        })
     }
 
     fn info_file(&self, pkg: &Installed, ext: &str) -> Option<PathBuf> {
@@ -111,7 +113,8 @@ impl HostDb {
             package: format!("{}:{} from the host", pkg.name, pkg.architecture),
             reason,
         };
-        let list = self.info_file(pkg, "list").ok_or_else(|| fail("the dpkg database has no file list".into()))?;
+        let list =
+            self.info_file(pkg, "list").ok_or_else(|| fail("the dpkg database has no file list".into()))?;
         let list_text = fs::read_to_string(&list).map_err(io("read", &list))?;
         let mut sums: HashMap<String, String> = HashMap::new();
         if let Some(md5s) = self.info_file(pkg, "md5sums") {
@@ -166,7 +169,8 @@ impl HostDb {
                 }
                 fs::write(&dst, &data).map_err(io("write", &dst))?;
                 let mode = meta.permissions().mode() & 0o777;
-                fs::set_permissions(&dst, fs::Permissions::from_mode(mode)).map_err(io("set permissions of", &dst))?;
+                fs::set_permissions(&dst, fs::Permissions::from_mode(mode))
+                    .map_err(io("set permissions of", &dst))?;
                 copied += 1;
             }
         }

@@ -100,7 +100,12 @@ impl Http {
             StatusCode::NOT_MODIFIED => Ok(Some(Conditional::NotModified)),
             StatusCode::NOT_FOUND | StatusCode::GONE => Ok(None),
             s if s.is_success() => {
-                let header = |h| resp.headers().get(h).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_owned);
+                let header = |h| {
+                    resp.headers()
+                        .get(h)
+                        .and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok())
+                        .map(str::to_owned)
+                };
                 let validators = Validators { etag: header(ETAG), last_modified: header(LAST_MODIFIED) };
                 let body = read_body(resp, url, max_len)?;
                 Ok(Some(Conditional::Fetched { body, validators }))
@@ -112,7 +117,13 @@ impl Http {
     /// Downloads `url` into `part`, continuing from what `part` already holds when the server honours `Range`.
     /// Fails, keeping `part` for a later resume, when the body ends before `size` bytes; removes `part` when the
     /// server sends more than `size` bytes. `progress` receives byte counts as they arrive.
-    pub fn download_resume(&self, url: &str, part: &Path, size: u64, progress: &mut dyn FnMut(u64)) -> Result<()> {
+    pub fn download_resume(
+        &self,
+        url: &str,
+        part: &Path,
+        size: u64,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<()> {
         let have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
         if have > size {
             std::fs::remove_file(part).map_err(io("remove oversized partial download", part))?;
@@ -137,7 +148,10 @@ impl Http {
                     .and_then(|v| v.split('-').next())
                     .and_then(|v| v.parse::<u64>().ok());
                 if start != Some(have) {
-                    return Err(http_err(url, "server sent a range that does not continue the partial download"));
+                    return Err(http_err(
+                        url,
+                        "server sent a range that does not continue the partial download",
+                    ));
                 }
                 tracing::debug!(url, have, "resuming download");
                 true
@@ -165,7 +179,10 @@ impl Http {
                 Ok(n) => n,
                 Err(e) => {
                     file.flush().ok();
-                    return Err(http_err(url, format!("download interrupted after {written} of {size} bytes: {e}")));
+                    return Err(http_err(
+                        url,
+                        format!("download interrupted after {written} of {size} bytes: {e}"),
+                    ));
                 }
             };
             if written + n as u64 > size {

@@ -86,7 +86,13 @@ pub fn soname_file(dir: &Path, arch: &str) -> PathBuf {
 
 /// Downloads `rel` (relative to `dists/<suite>/`) and checks it against `entry`; on a mismatch tries the by-hash
 /// copy. Returns the verified bytes.
-fn fetch_verified(http: &Http, repo: &Repository, rel: &str, entry: &FileEntry, downloaded: &mut u64) -> Result<Vec<u8>> {
+fn fetch_verified(
+    http: &Http,
+    repo: &Repository,
+    rel: &str,
+    entry: &FileEntry,
+    downloaded: &mut u64,
+) -> Result<Vec<u8>> {
     let url = repo.dist_url(rel);
     let check = |data: &[u8]| -> Result<(), String> {
         if data.len() as u64 != entry.size {
@@ -155,12 +161,22 @@ fn fetch_release(
     downloaded: &mut u64,
 ) -> Result<FetchedRelease> {
     let inrelease_url = repo.dist_url("InRelease");
-    let cached_inrelease = old.filter(|s| s.inline_signed).and_then(|_| std::fs::read(old_dir.join("InRelease")).ok());
-    let have = if cached_inrelease.is_some() { old.map(|s| s.validators.clone()).unwrap_or_default() } else { Validators::default() };
+    let cached_inrelease =
+        old.filter(|s| s.inline_signed).and_then(|_| std::fs::read(old_dir.join("InRelease")).ok());
+    let have = if cached_inrelease.is_some() {
+        old.map(|s| s.validators.clone()).unwrap_or_default()
+    } else {
+        Validators::default()
+    };
     let (raw, validators, not_modified) = match http.get_conditional(&inrelease_url, &have, MAX_RELEASE)? {
         Some(Conditional::NotModified) => match cached_inrelease {
             Some(raw) => (Some(raw), have, true),
-            None => return Err(Error::Http { url: inrelease_url, reason: "304 Not Modified without a cached copy".into() }),
+            None => {
+                return Err(Error::Http {
+                    url: inrelease_url,
+                    reason: "304 Not Modified without a cached copy".into(),
+                });
+            }
         },
         Some(Conditional::Fetched { body, validators }) => {
             *downloaded += body.len() as u64;
@@ -172,7 +188,14 @@ fn fetch_release(
         let text = keyring.verify_clearsigned(&raw, &inrelease_url)?;
         let release = Release::parse(&text, &inrelease_url)?;
         release.check_valid_until(now, &inrelease_url)?;
-        return Ok(FetchedRelease { release, raw, detached_sig: None, validators, inline_signed: true, not_modified });
+        return Ok(FetchedRelease {
+            release,
+            raw,
+            detached_sig: None,
+            validators,
+            inline_signed: true,
+            not_modified,
+        });
     }
     let release_url = repo.dist_url("Release");
     let sig_url = repo.dist_url("Release.gpg");
@@ -195,7 +218,13 @@ fn fetch_release(
 }
 
 /// Updates one suite's indexes in the cache. The caller holds the cache lock.
-pub fn update(http: &Http, cache: &Cache, repo: &Repository, keyring: &Keyring, now: i64) -> Result<UpdateSummary> {
+pub fn update(
+    http: &Http,
+    cache: &Cache,
+    repo: &Repository,
+    keyring: &Keyring,
+    now: i64,
+) -> Result<UpdateSummary> {
     let dir = cache.suite_dir(repo);
     let old = read_state(&dir).ok();
     let mut downloaded = 0u64;
@@ -221,7 +250,8 @@ pub fn update(http: &Http, cache: &Cache, repo: &Repository, keyring: &Keyring, 
             for comp in &repo.components {
                 let base = format!("{comp}/binary-{arch}/Packages");
                 let candidates = [format!("{base}.xz"), format!("{base}.gz"), base.clone()];
-                let listed: Vec<&String> = candidates.iter().filter(|c| release.files.contains_key(*c)).collect();
+                let listed: Vec<&String> =
+                    candidates.iter().filter(|c| release.files.contains_key(*c)).collect();
                 if listed.is_empty() {
                     warnings.push(format!("{} lists no {base} index", repo.label()));
                     continue;
@@ -244,7 +274,11 @@ pub fn update(http: &Http, cache: &Cache, repo: &Repository, keyring: &Keyring, 
                             write_atomic(&staging.join(&local), &plain)?;
                             state.packages.insert(
                                 local.clone(),
-                                IndexFile { component: comp.clone(), architecture: arch.clone(), sha256: entry.sha256.clone() },
+                                IndexFile {
+                                    component: comp.clone(),
+                                    architecture: arch.clone(),
+                                    sha256: entry.sha256.clone(),
+                                },
                             );
                             last_err = None;
                             break;
@@ -259,7 +293,11 @@ pub fn update(http: &Http, cache: &Cache, repo: &Repository, keyring: &Keyring, 
             // Contents: per component (Debian) or per suite (some derivatives).
             let mut contents: Vec<(String, FileEntry)> = Vec::new();
             for comp in &repo.components {
-                for name in [format!("{comp}/Contents-{arch}.gz"), format!("{comp}/Contents-{arch}.xz"), format!("{comp}/Contents-{arch}")] {
+                for name in [
+                    format!("{comp}/Contents-{arch}.gz"),
+                    format!("{comp}/Contents-{arch}.xz"),
+                    format!("{comp}/Contents-{arch}"),
+                ] {
                     if let Some(e) = release.files.get(&name) {
                         contents.push((name, e.clone()));
                         break;
@@ -267,7 +305,9 @@ pub fn update(http: &Http, cache: &Cache, repo: &Repository, keyring: &Keyring, 
                 }
             }
             if contents.is_empty() {
-                for name in [format!("Contents-{arch}.gz"), format!("Contents-{arch}.xz"), format!("Contents-{arch}")] {
+                for name in
+                    [format!("Contents-{arch}.gz"), format!("Contents-{arch}.xz"), format!("Contents-{arch}")]
+                {
                     if let Some(e) = release.files.get(&name) {
                         contents.push((name, e.clone()));
                         break;
@@ -281,7 +321,10 @@ pub fn update(http: &Http, cache: &Cache, repo: &Repository, keyring: &Keyring, 
                 link_or_copy(&old_idx, &idx)?;
                 soname_entries += soname::SonameIndex::open(&idx).map(|i| i.len() as u64).unwrap_or(0);
             } else if contents.is_empty() {
-                warnings.push(format!("{} lists no Contents-{arch} index; locate finds nothing there", repo.label()));
+                warnings.push(format!(
+                    "{} lists no Contents-{arch} index; locate finds nothing there",
+                    repo.label()
+                ));
                 soname::write_empty(&idx)?;
             } else {
                 let mut all = Vec::new();
@@ -316,7 +359,8 @@ pub fn update(http: &Http, cache: &Cache, repo: &Repository, keyring: &Keyring, 
                 write_atomic(&staging.join("Release.gpg"), sig)?;
             }
         }
-        let json = serde_json::to_vec_pretty(&state).map_err(|e| io("encode", staging.join("state.json"))(e.into()))?;
+        let json = serde_json::to_vec_pretty(&state)
+            .map_err(|e| io("encode", staging.join("state.json"))(e.into()))?;
         write_atomic(&staging.join("state.json"), &json)?;
         Ok((state, soname_entries))
     })();
@@ -358,7 +402,11 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
 pub fn read_state(dir: &Path) -> Result<SuiteState> {
     let path = dir.join("state.json");
     let data = std::fs::read(&path).map_err(io("read index state", &path))?;
-    serde_json::from_slice(&data).map_err(|e| Error::Parse { what: "index state", path: path.display().to_string(), reason: e.to_string() })
+    serde_json::from_slice(&data).map_err(|e| Error::Parse {
+        what: "index state",
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// A suite's verified indexes as cached by the last successful `update`.

@@ -53,7 +53,8 @@ pub struct Lock {
 impl Lock {
     pub fn read(path: &Path) -> Result<Lock> {
         let text = std::fs::read_to_string(path).map_err(io("read lock file", path))?;
-        let lock: Lock = toml::from_str(&text).map_err(|e| Error::Lock { path: path.to_owned(), reason: e.message().to_owned() })?;
+        let lock: Lock = toml::from_str(&text)
+            .map_err(|e| Error::Lock { path: path.to_owned(), reason: e.message().to_owned() })?;
         let bad = |reason: String| Error::Lock { path: path.to_owned(), reason };
         if lock.version != LOCK_VERSION {
             return Err(bad(format!("format version {} (this fhskit reads {LOCK_VERSION})", lock.version)));
@@ -75,8 +76,11 @@ impl Lock {
 
     /// Writes the lock atomically, with a header comment.
     pub fn write(&self, path: &Path) -> Result<()> {
-        let body = toml::to_string(self).map_err(|e| Error::Lock { path: path.to_owned(), reason: e.to_string() })?;
-        let text = format!("# fhskit.lock: written by `fhskit pkgs resolve`; `fhskit pkgs fetch` reproduces it exactly.\n{body}");
+        let body = toml::to_string(self)
+            .map_err(|e| Error::Lock { path: path.to_owned(), reason: e.to_string() })?;
+        let text = format!(
+            "# fhskit.lock: written by `fhskit pkgs resolve`; `fhskit pkgs fetch` reproduces it exactly.\n{body}"
+        );
         write_atomic(path, text.as_bytes())
     }
 

@@ -62,12 +62,19 @@ impl Package {
     }
 
     /// Parses one stanza; `None` when it lacks a required field (reported by the caller).
-    pub fn from_paragraph(p: &deb822::Paragraph<'_>, repository: usize, component: &str) -> Result<Package, String> {
+    pub fn from_paragraph(
+        p: &deb822::Paragraph<'_>,
+        repository: usize,
+        component: &str,
+    ) -> Result<Package, String> {
         let field = |f: &str| p.get(f).ok_or_else(|| format!("missing {f}"));
         let name = field("Package")?.to_owned();
         let rel = |f: &str| -> Result<(Vec<Clause>, String), String> {
             match p.get(f) {
-                Some(t) => Ok((relation::parse(t).map_err(|e| format!("{f}: {e}"))?, t.split_whitespace().collect::<Vec<_>>().join(" "))),
+                Some(t) => Ok((
+                    relation::parse(t).map_err(|e| format!("{f}: {e}"))?,
+                    t.split_whitespace().collect::<Vec<_>>().join(" "),
+                )),
                 None => Ok((Vec::new(), String::new())),
             }
         };
@@ -148,7 +155,14 @@ impl Universe {
         u
     }
 
-    fn add_text(&mut self, text: &str, repo: usize, component: &str, origin: &str, seen: &mut HashSet<(String, String, String)>) {
+    fn add_text(
+        &mut self,
+        text: &str,
+        repo: usize,
+        component: &str,
+        origin: &str,
+        seen: &mut HashSet<(String, String, String)>,
+    ) {
         for para in deb822::paragraphs(text) {
             match Package::from_paragraph(&para, repo, component) {
                 Ok(p) => {
@@ -214,7 +228,10 @@ impl Universe {
     /// Fails with a clear message when the universe is empty.
     pub fn require_nonempty(&self) -> Result<()> {
         if self.packages.is_empty() {
-            return Err(Error::Resolve { package: "(any)".into(), reason: "the package indexes are empty".into() });
+            return Err(Error::Resolve {
+                package: "(any)".into(),
+                reason: "the package indexes are empty".into(),
+            });
         }
         Ok(())
     }

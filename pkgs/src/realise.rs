@@ -32,7 +32,13 @@ pub struct DirTarget {
 }
 
 impl Target for DirTarget {
-    fn add(&mut self, _pkg: &LockedPackage, name: &str, tree: &Path, _references: &[String]) -> Result<String> {
+    fn add(
+        &mut self,
+        _pkg: &LockedPackage,
+        name: &str,
+        tree: &Path,
+        _references: &[String],
+    ) -> Result<String> {
         std::fs::create_dir_all(&self.dir).map_err(io("create directory", &self.dir))?;
         let dest = self.dir.join(name);
         if dest.exists() {
@@ -98,7 +104,9 @@ pub fn topo_order(lock: &Lock) -> (Vec<usize>, BTreeMap<usize, Vec<usize>>) {
                     kept.entry(i).or_default().push(j);
                 }
                 2 => kept.entry(i).or_default().push(j),
-                _ => tracing::debug!(from = %lock.packages[i].key(), to = %d, "dependency cycle: no reference"),
+                _ => {
+                    tracing::debug!(from = %lock.packages[i].key(), to = %d, "dependency cycle: no reference")
+                }
             }
         }
         state[i] = 2;
@@ -122,7 +130,10 @@ pub fn realise(
     target: &mut dyn Target,
 ) -> Result<Vec<Realised>> {
     let scratch = cache.scratch_dir()?;
-    let work = tempfile::Builder::new().prefix("realise-").tempdir_in(&scratch).map_err(io("create directory in", &scratch))?;
+    let work = tempfile::Builder::new()
+        .prefix("realise-")
+        .tempdir_in(&scratch)
+        .map_err(io("create directory in", &scratch))?;
     let host = match &opts.host_root {
         Some(root) => HostDb::load(root)?,
         None => None,
@@ -174,7 +185,10 @@ pub fn realise(
             });
         }
     });
-    let mut results = results.into_inner().map_err(|_| Error::Unpack { path: work.path().to_owned(), reason: "unpack worker panicked".into() })?;
+    let mut results = results.into_inner().map_err(|_| Error::Unpack {
+        path: work.path().to_owned(),
+        reason: "unpack worker panicked".into(),
+    })?;
     results.sort_by_key(|(i, _)| *i);
     for (i, r) in results {
         trees.insert(i, r?);
@@ -184,11 +198,19 @@ pub fn realise(
     let mut out = Vec::new();
     for i in order {
         let p = &lock.packages[i];
-        let tree = trees.get(&i).ok_or_else(|| Error::Realise { package: p.key(), reason: "no unpacked tree".into() })?;
-        let refs: Vec<String> = edges.get(&i).into_iter().flatten().filter_map(|j| locations.get(j).cloned()).collect();
+        let tree = trees
+            .get(&i)
+            .ok_or_else(|| Error::Realise { package: p.key(), reason: "no unpacked tree".into() })?;
+        let refs: Vec<String> =
+            edges.get(&i).into_iter().flatten().filter_map(|j| locations.get(j).cloned()).collect();
         let location = target.add(p, &store_name(p, &opts.native_arch), tree, &refs)?;
         locations.insert(i, location.clone());
-        out.push(Realised { package: p.key(), version: p.version.clone(), location, from_host: from_host.contains(&i) });
+        out.push(Realised {
+            package: p.key(),
+            version: p.version.clone(),
+            location,
+            from_host: from_host.contains(&i),
+        });
     }
     out.sort_by(|a, b| a.package.cmp(&b.package));
     Ok(out)
@@ -217,7 +239,12 @@ mod tests {
         let lock = Lock {
             version: 1,
             request: vec![],
-            packages: vec![pkg("app", &["libc6", "libfoo"]), pkg("libc6", &["libgcc"]), pkg("libfoo", &["libc6"]), pkg("libgcc", &["libc6"])],
+            packages: vec![
+                pkg("app", &["libc6", "libfoo"]),
+                pkg("libc6", &["libgcc"]),
+                pkg("libfoo", &["libc6"]),
+                pkg("libgcc", &["libc6"]),
+            ],
         };
         let (order, edges) = topo_order(&lock);
         let names: Vec<&str> = order.iter().map(|&i| lock.packages[i].name.as_str()).collect();

@@ -160,7 +160,8 @@ fn parse_relation(text: &str) -> Result<Relation, String> {
         let close = after.find(')').ok_or("unclosed '('")?;
         let inner = after[..close].trim();
         let op_len = inner.find(|c: char| !matches!(c, '<' | '>' | '=')).unwrap_or(inner.len());
-        let op = Op::parse(&inner[..op_len]).ok_or_else(|| format!("invalid relation '{}'", &inner[..op_len]))?;
+        let op =
+            Op::parse(&inner[..op_len]).ok_or_else(|| format!("invalid relation '{}'", &inner[..op_len]))?;
         let version = inner[op_len..].trim();
         if version.is_empty() {
             return Err("missing version".into());
@@ -186,8 +187,10 @@ mod tests {
 
     #[test]
     fn parses_alternatives_versions_qualifiers_and_restrictions() {
-        let c = parse("libc6 (>= 2.34), libfoo1 (= 1:1.0-1) | libfoo-alt, python3:any, bar [amd64 i386] <!nocheck>")
-            .unwrap();
+        let c = parse(
+            "libc6 (>= 2.34), libfoo1 (= 1:1.0-1) | libfoo-alt, python3:any, bar [amd64 i386] <!nocheck>",
+        )
+        .unwrap();
         assert_eq!(c.len(), 4);
         assert_eq!(c[0][0].name, "libc6");
         assert_eq!(c[0][0].constraint.as_ref().unwrap().0, Op::Ge);

@@ -51,10 +51,15 @@ impl Release {
             None => None,
         };
         let valid_until = match para.get("Valid-Until") {
-            Some(d) => Some((parse_date(d).ok_or_else(|| bad(format!("cannot parse Valid-Until '{d}'")))?, d.to_owned())),
+            Some(d) => Some((
+                parse_date(d).ok_or_else(|| bad(format!("cannot parse Valid-Until '{d}'")))?,
+                d.to_owned(),
+            )),
             None => None,
         };
-        let words = |f: &str| para.get(f).map(|v| v.split_whitespace().map(str::to_owned).collect()).unwrap_or_default();
+        let words = |f: &str| {
+            para.get(f).map(|v| v.split_whitespace().map(str::to_owned).collect()).unwrap_or_default()
+        };
         Ok(Release {
             suite: para.get("Suite").map(str::to_owned),
             codename: para.get("Codename").map(str::to_owned),
@@ -70,7 +75,9 @@ impl Release {
     /// Fails when `Valid-Until` lies before `now` (seconds since the epoch).
     pub fn check_valid_until(&self, now: i64, url: &str) -> Result<()> {
         match &self.valid_until {
-            Some((t, text)) if *t < now => Err(Error::Expired { url: url.to_owned(), valid_until: text.clone() }),
+            Some((t, text)) if *t < now => {
+                Err(Error::Expired { url: url.to_owned(), valid_until: text.clone() })
+            }
             _ => Ok(()),
         }
     }
@@ -154,7 +161,8 @@ pub fn format_date(t: i64) -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
-    let mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][(m - 1) as usize];
+    let mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        [(m - 1) as usize];
     format!("{wd}, {d:02} {mon} {y} {:02}:{:02}:{:02} UTC", secs / 3600, secs % 3600 / 60, secs % 60)
 }
 

@@ -37,7 +37,9 @@ impl Request {
             Some(_) => return Err(bad("empty architecture after ':'")),
             None => (rest, None),
         };
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')) {
+        if name.is_empty()
+            || !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        {
             return Err(bad("not a package name"));
         }
         Ok(Request { name: name.to_owned(), arch, version })
@@ -241,7 +243,10 @@ impl Resolver<'_> {
                     let p = &self.u.packages[i];
                     return Err(Error::Resolve {
                         package: format!("{} {}", p.key(), p.version),
-                        reason: format!("no installable candidate for dependency '{text}' (via {})", self.chain(i)),
+                        reason: format!(
+                            "no installable candidate for dependency '{text}' (via {})",
+                            self.chain(i)
+                        ),
                     });
                 }
             }
@@ -252,7 +257,12 @@ impl Resolver<'_> {
 
 /// Resolves `requests` against `universe`. `pins` (usually the previous lock) keeps earlier choices when they
 /// still satisfy the dependencies; `native` is the architecture for unqualified requests and `all` packages.
-pub fn resolve(universe: &Universe, requests: &[Request], native: &str, pins: Option<&Lock>) -> Result<Resolution> {
+pub fn resolve(
+    universe: &Universe,
+    requests: &[Request],
+    native: &str,
+    pins: Option<&Lock>,
+) -> Result<Resolution> {
     let mut r = Resolver {
         u: universe,
         native,
@@ -278,7 +288,10 @@ pub fn resolve(universe: &Universe, requests: &[Request], native: &str, pins: Op
             let reason = if universe.named(&req.name).is_empty() && universe.providers(&req.name).is_empty() {
                 "no such package in the configured repositories".to_owned()
             } else {
-                format!("no version for architecture {arch}{}", req.version.as_ref().map(|v| format!(" equal to {v}")).unwrap_or_default())
+                format!(
+                    "no version for architecture {arch}{}",
+                    req.version.as_ref().map(|v| format!(" equal to {v}")).unwrap_or_default()
+                )
             };
             return Err(Error::Resolve { package: req.to_string(), reason });
         };
@@ -357,7 +370,12 @@ mod tests {
         t += &stanza("libc6", "2.37-1", "i386", "Multi-Arch: same\n");
         t += &stanza("libfoo1", "1.0-1", "amd64", "Depends: libc6 (>= 2.36)\nMulti-Arch: same\n");
         t += &stanza("libfoo1", "1.0-1", "i386", "Depends: libc6 (>= 2.36)\nMulti-Arch: same\n");
-        t += &stanza("hello", "1.0", "amd64", "Depends: libfoo1 (>= 1.0), mail-transport-agent, tzdata, python3:any\n");
+        t += &stanza(
+            "hello",
+            "1.0",
+            "amd64",
+            "Depends: libfoo1 (>= 1.0), mail-transport-agent, tzdata, python3:any\n",
+        );
         t += &stanza("exim", "4", "amd64", "Provides: mail-transport-agent\n");
         t += &stanza("aaa-mta", "1", "amd64", "Provides: mail-transport-agent\n");
         t += &stanza("tzdata", "2024a", "all", "Multi-Arch: foreign\n");

@@ -81,7 +81,8 @@ impl Keyring {
     pub fn verify_clearsigned(&self, data: &[u8], url: &str) -> Result<String> {
         let bad = |reason: String| Error::Signature { url: url.to_owned(), reason };
         let text = std::str::from_utf8(data).map_err(|_| bad("not UTF-8 text".into()))?;
-        let (msg, _) = CleartextSignedMessage::from_string(text).map_err(|e| bad(format!("not a clearsigned message: {e}")))?;
+        let (msg, _) = CleartextSignedMessage::from_string(text)
+            .map_err(|e| bad(format!("not a clearsigned message: {e}")))?;
         let signed = msg.signed_text();
         let ok = msg.signatures().iter().any(|sig| self.verifies(sig, signed.as_bytes()));
         if !ok {

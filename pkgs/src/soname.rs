@@ -67,7 +67,12 @@ pub fn is_standard_lib_dir(dir: &str) -> bool {
 }
 
 impl Builder {
-    fn intern(map: &mut HashMap<Box<[u8]>, u32>, names: &mut Vec<(u32, u32)>, strings: &mut Vec<u8>, s: &[u8]) -> u32 {
+    fn intern(
+        map: &mut HashMap<Box<[u8]>, u32>,
+        names: &mut Vec<(u32, u32)>,
+        strings: &mut Vec<u8>,
+        s: &[u8],
+    ) -> u32 {
         if let Some(&id) = map.get(s) {
             return id;
         }
@@ -80,7 +85,10 @@ impl Builder {
 
     fn line(&mut self, line: &[u8]) {
         self.lines += 1;
-        if !(is_lib_root(line) || line.starts_with(b"bin/") || line.starts_with(b"sbin/") || line.starts_with(b"usr/"))
+        if !(is_lib_root(line)
+            || line.starts_with(b"bin/")
+            || line.starts_with(b"sbin/")
+            || line.starts_with(b"usr/"))
         {
             return;
         }
@@ -94,7 +102,8 @@ impl Builder {
             Some(i) => (&path[..i], &path[i + 1..]),
             None => (&b""[..], path),
         };
-        let wanted = if is_lib_root(path) { memchr::memmem::find(name, b".so").is_some() } else { is_bin_dir(dir) };
+        let wanted =
+            if is_lib_root(path) { memchr::memmem::find(name, b".so").is_some() } else { is_bin_dir(dir) };
         if !wanted || name.is_empty() || pkgs.is_empty() {
             return;
         }
@@ -295,8 +304,10 @@ impl SonameIndex {
         if map.len() < HEADER_LEN || &map[..8] != MAGIC {
             return Err(bad("not a soname index (bad magic)"));
         }
-        let word = |i: usize| u32::from_le_bytes(map[8 + i * 4..12 + i * 4].try_into().unwrap_or([0; 4])) as usize;
-        let (n_entries, n_pkg_ids, n_packages, n_dirs, strings_len) = (word(0), word(1), word(2), word(3), word(4));
+        let word =
+            |i: usize| u32::from_le_bytes(map[8 + i * 4..12 + i * 4].try_into().unwrap_or([0; 4])) as usize;
+        let (n_entries, n_pkg_ids, n_packages, n_dirs, strings_len) =
+            (word(0), word(1), word(2), word(3), word(4));
         let entries_at = HEADER_LEN;
         let pkg_ids_at = entries_at + n_entries * ENTRY_LEN;
         let packages_at = pkg_ids_at + n_pkg_ids * 4;
@@ -343,7 +354,13 @@ impl SonameIndex {
 
     fn entry(&self, i: usize) -> Option<[u32; 5]> {
         let at = self.entries_at + i * ENTRY_LEN;
-        Some([self.u32_at(at)?, self.u32_at(at + 4)?, self.u32_at(at + 8)?, self.u32_at(at + 12)?, self.u32_at(at + 16)?])
+        Some([
+            self.u32_at(at)?,
+            self.u32_at(at + 4)?,
+            self.u32_at(at + 8)?,
+            self.u32_at(at + 12)?,
+            self.u32_at(at + 16)?,
+        ])
     }
 
     fn name_of(&self, i: usize) -> &[u8] {
@@ -383,7 +400,8 @@ impl SonameIndex {
                     return Err(self.corrupt());
                 }
                 let id = self.u32_at(self.pkg_ids_at + idx * 4).ok_or_else(|| self.corrupt())?;
-                let name = self.table_string(self.packages_at, self.n_packages, id).ok_or_else(|| self.corrupt())?;
+                let name =
+                    self.table_string(self.packages_at, self.n_packages, id).ok_or_else(|| self.corrupt())?;
                 packages.push(String::from_utf8_lossy(name).into_owned());
             }
             let standard = is_standard_lib_dir(&dir) || is_bin_dir(dir.as_bytes());
@@ -434,7 +452,8 @@ pub fn rank_providers(soname: &str, packages: &mut [String]) {
 /// The preferred provider among `hits` for a soname query: packages shipping it in a standard directory ranked by
 /// the ambiguity rule; `None` when only private directories have it.
 pub fn preferred(soname: &str, hits: &[Hit]) -> Option<String> {
-    let mut candidates: Vec<String> = hits.iter().filter(|h| h.standard).flat_map(|h| h.packages.clone()).collect();
+    let mut candidates: Vec<String> =
+        hits.iter().filter(|h| h.standard).flat_map(|h| h.packages.clone()).collect();
     candidates.sort();
     candidates.dedup();
     rank_providers(soname, &mut candidates);

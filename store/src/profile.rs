@@ -375,7 +375,9 @@ impl Store {
             let here = dst.join(&name);
             let from = src.join(&name);
             match fs::symlink_metadata(&here) {
-                Err(_) => std::os::unix::fs::symlink(&from, &here).map_err(io_err("create symlink", &here))?,
+                Err(_) => {
+                    std::os::unix::fs::symlink(&from, &here).map_err(io_err("create symlink", &here))?
+                }
                 Ok(m) if m.is_dir() && self.is_dir_logical(&from) => self.merge_into(&here, &from, owner)?,
                 Ok(m) if m.is_symlink() => {
                     let earlier = fs::read_link(&here).map_err(io_err("read symlink", &here))?;
@@ -405,7 +407,9 @@ impl Store {
 
     /// The packages of the profile's current user environment (empty without one).
     pub fn profile_packages(&self, profile: &Profile) -> Result<Vec<StorePath>> {
-        let Some(current) = profile.generations()?.into_iter().find(|g| g.current) else { return Ok(Vec::new()) };
+        let Some(current) = profile.generations()?.into_iter().find(|g| g.current) else {
+            return Ok(Vec::new());
+        };
         let manifest = self.config().physical(&current.target).join(MANIFEST);
         let text = match fs::read_to_string(&manifest) {
             Ok(t) => t,

@@ -104,7 +104,12 @@ fn print_report(report: &fhsenv::BuildReport, out: &Path, verbose: u8) {
     );
     if verbose > 0 {
         for c in &report.conflicts {
-            eprintln!("conflict: {}: kept {}, dropped {}", c.path.display(), c.kept.display(), c.dropped.display());
+            eprintln!(
+                "conflict: {}: kept {}, dropped {}",
+                c.path.display(),
+                c.kept.display(),
+                c.dropped.display()
+            );
         }
         for p in &report.ignored {
             eprintln!("ignored: {} (not an FHS directory fhsenv merges)", p.display());
@@ -117,7 +122,8 @@ fn print_report(report: &fhsenv::BuildReport, out: &Path, verbose: u8) {
 fn build(spec_path: &Path, out: Option<&Path>, verbose: u8) -> anyhow::Result<ExitCode> {
     let spec = EnvSpec::load(spec_path)?;
     let out = out.map_or_else(|| default_out(spec_path, &spec), Path::to_path_buf);
-    let report = fhsenv::build(&spec, &out).with_context(|| format!("failed to build env {}", spec_path.display()))?;
+    let report =
+        fhsenv::build(&spec, &out).with_context(|| format!("failed to build env {}", spec_path.display()))?;
     print_report(&report, &out, verbose);
     println!("{}", out.display());
     Ok(ExitCode::SUCCESS)
@@ -135,7 +141,8 @@ fn open_env(env: &Path, verbose: u8) -> anyhow::Result<BuiltEnv> {
             return Ok(built);
         }
     }
-    let report = fhsenv::build(&spec, &out).with_context(|| format!("failed to build env {}", env.display()))?;
+    let report =
+        fhsenv::build(&spec, &out).with_context(|| format!("failed to build env {}", env.display()))?;
     if verbose > 0 {
         print_report(&report, &out, verbose);
     }
@@ -181,7 +188,9 @@ fn launch_env(args: &LaunchArgs, command: Vec<OsString>, verbose: u8) -> anyhow:
 
 /// Dies by the signal that killed the program, so our caller sees the same status; 128+n if it cannot.
 fn die_by(sig: nix::sys::signal::Signal) -> ExitCode {
-    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, raise, sigaction, sigprocmask};
+    use nix::sys::signal::{
+        SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, raise, sigaction, sigprocmask,
+    };
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     // The program already dumped core if it was going to; we must not add a second one.

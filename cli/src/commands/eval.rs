@@ -152,14 +152,27 @@ fn run(args: CommonArgs, mode: Mode) -> anyhow::Result<ExitCode> {
                 }
                 if json {
                     let mut ctx = Default::default();
-                    let s = eval::builtins::json::to_json(&mut ev, &v, eval::source::Pos::none(), &mut ctx, false)
-                        .map_err(render)?;
+                    let s = eval::builtins::json::to_json(
+                        &mut ev,
+                        &v,
+                        eval::source::Pos::none(),
+                        &mut ctx,
+                        false,
+                    )
+                    .map_err(render)?;
                     Ok(format!("{s}\n"))
                 } else if xml {
                     let mut ctx = Default::default();
                     let mut out = String::from("<?xml version='1.0' encoding='utf-8'?>\n<expr>\n");
-                    eval::builtins::json::to_xml(&mut ev, &v, eval::source::Pos::none(), 1, &mut out, &mut ctx)
-                        .map_err(render)?;
+                    eval::builtins::json::to_xml(
+                        &mut ev,
+                        &v,
+                        eval::source::Pos::none(),
+                        1,
+                        &mut out,
+                        &mut ctx,
+                    )
+                    .map_err(render)?;
                     out.push_str("</expr>\n");
                     Ok(out)
                 } else {
@@ -195,7 +208,11 @@ fn apply_auto_args(ev: &mut Evaluator, v: Value, args: &CommonArgs, cwd: &str) -
     let mut entries = Vec::new();
     for pair in args.arg.chunks(2) {
         let val = ev.eval_str(&pair[1], cwd)?;
-        entries.push(eval::value::Attr { name: eval::sym::Sym::new(&pair[0]), value: val, pos: Default::default() });
+        entries.push(eval::value::Attr {
+            name: eval::sym::Sym::new(&pair[0]),
+            value: val,
+            pos: Default::default(),
+        });
     }
     for pair in args.argstr.chunks(2) {
         entries.push(eval::value::Attr {
@@ -224,21 +241,33 @@ fn select_path(ev: &mut Evaluator, mut v: Value, path: &str) -> eval::Result<Val
             Value::Attrs(a) => match a.get_str(part) {
                 Some(x) => ev.force(&x.clone())?,
                 None => {
-                    return Err(eval::EvalError::eval(format!("attribute '{part}' in selection path '{path}' not found"), Default::default()));
+                    return Err(eval::EvalError::eval(
+                        format!("attribute '{part}' in selection path '{path}' not found"),
+                        Default::default(),
+                    ));
                 }
             },
             Value::List(l) => {
                 let i: usize = part.parse().map_err(|_| {
-                    eval::EvalError::eval(format!("'{part}' in selection path '{path}' is not a list index"), Default::default())
+                    eval::EvalError::eval(
+                        format!("'{part}' in selection path '{path}' is not a list index"),
+                        Default::default(),
+                    )
                 })?;
                 let x = l.get(i).cloned().ok_or_else(|| {
-                    eval::EvalError::eval(format!("list index {i} in selection path '{path}' is out of range"), Default::default())
+                    eval::EvalError::eval(
+                        format!("list index {i} in selection path '{path}' is out of range"),
+                        Default::default(),
+                    )
                 })?;
                 ev.force(&x)?
             }
             other => {
                 return Err(eval::EvalError::eval(
-                    format!("the expression selected by the selection path '{path}' should be a set but is {}", other.type_of()),
+                    format!(
+                        "the expression selected by the selection path '{path}' should be a set but is {}",
+                        other.type_of()
+                    ),
                     Default::default(),
                 ));
             }

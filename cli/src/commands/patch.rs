@@ -64,13 +64,17 @@ pub struct PatchArgs {
 fn collect(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, PathBuf, ElfFacts)>> {
     let mut out = Vec::new();
     for input in inputs {
-        let input = std::path::absolute(input).with_context(|| format!("cannot resolve {}", input.display()))?;
-        let meta = fs::symlink_metadata(&input).with_context(|| format!("cannot patch {}", input.display()))?;
+        let input =
+            std::path::absolute(input).with_context(|| format!("cannot resolve {}", input.display()))?;
+        let meta =
+            fs::symlink_metadata(&input).with_context(|| format!("cannot patch {}", input.display()))?;
         if meta.is_dir() {
             let mut stack = vec![input.clone()];
             while let Some(d) = stack.pop() {
-                let mut entries: Vec<_> =
-                    fs::read_dir(&d).with_context(|| format!("cannot list {}", d.display()))?.flatten().collect();
+                let mut entries: Vec<_> = fs::read_dir(&d)
+                    .with_context(|| format!("cannot list {}", d.display()))?
+                    .flatten()
+                    .collect();
                 entries.sort_by_key(|e| e.file_name());
                 for e in entries {
                     let ft = e.file_type()?;
@@ -87,14 +91,19 @@ fn collect(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, PathBuf, ElfFacts)>> {
             }
         } else {
             match closure::read_elf(&input)? {
-                Some(f) if f.dynamic => out.push((input.parent().unwrap_or(Path::new("/")).to_path_buf(), input.clone(), f)),
+                Some(f) if f.dynamic => {
+                    out.push((input.parent().unwrap_or(Path::new("/")).to_path_buf(), input.clone(), f))
+                }
                 Some(_) => bail!("cannot patch {}: statically linked, nothing to patch", input.display()),
                 None => bail!("cannot patch {}: not an ELF file", input.display()),
             }
         }
     }
     if out.is_empty() {
-        bail!("no dynamically linked ELF file found in {}", inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "));
+        bail!(
+            "no dynamically linked ELF file found in {}",
+            inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        );
     }
     Ok(out)
 }
@@ -106,7 +115,14 @@ pub fn run(args: PatchArgs) -> Result<ExitCode> {
     // Libraries among the inputs satisfy each other (a bundle), whatever their run paths say.
     let provided: BTreeSet<(Class, String)> = files
         .iter()
-        .map(|(_, p, f)| (f.class, f.soname.clone().unwrap_or_else(|| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())))
+        .map(|(_, p, f)| {
+            (
+                f.class,
+                f.soname.clone().unwrap_or_else(|| {
+                    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+                }),
+            )
+        })
         .collect();
     let mut needs = Needs { machine, ..Default::default() };
     for (_, _, f) in &files {
@@ -130,17 +146,35 @@ pub fn run(args: PatchArgs) -> Result<ExitCode> {
         let list: Vec<String> = closure
             .unresolved
             .iter()
-            .map(|(s, c)| if c.is_empty() { s.clone() } else { format!("{s} (could come from {})", c.join(", ")) })
+            .map(
+                |(s, c)| {
+                    if c.is_empty() { s.clone() } else { format!("{s} (could come from {})", c.join(", ")) }
+                },
+            )
             .collect();
-        bail!("cannot patch: no source provides {}\nhint: pass --ignore-missing SONAME for libraries the program can do without", list.join(", "));
+        bail!(
+            "cannot patch: no source provides {}\nhint: pass --ignore-missing SONAME for libraries the program can do without",
+            list.join(", ")
+        );
     }
     let libc_dirs: BTreeSet<PathBuf> = if args.keep_libc {
-        closure.packages.iter().filter(|p| p.key.starts_with("libc6:") || p.key.starts_with("libc6-i386:")).map(|p| p.dir.clone()).collect()
+        closure
+            .packages
+            .iter()
+            .filter(|p| p.key.starts_with("libc6:") || p.key.starts_with("libc6-i386:"))
+            .map(|p| p.dir.clone())
+            .collect()
     } else {
         BTreeSet::new()
     };
     let rpath_for = |f: &ElfFacts| -> Vec<PathBuf> {
-        let mut dirs: Vec<PathBuf> = f.rpath.iter().chain(f.runpath.iter()).filter(|e| e.contains("ORIGIN")).map(PathBuf::from).collect();
+        let mut dirs: Vec<PathBuf> = f
+            .rpath
+            .iter()
+            .chain(f.runpath.iter())
+            .filter(|e| e.contains("ORIGIN"))
+            .map(PathBuf::from)
+            .collect();
         for d in closure.lib_dirs(f.class) {
             if !libc_dirs.iter().any(|l| d.starts_with(l)) && !dirs.contains(&d) {
                 dirs.push(d);
@@ -152,12 +186,21 @@ pub fn run(args: PatchArgs) -> Result<ExitCode> {
         if args.keep_libc || f.interpreter.is_none() {
             return Ok(None);
         }
-        let name = Path::new(f.interpreter.as_deref().unwrap_or_default()).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        closure.file(f.class, &name).map(|p| Some(p.to_path_buf())).ok_or_else(|| anyhow!("no package of the closure provides the loader {name}"))
+        let name = Path::new(f.interpreter.as_deref().unwrap_or_default())
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        closure
+            .file(f.class, &name)
+            .map(|p| Some(p.to_path_buf()))
+            .ok_or_else(|| anyhow!("no package of the closure provides the loader {name}"))
     };
     if args.in_place {
         for (_, path, f) in &files {
-            strategy::apply_patchelf(path, &strategy::patch_options(interp_for(f)?.as_deref(), &rpath_for(f)))?;
+            strategy::apply_patchelf(
+                path,
+                &strategy::patch_options(interp_for(f)?.as_deref(), &rpath_for(f)),
+            )?;
             println!("{}", path.display());
         }
         return Ok(ExitCode::SUCCESS);
@@ -170,9 +213,14 @@ pub fn run(args: PatchArgs) -> Result<ExitCode> {
             if let Some(parent) = dest.parent() {
                 fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
             }
-            let tmp = tempfile::Builder::new().prefix(".fhskit-patch-").tempfile_in(dest.parent().unwrap_or(out))?;
+            let tmp = tempfile::Builder::new()
+                .prefix(".fhskit-patch-")
+                .tempfile_in(dest.parent().unwrap_or(out))?;
             fs::copy(path, tmp.path()).with_context(|| format!("cannot copy {}", path.display()))?;
-            strategy::apply_patchelf(tmp.path(), &strategy::patch_options(interp_for(f)?.as_deref(), &rpath_for(f)))?;
+            strategy::apply_patchelf(
+                tmp.path(),
+                &strategy::patch_options(interp_for(f)?.as_deref(), &rpath_for(f)),
+            )?;
             tmp.persist(&dest).with_context(|| format!("cannot write {}", dest.display()))?;
             println!("{}", dest.display());
         }
@@ -189,12 +237,13 @@ pub fn run(args: PatchArgs) -> Result<ExitCode> {
         }
     }
     for (base, path, f) in &files {
-        let dest = if args.binaries.iter().any(|b| std::path::absolute(b).is_ok_and(|b| b == *base && b.is_dir())) {
-            root.join(path.strip_prefix(base).unwrap_or(path))
-        } else {
-            let sub = if f.interpreter.is_some() { "bin" } else { "lib" };
-            root.join(sub).join(path.file_name().unwrap_or_default())
-        };
+        let dest =
+            if args.binaries.iter().any(|b| std::path::absolute(b).is_ok_and(|b| b == *base && b.is_dir())) {
+                root.join(path.strip_prefix(base).unwrap_or(path))
+            } else {
+                let sub = if f.interpreter.is_some() { "bin" } else { "lib" };
+                root.join(sub).join(path.file_name().unwrap_or_default())
+            };
         if let Some(parent) = dest.parent() {
             fs::create_dir_all(parent)?;
         }

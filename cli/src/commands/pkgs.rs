@@ -104,7 +104,8 @@ fn require_repos(s: &Settings) -> Result<()> {
             "no package repository is configured\n\
              hint: add a [[pkgs.repository]] table (url, suite, components, architectures, keyring) to {}, \
              or pass --repo '[signed-by=KEYRING] URL SUITE COMPONENT'",
-            pkgs::config::default_config_file().map_or_else(|| "~/.config/fhskit/config.toml".into(), |p| p.display().to_string())
+            pkgs::config::default_config_file()
+                .map_or_else(|| "~/.config/fhskit/config.toml".into(), |p| p.display().to_string())
         );
     }
     Ok(())
@@ -146,8 +147,10 @@ fn update(s: &Settings, cache: &Cache, common: &Common) -> Result<ExitCode> {
     let now = pkgs::release::now();
     let mut summaries = Vec::new();
     for repo in &s.repositories {
-        let keyring = Keyring::load(&repo.keys, &s.host_root).with_context(|| format!("cannot update {}", repo.label()))?;
-        let summary = pkgs::index::update(&http, cache, repo, &keyring, now).with_context(|| format!("cannot update {}", repo.label()))?;
+        let keyring = Keyring::load(&repo.keys, &s.host_root)
+            .with_context(|| format!("cannot update {}", repo.label()))?;
+        let summary = pkgs::index::update(&http, cache, repo, &keyring, now)
+            .with_context(|| format!("cannot update {}", repo.label()))?;
         for w in &summary.warnings {
             eprintln!("warning: {w}");
         }
@@ -215,13 +218,22 @@ fn show(s: &Settings, cache: &Cache, common: &Common, package: &str) -> Result<E
         println!("Package: {}\nVersion: {}\nArchitecture: {}", p.name, p.version, p.architecture);
         let ma = serde_json::to_value(p.multi_arch)?;
         println!("Multi-Arch: {}", ma.as_str().unwrap_or("no"));
-        for (k, v) in [("Pre-Depends", &p.pre_depends_text), ("Depends", &p.depends_text), ("Provides", &p.provides_text), ("Section", &p.section), ("Priority", &p.priority)] {
+        for (k, v) in [
+            ("Pre-Depends", &p.pre_depends_text),
+            ("Depends", &p.depends_text),
+            ("Provides", &p.provides_text),
+            ("Section", &p.section),
+            ("Priority", &p.priority),
+        ] {
             if !v.is_empty() {
                 println!("{k}: {v}");
             }
         }
         println!("Repository: {} {} {}", repo.url, repo.suite, p.component);
-        println!("Filename: {}\nSize: {}\nSHA256: {}\nDescription: {}", p.filename, p.size, p.sha256, p.description);
+        println!(
+            "Filename: {}\nSize: {}\nSHA256: {}\nDescription: {}",
+            p.filename, p.size, p.sha256, p.description
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -238,7 +250,13 @@ fn resolve_to_lock(s: &Settings, cache: &Cache, packages: &[String], pins: Optio
     Ok(r.to_lock(&u, &requests))
 }
 
-fn resolve_cmd(s: &Settings, cache: &Cache, common: &Common, packages: &[String], lock_path: &PathBuf) -> Result<ExitCode> {
+fn resolve_cmd(
+    s: &Settings,
+    cache: &Cache,
+    common: &Common,
+    packages: &[String],
+    lock_path: &PathBuf,
+) -> Result<ExitCode> {
     let previous = if lock_path.exists() { Some(Lock::read(lock_path)?) } else { None };
     let lock = resolve_to_lock(s, cache, packages, previous.as_ref())?;
     lock.write(lock_path)?;
@@ -279,9 +297,11 @@ impl Reporter for Bar {
             return;
         }
         let bar = indicatif::ProgressBar::new(bytes);
-        let style = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> ");
+        let style = indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> ");
         bar.set_style(style);
         bar.set_message(format!("fetching {files} package(s)"));
         self.bar.set(bar).ok();
@@ -301,7 +321,9 @@ impl Reporter for Bar {
 fn fetch(s: &Settings, cache: &Cache, common: &Common, args: FetchArgs) -> Result<ExitCode> {
     let lock = if args.packages.is_empty() {
         let path = args.lock.clone().unwrap_or_else(|| PathBuf::from("fhskit.lock"));
-        Lock::read(&path).map_err(|e| anyhow!("{e}\nhint: name packages to fetch, or run 'fhskit pkgs resolve PACKAGE…' first"))?
+        Lock::read(&path).map_err(|e| {
+            anyhow!("{e}\nhint: name packages to fetch, or run 'fhskit pkgs resolve PACKAGE…' first")
+        })?
     } else {
         let pins = match &args.lock {
             Some(p) if p.exists() => Some(Lock::read(p)?),
@@ -316,7 +338,12 @@ fn fetch(s: &Settings, cache: &Cache, common: &Common, args: FetchArgs) -> Resul
         let items: Vec<pkgs::fetch::FetchItem> = lock
             .packages
             .iter()
-            .map(|p| pkgs::fetch::FetchItem { label: p.key(), url: p.url(), size: p.size, sha256: p.sha256.clone() })
+            .map(|p| pkgs::fetch::FetchItem {
+                label: p.key(),
+                url: p.url(),
+                size: p.size,
+                sha256: p.sha256.clone(),
+            })
             .collect();
         let paths = pkgs::fetch::fetch_all(&http, cache, &items, args.jobs, &bar)?;
         let rows: Vec<serde_json::Value> = lock
@@ -349,7 +376,13 @@ fn fetch(s: &Settings, cache: &Cache, common: &Common, args: FetchArgs) -> Resul
         println!("{}", serde_json::to_string_pretty(&realised)?);
     } else {
         for r in &realised {
-            println!("{} {} {}{}", r.package, r.version, r.location, if r.from_host { " (from host)" } else { "" });
+            println!(
+                "{} {} {}{}",
+                r.package,
+                r.version,
+                r.location,
+                if r.from_host { " (from host)" } else { "" }
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -385,7 +418,8 @@ fn locate_with(s: &Settings, cache: &Cache, common: &Common, args: &LocateArgs) 
         pkgs::soname::preferred(basename, &all_hits)
     };
     if common.json {
-        let out = serde_json::json!({"query": query, "architecture": arch, "preferred": preferred, "hits": rows});
+        let out =
+            serde_json::json!({"query": query, "architecture": arch, "preferred": preferred, "hits": rows});
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(if all_hits.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS });
     }

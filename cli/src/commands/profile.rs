@@ -103,10 +103,9 @@ pub fn run(command: ProfileCommand, args: ProfileArgs) -> Result<ExitCode> {
                     Ok(p) => p,
                     Err(_) => {
                         let path = PathBuf::from(text);
-                        let name = path
-                            .file_name()
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .with_context(|| format!("cannot install '{text}': not a store path or a file"))?;
+                        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).with_context(
+                            || format!("cannot install '{text}': not a store path or a file"),
+                        )?;
                         store.add_tree(&name, &path, &[]).with_context(|| format!("cannot add {text}"))?
                     }
                 };

@@ -63,7 +63,14 @@ impl SourceArgs {
 
     /// What distinguishes prepared results: a different source setting must not reuse a cached plan.
     pub fn salt(&self) -> String {
-        format!("{}|{}|{:?}|{:?}|{:?}", self.no_host, self.offline, self.repos, self.dlopen, std::env::var(dlopen::ENV).ok())
+        format!(
+            "{}|{}|{:?}|{:?}|{:?}",
+            self.no_host,
+            self.offline,
+            self.repos,
+            self.dlopen,
+            std::env::var(dlopen::ENV).ok()
+        )
     }
 }
 
@@ -86,7 +93,12 @@ pub struct RunArgs {
 
 /// Analyses `binary` and realises its closure; fails naming every unresolvable soname with the packages that could
 /// provide it, before anything runs.
-pub fn analyse_and_realise(store: &Store, binary: &std::path::Path, sources: &SourceArgs, ignore: &[String]) -> Result<(Analysis, Closure)> {
+pub fn analyse_and_realise(
+    store: &Store,
+    binary: &std::path::Path,
+    sources: &SourceArgs,
+    ignore: &[String],
+) -> Result<(Analysis, Closure)> {
     let first = closure::analyse(binary, &[])?;
     let needed: Vec<String> = first.external.iter().map(|(_, s)| s.clone()).collect();
     let (required, optional) = dlopen::extra_sonames(&needed, &sources.dlopen);
@@ -115,9 +127,16 @@ pub fn analyse_and_realise(store: &Store, binary: &std::path::Path, sources: &So
     if !closure.unresolved.is_empty() {
         let mut msg = format!("cannot run {}: no source provides", binary.display());
         for (soname, cands) in &closure.unresolved {
-            let by = analysis.needed_by.get(soname).and_then(|s| s.iter().next()).map(|p| format!(" (needed by {})", p.display())).unwrap_or_default();
+            let by = analysis
+                .needed_by
+                .get(soname)
+                .and_then(|s| s.iter().next())
+                .map(|p| format!(" (needed by {})", p.display()))
+                .unwrap_or_default();
             if cands.is_empty() {
-                msg.push_str(&format!("\n  {soname}{by}: no package in the configured repositories ships it"));
+                msg.push_str(&format!(
+                    "\n  {soname}{by}: no package in the configured repositories ships it"
+                ));
             } else {
                 msg.push_str(&format!("\n  {soname}{by}: could come from {}", cands.join(", ")));
             }
@@ -133,7 +152,8 @@ pub fn analyse_and_realise(store: &Store, binary: &std::path::Path, sources: &So
 
 pub fn run(args: RunArgs, verbose: u8) -> Result<ExitCode> {
     let config = args.sources.store_config()?;
-    let key = strategy::cache_key(&args.binary, &format!("{}|{}", args.strategy.name(), args.sources.salt()))?;
+    let key =
+        strategy::cache_key(&args.binary, &format!("{}|{}", args.strategy.name(), args.sources.salt()))?;
     if !args.refresh {
         if let Some(plan) = strategy::cached(&config, &key) {
             announce(args.strategy, &plan, verbose);
@@ -157,6 +177,11 @@ fn announce(requested: Strategy, plan: &strategy::Plan, verbose: u8) {
     if verbose > 0 {
         plan.describe();
     } else if requested == Strategy::Auto {
-        eprintln!("fhskit: running {} with the {} strategy ({})", plan.program.display(), plan.strategy.name(), plan.reason);
+        eprintln!(
+            "fhskit: running {} with the {} strategy ({})",
+            plan.program.display(),
+            plan.strategy.name(),
+            plan.reason
+        );
     }
 }

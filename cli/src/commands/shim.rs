@@ -135,10 +135,10 @@ fn systems(args: &RootArgs) -> Result<Vec<(System, Option<&'static [u8]>)>> {
     args.systems
         .iter()
         .map(|name| {
-            let system = system::ALL
-                .into_iter()
-                .find(|system| system.nix == name.as_str())
-                .with_context(|| format!("unknown system {name:?} (known: x86_64-linux, i686-linux, aarch64-linux)"))?;
+            let system =
+                system::ALL.into_iter().find(|system| system.nix == name.as_str()).with_context(|| {
+                    format!("unknown system {name:?} (known: x86_64-linux, i686-linux, aarch64-linux)")
+                })?;
             let bytes = built.iter().find(|(built, _)| *built == system).map(|(_, bytes)| *bytes);
             Ok((system, bytes))
         })
@@ -247,9 +247,11 @@ fn install_one(
     let loader_link = paths.state.join("ld.so");
     let loader_target = match loader {
         Some(loader) => Some(loader.to_owned()),
-        None if matches!(existing, Existing::Other) || had_backup => {
-            Some(PathBuf::from(format!("{}/backup/{}", state_dir(system), backup.file_name().unwrap().to_string_lossy())))
-        }
+        None if matches!(existing, Existing::Other) || had_backup => Some(PathBuf::from(format!(
+            "{}/backup/{}",
+            state_dir(system),
+            backup.file_name().unwrap().to_string_lossy()
+        ))),
         None => None,
     };
     if let Existing::Other = existing
@@ -306,7 +308,11 @@ fn check_loader(loader: &Path, system: &System) -> Result<()> {
     let reason = if bytes.len() < 20 || bytes[..4] != *b"\x7fELF" {
         Some("not an ELF file")
     } else if bytes[4] != system.class {
-        Some(if system.class == 2 { "a 32-bit file, the system is 64-bit" } else { "a 64-bit file, the system is 32-bit" })
+        Some(if system.class == 2 {
+            "a 32-bit file, the system is 64-bit"
+        } else {
+            "a 64-bit file, the system is 32-bit"
+        })
     } else if u16::from_le_bytes([bytes[18], bytes[19]]) != system.machine {
         Some("built for another architecture")
     } else if u16::from_le_bytes([bytes[16], bytes[17]]) != 3 {
@@ -326,7 +332,8 @@ fn check_lib_dir(dir: &Path) -> Result<()> {
     if !dir.is_absolute() {
         bail!("cannot use library directory {}: the path must be absolute", dir.display());
     }
-    let meta = fs::metadata(dir).with_context(|| format!("cannot use library directory {}", dir.display()))?;
+    let meta =
+        fs::metadata(dir).with_context(|| format!("cannot use library directory {}", dir.display()))?;
     if !meta.is_dir() {
         bail!("cannot use library directory {}: not a directory", dir.display());
     }
@@ -403,7 +410,8 @@ fn uninstall(args: &RootArgs) -> Result<ExitCode> {
             did_something = true;
         }
         if paths.state.exists() {
-            fs::remove_dir_all(&paths.state).with_context(|| format!("cannot remove {}", paths.state.display()))?;
+            fs::remove_dir_all(&paths.state)
+                .with_context(|| format!("cannot remove {}", paths.state.display()))?;
             println!("removed {}", paths.state.display());
             did_something = true;
         }
@@ -481,7 +489,11 @@ fn status(args: &StatusArgs) -> Result<ExitCode> {
         }
         writeln!(out, "  config:       {}", text("config"))?;
         let state = if report["loader_ok"] == true { "ok" } else { "missing" };
-        let target = if report["loader_target"].is_null() { String::new() } else { format!(" -> {}", text("loader_target")) };
+        let target = if report["loader_target"].is_null() {
+            String::new()
+        } else {
+            format!(" -> {}", text("loader_target"))
+        };
         if report["loader"].is_null() {
             writeln!(out, "  loader:       none configured (NIX_LD or the compiled-in default)")?;
         } else {
@@ -543,9 +555,14 @@ fn resolve_in_root(root: &Path, inner: &Path) -> Result<PathBuf> {
             Ok(meta) if meta.file_type().is_symlink() => {
                 hops += 1;
                 if hops > 40 {
-                    bail!("cannot resolve {} under {}: too many symbolic links", inner.display(), root.display());
+                    bail!(
+                        "cannot resolve {} under {}: too many symbolic links",
+                        inner.display(),
+                        root.display()
+                    );
                 }
-                let target = fs::read_link(&next).with_context(|| format!("cannot read link {}", next.display()))?;
+                let target =
+                    fs::read_link(&next).with_context(|| format!("cannot read link {}", next.display()))?;
                 if target.is_absolute() {
                     resolved = root.to_path_buf();
                 }
@@ -608,7 +625,8 @@ fn copy_entry(from: &Path, to: &Path) -> Result<()> {
 
 /// Puts a backup back in place atomically.
 fn restore_entry(backup: &Path, path: &Path) -> Result<()> {
-    copy_entry(backup, path).with_context(|| format!("cannot restore {} from {}", path.display(), backup.display()))
+    copy_entry(backup, path)
+        .with_context(|| format!("cannot restore {} from {}", path.display(), backup.display()))
 }
 
 /// Removes a file or symlink if present; returns whether it was there.

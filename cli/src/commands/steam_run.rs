@@ -18,7 +18,15 @@ use crate::realise::{self, Needs};
 use crate::strategy::{self, Plan, Strategy};
 
 /// Always required: the C and C++ runtime and a shell, so scripts and most programs start.
-const CORE: &[&str] = &["libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1", "libstdc++.so.6", "libgcc_s.so.1"];
+const CORE: &[&str] = &[
+    "libc.so.6",
+    "libm.so.6",
+    "libdl.so.2",
+    "libpthread.so.0",
+    "librt.so.1",
+    "libstdc++.so.6",
+    "libgcc_s.so.1",
+];
 
 /// The broad default set (cf. steam-run's multiPkgs and nix-ld's defaults), each optional.
 pub const DEFAULT_SET: &[&str] = &[

@@ -215,7 +215,9 @@ fn mib(bytes: u64) -> String {
 
 fn dispatch(command: StoreCommand, args: &StoreArgs, out: &mut impl Write) -> Result<ExitCode> {
     match command {
-        StoreCommand::Hash { .. } | StoreCommand::Dump { .. } | StoreCommand::Restore { .. } => run_offline(command, out),
+        StoreCommand::Hash { .. } | StoreCommand::Dump { .. } | StoreCommand::Restore { .. } => {
+            run_offline(command, out)
+        }
         other => dispatch_store(other, &args.open()?, out),
     }
 }
@@ -227,12 +229,15 @@ fn run_offline(command: StoreCommand, out: &mut impl Write) -> Result<ExitCode> 
             let algo = HashAlgo::parse(&algo)?;
             for path in paths {
                 let hash = if flat {
-                    let mut f = std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+                    let mut f = std::fs::File::open(&path)
+                        .with_context(|| format!("cannot open {}", path.display()))?;
                     let mut h = store::hash::Hasher::new(algo);
                     io::copy(&mut f, &mut h).with_context(|| format!("cannot read {}", path.display()))?;
                     h.finish()
                 } else {
-                    store::nar::hash_path(&path, algo).with_context(|| format!("cannot hash {}", path.display()))?.0
+                    store::nar::hash_path(&path, algo)
+                        .with_context(|| format!("cannot hash {}", path.display()))?
+                        .0
                 };
                 let text = if sri {
                     hash.to_sri()
@@ -251,7 +256,8 @@ fn run_offline(command: StoreCommand, out: &mut impl Write) -> Result<ExitCode> 
             if std::fs::symlink_metadata(&dir).is_ok() {
                 bail!("cannot restore into {}: it already exists", dir.display());
             }
-            let abs = std::path::absolute(&dir).with_context(|| format!("cannot resolve {}", dir.display()))?;
+            let abs =
+                std::path::absolute(&dir).with_context(|| format!("cannot resolve {}", dir.display()))?;
             let options = store::nar::RestoreOptions {
                 read_only: false,
                 confine_symlinks: (!allow_escaping_symlinks)
@@ -285,7 +291,9 @@ fn dispatch_store(command: StoreCommand, store: &Store, out: &mut impl Write) ->
                 if scan_references {
                     refs.extend(store.scan_all_references(path)?);
                 }
-                let p = store.add_tree(&name, path, &refs).with_context(|| format!("cannot add {}", path.display()))?;
+                let p = store
+                    .add_tree(&name, path, &refs)
+                    .with_context(|| format!("cannot add {}", path.display()))?;
                 writeln!(out, "{p}")?;
             }
         }
@@ -316,7 +324,8 @@ fn dispatch_store(command: StoreCommand, store: &Store, out: &mut impl Write) ->
             let paths = valid(store, &paths)?;
             let mut infos = Vec::new();
             for p in &paths {
-                let info = store.path_info(p)?.with_context(|| format!("path '{p}' is not valid in the store"))?;
+                let info =
+                    store.path_info(p)?.with_context(|| format!("path '{p}' is not valid in the store"))?;
                 let referrers: Vec<String> = store.referrers(p)?.iter().map(ToString::to_string).collect();
                 infos.push((info, referrers));
             }
@@ -379,14 +388,23 @@ fn dispatch_store(command: StoreCommand, store: &Store, out: &mut impl Write) ->
             let p = store.find(&prefix)?;
             print_lines(out, &[p], json.json)?;
         }
-        StoreCommand::Gc { print_roots: roots, print_live, print_dead, max_freed, keep_outputs, no_keep_derivations, json } => {
+        StoreCommand::Gc {
+            print_roots: roots,
+            print_live,
+            print_dead,
+            max_freed,
+            keep_outputs,
+            no_keep_derivations,
+            json,
+        } => {
             let options = GcOptions { keep_derivations: !no_keep_derivations, keep_outputs, max_freed };
             if roots {
                 print_roots(store, out, json.json)?;
             } else if print_live || print_dead {
                 eprintln!("finding garbage collector roots...");
                 eprintln!("determining {} paths...", if print_live { "live" } else { "dead" });
-                let list = if print_live { store.live_paths(&options)? } else { store.dead_paths(&options)? };
+                let list =
+                    if print_live { store.live_paths(&options)? } else { store.dead_paths(&options)? };
                 print_lines(out, &list, json.json)?;
             } else {
                 eprintln!("finding garbage collector roots...");
@@ -412,7 +430,8 @@ fn dispatch_store(command: StoreCommand, store: &Store, out: &mut impl Write) ->
                 let [p] = paths.as_deref().unwrap_or_default() else {
                     bail!("--repair-from needs exactly one store path");
                 };
-                let f = std::fs::File::open(&nar).with_context(|| format!("cannot open {}", nar.display()))?;
+                let f =
+                    std::fs::File::open(&nar).with_context(|| format!("cannot open {}", nar.display()))?;
                 store
                     .repair_from_nar(p, &mut BufReader::new(f))
                     .with_context(|| format!("cannot repair {p} from {}", nar.display()))?;
@@ -450,8 +469,10 @@ fn dispatch_store(command: StoreCommand, store: &Store, out: &mut impl Write) ->
 fn print_roots(store: &Store, out: &mut impl Write, json: bool) -> Result<()> {
     let roots = store.find_roots()?;
     if json {
-        let v: Vec<_> =
-            roots.iter().map(|r| json!({ "link": r.link.to_string_lossy(), "path": r.target.to_string() })).collect();
+        let v: Vec<_> = roots
+            .iter()
+            .map(|r| json!({ "link": r.link.to_string_lossy(), "path": r.target.to_string() }))
+            .collect();
         writeln!(out, "{}", serde_json::to_string(&v)?)?;
     } else {
         for r in roots {

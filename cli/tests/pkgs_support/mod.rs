@@ -100,7 +100,11 @@ impl Fixture {
 
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(!out.status.success(), "fhskit {args:?} should fail; stdout: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            !out.status.success(),
+            "fhskit {args:?} should fail; stdout: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         let err = String::from_utf8(out.stderr).unwrap();
         assert!(!err.contains("panicked"), "{err}");
         err

@@ -88,7 +88,12 @@ impl World {
 }
 
 pub fn text(o: &Output) -> String {
-    format!("status: {:?}\nstdout: {}\nstderr: {}", o.status, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "status: {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 pub fn ok(o: &Output) -> String {
@@ -109,9 +114,20 @@ impl Harness {
         let out = ok(&world.fhskit(&["patch", "--offline", FHSKIT]));
         let fhskit = format!("{}/bin/fhskit", out.trim());
         let tools = world.path("tools");
-        let out = ok(&world.fhskit(&["patch", "--offline", "--out", tools.to_str().unwrap(), "/usr/bin/mount", "/usr/bin/env"]));
+        let out = ok(&world.fhskit(&[
+            "patch",
+            "--offline",
+            "--out",
+            tools.to_str().unwrap(),
+            "/usr/bin/mount",
+            "/usr/bin/env",
+        ]));
         assert!(out.contains("mount"), "{out}");
-        Harness { fhskit, mount: tools.join("mount").display().to_string(), env: tools.join("env").display().to_string() }
+        Harness {
+            fhskit,
+            mount: tools.join("mount").display().to_string(),
+            env: tools.join("env").display().to_string(),
+        }
     }
 
     /// Runs `args` in a private mount namespace where the host's libraries are hidden.
@@ -120,7 +136,11 @@ impl Harness {
         if !nix_is_root() {
             cmd.arg("--map-root-user");
         }
-        cmd.args(["--mount", "/bin/sh"]).arg(fixtures().join("run-hide-host.sh")).arg(&self.mount).arg(&self.env).args(args);
+        cmd.args(["--mount", "/bin/sh"])
+            .arg(fixtures().join("run-hide-host.sh"))
+            .arg(&self.mount)
+            .arg(&self.env)
+            .args(args);
         world.envs(&mut cmd);
         cmd.output().unwrap()
     }

@@ -39,7 +39,8 @@ pub(crate) fn table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
         }),
         ("hashFile", 2, |ev, a, p| {
             let algo_s = ev.force_str(&a[0], p)?;
-            let algo = Algo::parse(&algo_s).ok_or_else(|| EvalError::eval(format!("unknown hash algorithm '{algo_s}'"), p))?;
+            let algo = Algo::parse(&algo_s)
+                .ok_or_else(|| EvalError::eval(format!("unknown hash algorithm '{algo_s}'"), p))?;
             let path = path_arg(ev, &a[1], p)?;
             let data = ev.io.read_file(&path).map_err(|e| io_err("opening file", &path, &e, p))?;
             Ok(Value::str(store_path::hex(&algo.digest(&data))))
@@ -64,7 +65,10 @@ pub(crate) fn table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
         ("toPath", 1, |ev, a, p| {
             let s = ev.coerce_to_string(&a[0], p, Coerce { more: false, copy: false })?;
             if !s.s.starts_with('/') {
-                return Err(EvalError::eval(format!("string '{}' doesn't represent an absolute path", s.s), p));
+                return Err(EvalError::eval(
+                    format!("string '{}' doesn't represent an absolute path", s.s),
+                    p,
+                ));
             }
             Ok(Value::str(crate::compile::canon_path(&s.s)))
         }),
@@ -108,7 +112,10 @@ fn prim_to_file(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
     for c in s.ctx.iter().flat_map(|c| c.iter()) {
         if c.starts_with('=') || c.starts_with('!') {
             return Err(EvalError::eval(
-                format!("files created by builtins.toFile may not reference derivations, but {name} references {}", c.trim_start_matches('=')),
+                format!(
+                    "files created by builtins.toFile may not reference derivations, but {name} references {}",
+                    c.trim_start_matches('=')
+                ),
                 p,
             ));
         }
@@ -175,12 +182,19 @@ pub fn add_path(
         let mut nar = Vec::new();
         let inc = include.clone();
         let pred = move |x: &str| inc.as_ref().is_none_or(|s| s.contains(x));
-        store_path::nar(ev.io.as_ref(), src, Some(&pred), &mut nar).map_err(|e| io_err("reading", src, &e, p))?;
+        store_path::nar(ev.io.as_ref(), src, Some(&pred), &mut nar)
+            .map_err(|e| io_err("reading", src, &e, p))?;
         let h = store_path::sha256(&nar);
-        (store_path::make_store_path(&store_dir, "source", &h, name), Hash { algo: Algo::Sha256, bytes: h.to_vec() })
+        (
+            store_path::make_store_path(&store_dir, "source", &h, name),
+            Hash { algo: Algo::Sha256, bytes: h.to_vec() },
+        )
     } else {
         if !matches!(kind, FileKind::Regular { .. }) {
-            return Err(EvalError::eval(format!("path '{src}' is not a regular file, but non-recursive hashing needs one"), p));
+            return Err(EvalError::eval(
+                format!("path '{src}' is not a regular file, but non-recursive hashing needs one"),
+                p,
+            ));
         }
         let data = ev.io.read_file(src).map_err(|e| io_err("opening file", src, &e, p))?;
         let h = Hash { algo: Algo::Sha256, bytes: store_path::sha256(&data).to_vec() };
@@ -217,7 +231,11 @@ fn walk_filter(ev: &mut Evaluator, f: &Value, dir: &str, set: &mut HashSet<Strin
 
 pub(crate) fn hash_mismatch(what: &str, specified: &Hash, got: &Hash, p: Pos) -> EvalError {
     EvalError::eval(
-        format!("hash mismatch in {what}:\n         specified: {}\n         got:       {}", specified.to_sri(), got.to_sri()),
+        format!(
+            "hash mismatch in {what}:\n         specified: {}\n         got:       {}",
+            specified.to_sri(),
+            got.to_sri()
+        ),
         p,
     )
 }
@@ -241,7 +259,8 @@ pub(crate) fn prim_find_file(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<
             name.strip_prefix(&format!("{prefix}/"))
         };
         let Some(rest) = rest else { continue };
-        let candidate = if rest.is_empty() { path.clone() } else { format!("{}/{rest}", path.trim_end_matches('/')) };
+        let candidate =
+            if rest.is_empty() { path.clone() } else { format!("{}/{rest}", path.trim_end_matches('/')) };
         if ev.io.path_exists(&candidate) {
             return Ok(Value::Path(Rc::from(crate::compile::canon_path(&candidate).as_str())));
         }
@@ -265,8 +284,9 @@ fn corepkg_source(name: &str) -> Option<&'static str> {
 }
 
 pub(crate) fn import_corepkg(ev: &mut Evaluator, name: &str, p: Pos) -> Result<Value> {
-    let src = corepkg_source(name)
-        .ok_or_else(|| EvalError::eval(format!("opening file '{COREPKGS}{name}': No such file or directory"), p))?;
+    let src = corepkg_source(name).ok_or_else(|| {
+        EvalError::eval(format!("opening file '{COREPKGS}{name}': No such file or directory"), p)
+    })?;
     let e = ev.compile(&format!("{COREPKGS}{name}"), src, "/__corepkgs__", None)?;
     let env = Rc::new(crate::value::Env { vals: Vec::new(), parent: None, is_with: false });
     ev.eval(&e, &env)
@@ -299,7 +319,8 @@ struct FetchArgs {
 fn fetch_args(ev: &mut Evaluator, v: &Value, p: Pos) -> Result<FetchArgs> {
     match ev.force(v)? {
         Value::Attrs(a) => {
-            let url_v = a.get_str("url").cloned().ok_or_else(|| EvalError::eval("attribute 'url' missing", p))?;
+            let url_v =
+                a.get_str("url").cloned().ok_or_else(|| EvalError::eval("attribute 'url' missing", p))?;
             let url = ev.coerce_to_string(&url_v, p, Coerce { more: false, copy: false })?.s;
             let name = match a.get_str("name") {
                 Some(n) => Some(ev.force_str(&n.clone(), p)?),
@@ -321,7 +342,9 @@ fn fetch_args(ev: &mut Evaluator, v: &Value, p: Pos) -> Result<FetchArgs> {
                         });
                     }
                     "url" | "name" => {}
-                    other => return Err(EvalError::eval(format!("unsupported argument '{other}' to fetcher"), p)),
+                    other => {
+                        return Err(EvalError::eval(format!("unsupported argument '{other}' to fetcher"), p));
+                    }
                 }
             }
             Ok(FetchArgs { url, name, hash })
@@ -374,7 +397,11 @@ fn prim_fetch_tarball(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> 
     store_path::nar(ev.io.as_ref(), &root, None, &mut nar).map_err(|e| io_err("reading", &root, &e, p))?;
     let got = Hash { algo: Algo::Sha256, bytes: store_path::sha256(&nar).to_vec() };
     if let Some(exp) = &args.hash {
-        let exp_cmp = if exp.algo == Algo::Sha256 { got.clone() } else { Hash { algo: exp.algo, bytes: exp.algo.digest(&nar) } };
+        let exp_cmp = if exp.algo == Algo::Sha256 {
+            got.clone()
+        } else {
+            Hash { algo: exp.algo, bytes: exp.algo.digest(&nar) }
+        };
         if *exp != exp_cmp {
             return Err(hash_mismatch(&format!("file downloaded from '{}'", args.url), exp, &exp_cmp, p));
         }

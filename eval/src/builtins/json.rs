@@ -19,8 +19,8 @@ pub(crate) fn table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
         }),
         ("fromJSON", 1, |ev, a, p| {
             let s = ev.force_str(&a[0], p)?;
-            let j: serde_json::Value =
-                serde_json::from_str(&s).map_err(|e| EvalError::eval(format!("while parsing JSON: {e}"), p))?;
+            let j: serde_json::Value = serde_json::from_str(&s)
+                .map_err(|e| EvalError::eval(format!("while parsing JSON: {e}"), p))?;
             json_value(&j, p)
         }),
         ("fromTOML", 1, |ev, a, p| {
@@ -101,8 +101,9 @@ pub fn to_json(ev: &mut Evaluator, v: &Value, p: Pos, ctx: &mut Context, copy: b
             }
             let mut parts = Vec::with_capacity(a.len());
             for e in &a.entries {
-                let j = to_json(ev, &e.value, p, ctx, copy)
-                    .map_err(|err| err.add_trace(e.pos, format!("while evaluating attribute '{}'", e.name)))?;
+                let j = to_json(ev, &e.value, p, ctx, copy).map_err(|err| {
+                    err.add_trace(e.pos, format!("while evaluating attribute '{}'", e.name))
+                })?;
                 parts.push(format!("{}:{j}", json_string(e.name.as_str())));
             }
             format!("{{{}}}", parts.join(","))
@@ -110,7 +111,10 @@ pub fn to_json(ev: &mut Evaluator, v: &Value, p: Pos, ctx: &mut Context, copy: b
         Value::List(l) => {
             let mut parts = Vec::with_capacity(l.len());
             for (i, x) in l.iter().enumerate() {
-                parts.push(to_json(ev, x, p, ctx, copy).map_err(|e| e.add_trace(p, format!("while evaluating list element at index {i}")))?);
+                parts
+                    .push(to_json(ev, x, p, ctx, copy).map_err(|e| {
+                        e.add_trace(p, format!("while evaluating list element at index {i}"))
+                    })?);
             }
             format!("[{}]", parts.join(","))
         }
@@ -127,12 +131,19 @@ fn json_value(j: &serde_json::Value, p: Pos) -> Result<Value> {
         serde_json::Value::Number(n) => match n.as_i64() {
             Some(i) => Value::Int(i),
             None => match n.as_u64() {
-                Some(u) => return Err(EvalError::eval(format!("unsigned json number {u} outside of Nix integer range"), p)),
+                Some(u) => {
+                    return Err(EvalError::eval(
+                        format!("unsigned json number {u} outside of Nix integer range"),
+                        p,
+                    ));
+                }
                 None => Value::Float(n.as_f64().unwrap_or(0.0)),
             },
         },
         serde_json::Value::String(s) => Value::str(s.clone()),
-        serde_json::Value::Array(a) => Value::list(a.iter().map(|x| json_value(x, p)).collect::<Result<_>>()?),
+        serde_json::Value::Array(a) => {
+            Value::list(a.iter().map(|x| json_value(x, p)).collect::<Result<_>>()?)
+        }
         serde_json::Value::Object(o) => {
             let mut entries = Vec::with_capacity(o.len());
             for (k, v) in o {
@@ -151,7 +162,9 @@ fn toml_value(t: &toml::Value, p: Pos) -> Result<Value> {
         toml::Value::Boolean(b) => Value::Bool(*b),
         toml::Value::Datetime(d) => {
             return Err(EvalError::eval(
-                format!("while parsing TOML: dates and times are not supported (found '{d}'); Nix needs the experimental feature 'parse-toml-timestamps' for them"),
+                format!(
+                    "while parsing TOML: dates and times are not supported (found '{d}'); Nix needs the experimental feature 'parse-toml-timestamps' for them"
+                ),
                 p,
             ));
         }
@@ -184,14 +197,23 @@ fn xml_escape(s: &str) -> String {
 }
 
 /// Nix's XML rendering of a value (used by `toXML` and `--xml`).
-pub fn to_xml(ev: &mut Evaluator, v: &Value, p: Pos, depth: usize, out: &mut String, ctx: &mut Context) -> Result<()> {
+pub fn to_xml(
+    ev: &mut Evaluator,
+    v: &Value,
+    p: Pos,
+    depth: usize,
+    out: &mut String,
+    ctx: &mut Context,
+) -> Result<()> {
     let ind = "  ".repeat(depth);
     let v = ev.force(v)?;
     match &v {
         Value::Null => out.push_str(&format!("{ind}<null />\n")),
         Value::Bool(b) => out.push_str(&format!("{ind}<bool value=\"{b}\" />\n")),
         Value::Int(i) => out.push_str(&format!("{ind}<int value=\"{i}\" />\n")),
-        Value::Float(f) => out.push_str(&format!("{ind}<float value=\"{}\" />\n", crate::print::fmt_float(*f))),
+        Value::Float(f) => {
+            out.push_str(&format!("{ind}<float value=\"{}\" />\n", crate::print::fmt_float(*f)))
+        }
         Value::String(s) => {
             if let Some(c) = &s.ctx {
                 ctx.extend(c.iter().cloned());
@@ -237,7 +259,10 @@ pub fn to_xml(ev: &mut Evaluator, v: &Value, p: Pos, depth: usize, out: &mut Str
                 out.push_str(&format!("{ind}<function>\n{ind}  <varpat name=\"…\" />\n{ind}</function>\n"));
             }
             crate::compile::Param::Formals { formals, ellipsis, .. } => {
-                out.push_str(&format!("{ind}<function>\n{ind}  <attrspat{}>\n", if *ellipsis { " ellipsis=\"1\"" } else { "" }));
+                out.push_str(&format!(
+                    "{ind}<function>\n{ind}  <attrspat{}>\n",
+                    if *ellipsis { " ellipsis=\"1\"" } else { "" }
+                ));
                 let mut names: Vec<&str> = formals.iter().map(|(n, _)| n.as_str()).collect();
                 names.sort();
                 for n in names {
@@ -252,7 +277,14 @@ pub fn to_xml(ev: &mut Evaluator, v: &Value, p: Pos, depth: usize, out: &mut Str
     Ok(())
 }
 
-fn xml_attrs(ev: &mut Evaluator, a: &Rc<Attrs>, p: Pos, depth: usize, out: &mut String, ctx: &mut Context) -> Result<()> {
+fn xml_attrs(
+    ev: &mut Evaluator,
+    a: &Rc<Attrs>,
+    p: Pos,
+    depth: usize,
+    out: &mut String,
+    ctx: &mut Context,
+) -> Result<()> {
     let ind = "  ".repeat(depth);
     for e in &a.entries {
         out.push_str(&format!("{ind}<attr name=\"{}\">\n", xml_escape(e.name.as_str())));

@@ -17,8 +17,21 @@ use crate::value::{Attr, Attrs, NixStr, PrimFn, PrimOp, Value};
 
 /// Names reachable without `builtins.` (besides the `__`-prefixed forms).
 const GLOBAL: &[&str] = &[
-    "abort", "baseNameOf", "break", "derivation", "dirOf", "fetchTarball", "fromTOML", "import", "isNull", "map",
-    "placeholder", "removeAttrs", "scopedImport", "throw", "toString",
+    "abort",
+    "baseNameOf",
+    "break",
+    "derivation",
+    "dirOf",
+    "fetchTarball",
+    "fromTOML",
+    "import",
+    "isNull",
+    "map",
+    "placeholder",
+    "removeAttrs",
+    "scopedImport",
+    "throw",
+    "toString",
 ];
 
 pub(crate) fn install(ev: &mut Evaluator) {
@@ -67,7 +80,8 @@ pub(crate) fn install(ev: &mut Evaluator) {
         attrs.push(Attr { name: Sym::new(name), value: v, pos: Pos::none() });
     }
     // `builtins` contains itself: a set whose `builtins` attribute is filled in after it exists.
-    let cell = Rc::new(crate::value::Thunk { state: std::cell::RefCell::new(crate::value::ThunkState::Blackhole) });
+    let cell =
+        Rc::new(crate::value::Thunk { state: std::cell::RefCell::new(crate::value::ThunkState::Blackhole) });
     attrs.push(Attr { name: Sym::new("builtins"), value: Value::Thunk(cell.clone()), pos: Pos::none() });
     let b = Value::attrs(Attrs::from_unsorted(attrs));
     *cell.state.borrow_mut() = crate::value::ThunkState::Done(b.clone());
@@ -80,7 +94,12 @@ pub(crate) fn install(ev: &mut Evaluator) {
             ev.globals.insert(Sym::new("derivation"), f.clone());
             if let Value::Attrs(a) = &ev.builtins {
                 let mut a = (**a).clone();
-                a = Attrs::update(&a, &Attrs { entries: vec![Attr { name: Sym::new("derivation"), value: f, pos: Pos::none() }] });
+                a = Attrs::update(
+                    &a,
+                    &Attrs {
+                        entries: vec![Attr { name: Sym::new("derivation"), value: f, pos: Pos::none() }],
+                    },
+                );
                 let b = Value::attrs(a);
                 *cell.state.borrow_mut() = crate::value::ThunkState::Done(b.clone());
                 ev.globals.insert(Sym::new("builtins"), b.clone());
@@ -138,7 +157,10 @@ fn core_table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
             match r {
                 Ok(v) => Ok(v),
                 Err(e) => {
-                    let msg = ev.coerce_to_string(&a[0], p, Coerce { more: false, copy: false }).map(|s| s.s).unwrap_or_default();
+                    let msg = ev
+                        .coerce_to_string(&a[0], p, Coerce { more: false, copy: false })
+                        .map(|s| s.s)
+                        .unwrap_or_default();
                     Err(e.add_trace(p, msg))
                 }
             }
@@ -171,13 +193,17 @@ fn core_table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
             for x in l.iter() {
                 names.push(Sym::new(&ev.force_str(x, p)?));
             }
-            Ok(Value::attrs(Attrs { entries: s.entries.iter().filter(|e| !names.contains(&e.name)).cloned().collect() }))
+            Ok(Value::attrs(Attrs {
+                entries: s.entries.iter().filter(|e| !names.contains(&e.name)).cloned().collect(),
+            }))
         }),
         ("listToAttrs", 1, prim_list_to_attrs),
         ("intersectAttrs", 2, |ev, a, p| {
             let x = ev.force_attrs(&a[0], p)?;
             let y = ev.force_attrs(&a[1], p)?;
-            Ok(Value::attrs(Attrs { entries: y.entries.iter().filter(|e| x.get(e.name).is_some()).cloned().collect() }))
+            Ok(Value::attrs(Attrs {
+                entries: y.entries.iter().filter(|e| x.get(e.name).is_some()).cloned().collect(),
+            }))
         }),
         ("catAttrs", 2, |ev, a, p| {
             let n = Sym::new(&ev.force_str(&a[0], p)?);
@@ -198,7 +224,10 @@ fn core_table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
                 .iter()
                 .map(|e| Attr {
                     name: e.name,
-                    value: Value::apply_lazy(Value::apply_lazy(f.clone(), Value::str(e.name.as_str())), e.value.clone()),
+                    value: Value::apply_lazy(
+                        Value::apply_lazy(f.clone(), Value::str(e.name.as_str())),
+                        e.value.clone(),
+                    ),
                     pos: e.pos,
                 })
                 .collect();
@@ -217,7 +246,10 @@ fn core_table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
                 .into_iter()
                 .map(|(n, vs)| Attr {
                     name: n,
-                    value: Value::apply_lazy(Value::apply_lazy(f.clone(), Value::str(n.as_str())), Value::list(vs)),
+                    value: Value::apply_lazy(
+                        Value::apply_lazy(f.clone(), Value::str(n.as_str())),
+                        Value::list(vs),
+                    ),
                     pos: Pos::none(),
                 })
                 .collect();
@@ -263,7 +295,10 @@ fn core_table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
             let l = ev.force_list(&a[0], p)?;
             let i = ev.force_int(&a[1], p)?;
             if i < 0 || i as usize >= l.len() {
-                return Err(EvalError::eval(format!("'builtins.elemAt' called with index {i} on a list of size {}", l.len()), p));
+                return Err(EvalError::eval(
+                    format!("'builtins.elemAt' called with index {i} on a list of size {}", l.len()),
+                    p,
+                ));
             }
             Ok(l[i as usize].clone())
         }),
@@ -370,7 +405,10 @@ fn core_table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
                 groups.entry(Sym::new(&k)).or_default().push(x.clone());
             }
             Ok(Value::attrs(Attrs {
-                entries: groups.into_iter().map(|(n, v)| Attr { name: n, value: Value::list(v), pos: Pos::none() }).collect(),
+                entries: groups
+                    .into_iter()
+                    .map(|(n, v)| Attr { name: n, value: Value::list(v), pos: Pos::none() })
+                    .collect(),
             }))
         }),
         ("genericClosure", 1, prim_generic_closure),
@@ -382,7 +420,10 @@ fn core_table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
 
 fn float_to_int(f: f64, p: Pos) -> Result<Value> {
     if !(-9.223372036854776e18..9.223372036854776e18).contains(&f) {
-        return Err(EvalError::eval(format!("float {} cannot be converted to an integer", crate::print::fmt_float(f)), p));
+        return Err(EvalError::eval(
+            format!("float {} cannot be converted to an integer", crate::print::fmt_float(f)),
+            p,
+        ));
     }
     Ok(Value::Int(f as i64))
 }
@@ -398,7 +439,11 @@ fn arith(ev: &mut Evaluator, op: crate::compile::BinOp, a: &[Value], p: Pos) -> 
 
 fn prim_abort(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
     let s = ev.coerce_to_string(&a[0], p, Coerce { more: false, copy: false })?;
-    Err(EvalError::new(ErrorKind::Abort, format!("evaluation aborted with the following error message: '{}'", s.s), p))
+    Err(EvalError::new(
+        ErrorKind::Abort,
+        format!("evaluation aborted with the following error message: '{}'", s.s),
+        p,
+    ))
 }
 
 fn prim_throw(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
@@ -425,7 +470,9 @@ fn prim_warn(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
 fn prim_try_eval(ev: &mut Evaluator, a: &[Value], _p: Pos) -> Result<Value> {
     match ev.force(&a[0]) {
         Ok(v) => Ok(mk_attrs(vec![("success", Value::Bool(true)), ("value", v)])),
-        Err(e) if e.catchable() => Ok(mk_attrs(vec![("success", Value::Bool(false)), ("value", Value::Bool(false))])),
+        Err(e) if e.catchable() => {
+            Ok(mk_attrs(vec![("success", Value::Bool(false)), ("value", Value::Bool(false))]))
+        }
         Err(e) => Err(e),
     }
 }
@@ -511,14 +558,25 @@ fn closure_key(ev: &mut Evaluator, v: &Value, p: Pos) -> Result<String> {
             }
             format!("l:[{}]", parts.join("\u{0}"))
         }
-        v => return Err(EvalError::eval(format!("cannot compare {} with {}", v.show_type(), v.show_type()), p)),
+        v => {
+            return Err(EvalError::eval(
+                format!("cannot compare {} with {}", v.show_type(), v.show_type()),
+                p,
+            ));
+        }
     })
 }
 
 fn prim_generic_closure(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
     let args = ev.force_attrs(&a[0], p)?;
-    let start = args.get_str("startSet").cloned().ok_or_else(|| EvalError::eval("attribute 'startSet' missing", p))?;
-    let op = args.get_str("operator").cloned().ok_or_else(|| EvalError::eval("attribute 'operator' missing", p))?;
+    let start = args
+        .get_str("startSet")
+        .cloned()
+        .ok_or_else(|| EvalError::eval("attribute 'startSet' missing", p))?;
+    let op = args
+        .get_str("operator")
+        .cloned()
+        .ok_or_else(|| EvalError::eval("attribute 'operator' missing", p))?;
     let mut queue: std::collections::VecDeque<Value> = ev.force_list(&start, p)?.iter().cloned().collect();
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();

@@ -141,7 +141,12 @@ pub(crate) fn table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
 
 fn algo_arg(ev: &mut Evaluator, v: &Value, p: Pos) -> Result<Algo> {
     let s = ev.force_str(v, p)?;
-    Algo::parse(&s).ok_or_else(|| EvalError::eval(format!("unknown hash algorithm '{s}', expect 'md5', 'sha1', 'sha256', or 'sha512'"), p))
+    Algo::parse(&s).ok_or_else(|| {
+        EvalError::eval(
+            format!("unknown hash algorithm '{s}', expect 'md5', 'sha1', 'sha256', or 'sha512'"),
+            p,
+        )
+    })
 }
 
 fn prim_substring(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
@@ -162,7 +167,10 @@ fn prim_replace_strings(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value
     let from_l = ev.force_list(&a[0], p)?;
     let to_l = ev.force_list(&a[1], p)?;
     if from_l.len() != to_l.len() {
-        return Err(EvalError::eval("'from' and 'to' arguments passed to builtins.replaceStrings have different lengths", p));
+        return Err(EvalError::eval(
+            "'from' and 'to' arguments passed to builtins.replaceStrings have different lengths",
+            p,
+        ));
     }
     let mut from = Vec::new();
     for x in from_l.iter() {
@@ -220,7 +228,8 @@ fn regex(re: &str, full: bool, p: Pos) -> Result<Rc<regex::Regex>> {
     }
     let translated = translate_ere(re);
     let pat = if full { format!("^(?:{translated})$") } else { translated };
-    let r = regex::Regex::new(&pat).map_err(|_| EvalError::eval(format!("invalid regular expression '{re}'"), p))?;
+    let r = regex::Regex::new(&pat)
+        .map_err(|_| EvalError::eval(format!("invalid regular expression '{re}'"), p))?;
     let r = Rc::new(r);
     REGEX_CACHE.with(|c| c.borrow_mut().insert(key, r.clone()));
     Ok(r)
@@ -288,7 +297,11 @@ fn translate_ere(re: &str) -> String {
                     let inner = &rest[1..e];
                     !inner.is_empty() && inner.chars().all(|c| c.is_ascii_digit() || c == ',')
                 });
-                if valid && !out.is_empty() { out.push('{') } else { out.push_str("\\{") }
+                if valid && !out.is_empty() {
+                    out.push('{')
+                } else {
+                    out.push_str("\\{")
+                }
                 i += 1;
             }
             '}' => {
@@ -336,13 +349,17 @@ fn prim_split(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
 
 fn prim_convert_hash(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
     let args = ev.force_attrs(&a[0], p)?;
-    let hash_v = args.get_str("hash").cloned().ok_or_else(|| EvalError::eval("attribute 'hash' missing", p))?;
+    let hash_v =
+        args.get_str("hash").cloned().ok_or_else(|| EvalError::eval("attribute 'hash' missing", p))?;
     let hash_s = ev.force_str(&hash_v, p)?;
     let algo = match args.get_str("hashAlgo") {
         Some(v) => Some(algo_arg(ev, &v.clone(), p)?),
         None => None,
     };
-    let fmt_v = args.get_str("toHashFormat").cloned().ok_or_else(|| EvalError::eval("attribute 'toHashFormat' missing", p))?;
+    let fmt_v = args
+        .get_str("toHashFormat")
+        .cloned()
+        .ok_or_else(|| EvalError::eval("attribute 'toHashFormat' missing", p))?;
     let fmt = ev.force_str(&fmt_v, p)?;
     let h = Hash::parse(&hash_s, algo).map_err(|m| EvalError::eval(m, p))?;
     let out = match fmt.as_str() {
@@ -468,7 +485,9 @@ fn prim_append_context(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value>
         {
             if !path.ends_with(".drv") {
                 return Err(EvalError::eval(
-                    format!("tried to add all-outputs context of {path}, which is not a derivation, to a string"),
+                    format!(
+                        "tried to add all-outputs context of {path}, which is not a derivation, to a string"
+                    ),
                     p,
                 ));
             }
@@ -478,7 +497,9 @@ fn prim_append_context(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value>
             let l = ev.force_list(&v.clone(), p)?;
             if !l.is_empty() && !path.ends_with(".drv") {
                 return Err(EvalError::eval(
-                    format!("tried to add derivation output context of {path}, which is not a derivation, to a string"),
+                    format!(
+                        "tried to add derivation output context of {path}, which is not a derivation, to a string"
+                    ),
                     p,
                 ));
             }

@@ -82,7 +82,14 @@ pub fn make_packages(root: &Path) -> Packages {
     ]);
     symlink("libfoo.so.1.0", &libdir.join("libfoo.so"));
     // A second library nothing links against: found only through dlopen and the env's ld.so.cache.
-    cc(&["-shared", "-fPIC", "-Wl,-soname,libbar.so.1", "-o", libdir.join("libbar.so.1").to_str().unwrap(), src.to_str().unwrap()]);
+    cc(&[
+        "-shared",
+        "-fPIC",
+        "-Wl,-soname,libbar.so.1",
+        "-o",
+        libdir.join("libbar.so.1").to_str().unwrap(),
+        src.to_str().unwrap(),
+    ]);
 
     let app = pkgs.join("app");
     std::fs::create_dir_all(app.join("usr/bin")).unwrap();
