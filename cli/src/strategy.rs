@@ -416,44 +416,16 @@ pub fn execute(plan: &Plan, args: &[OsString]) -> Result<ExitCode> {
         }
         Strategy::Fhs => {
             let env_dir = plan.env.as_ref().ok_or_else(|| anyhow!("plan without an env"))?;
-            let env = fhsenv::BuiltEnv::open(env_dir)
-                .with_context(|| format!("cannot open env {}", env_dir.display()))?;
             let mut command = vec![plan.program.clone().into_os_string()];
             command.extend(args.iter().cloned());
-            let notify = |line: &str| eprintln!("{line}");
-            let mut spec_binds = Vec::new();
-            if let Some(dir) = app_root(&plan.program) {
-                spec_binds.push(dir);
-            }
-            let mut env = env;
-            for dir in spec_binds {
-                env.metadata.spec.bind.push(fhsenv::spec::BindSpec {
-                    source: dir.clone(),
-                    target: None,
-                    read_only: false,
-                    optional: true,
-                });
-            }
+            let bind_try = app_root(&plan.program).map(|d| d.display().to_string()).into_iter().collect();
+            let mut setenv = Vec::new();
             if !plan.library_path.is_empty() {
                 let p = std::env::join_paths(&plan.library_path)?;
-                env.metadata.spec.env.insert("LD_LIBRARY_PATH".into(), p.to_string_lossy().into_owned());
+                setenv.push(format!("LD_LIBRARY_PATH={}", p.to_string_lossy()));
             }
-            let options = fhsenv::launch::LaunchOptions {
-                command,
-                mode: None,
-                fake_root: false,
-                exec: false,
-                kill_grace: std::time::Duration::from_secs(3),
-                notify: &notify,
-            };
-            let prepared = fhsenv::launch::prepare(&env, &options)
-                .with_context(|| format!("cannot prepare env {}", env_dir.display()))?;
-            match fhsenv::launch::run(&prepared, &options)
-                .with_context(|| format!("cannot enter env {}", env_dir.display()))?
-            {
-                fhsenv::launch::Outcome::Exited(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
-                fhsenv::launch::Outcome::Signaled(sig) => Ok(ExitCode::from(128u8.wrapping_add(sig as u8))),
-            }
+            let launch = crate::commands::env::LaunchArgs::for_env(env_dir.clone(), bind_try, setenv);
+            crate::commands::env::launch_env(&launch, command, 0)
         }
         Strategy::Auto => Err(anyhow!("auto must be resolved to a strategy first")),
     }

@@ -113,6 +113,8 @@ fn bundled_application_and_its_launcher_script_run_in_the_harness() {
         ],
     );
     std::fs::copy(run_support::fixtures().join("run-launcher.sh"), app.join("run.sh")).unwrap();
+    std::fs::set_permissions(app.join("run.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap();
     let bin = app.join("bin/app").display().to_string();
     let script = app.join("run.sh").display().to_string();
     // auto treats an $ORIGIN bundle as an application that may find files beside itself.

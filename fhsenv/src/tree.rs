@@ -243,7 +243,12 @@ impl Farm {
                     }
                     continue;
                 }
-                let source = root.join(&rel);
+                let mut source = root.join(&rel);
+                if kind.is_symlink() {
+                    if let Some(target) = absolute_link_in_package(root, &source) {
+                        source = target;
+                    }
+                }
                 match place(&rel) {
                     Place::Usr(path) => self.insert(
                         Path::new("usr").join(path),
@@ -332,6 +337,50 @@ impl Farm {
         }
         out
     }
+}
+
+/// Where a package's symlink with an absolute target points inside that same package, if it does.
+///
+/// Packages link by absolute paths meant for a real root (Debian's `libc6-i386` has `/lib/ld-linux.so.2 ->
+/// /lib32/ld-linux.so.2`). In the farm that target names the env's own link, which may be this very entry: a loop.
+/// Pointing at the package's own file keeps the meaning and breaks the loop; targets outside it stay as they are.
+fn absolute_link_in_package(root: &Path, link: &Path) -> Option<PathBuf> {
+    let mut current = link.to_path_buf();
+    for _ in 0..16 {
+        let target = std::fs::read_link(&current).ok()?;
+        let next = if target.is_absolute() {
+            root.join(target.strip_prefix("/").ok()?)
+        } else if current == link {
+            return None; // a relative link resolves the same way from the store
+        } else {
+            current.parent()?.join(target)
+        };
+        let next = normalize(&next);
+        if !next.starts_with(root) {
+            return None;
+        }
+        let meta = std::fs::symlink_metadata(&next).ok()?;
+        if !meta.file_type().is_symlink() {
+            return meta.is_file().then_some(next);
+        }
+        current = next;
+    }
+    None
+}
+
+/// `path` with `.` and `..` resolved lexically.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn is_cache_candidate(rest: &Path, name: &str) -> bool {
@@ -547,5 +596,31 @@ mod tests {
         assert_eq!(farm.report.conflicts.len(), 2);
         assert_eq!(farm.report.conflicts[0].dropped, Path::new("/b/bin/x"));
         assert_eq!(farm.report.conflicts[1].kept, Path::new("/a/share/d"));
+    }
+
+    #[test]
+    fn absolute_links_resolve_inside_their_package() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        for dir in ["lib", "lib32", "usr/lib"] {
+            std::fs::create_dir_all(root.join(dir)).unwrap();
+        }
+        std::fs::write(root.join("lib32/ld-linux.so.2"), b"loader").unwrap();
+        // Debian's libc6-i386 layout: an absolute link to the package's own file.
+        std::os::unix::fs::symlink("/lib32/ld-linux.so.2", root.join("lib/ld-linux.so.2")).unwrap();
+        std::os::unix::fs::symlink("../../lib/ld-linux.so.2", root.join("usr/lib/ld.so")).unwrap();
+        std::os::unix::fs::symlink("/lib/x86_64-linux-gnu/libother.so.1", root.join("lib/libother.so"))
+            .unwrap();
+        let own = absolute_link_in_package(root, &root.join("lib/ld-linux.so.2"));
+        assert_eq!(own.as_deref(), Some(root.join("lib32/ld-linux.so.2").as_path()));
+        // Relative links resolve the same from the store; links into other packages stay.
+        assert_eq!(absolute_link_in_package(root, &root.join("usr/lib/ld.so")), None);
+        assert_eq!(absolute_link_in_package(root, &root.join("lib/libother.so")), None);
+
+        let mut farm = Farm::default();
+        farm.add_package(root).unwrap();
+        let item = &farm.items[Path::new("usr/lib32/ld-linux.so.2")];
+        assert_eq!(item.source, root.join("lib32/ld-linux.so.2"));
+        assert!(farm.report.conflicts.is_empty(), "{:?}", farm.report.conflicts);
     }
 }

@@ -40,8 +40,21 @@ fn write_proc(file: &str, text: &str) -> Result<()> {
     std::fs::write(file, text).map_err(Error::io("write", file))
 }
 
+/// Whether the calling process has a single thread: unshare(2) refuses a user namespace (EINVAL) otherwise.
+pub fn single_threaded() -> bool {
+    // proc(5): "Threads:" in /proc/self/status; the task directory lists one entry per thread.
+    std::fs::read_dir("/proc/self/task").map(|d| d.count() == 1).unwrap_or(true)
+}
+
 /// Unshares the namespaces and writes the id maps for the calling process.
 pub fn enter(unshare_spec: &UnshareSpec, fake_root: bool) -> Result<()> {
+    if !single_threaded() {
+        return Err(Error::Sys {
+            action: "create namespaces",
+            path: "for this process (it has several threads; enter from a single-threaded process)".into(),
+            source: nix::Error::EINVAL,
+        });
+    }
     let (uid, gid) = (Uid::current(), Gid::current());
     let flags = clone_flags(unshare_spec);
     if uid.is_root() {

@@ -58,6 +58,92 @@ pub struct LaunchArgs {
     /// Print the mount plan and the command instead of running.
     #[arg(long)]
     dry_run: bool,
+    /// Also bind a host path, at the same path or at DEST (repeatable; added to the spec's `bind` list).
+    #[arg(long, value_name = "SRC[:DEST]")]
+    bind: Vec<String>,
+    /// Like --bind, but skipped when SRC does not exist.
+    #[arg(long, value_name = "SRC[:DEST]")]
+    bind_try: Vec<String>,
+    /// Like --bind, read-only.
+    #[arg(long, value_name = "SRC[:DEST]")]
+    ro_bind: Vec<String>,
+    /// Set an environment variable inside (repeatable; overrides the spec's `env`).
+    #[arg(long, value_name = "NAME=VALUE")]
+    setenv: Vec<String>,
+}
+
+impl LaunchArgs {
+    /// Arguments for `env run` on a built env, with extra binds and variables (how `fhskit run` re-enters).
+    pub fn for_env(env: PathBuf, bind_try: Vec<String>, setenv: Vec<String>) -> LaunchArgs {
+        LaunchArgs {
+            env,
+            mode: None,
+            fake_root: false,
+            exec: false,
+            kill_grace: 3,
+            dry_run: false,
+            bind: Vec::new(),
+            bind_try,
+            ro_bind: Vec::new(),
+            setenv,
+        }
+    }
+
+    /// The same request as `fhskit env run` arguments.
+    fn to_argv(&self) -> Vec<OsString> {
+        let mut argv: Vec<OsString> =
+            vec!["env".into(), "run".into(), "--kill-grace".into(), self.kill_grace.to_string().into()];
+        for (flag, values) in [
+            ("--bind", &self.bind),
+            ("--bind-try", &self.bind_try),
+            ("--ro-bind", &self.ro_bind),
+            ("--setenv", &self.setenv),
+        ] {
+            for v in values {
+                argv.push(flag.into());
+                argv.push(v.into());
+            }
+        }
+        if let Some(mode) = self.mode {
+            argv.push("--mode".into());
+            argv.push(if matches!(mode, ModeArg::Nixos) { "nixos" } else { "overlay" }.into());
+        }
+        if self.fake_root {
+            argv.push("--fake-root".into());
+        }
+        if self.exec {
+            argv.push("--exec".into());
+        }
+        argv.push(self.env.clone().into_os_string());
+        argv
+    }
+
+    /// Adds the command-line binds and variables to the env's spec.
+    fn apply(&self, env: &mut BuiltEnv) -> anyhow::Result<()> {
+        let spec = &mut env.metadata.spec;
+        for (values, read_only, optional) in
+            [(&self.bind, false, false), (&self.bind_try, false, true), (&self.ro_bind, true, false)]
+        {
+            for value in values {
+                let (source, target) = match value.split_once(':') {
+                    Some((s, t)) => (PathBuf::from(s), Some(PathBuf::from(t))),
+                    None => (PathBuf::from(value), None),
+                };
+                if !source.is_absolute() || target.as_ref().is_some_and(|t| !t.is_absolute()) {
+                    anyhow::bail!("invalid bind {value:?}: paths must be absolute");
+                }
+                spec.bind.push(fhsenv::spec::BindSpec { source, target, read_only, optional });
+            }
+        }
+        for value in &self.setenv {
+            let (name, val) = value
+                .split_once('=')
+                .filter(|(n, _)| !n.is_empty())
+                .with_context(|| format!("invalid --setenv {value:?}: expected NAME=VALUE"))?;
+            spec.env.insert(name.to_owned(), val.to_owned());
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -153,8 +239,22 @@ fn notify(line: &str) {
     eprintln!("{line}");
 }
 
-fn launch_env(args: &LaunchArgs, command: Vec<OsString>, verbose: u8) -> anyhow::Result<ExitCode> {
-    let env = open_env(&args.env, verbose)?;
+/// Runs `command` in the env of `args`. Namespaces can only be entered by a single-threaded process, so a caller
+/// that has started threads (downloads, hashing) re-executes fhskit as `fhskit env run …` instead.
+pub fn launch_env(args: &LaunchArgs, command: Vec<OsString>, verbose: u8) -> anyhow::Result<ExitCode> {
+    if !args.dry_run && !fhsenv::userns::single_threaded() {
+        let mut argv = args.to_argv();
+        argv.push("--".into());
+        argv.extend(command);
+        let mut cmd = std::process::Command::new("/proc/self/exe");
+        if verbose > 0 {
+            cmd.arg(format!("-{}", "v".repeat(verbose.into())));
+        }
+        let err = std::os::unix::process::CommandExt::exec(cmd.args(argv));
+        anyhow::bail!("cannot re-execute fhskit to enter env {}: {err}", args.env.display());
+    }
+    let mut env = open_env(&args.env, verbose)?;
+    args.apply(&mut env)?;
     let options = LaunchOptions {
         command,
         mode: args.mode.map(|m| match m {

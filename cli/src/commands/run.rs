@@ -84,11 +84,25 @@ pub struct RunArgs {
     /// Prepare everything again even if a cached plan exists.
     #[arg(long)]
     pub refresh: bool,
-    /// The program (an ELF executable or a launcher script that starts one).
-    pub binary: PathBuf,
-    /// Its arguments.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<OsString>,
+    /// The program (an ELF executable or a launcher script that starts one), then its arguments. Everything after
+    /// the program is passed on unparsed, so `fhskit run ./tool --version` asks the tool, not fhskit.
+    #[arg(
+        value_name = "BINARY [ARGS]",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<OsString>,
+}
+
+impl RunArgs {
+    fn binary(&self) -> PathBuf {
+        PathBuf::from(&self.command[0])
+    }
+
+    fn args(&self) -> &[OsString] {
+        &self.command[1..]
+    }
 }
 
 /// Analyses `binary` and realises its closure; fails naming every unresolvable soname with the packages that could
@@ -151,26 +165,26 @@ pub fn analyse_and_realise(
 }
 
 pub fn run(args: RunArgs, verbose: u8) -> Result<ExitCode> {
+    let binary = args.binary();
     let config = args.sources.store_config()?;
-    let key =
-        strategy::cache_key(&args.binary, &format!("{}|{}", args.strategy.name(), args.sources.salt()))?;
+    let key = strategy::cache_key(&binary, &format!("{}|{}", args.strategy.name(), args.sources.salt()))?;
     if !args.refresh {
         if let Some(plan) = strategy::cached(&config, &key) {
             announce(args.strategy, &plan, verbose);
-            return strategy::execute(&plan, &args.args);
+            return strategy::execute(&plan, args.args());
         }
     }
     let store = Store::open(config)?;
-    let (analysis, closure) = analyse_and_realise(&store, &args.binary, &args.sources, &[])?;
+    let (analysis, closure) = analyse_and_realise(&store, &binary, &args.sources, &[])?;
     let (chosen, reason) = match args.strategy {
         Strategy::Auto => strategy::choose(&analysis),
         s => (s, "chosen with --strategy".to_owned()),
     };
-    let (plan, refs) = strategy::prepare(&store, chosen, reason, &args.binary, &analysis, &closure)?;
+    let (plan, refs) = strategy::prepare(&store, chosen, reason, &binary, &analysis, &closure)?;
     strategy::remember(&store, &key, &plan, &refs)?;
     drop(store);
     announce(args.strategy, &plan, verbose);
-    strategy::execute(&plan, &args.args)
+    strategy::execute(&plan, args.args())
 }
 
 fn announce(requested: Strategy, plan: &strategy::Plan, verbose: u8) {
