@@ -108,6 +108,21 @@ fn collect(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, PathBuf, ElfFacts)>> {
     Ok(out)
 }
 
+/// The library `soname` found in one of `f`'s `$ORIGIN` run-path directories, if any holds one of its class.
+fn bundled_by_origin(f: &ElfFacts, soname: &str) -> Result<Option<ElfFacts>> {
+    for entry in f.rpath.iter().chain(f.runpath.iter()).filter(|e| e.contains("ORIGIN")) {
+        let candidate = closure::expand_origin(entry, &f.path, f.class).join(soname);
+        if candidate.is_file() {
+            if let Some(lib) =
+                closure::read_elf(&candidate)?.filter(|l| l.class == f.class && l.machine == f.machine)
+            {
+                return Ok(Some(lib));
+            }
+        }
+    }
+    Ok(None)
+}
+
 pub fn run(args: PatchArgs) -> Result<ExitCode> {
     let store = Store::open(args.sources.store_config()?)?;
     let files = collect(&args.binaries)?;
@@ -126,14 +141,34 @@ pub fn run(args: PatchArgs) -> Result<ExitCode> {
         .collect();
     let mut needs = Needs { machine, ..Default::default() };
     for (_, _, f) in &files {
-        for n in f.needed.iter().chain(args.runtime_dependencies.iter()) {
-            if !provided.contains(&(f.class, n.clone())) && !n.contains('/') {
-                needs.sonames.insert((f.class, n.clone()));
-            }
-        }
         if let (Some(i), false) = (&f.interpreter, args.keep_libc) {
             if let Some(name) = Path::new(i).file_name() {
                 needs.sonames.insert((f.class, name.to_string_lossy().into_owned()));
+            }
+        }
+        for n in &args.runtime_dependencies {
+            needs.sonames.insert((f.class, n.clone()));
+        }
+    }
+    // Needs of the inputs and of the libraries they reach through their own `$ORIGIN` run paths (an application's
+    // bundled `lib/`): bundled libraries stay where they are, found through the kept `$ORIGIN` entries, and what
+    // they need in turn comes from the closure through the executable's DT_RPATH.
+    let mut queue: Vec<ElfFacts> = files.iter().map(|(_, _, f)| f.clone()).collect();
+    let mut seen: BTreeSet<PathBuf> = queue.iter().map(|f| f.path.clone()).collect();
+    while let Some(f) = queue.pop() {
+        for n in &f.needed {
+            if provided.contains(&(f.class, n.clone())) || n.contains('/') {
+                continue;
+            }
+            match bundled_by_origin(&f, n)? {
+                Some(lib) => {
+                    if seen.insert(lib.path.clone()) {
+                        queue.push(lib);
+                    }
+                }
+                None => {
+                    needs.sonames.insert((f.class, n.clone()));
+                }
             }
         }
     }
