@@ -43,6 +43,9 @@ pub struct EnvSpec {
     pub nested: bool,
     /// Opt-in Landlock sandbox.
     pub sandbox: Option<SandboxSpec>,
+    /// Also link documentation (`usr/share/{doc,man,info}`); left out by default, as Nix keeps it in outputs an
+    /// env does not include (in a 200-package env it would be three quarters of the links).
+    pub docs: bool,
 }
 
 impl Default for EnvSpec {
@@ -62,6 +65,7 @@ impl Default for EnvSpec {
             mode: Mode::Nixos,
             nested: false,
             sandbox: None,
+            docs: false,
         }
     }
 }

@@ -8,7 +8,7 @@
 //! `lib/i386-linux-gnu/`, `lib32/`). The first package providing a path wins; every loser is reported. The tree is
 //! built beside the destination and renamed into place, so a failed build leaves the previous env intact.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsStr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Component, Path, PathBuf};
@@ -38,7 +38,7 @@ pub struct Conflict {
 /// What a build did.
 #[derive(Debug, Clone, Default)]
 pub struct BuildReport {
-    /// Links in the farm.
+    /// Symbolic links written (a directory provided whole by one package is one link).
     pub links: usize,
     /// Entries in `etc/ld.so.cache`.
     pub cache_entries: usize,
@@ -188,7 +188,15 @@ struct Farm {
     items: BTreeMap<PathBuf, Item>,
     dirs: BTreeSet<PathBuf>,
     report: BuildReport,
+    /// Number of entries of every package directory walked, to tell whether a farm directory shows all of one.
+    source_entries: HashMap<PathBuf, usize>,
+    /// Link `usr/share/{doc,man,info}` too.
+    docs: bool,
 }
+
+/// Documentation directories, linked only when the spec asks for `docs`.
+const DOC_DIRS: [&str; 6] =
+    ["usr/share/doc", "usr/share/man", "usr/share/info", "share/doc", "share/man", "share/info"];
 
 impl Farm {
     fn insert(&mut self, dest: PathBuf, item: Item) {
@@ -230,11 +238,15 @@ impl Farm {
                 .collect::<std::io::Result<_>>()
                 .map_err(Error::io("read package directory", &dir))?;
             entries.sort_by_key(|e| e.file_name());
+            self.source_entries.insert(dir.clone(), entries.len());
             // Push in reverse so the walk visits names in order (deterministic conflict reports).
             for entry in entries.into_iter().rev() {
                 let rel = rel.join(entry.file_name());
                 let kind = entry.file_type().map_err(Error::io("stat", entry.path()))?;
                 if kind.is_dir() {
+                    if !self.docs && DOC_DIRS.iter().any(|d| rel == Path::new(d)) {
+                        continue;
+                    }
                     let top_level = rel.components().count() == 1;
                     if !top_level || entry.file_name() == "usr" || place(&rel.join("x")) != Place::Ignore {
                         stack.push(rel);
@@ -264,8 +276,12 @@ impl Farm {
                         let (class, info) = if cacheable {
                             let info = elf::inspect(&source);
                             (info.as_ref().map(|i| i.class), info)
-                        } else {
+                        } else if rest.components().count() == 1 {
                             (elf::peek_class(&source), None)
+                        } else {
+                            // Deeper files (a runtime's modules, gcc's multilib objects) keep the directory's
+                            // word for their architecture: opening each one would cost a read per file.
+                            (None, None)
                         };
                         let dir = match class {
                             Some(Class::Elf64) => LIB64,
@@ -306,6 +322,68 @@ impl Farm {
         for (link, item) in extra {
             self.insert(link, item);
         }
+    }
+
+    /// Farm directories that can be one link to a package directory, as buildEnv does: everything below comes from
+    /// that one package directory under the same names, and it shows all of it. A 200-package env then needs a
+    /// few thousand links instead of tens of thousands. `usr/*` and the top-level directories stay real, since
+    /// fhsenv writes into them and mounts them.
+    fn folded_dirs(&self) -> BTreeMap<PathBuf, PathBuf> {
+        // For each farm directory: the package directory all its entries agree on, or None once two disagree.
+        let mut votes: HashMap<PathBuf, Option<PathBuf>> = HashMap::new();
+        let mut children: HashMap<PathBuf, usize> = HashMap::new();
+        fn vote(
+            votes: &mut HashMap<PathBuf, Option<PathBuf>>,
+            children: &mut HashMap<PathBuf, usize>,
+            dest: &Path,
+            source: Option<&Path>,
+        ) {
+            let Some(parent) = dest.parent() else { return };
+            let agreed = source
+                .filter(|s| s.file_name() == dest.file_name())
+                .and_then(Path::parent)
+                .map(Path::to_path_buf);
+            *children.entry(parent.to_path_buf()).or_default() += 1;
+            votes
+                .entry(parent.to_path_buf())
+                .and_modify(|v| {
+                    if *v != agreed {
+                        *v = None;
+                    }
+                })
+                .or_insert(agreed);
+        }
+        for (dest, item) in &self.items {
+            vote(&mut votes, &mut children, dest, Some(&item.source));
+        }
+        // Deepest directories first, so a directory's own vote is known before its parent counts it.
+        let mut dirs: Vec<&PathBuf> = self.dirs.iter().collect();
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        let mut folded = BTreeMap::new();
+        for dir in dirs {
+            let source = votes.get(dir).cloned().flatten().filter(|s| {
+                let keep_real = dir.components().count() == 1
+                    || (dir.starts_with("usr") && dir.components().count() == 2);
+                !keep_real && self.source_entries.get(s) == children.get(dir)
+            });
+            vote(&mut votes, &mut children, dir, source.as_deref());
+            if let Some(source) = source {
+                folded.insert(dir.clone(), source);
+            }
+        }
+        // Only the outermost folded directory becomes a link.
+        let outer: Vec<PathBuf> = folded
+            .keys()
+            .filter(|d| !d.ancestors().skip(1).any(|a| folded.contains_key(a)))
+            .cloned()
+            .collect();
+        outer
+            .into_iter()
+            .map(|d| {
+                let s = folded[&d].clone();
+                (d, s)
+            })
+            .collect()
     }
 
     fn cache_entries(&self) -> Vec<CacheEntry> {
@@ -430,7 +508,7 @@ fn host_driver_entries(dirs: &[&str]) -> Vec<CacheEntry> {
 pub fn build(spec: &EnvSpec, out: &Path) -> Result<BuildReport> {
     let spec = canonical_spec(spec)?;
     let stamps = stamps(&spec)?;
-    let mut farm = Farm::default();
+    let mut farm = Farm { docs: spec.docs, ..Farm::default() };
     for (package, _) in spec.all_packages() {
         farm.add_package(package)?;
     }
@@ -448,8 +526,8 @@ pub fn build(spec: &EnvSpec, out: &Path) -> Result<BuildReport> {
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).map_err(Error::io("remove stale build", &tmp))?;
     }
-    let written = match write_tree(&spec, &farm, &cache, &stamps, &tmp) {
-        Ok(written) => written,
+    let (links, written) = match write_tree(&spec, &farm, &cache, &stamps, &tmp) {
+        Ok(counts) => counts,
         Err(err) => {
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(err);
@@ -457,7 +535,7 @@ pub fn build(spec: &EnvSpec, out: &Path) -> Result<BuildReport> {
     };
     replace_dir(&tmp, &out)?;
     let mut report = farm.report;
-    report.links = farm.items.len();
+    report.links = links;
     report.cache_entries = written;
     tracing::debug!(links = report.links, conflicts = report.conflicts.len(), out = %out.display(), "built env");
     Ok(report)
@@ -469,7 +547,7 @@ fn write_tree(
     cache: &[CacheEntry],
     stamps: &[i128],
     tmp: &Path,
-) -> Result<usize> {
+) -> Result<(usize, usize)> {
     let mkdir = |p: &Path| std::fs::create_dir_all(p).map_err(Error::io("create directory", p));
     let symlink = |target: &Path, link: &Path| {
         std::os::unix::fs::symlink(target, link).map_err(Error::io("create link", link))
@@ -479,11 +557,23 @@ fn write_tree(
     {
         mkdir(&tmp.join(dir))?;
     }
+    let folded = farm.folded_dirs();
+    let under_folded = |p: &Path| p.ancestors().any(|a| folded.contains_key(a));
+    let mut links = 0;
     for dir in &farm.dirs {
-        mkdir(&tmp.join(dir))?;
+        if !under_folded(dir) {
+            mkdir(&tmp.join(dir))?;
+        }
+    }
+    for (dir, source) in &folded {
+        symlink(source, &tmp.join(dir))?;
+        links += 1;
     }
     for (dest, item) in &farm.items {
-        symlink(&item.source, &tmp.join(dest))?;
+        if !under_folded(dest) {
+            symlink(&item.source, &tmp.join(dest))?;
+            links += 1;
+        }
     }
     symlink(Path::new("lib"), &tmp.join("usr/lib64"))?;
     for (link, target) in [
@@ -528,7 +618,7 @@ fn write_tree(
         reason: format!("cannot serialise metadata: {e}"),
     })?;
     std::fs::write(tmp.join(METADATA), text).map_err(Error::io("write", tmp.join(METADATA)))?;
-    Ok(written)
+    Ok((links, written))
 }
 
 /// Puts `new` at `out`: a rename when `out` is absent, an atomic exchange (then removal of the old tree) otherwise.
@@ -596,6 +686,40 @@ mod tests {
         assert_eq!(farm.report.conflicts.len(), 2);
         assert_eq!(farm.report.conflicts[0].dropped, Path::new("/b/bin/x"));
         assert_eq!(farm.report.conflicts[1].kept, Path::new("/a/share/d"));
+    }
+
+    #[test]
+    fn directories_of_one_package_become_one_link_and_docs_stay_out() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = |rel: &str| {
+            let p = tmp.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, b"x").unwrap();
+        };
+        file("a/usr/share/icons/theme-a/1.png");
+        file("a/usr/share/icons/theme-a/sub/2.png");
+        file("a/usr/share/fonts/a.ttf");
+        file("a/usr/share/man/man1/a.1");
+        file("b/usr/share/fonts/b.ttf");
+        file("b/usr/share/doc/b/copyright");
+        let mut farm = Farm::default();
+        farm.add_package(&tmp.path().join("a")).unwrap();
+        farm.add_package(&tmp.path().join("b")).unwrap();
+        let folded = farm.folded_dirs();
+        // Only package a has icons: one link for the whole theme directory (the outermost one).
+        assert_eq!(
+            folded.get(Path::new("usr/share/icons")).map(PathBuf::as_path),
+            Some(tmp.path().join("a/usr/share/icons").as_path())
+        );
+        assert_eq!(folded.len(), 1, "{folded:?}");
+        // Both packages have fonts: a real directory of links.
+        assert!(farm.items.contains_key(Path::new("usr/share/fonts/a.ttf")));
+        assert!(farm.items.contains_key(Path::new("usr/share/fonts/b.ttf")));
+        assert!(!farm.items.keys().any(|k| k.starts_with("usr/share/man") || k.starts_with("usr/share/doc")));
+
+        let mut with_docs = Farm { docs: true, ..Farm::default() };
+        with_docs.add_package(&tmp.path().join("a")).unwrap();
+        assert!(with_docs.items.contains_key(Path::new("usr/share/man/man1/a.1")));
     }
 
     #[test]
