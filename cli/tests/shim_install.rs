@@ -6,7 +6,7 @@
 
 use std::ffi::OsStr;
 use std::fs;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -66,6 +66,18 @@ fn run_empty_env(program: &Path) -> Output {
     Command::new(program).env_clear().output().unwrap()
 }
 
+/// Asserts that `program` cannot run: either the kernel finds no interpreter (exec fails with ENOENT) or the
+/// interpreter it finds cannot start the program.
+#[track_caller]
+fn assert_does_not_run(program: &Path) {
+    match Command::new(program).env_clear().output() {
+        Err(err) => assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}"),
+        Ok(output) => {
+            assert!(!output.status.success(), "{} ran: {}", program.display(), text(&output.stdout))
+        }
+    }
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -94,7 +106,7 @@ fn install_runs_programs_with_an_empty_environment_and_uninstall_undoes_it() {
     let interp = root.join("lib64/ld-linux-x86-64.so.2");
     let (program, lib_dir) = build(&dir, &interp, false).unwrap();
     // Before: the interpreter does not exist.
-    assert!(run_empty_env(&program).status.code().is_none_or(|code| code != 0));
+    assert_does_not_run(&program);
 
     let args =
         [os("shim"), os("install"), os("--root"), root.as_os_str(), os("--system"), os("x86_64-linux")];
@@ -134,7 +146,7 @@ fn install_runs_programs_with_an_empty_environment_and_uninstall_undoes_it() {
     assert!(!interp.exists());
     assert!(!root.join("etc/fhskit").exists());
     assert!(!root.join("var/lib/fhskit").exists());
-    assert!(run_empty_env(&program).status.code().is_none_or(|code| code != 0));
+    assert_does_not_run(&program);
     let out = assert_ok(&fhskit(&[os("shim"), os("uninstall"), os("--root"), root.as_os_str()]));
     assert!(out.contains("nothing to uninstall"), "{out}");
 }
@@ -149,7 +161,11 @@ fn a_real_loader_is_replaced_only_with_force_and_restored_by_uninstall() {
     let real = fs::read(fs::canonicalize(HOST_LD).unwrap()).unwrap();
     let inside = root.join("usr/lib64/ld-linux-x86-64.so.2");
     fs::write(&inside, &real).unwrap();
-    let (program, lib_dir) = build(&dir, &root.join("lib64/ld-linux-x86-64.so.2"), false).unwrap();
+    fs::set_permissions(&inside, fs::Permissions::from_mode(0o755)).unwrap();
+    // From outside the root, `root/lib64/…` follows the absolute link to the host's loader, so the program names
+    // the loader path as the root's own `lib64` link resolves it (the shim finds its root before the `/usr`).
+    let (program, lib_dir) = build(&dir, &inside, false).unwrap();
+    assert_does_not_run(&program);
 
     let base =
         [os("shim"), os("install"), os("--root"), root.as_os_str(), os("--system"), os("x86_64-linux")];
@@ -174,10 +190,19 @@ fn a_real_loader_is_replaced_only_with_force_and_restored_by_uninstall() {
     let backup = root.join("var/lib/fhskit/ld-shim/x86_64-linux/backup/ld-linux-x86-64.so.2");
     assert_eq!(fs::read(&backup).unwrap(), real);
     assert_eq!(assert_ok(&run_empty_env(&program)), "answer=42\n");
+    // Run directly by its resolved path, the shim still finds the root's config (the `/usr` is not the root).
+    let status = assert_ok(&fhskit(&[os("shim"), os("status"), os("--root"), root.as_os_str()]));
+    let config_loader = root.join("var/lib/fhskit/ld-shim/x86_64-linux/ld.so");
+    assert!(
+        status.contains(&format!("shim reports: loader: {} (from config)", config_loader.display())),
+        "{status}"
+    );
+    assert!(status.contains("-> backup/ld-linux-x86-64.so.2 (ok)"), "{status}");
 
     assert_ok(&fhskit(&[os("shim"), os("uninstall"), os("--root"), root.as_os_str()]));
     assert_eq!(fs::read(&inside).unwrap(), real, "uninstall restores the original loader");
     assert!(!root.join("var/lib/fhskit").exists());
+    assert_does_not_run(&program);
 }
 
 #[test]
@@ -323,6 +348,12 @@ fn install_at_the_real_loader_path_in_a_mount_namespace() {
     assert!(stdout.contains(&format!("installed the x86_64-linux shim at {HOST_LD}")), "{stdout}");
     assert!(stdout.contains("started through the shim\n"), "{stdout}");
     assert!(stdout.contains(&format!("interpreter:  {HOST_LD} (ld-shim)")), "{stdout}");
+    // The shim run directly by its FHS path finds the config of the real root (not of `/usr`, where a merged-/usr
+    // host really keeps it).
+    assert!(
+        stdout.contains("shim reports: loader: /var/lib/fhskit/ld-shim/x86_64-linux/ld.so (from config)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("removed the x86_64-linux shim"), "{stdout}");
     assert!(stdout.contains("backed up"), "{stdout}");
     assert_eq!(

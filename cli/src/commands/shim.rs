@@ -93,8 +93,10 @@ pub fn run(command: ShimCommand) -> Result<ExitCode> {
 /// Where one system's files live under a root (host paths).
 struct Paths {
     system: System,
-    root: PathBuf,
+    /// The interpreter path resolved inside the root: where the shim is written.
     interpreter: PathBuf,
+    /// The interpreter path as messages show it (see [`shown_path`]).
+    shown: PathBuf,
     config: PathBuf,
     state: PathBuf,
 }
@@ -106,10 +108,11 @@ fn state_dir(system: &System) -> String {
 
 impl Paths {
     fn new(root: &Path, system: System) -> Result<Self> {
+        let interpreter = resolve_in_root(root, Path::new(system.interpreter))?;
         Ok(Self {
             system,
-            root: root.to_owned(),
-            interpreter: resolve_in_root(root, Path::new(system.interpreter))?,
+            shown: shown_path(root, Path::new(system.interpreter), &interpreter),
+            interpreter,
             config: resolve_in_root(root, Path::new(system.config))?,
             state: resolve_in_root(root, Path::new(&state_dir(&system)))?,
         })
@@ -123,7 +126,10 @@ impl Paths {
 
 /// The systems to work on: those named, or every embedded one native to this host (x86-64 with its 32-bit
 /// companion).
-fn systems(args: &RootArgs) -> Result<Vec<(System, Option<&'static [u8]>)>> {
+/// A system to work on and its embedded shim (absent when this fhskit was built without it).
+type Selected = (System, Option<&'static [u8]>);
+
+fn systems(args: &RootArgs) -> Result<Vec<Selected>> {
     let built: Vec<(System, &'static [u8])> = ld_shim::embedded::builds().collect();
     if args.systems.is_empty() {
         return Ok(built
@@ -147,7 +153,7 @@ fn systems(args: &RootArgs) -> Result<Vec<(System, Option<&'static [u8]>)>> {
 
 /// The systems `status` and `uninstall` look at: those named, else every known one (an aarch64 shim may have been
 /// installed by naming it).
-fn all_systems(args: &RootArgs) -> Result<Vec<(System, Option<&'static [u8]>)>> {
+fn all_systems(args: &RootArgs) -> Result<Vec<Selected>> {
     if !args.systems.is_empty() {
         return systems(args);
     }
@@ -156,6 +162,21 @@ fn all_systems(args: &RootArgs) -> Result<Vec<(System, Option<&'static [u8]>)>> 
         .into_iter()
         .map(|system| (system, built.iter().find(|(b, _)| *b == system).map(|(_, bytes)| *bytes)))
         .collect())
+}
+
+/// The host path of `inner` to show for `resolved` (its resolution inside `root`): the plain `root` + `inner` when
+/// that reaches the same directory on the host (e.g. `/lib64/ld-linux-x86-64.so.2` where `/lib64 -> usr/lib64`),
+/// else the resolved path (an absolute symlink inside the root leads elsewhere from the host).
+fn shown_path(root: &Path, inner: &Path, resolved: &Path) -> PathBuf {
+    let plain = root.join(inner.strip_prefix("/").unwrap_or(inner));
+    if plain == resolved {
+        return plain;
+    }
+    let same_dir = match (plain.parent(), resolved.parent()) {
+        (Some(a), Some(b)) => matches!((fs::canonicalize(a), fs::canonicalize(b)), (Ok(a), Ok(b)) if a == b),
+        _ => false,
+    };
+    if same_dir { plain } else { resolved.to_owned() }
 }
 
 fn check_root(root: &Path) -> Result<PathBuf> {
@@ -199,7 +220,7 @@ fn install(args: &InstallArgs) -> Result<ExitCode> {
             bail!(
                 "refusing to replace {}: it is a real loader, not ld-shim (pass --force to replace it; a backup is kept \
                  and `fhskit shim uninstall` restores it)",
-                paths.interpreter.display()
+                paths.shown.display()
             );
         }
         plans.push((paths, bytes, loader, lib_dirs, existing));
@@ -241,17 +262,17 @@ fn install_one(
 ) -> Result<()> {
     let system = &paths.system;
     create_dirs(&paths.state)?;
-    // The loader: as given, else the backup of the loader being replaced now or by an earlier forced install.
+    // The loader: as given, else the backup of the loader being replaced now or by an earlier forced install. The
+    // backup is linked relatively so that the link works both from the host (programs naming `<root>/lib64/…`)
+    // and with the root as `/` (a container or image).
     let backup = paths.backup();
     let had_backup = fs::symlink_metadata(&backup).is_ok();
     let loader_link = paths.state.join("ld.so");
     let loader_target = match loader {
         Some(loader) => Some(loader.to_owned()),
-        None if matches!(existing, Existing::Other) || had_backup => Some(PathBuf::from(format!(
-            "{}/backup/{}",
-            state_dir(system),
-            backup.file_name().unwrap().to_string_lossy()
-        ))),
+        None if matches!(existing, Existing::Other) || had_backup => {
+            Some(Path::new("backup").join(backup.file_name().expect("backup paths name a file")))
+        }
         None => None,
     };
     if let Existing::Other = existing
@@ -259,7 +280,7 @@ fn install_one(
     {
         create_dirs(backup.parent().unwrap())?;
         copy_entry(&paths.interpreter, &backup)?;
-        println!("backed up {} to {}", paths.interpreter.display(), backup.display());
+        println!("backed up {} to {}", paths.shown.display(), backup.display());
     }
     match &loader_target {
         Some(target) => replace_with_symlink(target, &loader_link)?,
@@ -284,14 +305,13 @@ fn install_one(
 
     create_dirs(paths.interpreter.parent().unwrap())?;
     write_atomic(&paths.interpreter, shim, 0o755)?;
-    println!("installed the {} shim at {}", system.nix, paths.interpreter.display());
+    println!("installed the {} shim at {}", system.nix, paths.shown.display());
     match &loader_target {
         Some(target) => println!("  loader: {}", target.display()),
         None => println!(
-            "  loader: none configured (programs need {} or {}; else {})",
+            "  loader: none configured (programs need {} or {}; else the compiled-in default)",
             system.loader_var,
             system::LOADER_VAR,
-            "the compiled-in default"
         ),
     }
     println!("  libraries: {lib_count} in {}", paths.state.join("lib").display());
@@ -389,19 +409,21 @@ fn uninstall(args: &RootArgs) -> Result<ExitCode> {
             Existing::Shim => {
                 if fs::symlink_metadata(&backup).is_ok() {
                     restore_entry(&backup, &paths.interpreter)?;
-                    println!("restored {} from {}", paths.interpreter.display(), backup.display());
+                    println!(
+                        "removed the {} shim from {} and restored the loader it replaced from {}",
+                        system.nix,
+                        paths.shown.display(),
+                        backup.display()
+                    );
                 } else {
                     fs::remove_file(&paths.interpreter)
                         .with_context(|| format!("cannot remove {}", paths.interpreter.display()))?;
-                    println!("removed the {} shim from {}", system.nix, paths.interpreter.display());
+                    println!("removed the {} shim from {}", system.nix, paths.shown.display());
                 }
                 did_something = true;
             }
             Existing::Other if paths.state.exists() => {
-                eprintln!(
-                    "warning: {} is not ld-shim any more; leaving it as it is",
-                    paths.interpreter.display()
-                );
+                eprintln!("warning: {} is not ld-shim any more; leaving it as it is", paths.shown.display());
             }
             _ => {}
         }
@@ -455,11 +477,11 @@ fn status(args: &StatusArgs) -> Result<ExitCode> {
         let backup = paths.backup();
         let backup = fs::symlink_metadata(&backup).is_ok().then_some(backup);
         // The installed shim describes what it would use (run directly, it reads the same config).
-        let shim_says = (installed == "ld-shim").then(|| describe(&paths.interpreter)).flatten();
+        let shim_says = (installed == "ld-shim").then(|| describe(&paths.shown)).flatten();
         reports.push(serde_json::json!({
             "system": system.nix,
             "built_in": built.is_some(),
-            "interpreter": paths.interpreter,
+            "interpreter": paths.shown,
             "installed": installed,
             "config": config_text.is_some().then_some(&paths.config),
             "loader": loader,

@@ -14,7 +14,7 @@ use ld_shim::elf::{PT_INTERP, PT_PHDR};
 use ld_shim::system::{self, NATIVE};
 
 use crate::log::{Level, Logger};
-use crate::stack::{AT_BASE, AT_PHDR, AT_PHNUM, Stack};
+use crate::stack::{AT_BASE, AT_EXECFN, AT_PHDR, AT_PHNUM, Stack};
 use crate::{scratch, sys};
 
 /// Room for one path (PATH_MAX).
@@ -325,10 +325,21 @@ fn append_existing_dirs(out: &mut ListBuf, path: &mut PathBuf, root: &[u8], list
     }
 }
 
-/// The path the shim was started from: the program's `PT_INTERP` when it runs as an interpreter, else
-/// `/proc/self/exe`. Left empty when unknown (the config is then looked up in the real root).
+/// The path the shim was started from: the program's `PT_INTERP` when it runs as an interpreter; run directly, the
+/// path it was executed by (`AT_EXECFN`) when that is absolute, else `/proc/self/exe`. The path as named, not the
+/// resolved one, decides the root, as it does for `PT_INTERP`: `/lib64/ld-linux-x86-64.so.2` means the real root
+/// even where `/lib64` is a symlink elsewhere. Left empty when unknown (the config is then looked up in the real
+/// root).
 fn shim_path(stack: &Stack, out: &mut PathBuf) {
     if stack.aux(AT_BASE).unwrap_or(0) == 0 {
+        if let Some(execfn) = stack.aux(AT_EXECFN).filter(|&addr| addr != 0) {
+            // SAFETY: the kernel puts the NUL-terminated file name on the initial stack and points AT_EXECFN at it.
+            let name = unsafe { crate::stack::c_bytes(execfn as *const u8) };
+            if name.first() == Some(&b'/') {
+                let _ = out.push(name);
+                return;
+            }
+        }
         if let Ok(target) = sys::readlink(c"/proc/self/exe", scratch::LINK.take()) {
             let _ = out.push(target);
         }
