@@ -364,3 +364,136 @@ fn install_at_the_real_loader_path_in_a_mount_namespace() {
     assert_eq!(fs::symlink_metadata(HOST_LD).unwrap().file_type(), host_entry.file_type());
     assert!(!ld_shim::elf::is_shim(&fs::read(HOST_LD).unwrap()), "the host's loader is untouched");
 }
+
+fn md5_hex(path: &Path) -> String {
+    use md5::{Digest, Md5};
+    Md5::digest(fs::read(path).unwrap()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A host root whose dpkg database holds two packages, laid out as Debian ships them: `libshimtest1` (the fixture
+/// library, which needs `libc.so.6`) and `libc6` (copies of this host's C library and loader, with the absolute
+/// `/lib64/ld-linux-x86-64.so.2` link).
+fn fake_host(dir: &Path, lib: &Path) -> PathBuf {
+    let host = dir.join("host");
+    let multiarch = host.join("lib/x86_64-linux-gnu");
+    fs::create_dir_all(&multiarch).unwrap();
+    fs::create_dir_all(host.join("usr/lib/x86_64-linux-gnu")).unwrap();
+    fs::create_dir_all(host.join("lib64")).unwrap();
+    fs::create_dir_all(host.join("var/lib/dpkg/info")).unwrap();
+    fs::copy(lib, host.join("usr/lib/x86_64-linux-gnu/libshimtest.so")).unwrap();
+    let libc = fs::canonicalize("/lib/x86_64-linux-gnu/libc.so.6").unwrap();
+    fs::copy(libc, multiarch.join("libc.so.6")).unwrap();
+    fs::copy(fs::canonicalize(HOST_LD).unwrap(), multiarch.join("ld-linux-x86-64.so.2")).unwrap();
+    symlink("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", host.join("lib64/ld-linux-x86-64.so.2")).unwrap();
+    let status = "Package: libshimtest1\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0-1\n\n\
+                  Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.36-9\n";
+    fs::write(host.join("var/lib/dpkg/status"), status).unwrap();
+    let packages: [(&str, &[&str], &[&str]); 2] = [
+        (
+            "libshimtest1",
+            &["/usr", "/usr/lib", "/usr/lib/x86_64-linux-gnu"],
+            &["/usr/lib/x86_64-linux-gnu/libshimtest.so"],
+        ),
+        (
+            "libc6",
+            &["/lib", "/lib/x86_64-linux-gnu", "/lib64", "/lib64/ld-linux-x86-64.so.2"],
+            &["/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"],
+        ),
+    ];
+    for (name, other, files) in packages {
+        let list: String = ["/."].iter().chain(other).chain(files).map(|line| format!("{line}\n")).collect();
+        fs::write(host.join(format!("var/lib/dpkg/info/{name}:amd64.list")), list).unwrap();
+        let sums: String = files
+            .iter()
+            .map(|file| format!("{}  {}\n", md5_hex(&host.join(&file[1..])), &file[1..]))
+            .collect();
+        fs::write(host.join(format!("var/lib/dpkg/info/{name}:amd64.md5sums")), sums).unwrap();
+    }
+    host
+}
+
+#[test]
+fn install_builds_the_library_set_in_the_store_from_declared_packages() {
+    let dir = scratch("packages");
+    let root = dir.join("root");
+    fs::create_dir_all(&root).unwrap();
+    let interp = root.join("lib64/ld-linux-x86-64.so.2");
+    let (program, lib_dir) = build(&dir, &interp, false).unwrap();
+    // The packaged library needs libc.so.6 (as every real one does), so the set must follow it to libc6.
+    let packaged = dir.join("libshimtest.so");
+    let source = fixture("shim-lib.c");
+    let args =
+        ["-shared", "-fPIC"].map(os).into_iter().chain([source.as_os_str(), os("-o"), packaged.as_os_str()]);
+    cc(&args.chain(["-Wl,--no-as-needed", "-lc"].map(os)).collect::<Vec<_>>()).unwrap();
+    let host = fake_host(&dir, &packaged);
+    // The library exists only inside the fake host root from here on.
+    fs::remove_dir_all(&lib_dir).unwrap();
+    let store_dir = dir.join("store");
+    let store = store_dir.to_str().unwrap();
+    let install = |packages: &[&str]| {
+        let mut args = vec![
+            os("shim"),
+            os("install"),
+            os("--root"),
+            root.as_os_str(),
+            os("--system"),
+            os("x86_64-linux"),
+            os("--offline"),
+            os("--host-root"),
+            host.as_os_str(),
+            os("--store"),
+            os(store),
+        ];
+        for package in packages {
+            args.extend([os("--package"), os(package)]);
+        }
+        fhskit(&args)
+    };
+
+    // A package the host does not have: one error, nothing written under the root.
+    let out = install(&["libnothere1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with("error: cannot realise packages libnothere1"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
+    assert_does_not_run(&program);
+
+    let out = assert_ok(&install(&["libshimtest1"]));
+    // libc6 came in because libshimtest.so needs libc.so.6; its loader became the configured loader.
+    let state = root.join("var/lib/fhskit/ld-shim/x86_64-linux");
+    let loader = fs::read_link(state.join("ld.so")).unwrap();
+    assert!(loader.starts_with(store_dir.join("store")), "{}", loader.display());
+    assert!(loader.to_string_lossy().contains("-libc6-2.36-9/"), "{}", loader.display());
+    let set = fs::read_link(state.join("lib")).unwrap();
+    assert!(set.to_string_lossy().ends_with("-ld-shim-libraries-x86_64-linux"), "{}", set.display());
+    assert!(out.contains(&format!("libraries: 3 in {} -> {}", state.join("lib").display(), set.display())));
+    let mut names: Vec<String> =
+        fs::read_dir(&set).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["ld-linux-x86-64.so.2", "libc.so.6", "libshimtest.so"]);
+    // Every link leads into a package's store path, never to the host's files.
+    for name in &names {
+        let target = fs::read_link(set.join(name)).unwrap();
+        assert!(target.starts_with(store_dir.join("store")), "{name} -> {}", target.display());
+    }
+    assert_eq!(assert_ok(&run_empty_env(&program)), "answer=42\n");
+
+    let status = assert_ok(&fhskit(&[os("shim"), os("status"), os("--root"), root.as_os_str()]));
+    assert!(status.contains(&format!("library set:  {} (in the store", set.display())), "{status}");
+    assert!(status.contains("libraries:    3 in"), "{status}");
+
+    // The set is a GC root: a collection keeps it and the packages it refers to.
+    let gc = [os("store"), os("--store"), os(store), os("gc")];
+    assert_ok(&fhskit(&gc));
+    assert_eq!(assert_ok(&run_empty_env(&program)), "answer=42\n");
+
+    // Uninstalling drops the root; the next collection frees the set and the packages.
+    assert_ok(&fhskit(&[os("shim"), os("uninstall"), os("--root"), root.as_os_str()]));
+    assert_does_not_run(&program);
+    let out = assert_ok(&fhskit(&gc));
+    assert!(out.contains("3 store paths deleted"), "{out}");
+    assert!(!set.exists());
+}
