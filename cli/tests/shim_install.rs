@@ -497,3 +497,65 @@ fn install_builds_the_library_set_in_the_store_from_declared_packages() {
     assert!(out.contains("3 store paths deleted"), "{out}");
     assert!(!set.exists());
 }
+
+#[test]
+fn the_aarch64_shim_installs_and_serves_programs_under_qemu() {
+    const AARCH64_LIBS: &str = "/usr/aarch64-linux-gnu/lib";
+    const AARCH64_LD: &str = "/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1";
+    if ld_shim::embedded::AARCH64.is_none() {
+        eprintln!(
+            "skipped: fhskit was built without the aarch64 shim (no aarch64-unknown-linux-gnu Rust target)"
+        );
+        return;
+    }
+    let have = |tool: &str| Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
+    if !have("qemu-aarch64") || !have("aarch64-linux-gnu-gcc") || !Path::new(AARCH64_LD).exists() {
+        eprintln!("skipped: needs qemu-aarch64, aarch64-linux-gnu-gcc and {AARCH64_LD}");
+        return;
+    }
+    let dir = scratch("aarch64");
+    let root = dir.join("root");
+    let lib_dir = dir.join("lib");
+    fs::create_dir_all(&root).unwrap();
+    fs::create_dir_all(&lib_dir).unwrap();
+    let gcc = |args: &[&OsStr]| {
+        let out = Command::new("aarch64-linux-gnu-gcc").args(args).output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    let lib_src = fixture("shim-lib.c");
+    let lib = lib_dir.join("libshimtest.so");
+    gcc(&[os("-shared"), os("-fPIC"), lib_src.as_os_str(), os("-o"), lib.as_os_str()]);
+    let program = dir.join("needs-lib");
+    let src = fixture("shim-needs-lib.c");
+    let interp = format!("-Wl,--dynamic-linker={}", root.join("lib/ld-linux-aarch64.so.1").display());
+    let link_dir = format!("-L{}", lib_dir.display());
+    gcc(&[src.as_os_str(), os("-o"), program.as_os_str(), os(&interp), os(&link_dir), os("-lshimtest")]);
+    let qemu = || Command::new("qemu-aarch64").arg(&program).env_clear().output().unwrap();
+    assert!(!qemu().status.success(), "runs before the install");
+
+    let out = assert_ok(&fhskit(&[
+        os("shim"),
+        os("install"),
+        os("--root"),
+        root.as_os_str(),
+        os("--system"),
+        os("aarch64-linux"),
+        os("--aarch64-loader"),
+        os(AARCH64_LD),
+        os("--aarch64-lib-dir"),
+        lib_dir.as_os_str(),
+        os("--aarch64-lib-dir"),
+        os(AARCH64_LIBS),
+    ]));
+    assert!(out.contains("installed the aarch64-linux shim"), "{out}");
+    assert!(ld_shim::elf::is_shim(&fs::read(root.join("lib/ld-linux-aarch64.so.1")).unwrap()));
+    // An empty environment: the loader and both library directories come from the config.
+    assert_eq!(assert_ok(&qemu()), "answer=42\n");
+    let status = assert_ok(&fhskit(&[os("shim"), os("status"), os("--root"), root.as_os_str()]));
+    assert!(status.contains("aarch64-linux:\n"), "{status}");
+    assert!(status.contains(&format!("-> {AARCH64_LD} (ok)")), "{status}");
+
+    let out = assert_ok(&fhskit(&[os("shim"), os("uninstall"), os("--root"), root.as_os_str()]));
+    assert!(out.contains("removed the aarch64-linux shim"), "{out}");
+    assert!(!qemu().status.success(), "runs after the uninstall");
+}
