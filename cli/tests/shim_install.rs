@@ -1,8 +1,9 @@
 //! End-to-end tests of `fhskit shim install|status|uninstall` under a `--root` in a temporary directory: programs
-//! whose interpreter is the root's loader path fail before the install, run after it with an empty environment
-//! (loader and libraries from the config), and fail again after the uninstall. Also: refusing to replace a real
-//! loader, `--force` with backup and restore, symlinks inside the root, the 32-bit shim, bad input, and (as root)
-//! an install at the real `/lib64` path inside a mount namespace.
+//! whose interpreter `fhskit patchelf` set to the root's loader path fail before the install, run after it with an
+//! empty environment (loader and libraries from the config), and fail again after the uninstall. Also: refusing to
+//! replace a real loader, `--force` with backup and restore, symlinks inside the root, the library set built in the
+//! store from declared packages (a fake dpkg root, offline), the 32-bit shim, the aarch64 shim under qemu, bad
+//! input, and (as root) an install at the real `/lib64` path inside a mount namespace.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -31,6 +32,16 @@ fn cc(args: &[&OsStr]) -> Result<(), String> {
     if output.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&output.stderr).into_owned()) }
 }
 
+/// Points `program`'s `PT_INTERP` at `interpreter` with `fhskit patchelf` (patchelf-rs), as a user would fix a
+/// downloaded binary by hand; the shim install then serves it.
+fn set_interpreter(program: &Path, interpreter: &Path) {
+    let out =
+        fhskit(&[os("patchelf"), os("--set-interpreter"), interpreter.as_os_str(), program.as_os_str()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = fhskit(&[os("patchelf"), os("--print-interpreter"), program.as_os_str()]);
+    assert_eq!(text(&out.stdout).trim_end(), interpreter.to_str().unwrap());
+}
+
 /// Builds `libshimtest.so` into `dir/lib` and `shim-needs-lib` with `interpreter`; returns (program, lib dir).
 fn build(dir: &Path, interpreter: &Path, m32: bool) -> Result<(PathBuf, PathBuf), String> {
     let lib_dir = dir.join("lib");
@@ -49,12 +60,12 @@ fn build(dir: &Path, interpreter: &Path, m32: bool) -> Result<(PathBuf, PathBuf)
     cc(&args)?;
     let program = dir.join("needs-lib");
     let src = fixture("shim-needs-lib.c");
-    let interp = format!("-Wl,--dynamic-linker={}", interpreter.display());
     let link_dir = format!("-L{}", lib_dir.display());
     let mut args = bits;
-    args.extend([src.as_os_str(), OsStr::new("-o"), program.as_os_str(), OsStr::new(&interp)]);
+    args.extend([src.as_os_str(), OsStr::new("-o"), program.as_os_str()]);
     args.extend([OsStr::new(&link_dir), OsStr::new("-lshimtest")]);
     cc(&args)?;
+    set_interpreter(&program, interpreter);
     Ok((program, lib_dir))
 }
 
@@ -527,9 +538,9 @@ fn the_aarch64_shim_installs_and_serves_programs_under_qemu() {
     gcc(&[os("-shared"), os("-fPIC"), lib_src.as_os_str(), os("-o"), lib.as_os_str()]);
     let program = dir.join("needs-lib");
     let src = fixture("shim-needs-lib.c");
-    let interp = format!("-Wl,--dynamic-linker={}", root.join("lib/ld-linux-aarch64.so.1").display());
     let link_dir = format!("-L{}", lib_dir.display());
-    gcc(&[src.as_os_str(), os("-o"), program.as_os_str(), os(&interp), os(&link_dir), os("-lshimtest")]);
+    gcc(&[src.as_os_str(), os("-o"), program.as_os_str(), os(&link_dir), os("-lshimtest")]);
+    set_interpreter(&program, &root.join("lib/ld-linux-aarch64.so.1"));
     let qemu = || Command::new("qemu-aarch64").arg(&program).env_clear().output().unwrap();
     assert!(!qemu().status.success(), "runs before the install");
 
