@@ -60,8 +60,8 @@ pub struct RootArgs {
 pub struct InstallArgs {
     #[command(flatten)]
     pub root: RootArgs,
-    /// The real ld.so for programs of this host's system (x86-64), as programs will see it. Default: the loader
-    /// `--force` replaced.
+    /// The real ld.so for programs of this host's system (x86-64), as programs will see it. Default: the loader of
+    /// the `--package` set, else the loader `--force` replaced.
     #[arg(long, value_name = "PATH")]
     pub loader: Option<PathBuf>,
     /// A directory whose libraries those programs get by default (repeatable; earlier ones win on name clashes).
