@@ -1,6 +1,6 @@
 //! Builds the `ld-shim` executable (the separate package in `bin/`, see its Cargo.toml for why it is separate) in
-//! release mode for the native target and, on x86-64, also for i686 and aarch64 when those Rust targets (and an
-//! aarch64 cross linker) are installed. The paths reach this crate as `LD_SHIM_BIN`, `LD_SHIM_BIN_I686` and
+//! release mode for the native target and, on x86-64, also for i686 and aarch64 when those Rust targets are
+//! installed (aarch64 is linked with the toolchain's own rust-lld, else an aarch64 cross C compiler). The paths reach this crate as `LD_SHIM_BIN`, `LD_SHIM_BIN_I686` and
 //! `LD_SHIM_BIN_AARCH64` (integration tests run the files) and `embedded.rs` embeds the bytes for
 //! `fhskit shim install`.
 
@@ -40,25 +40,31 @@ fn main() {
     if target != "x86_64-unknown-linux-gnu" {
         return;
     }
-    // Extra shims for `fhskit shim install`: 32-bit x86 (multilib) and aarch64 (binfmt/qemu setups), each when its
-    // Rust target (and, for aarch64, a cross linker) is installed.
-    let extras = [
-        ("i686-unknown-linux-gnu", "I686", "i686", None),
-        ("aarch64-unknown-linux-gnu", "AARCH64", "aarch64", Some("aarch64-linux-gnu-gcc")),
-    ];
-    for (extra, var, cfg, linker) in extras {
+    // Extra shims for `fhskit shim install`: 32-bit x86 (the host's C compiler links it with -m32, as Rust's i686
+    // target does) and aarch64 (binfmt/qemu setups), each when its Rust target is installed.
+    let extras =
+        [("i686-unknown-linux-gnu", "I686", "i686"), ("aarch64-unknown-linux-gnu", "AARCH64", "aarch64")];
+    for (extra, var, cfg) in extras {
         if !target_installed(extra) {
             println!(
                 "cargo::warning=the {extra} Rust target is not installed; building fhskit without the {cfg} shim"
             );
             continue;
         }
-        if let Some(linker) = linker
-            && !on_path(linker)
-        {
-            println!("cargo::warning=no {linker} on PATH; building fhskit without the {cfg} shim");
-            continue;
-        }
+        let linker = if cfg == "aarch64" {
+            match cross_linker() {
+                Some(linker) => Some(linker),
+                None => {
+                    println!(
+                        "cargo::warning=neither rust-lld nor aarch64-linux-gnu-gcc is available; building fhskit \
+                         without the aarch64 shim"
+                    );
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
         match build(&manifest_dir, &target_dir, extra, linker) {
             Ok(path) => {
                 println!("cargo::rustc-env=LD_SHIM_BIN_{var}={}", path.display());
@@ -70,6 +76,27 @@ fn main() {
             }
         }
     }
+}
+
+/// A linker for a cross target: the rust-lld of this toolchain, else an aarch64 cross C compiler on PATH.
+fn cross_linker() -> Option<Linker> {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let host = env::var("HOST").expect("cargo sets HOST");
+    let sysroot = Command::new(rustc).args(["--print", "sysroot"]).output().ok()?;
+    let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_owned();
+    if Path::new(&sysroot).join("lib/rustlib").join(host).join("bin/rust-lld").is_file() {
+        return Some(Linker::RustLld);
+    }
+    on_path("aarch64-linux-gnu-gcc").then_some(Linker::Cc("aarch64-linux-gnu-gcc"))
+}
+
+/// How a cross target is linked.
+#[derive(Clone, Copy)]
+enum Linker {
+    /// The toolchain's `rust-lld` as `ld.lld` (rustc finds it in its own tools directory).
+    RustLld,
+    /// A C compiler driver.
+    Cc(&'static str),
 }
 
 /// Returns true if and only if `program` is an executable on PATH.
@@ -93,7 +120,7 @@ fn build(
     manifest_dir: &Path,
     target_dir: &Path,
     target: &str,
-    linker: Option<&str>,
+    linker: Option<Linker>,
 ) -> Result<PathBuf, String> {
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(cargo);
@@ -120,9 +147,20 @@ fn build(
         }
     }
     command.env(NESTED, "1");
-    if let Some(linker) = linker {
-        let var = format!("CARGO_TARGET_{}_LINKER", target.to_uppercase().replace('-', "_"));
-        command.env(var, linker);
+    let target_var = |name: &str| format!("CARGO_TARGET_{}_{name}", target.to_uppercase().replace('-', "_"));
+    command.env_remove("LD_SHIM_LINKER_FLAVOR");
+    match linker {
+        None => {}
+        Some(Linker::Cc(cc)) => {
+            command.env(target_var("LINKER"), cc);
+        }
+        Some(Linker::RustLld) => {
+            // bin/build.rs spells the link flags for ld.lld when told so.
+            command
+                .env(target_var("LINKER"), "rust-lld")
+                .env(target_var("RUSTFLAGS"), "-Clinker-flavor=ld.lld")
+                .env("LD_SHIM_LINKER_FLAVOR", "ld");
+        }
     }
     let output = command.output().map_err(|err| format!("cannot run cargo: {err}"))?;
     if !output.status.success() {

@@ -1,12 +1,13 @@
 //! End-to-end tests of `fhskit shim install|status|uninstall` under a `--root` in a temporary directory: programs
-//! whose interpreter is the root's loader path fail before the install, run after it with an empty environment
-//! (loader and libraries from the config), and fail again after the uninstall. Also: refusing to replace a real
-//! loader, `--force` with backup and restore, symlinks inside the root, the 32-bit shim, bad input, and (as root)
-//! an install at the real `/lib64` path inside a mount namespace.
+//! whose interpreter `fhskit patchelf` set to the root's loader path fail before the install, run after it with an
+//! empty environment (loader and libraries from the config), and fail again after the uninstall. Also: refusing to
+//! replace a real loader, `--force` with backup and restore, symlinks inside the root, the library set built in the
+//! store from declared packages (a fake dpkg root, offline), the 32-bit shim, the aarch64 shim under qemu, bad
+//! input, and (as root) an install at the real `/lib64` path inside a mount namespace.
 
 use std::ffi::OsStr;
 use std::fs;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -31,6 +32,16 @@ fn cc(args: &[&OsStr]) -> Result<(), String> {
     if output.status.success() { Ok(()) } else { Err(String::from_utf8_lossy(&output.stderr).into_owned()) }
 }
 
+/// Points `program`'s `PT_INTERP` at `interpreter` with `fhskit patchelf` (patchelf-rs), as a user would fix a
+/// downloaded binary by hand; the shim install then serves it.
+fn set_interpreter(program: &Path, interpreter: &Path) {
+    let out =
+        fhskit(&[os("patchelf"), os("--set-interpreter"), interpreter.as_os_str(), program.as_os_str()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = fhskit(&[os("patchelf"), os("--print-interpreter"), program.as_os_str()]);
+    assert_eq!(text(&out.stdout).trim_end(), interpreter.to_str().unwrap());
+}
+
 /// Builds `libshimtest.so` into `dir/lib` and `shim-needs-lib` with `interpreter`; returns (program, lib dir).
 fn build(dir: &Path, interpreter: &Path, m32: bool) -> Result<(PathBuf, PathBuf), String> {
     let lib_dir = dir.join("lib");
@@ -49,12 +60,12 @@ fn build(dir: &Path, interpreter: &Path, m32: bool) -> Result<(PathBuf, PathBuf)
     cc(&args)?;
     let program = dir.join("needs-lib");
     let src = fixture("shim-needs-lib.c");
-    let interp = format!("-Wl,--dynamic-linker={}", interpreter.display());
     let link_dir = format!("-L{}", lib_dir.display());
     let mut args = bits;
-    args.extend([src.as_os_str(), OsStr::new("-o"), program.as_os_str(), OsStr::new(&interp)]);
+    args.extend([src.as_os_str(), OsStr::new("-o"), program.as_os_str()]);
     args.extend([OsStr::new(&link_dir), OsStr::new("-lshimtest")]);
     cc(&args)?;
+    set_interpreter(&program, interpreter);
     Ok((program, lib_dir))
 }
 
@@ -64,6 +75,18 @@ fn fhskit(args: &[&OsStr]) -> Output {
 
 fn run_empty_env(program: &Path) -> Output {
     Command::new(program).env_clear().output().unwrap()
+}
+
+/// Asserts that `program` cannot run: either the kernel finds no interpreter (exec fails with ENOENT) or the
+/// interpreter it finds cannot start the program.
+#[track_caller]
+fn assert_does_not_run(program: &Path) {
+    match Command::new(program).env_clear().output() {
+        Err(err) => assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}"),
+        Ok(output) => {
+            assert!(!output.status.success(), "{} ran: {}", program.display(), text(&output.stdout))
+        }
+    }
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -94,7 +117,7 @@ fn install_runs_programs_with_an_empty_environment_and_uninstall_undoes_it() {
     let interp = root.join("lib64/ld-linux-x86-64.so.2");
     let (program, lib_dir) = build(&dir, &interp, false).unwrap();
     // Before: the interpreter does not exist.
-    assert!(run_empty_env(&program).status.code().is_none_or(|code| code != 0));
+    assert_does_not_run(&program);
 
     let args =
         [os("shim"), os("install"), os("--root"), root.as_os_str(), os("--system"), os("x86_64-linux")];
@@ -134,7 +157,7 @@ fn install_runs_programs_with_an_empty_environment_and_uninstall_undoes_it() {
     assert!(!interp.exists());
     assert!(!root.join("etc/fhskit").exists());
     assert!(!root.join("var/lib/fhskit").exists());
-    assert!(run_empty_env(&program).status.code().is_none_or(|code| code != 0));
+    assert_does_not_run(&program);
     let out = assert_ok(&fhskit(&[os("shim"), os("uninstall"), os("--root"), root.as_os_str()]));
     assert!(out.contains("nothing to uninstall"), "{out}");
 }
@@ -149,7 +172,11 @@ fn a_real_loader_is_replaced_only_with_force_and_restored_by_uninstall() {
     let real = fs::read(fs::canonicalize(HOST_LD).unwrap()).unwrap();
     let inside = root.join("usr/lib64/ld-linux-x86-64.so.2");
     fs::write(&inside, &real).unwrap();
-    let (program, lib_dir) = build(&dir, &root.join("lib64/ld-linux-x86-64.so.2"), false).unwrap();
+    fs::set_permissions(&inside, fs::Permissions::from_mode(0o755)).unwrap();
+    // From outside the root, `root/lib64/…` follows the absolute link to the host's loader, so the program names
+    // the loader path as the root's own `lib64` link resolves it (the shim finds its root before the `/usr`).
+    let (program, lib_dir) = build(&dir, &inside, false).unwrap();
+    assert_does_not_run(&program);
 
     let base =
         [os("shim"), os("install"), os("--root"), root.as_os_str(), os("--system"), os("x86_64-linux")];
@@ -174,10 +201,19 @@ fn a_real_loader_is_replaced_only_with_force_and_restored_by_uninstall() {
     let backup = root.join("var/lib/fhskit/ld-shim/x86_64-linux/backup/ld-linux-x86-64.so.2");
     assert_eq!(fs::read(&backup).unwrap(), real);
     assert_eq!(assert_ok(&run_empty_env(&program)), "answer=42\n");
+    // Run directly by its resolved path, the shim still finds the root's config (the `/usr` is not the root).
+    let status = assert_ok(&fhskit(&[os("shim"), os("status"), os("--root"), root.as_os_str()]));
+    let config_loader = root.join("var/lib/fhskit/ld-shim/x86_64-linux/ld.so");
+    assert!(
+        status.contains(&format!("shim reports: loader: {} (from config)", config_loader.display())),
+        "{status}"
+    );
+    assert!(status.contains("-> backup/ld-linux-x86-64.so.2 (ok)"), "{status}");
 
     assert_ok(&fhskit(&[os("shim"), os("uninstall"), os("--root"), root.as_os_str()]));
     assert_eq!(fs::read(&inside).unwrap(), real, "uninstall restores the original loader");
     assert!(!root.join("var/lib/fhskit").exists());
+    assert_does_not_run(&program);
 }
 
 #[test]
@@ -323,6 +359,12 @@ fn install_at_the_real_loader_path_in_a_mount_namespace() {
     assert!(stdout.contains(&format!("installed the x86_64-linux shim at {HOST_LD}")), "{stdout}");
     assert!(stdout.contains("started through the shim\n"), "{stdout}");
     assert!(stdout.contains(&format!("interpreter:  {HOST_LD} (ld-shim)")), "{stdout}");
+    // The shim run directly by its FHS path finds the config of the real root (not of `/usr`, where a merged-/usr
+    // host really keeps it).
+    assert!(
+        stdout.contains("shim reports: loader: /var/lib/fhskit/ld-shim/x86_64-linux/ld.so (from config)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("removed the x86_64-linux shim"), "{stdout}");
     assert!(stdout.contains("backed up"), "{stdout}");
     assert_eq!(
@@ -332,4 +374,199 @@ fn install_at_the_real_loader_path_in_a_mount_namespace() {
     );
     assert_eq!(fs::symlink_metadata(HOST_LD).unwrap().file_type(), host_entry.file_type());
     assert!(!ld_shim::elf::is_shim(&fs::read(HOST_LD).unwrap()), "the host's loader is untouched");
+}
+
+fn md5_hex(path: &Path) -> String {
+    use md5::{Digest, Md5};
+    Md5::digest(fs::read(path).unwrap()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A host root whose dpkg database holds two packages, laid out as Debian ships them: `libshimtest1` (the fixture
+/// library, which needs `libc.so.6`) and `libc6` (copies of this host's C library and loader, with the absolute
+/// `/lib64/ld-linux-x86-64.so.2` link).
+fn fake_host(dir: &Path, lib: &Path) -> PathBuf {
+    let host = dir.join("host");
+    let multiarch = host.join("lib/x86_64-linux-gnu");
+    fs::create_dir_all(&multiarch).unwrap();
+    fs::create_dir_all(host.join("usr/lib/x86_64-linux-gnu")).unwrap();
+    fs::create_dir_all(host.join("lib64")).unwrap();
+    fs::create_dir_all(host.join("var/lib/dpkg/info")).unwrap();
+    fs::copy(lib, host.join("usr/lib/x86_64-linux-gnu/libshimtest.so")).unwrap();
+    let libc = fs::canonicalize("/lib/x86_64-linux-gnu/libc.so.6").unwrap();
+    fs::copy(libc, multiarch.join("libc.so.6")).unwrap();
+    fs::copy(fs::canonicalize(HOST_LD).unwrap(), multiarch.join("ld-linux-x86-64.so.2")).unwrap();
+    symlink("/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", host.join("lib64/ld-linux-x86-64.so.2")).unwrap();
+    let status = "Package: libshimtest1\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0-1\n\n\
+                  Package: libc6\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.36-9\n";
+    fs::write(host.join("var/lib/dpkg/status"), status).unwrap();
+    let packages: [(&str, &[&str], &[&str]); 2] = [
+        (
+            "libshimtest1",
+            &["/usr", "/usr/lib", "/usr/lib/x86_64-linux-gnu"],
+            &["/usr/lib/x86_64-linux-gnu/libshimtest.so"],
+        ),
+        (
+            "libc6",
+            &["/lib", "/lib/x86_64-linux-gnu", "/lib64", "/lib64/ld-linux-x86-64.so.2"],
+            &["/lib/x86_64-linux-gnu/libc.so.6", "/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"],
+        ),
+    ];
+    for (name, other, files) in packages {
+        let list: String = ["/."].iter().chain(other).chain(files).map(|line| format!("{line}\n")).collect();
+        fs::write(host.join(format!("var/lib/dpkg/info/{name}:amd64.list")), list).unwrap();
+        let sums: String = files
+            .iter()
+            .map(|file| format!("{}  {}\n", md5_hex(&host.join(&file[1..])), &file[1..]))
+            .collect();
+        fs::write(host.join(format!("var/lib/dpkg/info/{name}:amd64.md5sums")), sums).unwrap();
+    }
+    host
+}
+
+#[test]
+fn install_builds_the_library_set_in_the_store_from_declared_packages() {
+    let dir = scratch("packages");
+    let root = dir.join("root");
+    fs::create_dir_all(&root).unwrap();
+    let interp = root.join("lib64/ld-linux-x86-64.so.2");
+    let (program, lib_dir) = build(&dir, &interp, false).unwrap();
+    // The packaged library needs libc.so.6 (as every real one does), so the set must follow it to libc6.
+    let packaged = dir.join("libshimtest.so");
+    let source = fixture("shim-lib.c");
+    let args =
+        ["-shared", "-fPIC"].map(os).into_iter().chain([source.as_os_str(), os("-o"), packaged.as_os_str()]);
+    cc(&args.chain(["-Wl,--no-as-needed", "-lc"].map(os)).collect::<Vec<_>>()).unwrap();
+    let host = fake_host(&dir, &packaged);
+    // The library exists only inside the fake host root from here on.
+    fs::remove_dir_all(&lib_dir).unwrap();
+    let store_dir = dir.join("store");
+    let store = store_dir.to_str().unwrap();
+    let install = |packages: &[&str]| {
+        let mut args = vec![
+            os("shim"),
+            os("install"),
+            os("--root"),
+            root.as_os_str(),
+            os("--system"),
+            os("x86_64-linux"),
+            os("--offline"),
+            os("--host-root"),
+            host.as_os_str(),
+            os("--store"),
+            os(store),
+        ];
+        for package in packages {
+            args.extend([os("--package"), os(package)]);
+        }
+        fhskit(&args)
+    };
+
+    // A package the host does not have: one error, nothing written under the root.
+    let out = install(&["libnothere1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).starts_with("error: cannot realise packages libnothere1"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
+    assert_does_not_run(&program);
+
+    let out = assert_ok(&install(&["libshimtest1"]));
+    // libc6 came in because libshimtest.so needs libc.so.6; its loader became the configured loader.
+    let state = root.join("var/lib/fhskit/ld-shim/x86_64-linux");
+    let loader = fs::read_link(state.join("ld.so")).unwrap();
+    assert!(loader.starts_with(store_dir.join("store")), "{}", loader.display());
+    assert!(loader.to_string_lossy().contains("-libc6-2.36-9/"), "{}", loader.display());
+    let set = fs::read_link(state.join("lib")).unwrap();
+    assert!(set.to_string_lossy().ends_with("-ld-shim-libraries-x86_64-linux"), "{}", set.display());
+    assert!(out.contains(&format!("libraries: 3 in {} -> {}", state.join("lib").display(), set.display())));
+    let mut names: Vec<String> =
+        fs::read_dir(&set).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    assert_eq!(names, ["ld-linux-x86-64.so.2", "libc.so.6", "libshimtest.so"]);
+    // Every link leads into a package's store path, never to the host's files.
+    for name in &names {
+        let target = fs::read_link(set.join(name)).unwrap();
+        assert!(target.starts_with(store_dir.join("store")), "{name} -> {}", target.display());
+    }
+    assert_eq!(assert_ok(&run_empty_env(&program)), "answer=42\n");
+
+    let status = assert_ok(&fhskit(&[os("shim"), os("status"), os("--root"), root.as_os_str()]));
+    assert!(status.contains(&format!("library set:  {} (in the store", set.display())), "{status}");
+    assert!(status.contains("libraries:    3 in"), "{status}");
+
+    // The set is a GC root: a collection keeps it and the packages it refers to.
+    let gc = [os("store"), os("--store"), os(store), os("gc")];
+    assert_ok(&fhskit(&gc));
+    assert_eq!(assert_ok(&run_empty_env(&program)), "answer=42\n");
+
+    // Uninstalling drops the root; the next collection frees the set and the packages.
+    assert_ok(&fhskit(&[os("shim"), os("uninstall"), os("--root"), root.as_os_str()]));
+    assert_does_not_run(&program);
+    let out = assert_ok(&fhskit(&gc));
+    assert!(out.contains("3 store paths deleted"), "{out}");
+    assert!(!set.exists());
+}
+
+#[test]
+fn the_aarch64_shim_installs_and_serves_programs_under_qemu() {
+    const AARCH64_LIBS: &str = "/usr/aarch64-linux-gnu/lib";
+    const AARCH64_LD: &str = "/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1";
+    if ld_shim::embedded::AARCH64.is_none() {
+        eprintln!(
+            "skipped: fhskit was built without the aarch64 shim (no aarch64-unknown-linux-gnu Rust target)"
+        );
+        return;
+    }
+    let have = |tool: &str| Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
+    if !have("qemu-aarch64") || !have("aarch64-linux-gnu-gcc") || !Path::new(AARCH64_LD).exists() {
+        eprintln!("skipped: needs qemu-aarch64, aarch64-linux-gnu-gcc and {AARCH64_LD}");
+        return;
+    }
+    let dir = scratch("aarch64");
+    let root = dir.join("root");
+    let lib_dir = dir.join("lib");
+    fs::create_dir_all(&root).unwrap();
+    fs::create_dir_all(&lib_dir).unwrap();
+    let gcc = |args: &[&OsStr]| {
+        let out = Command::new("aarch64-linux-gnu-gcc").args(args).output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    };
+    let lib_src = fixture("shim-lib.c");
+    let lib = lib_dir.join("libshimtest.so");
+    gcc(&[os("-shared"), os("-fPIC"), lib_src.as_os_str(), os("-o"), lib.as_os_str()]);
+    let program = dir.join("needs-lib");
+    let src = fixture("shim-needs-lib.c");
+    let link_dir = format!("-L{}", lib_dir.display());
+    gcc(&[src.as_os_str(), os("-o"), program.as_os_str(), os(&link_dir), os("-lshimtest")]);
+    set_interpreter(&program, &root.join("lib/ld-linux-aarch64.so.1"));
+    let qemu = || Command::new("qemu-aarch64").arg(&program).env_clear().output().unwrap();
+    assert!(!qemu().status.success(), "runs before the install");
+
+    let out = assert_ok(&fhskit(&[
+        os("shim"),
+        os("install"),
+        os("--root"),
+        root.as_os_str(),
+        os("--system"),
+        os("aarch64-linux"),
+        os("--aarch64-loader"),
+        os(AARCH64_LD),
+        os("--aarch64-lib-dir"),
+        lib_dir.as_os_str(),
+        os("--aarch64-lib-dir"),
+        os(AARCH64_LIBS),
+    ]));
+    assert!(out.contains("installed the aarch64-linux shim"), "{out}");
+    assert!(ld_shim::elf::is_shim(&fs::read(root.join("lib/ld-linux-aarch64.so.1")).unwrap()));
+    // An empty environment: the loader and both library directories come from the config.
+    assert_eq!(assert_ok(&qemu()), "answer=42\n");
+    let status = assert_ok(&fhskit(&[os("shim"), os("status"), os("--root"), root.as_os_str()]));
+    assert!(status.contains("aarch64-linux:\n"), "{status}");
+    assert!(status.contains(&format!("-> {AARCH64_LD} (ok)")), "{status}");
+
+    let out = assert_ok(&fhskit(&[os("shim"), os("uninstall"), os("--root"), root.as_os_str()]));
+    assert!(out.contains("removed the aarch64-linux shim"), "{out}");
+    assert!(!qemu().status.success(), "runs after the uninstall");
 }

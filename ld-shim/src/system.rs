@@ -85,9 +85,13 @@ pub const LOG_VAR: &str = "NIX_LD_LOG";
 /// (`/tmp/r` for `/tmp/r/lib64/ld-linux-x86-64.so.2`), or the empty prefix (the real root) when the shim lives
 /// anywhere else. Config paths, and the paths inside the config, are taken relative to this root, so a tree built
 /// with `fhskit shim install --root DIR` works both from outside (through `DIR/lib64/…`) and as a container's `/`.
+///
+/// A `/usr` right before the interpreter path belongs to the loader path, not to the root: with a merged `/usr`
+/// (`lib64 -> usr/lib64`) the shim's real path, which is what the kernel reports when the shim is run directly and
+/// what a program names when it was linked against the resolved path, is `<root>/usr/lib64/…`.
 pub fn root_of<'a>(shim_path: &'a [u8], system: &System) -> &'a [u8] {
     match shim_path.strip_suffix(system.interpreter.as_bytes()) {
-        Some(prefix) => prefix,
+        Some(prefix) => prefix.strip_suffix(b"/usr").unwrap_or(prefix),
         None => b"",
     }
 }
@@ -103,6 +107,11 @@ mod tests {
         assert_eq!(root_of(b"/work/target/debug/ld-shim", &X86_64), b"");
         assert_eq!(root_of(b"/r/lib/ld-linux.so.2", &I686), b"/r");
         assert_eq!(root_of(b"/r/lib/ld-linux.so.2", &X86_64), b"");
+        // Merged /usr: the real path of the loader path.
+        assert_eq!(root_of(b"/usr/lib64/ld-linux-x86-64.so.2", &X86_64), b"");
+        assert_eq!(root_of(b"/tmp/r/usr/lib64/ld-linux-x86-64.so.2", &X86_64), b"/tmp/r");
+        assert_eq!(root_of(b"/usr/lib/ld-linux.so.2", &I686), b"");
+        assert_eq!(root_of(b"/tmp/usrx/lib/ld-linux.so.2", &I686), b"/tmp/usrx");
     }
 
     #[test]

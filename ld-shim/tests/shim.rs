@@ -552,6 +552,16 @@ fn check_executable(path: &str) {
         relocations.iter().all(|l| l.contains("_RELATIVE")),
         "only relative relocations expected:\n{text}"
     );
+    // No big static reservation (nix-ld keeps a 5 MiB stack in .bss): everything the shim maps, file contents and
+    // zero-filled memory together, stays small.
+    let memory: u64 = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("LOAD "))
+        .map(|l| {
+            u64::from_str_radix(l.split_whitespace().nth(5).unwrap().trim_start_matches("0x"), 16).unwrap()
+        })
+        .sum();
+    assert!(memory > 0 && memory <= 128 * 1024, "{path} maps {memory} bytes:\n{text}");
 }
 
 #[test]
@@ -565,6 +575,23 @@ fn the_executables_are_small_self_relocating_static_pies() {
     for shim in [SHIM_I686, SHIM_AARCH64].into_iter().flatten() {
         check_executable(shim);
     }
+}
+
+#[test]
+fn programs_start_through_the_shim_with_a_small_stack_limit() {
+    let p = programs("small-stack");
+    let lib_dir = p.lib_dir.to_str().unwrap();
+    // 64 KiB of stack: the kernel's initial stack plus the shim's frames and the loader's; the library path makes
+    // the shim insert an environment entry, the deepest stack work it does.
+    let script = format!("ulimit -s 64 && exec {}", p.needs_lib.display());
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .env_clear()
+        .env("NIX_LD", HOST_LD)
+        .env("NIX_LD_LIBRARY_PATH", lib_dir)
+        .output()
+        .unwrap();
+    assert_eq!(assert_ok(&out), "answer=42\n");
 }
 
 #[test]

@@ -6,13 +6,20 @@
 //! Layout under the root, per system (`x86_64-linux`, `i686-linux`):
 //! - the shim at the system's interpreter path (`/lib64/ld-linux-x86-64.so.2`, `/lib/ld-linux.so.2`);
 //! - `/etc/fhskit/ld-shim-<system>.conf`: `loader=` and `library-path=`, paths inside the root;
-//! - `/var/lib/fhskit/ld-shim/<system>/`: `ld.so` (a symlink to the real loader), `lib/` (symlinks to every file
-//!   of the `--lib-dir` directories) and `backup/` (what the shim replaced).
+//! - `/var/lib/fhskit/ld-shim/<system>/`: `ld.so` (a symlink to the real loader), `lib/` (the library set) and
+//!   `backup/` (what the shim replaced).
+//!
+//! The library set is a directory of symlinks to every file of the `--lib-dir` directories; with `--package` it is
+//! built in the store instead: the declared Debian packages and the packages their libraries need are realised
+//! into the store (from the host's dpkg database, offline, or the configured apt repositories, as `fhskit run`
+//! does), the symlink farm over their library directories becomes a store path referring to them, `lib` points at
+//! it and `lib-root` keeps it alive as a GC root until `uninstall`. The set's own loader (libc6's) becomes the
+//! configured loader unless `--loader` names one, so the loader and the C library always match.
 //!
 //! Every file is written beside its target and renamed into place; paths are resolved inside the root as a chroot
 //! would, so an absolute symlink in the root (`lib64 -> /usr/lib64`) never leads outside it.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
@@ -23,11 +30,15 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use ld_shim::system::{self, System};
+use store::{Store, StoreConfig, StorePath};
+
+use crate::closure::Class;
+use crate::realise::{self, Closure, Needs, SourceOptions};
 
 #[derive(Debug, Subcommand)]
 pub enum ShimCommand {
     /// Install the loader shim at the FHS loader paths, with a config naming the real loader and a library set.
-    Install(InstallArgs),
+    Install(Box<InstallArgs>),
     /// Show what is installed under the root.
     Status(StatusArgs),
     /// Remove the shim, its config and state, and put back any loader it replaced.
@@ -49,8 +60,8 @@ pub struct RootArgs {
 pub struct InstallArgs {
     #[command(flatten)]
     pub root: RootArgs,
-    /// The real ld.so for programs of this host's system (x86-64), as programs will see it. Default: the loader
-    /// `--force` replaced.
+    /// The real ld.so for programs of this host's system (x86-64), as programs will see it. Default: the loader of
+    /// the `--package` set, else the loader `--force` replaced.
     #[arg(long, value_name = "PATH")]
     pub loader: Option<PathBuf>,
     /// A directory whose libraries those programs get by default (repeatable; earlier ones win on name clashes).
@@ -71,6 +82,36 @@ pub struct InstallArgs {
     /// Replace a real loader found at a loader path (it is backed up and restored by `uninstall`).
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub packages: PackageArgs,
+}
+
+/// The library set as declared packages, realised into the store.
+#[derive(Debug, Args)]
+pub struct PackageArgs {
+    /// A Debian package whose libraries, with those of the packages they need, programs get by default; realised
+    /// into the store (repeatable; `NAME` for the x86-64 set, `NAME:i386` for the 32-bit one). When the set holds
+    /// the C library, its loader becomes the configured loader unless `--loader` is given.
+    #[arg(long = "package", value_name = "NAME[:ARCH]")]
+    pub names: Vec<String>,
+    /// Take packages only from the host's dpkg database, never from apt repositories.
+    #[arg(long)]
+    pub offline: bool,
+    /// Never take packages from the host's dpkg database (only from the repositories).
+    #[arg(long)]
+    pub no_host: bool,
+    /// A repository in apt's one-line form (repeatable; default: the configured ones, else the host's apt sources).
+    #[arg(long = "repo", value_name = "SPEC")]
+    pub repos: Vec<String>,
+    /// Configuration file (default: $XDG_CONFIG_HOME/fhskit/config.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Root directory whose var/lib/dpkg and etc/apt describe the host (default: /).
+    #[arg(long, value_name = "DIR", env = "FHSKIT_HOST_ROOT")]
+    pub host_root: Option<PathBuf>,
+    /// The store the packages go to (default: FHSKIT_STORE, else the per-user store; /var/lib/fhskit for root).
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -93,8 +134,10 @@ pub fn run(command: ShimCommand) -> Result<ExitCode> {
 /// Where one system's files live under a root (host paths).
 struct Paths {
     system: System,
-    root: PathBuf,
+    /// The interpreter path resolved inside the root: where the shim is written.
     interpreter: PathBuf,
+    /// The interpreter path as messages show it (see [`shown_path`]).
+    shown: PathBuf,
     config: PathBuf,
     state: PathBuf,
 }
@@ -106,10 +149,11 @@ fn state_dir(system: &System) -> String {
 
 impl Paths {
     fn new(root: &Path, system: System) -> Result<Self> {
+        let interpreter = resolve_in_root(root, Path::new(system.interpreter))?;
         Ok(Self {
             system,
-            root: root.to_owned(),
-            interpreter: resolve_in_root(root, Path::new(system.interpreter))?,
+            shown: shown_path(root, Path::new(system.interpreter), &interpreter),
+            interpreter,
             config: resolve_in_root(root, Path::new(system.config))?,
             state: resolve_in_root(root, Path::new(&state_dir(&system)))?,
         })
@@ -123,7 +167,10 @@ impl Paths {
 
 /// The systems to work on: those named, or every embedded one native to this host (x86-64 with its 32-bit
 /// companion).
-fn systems(args: &RootArgs) -> Result<Vec<(System, Option<&'static [u8]>)>> {
+/// A system to work on and its embedded shim (absent when this fhskit was built without it).
+type Selected = (System, Option<&'static [u8]>);
+
+fn systems(args: &RootArgs) -> Result<Vec<Selected>> {
     let built: Vec<(System, &'static [u8])> = ld_shim::embedded::builds().collect();
     if args.systems.is_empty() {
         return Ok(built
@@ -147,7 +194,7 @@ fn systems(args: &RootArgs) -> Result<Vec<(System, Option<&'static [u8]>)>> {
 
 /// The systems `status` and `uninstall` look at: those named, else every known one (an aarch64 shim may have been
 /// installed by naming it).
-fn all_systems(args: &RootArgs) -> Result<Vec<(System, Option<&'static [u8]>)>> {
+fn all_systems(args: &RootArgs) -> Result<Vec<Selected>> {
     if !args.systems.is_empty() {
         return systems(args);
     }
@@ -158,12 +205,46 @@ fn all_systems(args: &RootArgs) -> Result<Vec<(System, Option<&'static [u8]>)>> 
         .collect())
 }
 
+/// The host path of `inner` to show for `resolved` (its resolution inside `root`): the plain `root` + `inner` when
+/// that reaches the same directory on the host (e.g. `/lib64/ld-linux-x86-64.so.2` where `/lib64 -> usr/lib64`),
+/// else the resolved path (an absolute symlink inside the root leads elsewhere from the host).
+fn shown_path(root: &Path, inner: &Path, resolved: &Path) -> PathBuf {
+    let plain = root.join(inner.strip_prefix("/").unwrap_or(inner));
+    if plain == resolved {
+        return plain;
+    }
+    let same_dir = match (plain.parent(), resolved.parent()) {
+        (Some(a), Some(b)) => matches!((fs::canonicalize(a), fs::canonicalize(b)), (Ok(a), Ok(b)) if a == b),
+        _ => false,
+    };
+    if same_dir { plain } else { resolved.to_owned() }
+}
+
 fn check_root(root: &Path) -> Result<PathBuf> {
     let meta = fs::metadata(root).with_context(|| format!("cannot use root {}", root.display()))?;
     if !meta.is_dir() {
         bail!("cannot use root {}: not a directory", root.display());
     }
     fs::canonicalize(root).with_context(|| format!("cannot resolve root {}", root.display()))
+}
+
+/// Everything one system's install writes, decided before anything is written.
+struct Plan<'a> {
+    paths: Paths,
+    shim: &'static [u8],
+    loader: Option<PathBuf>,
+    lib_dirs: &'a [PathBuf],
+    /// The library set built in the store from `--package`, when the packages hold libraries of this system.
+    set: Option<StoreSet>,
+    existing: Existing,
+}
+
+/// A library set in the store.
+struct StoreSet {
+    path: StorePath,
+    /// Where its files are on this host.
+    physical: PathBuf,
+    links: usize,
 }
 
 fn install(args: &InstallArgs) -> Result<ExitCode> {
@@ -199,15 +280,206 @@ fn install(args: &InstallArgs) -> Result<ExitCode> {
             bail!(
                 "refusing to replace {}: it is a real loader, not ld-shim (pass --force to replace it; a backup is kept \
                  and `fhskit shim uninstall` restores it)",
-                paths.interpreter.display()
+                paths.shown.display()
             );
         }
-        plans.push((paths, bytes, loader, lib_dirs, existing));
+        let loader = loader.map(Path::to_owned);
+        plans.push(Plan { paths, shim: bytes, loader, lib_dirs, set: None, existing });
     }
-    for (paths, bytes, loader, lib_dirs, existing) in plans {
-        install_one(&paths, bytes, loader, lib_dirs, &existing)?;
+    let store = if args.packages.names.is_empty() { None } else { Some(open_store(&args.packages)?) };
+    if let Some(store) = &store {
+        // The store is written before the root: a failed realisation leaves the root as it was.
+        let closure = realise_packages(store, &args.packages)?;
+        let mut used = false;
+        for plan in &mut plans {
+            let Some(class) = package_class(&plan.paths.system) else { continue };
+            let loader_name = Path::new(plan.paths.system.interpreter).file_name().unwrap().to_string_lossy();
+            let package_dirs = closure.lib_dirs(class);
+            if package_dirs.is_empty() {
+                continue;
+            }
+            used = true;
+            if plan.loader.is_none()
+                && let Some(loader) = closure.file(class, &loader_name)
+            {
+                check_loader(loader, &plan.paths.system)?;
+                plan.loader = Some(loader.to_owned());
+            }
+            plan.set = Some(build_store_set(store, &closure, class, plan.lib_dirs, &plan.paths.system)?);
+        }
+        if !used {
+            let systems: Vec<&str> = plans.iter().map(|plan| plan.paths.system.nix).collect();
+            bail!(
+                "cannot use packages {}: they hold no libraries for {} (x86-64 packages serve x86_64-linux, \
+                 NAME:i386 ones i686-linux)",
+                args.packages.names.join(", "),
+                systems.join(", ")
+            );
+        }
+    }
+    for plan in plans {
+        install_one(&plan, store.as_ref())?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The ELF class whose libraries of the package closure serve `system` (the closure is realised for x86-64 and
+/// its 32-bit companion).
+fn package_class(system: &System) -> Option<Class> {
+    if *system == system::X86_64 {
+        Some(Class::Elf64)
+    } else if *system == system::I686 {
+        Some(Class::Elf32)
+    } else {
+        None
+    }
+}
+
+fn open_store(args: &PackageArgs) -> Result<Store> {
+    let config = match &args.store {
+        Some(spec) => StoreConfig::parse(spec)?,
+        None => StoreConfig::from_env()?,
+    };
+    let dir = config.physical_store_dir();
+    Store::open(config).with_context(|| format!("cannot open the store at {}", dir.display()))
+}
+
+/// Realises the declared packages and the packages their libraries need into the store.
+///
+/// Packages named alone are realised without their dependencies when they come from the host, so this runs in two
+/// rounds: the packages, then the packages again with every library they hold as a wanted soname, which makes
+/// `realise` follow each library's `DT_NEEDED` to the packages that provide it (libc6 and its loader included).
+fn realise_packages(store: &Store, args: &PackageArgs) -> Result<Closure> {
+    let mut needs =
+        Needs { machine: patchelf_rs::raw::EM_X86_64, packages: args.names.clone(), ..Default::default() };
+    let options = SourceOptions {
+        host: !args.no_host,
+        host_root: args.host_root.clone().unwrap_or_else(|| PathBuf::from("/")),
+        repo: !args.offline,
+        repos: args.repos.clone(),
+        config: args.config.clone(),
+        jobs: 4,
+    };
+    let fail = || format!("cannot realise packages {}", args.names.join(", "));
+    let declared = realise::realise(store, &needs, &options).with_context(fail)?;
+    needs.sonames = libraries_of(&declared);
+    let closure = realise::realise(store, &needs, &options).with_context(fail)?;
+    if !closure.unresolved.is_empty() {
+        let missing: Vec<&str> = closure.unresolved.keys().map(String::as_str).collect();
+        eprintln!(
+            "warning: no package provides {} (needed by the declared packages); programs look for them in the \
+             loader's default directories",
+            missing.join(", ")
+        );
+    }
+    Ok(closure)
+}
+
+/// The libraries (class and file name) the packages of `closure` hold in their library directories.
+fn libraries_of(closure: &Closure) -> BTreeSet<(Class, String)> {
+    let mut libraries = BTreeSet::new();
+    for class in [Class::Elf64, Class::Elf32] {
+        for dir in closure.lib_dirs(class) {
+            let Some(package) = closure.packages.iter().find(|package| dir.starts_with(&package.dir)) else {
+                continue;
+            };
+            let Ok(entries) = sorted_entries(&dir) else { continue };
+            for entry in entries {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !name.contains(".so") {
+                    continue;
+                }
+                let inner =
+                    Path::new("/").join(entry.path().strip_prefix(&package.dir).unwrap_or(&entry.path()));
+                let Some(file) = resolve_file_in(&package.dir, &inner) else { continue };
+                if let Ok(Some(facts)) = crate::closure::read_elf(&file)
+                    && facts.class == class
+                    && [patchelf_rs::raw::EM_X86_64, patchelf_rs::raw::EM_386].contains(&facts.machine)
+                {
+                    libraries.insert((class, name));
+                }
+            }
+        }
+    }
+    libraries
+}
+
+/// Builds the library set of `class` in the store: a directory of symlinks to every entry of `lib_dirs` (first, so
+/// that explicit directories win) and to the libraries of the closure's packages, referring to those packages.
+fn build_store_set(
+    store: &Store,
+    closure: &Closure,
+    class: Class,
+    lib_dirs: &[PathBuf],
+    system: &System,
+) -> Result<StoreSet> {
+    let temp = tempfile::Builder::new()
+        .prefix(".fhskit-shim-")
+        .tempdir_in(store.state_dir())
+        .with_context(|| format!("cannot create a directory in {}", store.state_dir().display()))?;
+    let tree = temp.path().join("lib");
+    fs::create_dir(&tree).with_context(|| format!("cannot create {}", tree.display()))?;
+    let mut links = link_entries(lib_dirs, &tree)?;
+    for dir in closure.lib_dirs(class) {
+        let Some(package) = closure.packages.iter().find(|package| dir.starts_with(&package.dir)) else {
+            continue;
+        };
+        links += link_package_libraries(&package.dir, &dir, &tree)?;
+    }
+    let references = closure.store_paths(store)?;
+    let name = format!("ld-shim-libraries-{}", system.nix);
+    let path = store
+        .add_tree(&name, &tree, &references)
+        .with_context(|| format!("cannot add the {} library set to the store", system.nix))?;
+    // Protects the path from a concurrent collection until the root under the state directory exists.
+    store.add_temp_root(&path)?;
+    let physical = store.physical_path(&path);
+    Ok(StoreSet { path, physical, links })
+}
+
+/// Links the libraries (`*.so*` names that resolve to a file inside the package) of `dir`, a library directory of
+/// the package unpacked at `package`, into `tree`; names already there are kept. Links point at the resolved file:
+/// an absolute symlink in a package means a path inside the package, never the host's file of that name.
+fn link_package_libraries(package: &Path, dir: &Path, tree: &Path) -> Result<usize> {
+    let entries = sorted_entries(dir)?;
+    let mut count = 0;
+    for entry in entries {
+        let name = entry.file_name();
+        if !name.to_string_lossy().contains(".so") {
+            continue;
+        }
+        let link = tree.join(&name);
+        if fs::symlink_metadata(&link).is_ok() {
+            continue;
+        }
+        let inner = Path::new("/").join(entry.path().strip_prefix(package).unwrap_or(&entry.path()));
+        let Some(file) = resolve_file_in(package, &inner) else {
+            tracing::debug!(path = ?entry.path(), "not a library file inside its package");
+            continue;
+        };
+        symlink(&file, &link).with_context(|| format!("cannot create {}", link.display()))?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// Resolves `inner` (an absolute path inside `tree`) to a regular file, following every symlink as a chroot
+/// would; `None` when it names no file.
+fn resolve_file_in(tree: &Path, inner: &Path) -> Option<PathBuf> {
+    let mut inner = inner.to_owned();
+    for _ in 0..40 {
+        let host = resolve_in_root(tree, &inner).ok()?;
+        let meta = fs::symlink_metadata(&host).ok()?;
+        if meta.is_file() {
+            return Some(host);
+        }
+        if !meta.file_type().is_symlink() {
+            return None;
+        }
+        let target = fs::read_link(&host).ok()?;
+        inner = if target.is_absolute() { target } else { inner.parent()?.join(target) };
+    }
+    None
 }
 
 /// What sits at an interpreter path.
@@ -232,26 +504,21 @@ impl Existing {
     }
 }
 
-fn install_one(
-    paths: &Paths,
-    shim: &[u8],
-    loader: Option<&Path>,
-    lib_dirs: &[PathBuf],
-    existing: &Existing,
-) -> Result<()> {
+fn install_one(plan: &Plan<'_>, store: Option<&Store>) -> Result<()> {
+    let Plan { paths, shim, loader, lib_dirs, set, existing } = plan;
     let system = &paths.system;
     create_dirs(&paths.state)?;
-    // The loader: as given, else the backup of the loader being replaced now or by an earlier forced install.
+    // The loader: as given, else the backup of the loader being replaced now or by an earlier forced install. The
+    // backup is linked relatively so that the link works both from the host (programs naming `<root>/lib64/…`)
+    // and with the root as `/` (a container or image).
     let backup = paths.backup();
     let had_backup = fs::symlink_metadata(&backup).is_ok();
     let loader_link = paths.state.join("ld.so");
     let loader_target = match loader {
-        Some(loader) => Some(loader.to_owned()),
-        None if matches!(existing, Existing::Other) || had_backup => Some(PathBuf::from(format!(
-            "{}/backup/{}",
-            state_dir(system),
-            backup.file_name().unwrap().to_string_lossy()
-        ))),
+        Some(loader) => Some(loader.clone()),
+        None if matches!(existing, Existing::Other) || had_backup => {
+            Some(Path::new("backup").join(backup.file_name().expect("backup paths name a file")))
+        }
         None => None,
     };
     if let Existing::Other = existing
@@ -259,7 +526,7 @@ fn install_one(
     {
         create_dirs(backup.parent().unwrap())?;
         copy_entry(&paths.interpreter, &backup)?;
-        println!("backed up {} to {}", paths.interpreter.display(), backup.display());
+        println!("backed up {} to {}", paths.shown.display(), backup.display());
     }
     match &loader_target {
         Some(target) => replace_with_symlink(target, &loader_link)?,
@@ -267,7 +534,30 @@ fn install_one(
             remove_if_present(&loader_link)?;
         }
     }
-    let lib_count = link_libraries(lib_dirs, &paths.state.join("lib"))?;
+    let lib = paths.state.join("lib");
+    let lib_root = paths.state.join("lib-root");
+    let lib_count = match set {
+        Some(set) => {
+            // The GC root is a link of its own: the store's root links name the logical path, which for a
+            // chroot-style store is not where the files are on this host.
+            let store = store.expect("a store set comes with its store");
+            store.add_root(&lib_root, &set.path)?;
+            swap_in(&lib, |fresh| {
+                symlink(&set.physical, fresh).with_context(|| format!("cannot create {}", fresh.display()))
+            })?;
+            set.links
+        }
+        None => {
+            remove_if_present(&lib_root)?;
+            let mut count = 0;
+            swap_in(&lib, |fresh| {
+                fs::create_dir(fresh).with_context(|| format!("cannot create {}", fresh.display()))?;
+                count = link_entries(lib_dirs, fresh)?;
+                Ok(())
+            })?;
+            count
+        }
+    };
 
     let state = state_dir(system);
     let mut config = format!(
@@ -284,17 +574,19 @@ fn install_one(
 
     create_dirs(paths.interpreter.parent().unwrap())?;
     write_atomic(&paths.interpreter, shim, 0o755)?;
-    println!("installed the {} shim at {}", system.nix, paths.interpreter.display());
+    println!("installed the {} shim at {}", system.nix, paths.shown.display());
     match &loader_target {
         Some(target) => println!("  loader: {}", target.display()),
         None => println!(
-            "  loader: none configured (programs need {} or {}; else {})",
+            "  loader: none configured (programs need {} or {}; else the compiled-in default)",
             system.loader_var,
             system::LOADER_VAR,
-            "the compiled-in default"
         ),
     }
-    println!("  libraries: {lib_count} in {}", paths.state.join("lib").display());
+    match set {
+        Some(set) => println!("  libraries: {lib_count} in {} -> {}", lib.display(), set.physical.display()),
+        None => println!("  libraries: {lib_count} in {}", lib.display()),
+    }
     println!("  config: {}", paths.config.display());
     Ok(())
 }
@@ -340,27 +632,22 @@ fn check_lib_dir(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Rebuilds `dest` as a directory of symlinks to every entry of `dirs` (earlier directories win on name clashes);
-/// the new directory is assembled beside the old one and swapped in. Returns the number of links.
-fn link_libraries(dirs: &[PathBuf], dest: &Path) -> Result<usize> {
-    let parent = dest.parent().unwrap();
-    let fresh = parent.join(".lib.fhskit-new");
-    let old = parent.join(".lib.fhskit-old");
-    for leftover in [&fresh, &old] {
-        if leftover.exists() {
-            fs::remove_dir_all(leftover).with_context(|| format!("cannot remove {}", leftover.display()))?;
-        }
-    }
-    fs::create_dir(&fresh).with_context(|| format!("cannot create {}", fresh.display()))?;
+/// The entries of `dir`, sorted by name.
+fn sorted_entries(dir: &Path) -> Result<Vec<fs::DirEntry>> {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .and_then(|entries| entries.collect::<std::io::Result<Vec<_>>>())
+        .with_context(|| format!("cannot read library directory {}", dir.display()))?;
+    entries.sort_by_key(|entry| entry.file_name());
+    Ok(entries)
+}
+
+/// Links every entry of `dirs` into the directory `tree` (earlier directories win on name clashes); returns the
+/// number of links.
+fn link_entries(dirs: &[PathBuf], tree: &Path) -> Result<usize> {
     let mut count = 0;
     for dir in dirs {
-        let mut entries: Vec<_> = fs::read_dir(dir)
-            .with_context(|| format!("cannot read library directory {}", dir.display()))?
-            .collect::<std::io::Result<_>>()
-            .with_context(|| format!("cannot read library directory {}", dir.display()))?;
-        entries.sort_by_key(|entry| entry.file_name());
-        for entry in entries {
-            let link = fresh.join(entry.file_name());
+        for entry in sorted_entries(dir)? {
+            let link = tree.join(entry.file_name());
             if fs::symlink_metadata(&link).is_ok() {
                 tracing::debug!(?link, "library name already taken by an earlier directory");
                 continue;
@@ -369,14 +656,34 @@ fn link_libraries(dirs: &[PathBuf], dest: &Path) -> Result<usize> {
             count += 1;
         }
     }
-    if dest.exists() {
+    Ok(count)
+}
+
+/// Replaces `dest` (a directory or a symlink, or nothing) with what `make` creates at a fresh name beside it.
+fn swap_in(dest: &Path, make: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let parent = dest.parent().unwrap();
+    let fresh = parent.join(".lib.fhskit-new");
+    let old = parent.join(".lib.fhskit-old");
+    for leftover in [&fresh, &old] {
+        remove_entry(leftover)?;
+    }
+    make(&fresh)?;
+    if fs::symlink_metadata(dest).is_ok() {
         fs::rename(dest, &old).with_context(|| format!("cannot move {} aside", dest.display()))?;
     }
     fs::rename(&fresh, dest).with_context(|| format!("cannot create {}", dest.display()))?;
-    if old.exists() {
-        fs::remove_dir_all(&old).with_context(|| format!("cannot remove {}", old.display()))?;
+    remove_entry(&old)
+}
+
+/// Removes a directory tree, a file or a symlink (never what a symlink points at), if present.
+fn remove_entry(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Err(_) => Ok(()),
+        Ok(meta) if meta.is_dir() => {
+            fs::remove_dir_all(path).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        Ok(_) => fs::remove_file(path).with_context(|| format!("cannot remove {}", path.display())),
     }
-    Ok(count)
 }
 
 fn uninstall(args: &RootArgs) -> Result<ExitCode> {
@@ -389,19 +696,21 @@ fn uninstall(args: &RootArgs) -> Result<ExitCode> {
             Existing::Shim => {
                 if fs::symlink_metadata(&backup).is_ok() {
                     restore_entry(&backup, &paths.interpreter)?;
-                    println!("restored {} from {}", paths.interpreter.display(), backup.display());
+                    println!(
+                        "removed the {} shim from {} and restored the loader it replaced from {}",
+                        system.nix,
+                        paths.shown.display(),
+                        backup.display()
+                    );
                 } else {
                     fs::remove_file(&paths.interpreter)
                         .with_context(|| format!("cannot remove {}", paths.interpreter.display()))?;
-                    println!("removed the {} shim from {}", system.nix, paths.interpreter.display());
+                    println!("removed the {} shim from {}", system.nix, paths.shown.display());
                 }
                 did_something = true;
             }
             Existing::Other if paths.state.exists() => {
-                eprintln!(
-                    "warning: {} is not ld-shim any more; leaving it as it is",
-                    paths.interpreter.display()
-                );
+                eprintln!("warning: {} is not ld-shim any more; leaving it as it is", paths.shown.display());
             }
             _ => {}
         }
@@ -452,14 +761,16 @@ fn status(args: &StatusArgs) -> Result<ExitCode> {
         let loader_ok = loader.as_ref().is_some_and(|l| fs::metadata(l).is_ok_and(|m| m.is_file()));
         let library_dir = config.and_then(|c| c.library_path).and_then(in_root);
         let libraries = library_dir.as_ref().and_then(|d| fs::read_dir(d).ok()).map_or(0, |d| d.count());
+        // A set built from packages is a link into the store.
+        let library_set = library_dir.as_ref().and_then(|d| fs::read_link(d).ok());
         let backup = paths.backup();
         let backup = fs::symlink_metadata(&backup).is_ok().then_some(backup);
         // The installed shim describes what it would use (run directly, it reads the same config).
-        let shim_says = (installed == "ld-shim").then(|| describe(&paths.interpreter)).flatten();
+        let shim_says = (installed == "ld-shim").then(|| describe(&paths.shown)).flatten();
         reports.push(serde_json::json!({
             "system": system.nix,
             "built_in": built.is_some(),
-            "interpreter": paths.interpreter,
+            "interpreter": paths.shown,
             "installed": installed,
             "config": config_text.is_some().then_some(&paths.config),
             "loader": loader,
@@ -467,6 +778,7 @@ fn status(args: &StatusArgs) -> Result<ExitCode> {
             "loader_ok": loader_ok,
             "library_dir": library_dir,
             "libraries": libraries,
+            "library_set": library_set,
             "backup": backup,
             "shim_reports": shim_says,
         }));
@@ -500,6 +812,9 @@ fn status(args: &StatusArgs) -> Result<ExitCode> {
             writeln!(out, "  loader:       {}{target} ({state})", text("loader"))?;
         }
         writeln!(out, "  libraries:    {} in {}", text("libraries"), text("library_dir"))?;
+        if !report["library_set"].is_null() {
+            writeln!(out, "  library set:  {} (in the store, kept by a GC root)", text("library_set"))?;
+        }
         if !report["backup"].is_null() {
             writeln!(out, "  backup:       {} (restored by uninstall)", text("backup"))?;
         }

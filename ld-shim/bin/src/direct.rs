@@ -3,6 +3,7 @@
 //! path reaches the loader but never the environment of the program or its children. Without arguments it describes
 //! its settings.
 
+use ld_shim::buf::Strings;
 use ld_shim::system::{self, NATIVE};
 
 use crate::loader;
@@ -14,7 +15,7 @@ use crate::sys;
 const WORD: usize = core::mem::size_of::<usize>();
 
 /// Runs the program through the real loader; never returns.
-pub fn run(stack: &Stack, settings: &Settings, page: usize) -> ! {
+pub fn run(stack: &Stack, settings: &Settings, strings: &mut Strings<'static>, page: usize) -> ! {
     if stack.argc < 2 {
         describe(settings);
     }
@@ -25,21 +26,20 @@ pub fn run(stack: &Stack, settings: &Settings, page: usize) -> ! {
         crate::log::fail_load(loader.to_bytes(), failure.reason().as_bytes());
     }
     let ours = settings.library_path_bytes();
-    let merged = crate::scratch::MERGED.take();
-    if !ours.is_empty() {
-        if let Some((_, old)) = stack.getenv(b"LD_LIBRARY_PATH")
-            && !old.is_empty()
-        {
-            // ld.so's --library-path replaces LD_LIBRARY_PATH, so keep the user's directories first.
-            let _ = merged.push(old).and_then(|()| merged.push(b":"));
+    // ld.so's --library-path replaces LD_LIBRARY_PATH, so keep the user's directories first.
+    let merged = if ours.is_empty() {
+        c""
+    } else {
+        let old = stack.getenv(b"LD_LIBRARY_PATH").map_or(&b""[..], |(_, old)| old);
+        let separator: &[u8] = if old.is_empty() { b"" } else { b":" };
+        let merged = match strings.concat(&[old, separator, ours]) {
+            Ok(merged) => merged,
+            Err(_) => crate::log::fail(b"library path too long"),
+        };
+        match merged.c_str() {
+            Ok(path) => path,
+            Err(_) => crate::log::fail(b"library path contains a NUL byte"),
         }
-        if merged.push(ours).is_err() {
-            crate::log::fail(b"library path too long");
-        }
-    }
-    let merged = match merged.as_c_str() {
-        Ok(path) => path,
-        Err(_) => crate::log::fail(b"library path contains a NUL byte"),
     };
     let extra = if ours.is_empty() { 0 } else { 2 };
     let count = stack.argc + extra + 1;
@@ -100,8 +100,7 @@ fn describe(settings: &Settings) -> ! {
         .push(settings.library_path_source)
         .push(b")")
         .write_to(out);
-    let config: &[u8] =
-        if settings.config_path.is_empty() { b"(not read)" } else { settings.config_path.as_bytes() };
+    let config: &[u8] = if settings.config_path.is_empty() { b"(not read)" } else { settings.config_path };
     Line::new().push(b"config: ").push(config).write_to(out);
     Line::new()
         .push(b"variables: ")

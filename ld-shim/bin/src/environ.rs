@@ -7,8 +7,9 @@
 //! still is (searching the array if the loader moved entries), and puts the real `AT_ENTRY` back so that
 //! `getauxval(AT_ENTRY)` stays truthful.
 
-use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use ld_shim::buf::Strings;
 
 use crate::stack::{AT_ENTRY, Stack};
 use crate::sys;
@@ -29,41 +30,34 @@ static ENVP: AtomicUsize = AtomicUsize::new(0);
 /// Address of `AT_ENTRY`'s value in auxv.
 static AUX_ENTRY: AtomicUsize = AtomicUsize::new(0);
 
-/// Storage for the one string the shim adds; it stays mapped for the life of the process.
-struct Arena(UnsafeCell<[u8; 4096]>);
-// SAFETY: the shim is single-threaded; the arena is written once, before the hand-off.
-unsafe impl Sync for Arena {}
-static ARENA: Arena = Arena(UnsafeCell::new([0; 4096]));
-
 unsafe extern "C" {
     /// Defined in the architecture's assembly.
     fn ld_shim_entry_trampoline();
 }
 
-/// Builds `LD_LIBRARY_PATH=<old>[:]<ours>\0` in memory that outlives the shim.
-fn build(old: &[u8], ours: &[u8]) -> *const u8 {
+/// Builds `LD_LIBRARY_PATH=<old>[:]<ours>\0` in memory that outlives the shim: the string block, or a mapping of
+/// its own when the block is out of room.
+fn build(strings: &mut Strings<'static>, old: &[u8], ours: &[u8]) -> *const u8 {
     let separator: &[u8] = if old.is_empty() { b"" } else { b":" };
+    if let Ok(entry) = strings.concat(&[NAME, old, separator, ours]) {
+        return entry.bytes().as_ptr();
+    }
     let len = NAME.len() + old.len() + separator.len() + ours.len() + 1;
-    let out: &mut [u8] = if len <= 4096 {
-        // SAFETY: called once per process, before anything else uses the arena.
-        unsafe { &mut *ARENA.0.get() }
-    } else {
-        // SAFETY: a fresh anonymous mapping, never unmapped.
-        let addr = unsafe {
-            sys::mmap(
-                0,
-                len,
-                sys::PROT_READ | sys::PROT_WRITE,
-                sys::MAP_PRIVATE | sys::MAP_ANONYMOUS,
-                usize::MAX,
-                0,
-            )
-        };
-        match addr {
-            // SAFETY: the mapping is `len` bytes, readable and writable.
-            Ok(addr) => unsafe { core::slice::from_raw_parts_mut(addr as *mut u8, len) },
-            Err(_) => crate::log::fail(b"cannot allocate memory for LD_LIBRARY_PATH"),
-        }
+    // SAFETY: a fresh anonymous mapping, never unmapped.
+    let addr = unsafe {
+        sys::mmap(
+            0,
+            len,
+            sys::PROT_READ | sys::PROT_WRITE,
+            sys::MAP_PRIVATE | sys::MAP_ANONYMOUS,
+            usize::MAX,
+            0,
+        )
+    };
+    let out: &mut [u8] = match addr {
+        // SAFETY: the mapping is `len` bytes, readable and writable.
+        Ok(addr) => unsafe { core::slice::from_raw_parts_mut(addr as *mut u8, len) },
+        Err(_) => crate::log::fail(b"cannot allocate memory for LD_LIBRARY_PATH"),
     };
     let mut at = 0;
     for part in [NAME, old, separator, ours, b"\0"] {
@@ -89,6 +83,7 @@ pub enum Edit {
 /// `stack` must be the untouched initial stack with the gap the entry point leaves below it.
 pub unsafe fn pass_library_path(
     stack: Stack,
+    strings: &mut Strings<'static>,
     ours: &[u8],
     ld_library_path: Option<usize>,
     borrow: Option<usize>,
@@ -97,16 +92,16 @@ pub unsafe fn pass_library_path(
         let old = &stack.env(slot)[NAME.len()..];
         let previous = stack.env_ptr(slot);
         // SAFETY: slot < envc.
-        unsafe { *stack.envp.add(slot) = build(old, ours) };
+        unsafe { *stack.envp.add(slot) = build(strings, old, ours) };
         return (stack, Edit::Replaced { slot, previous });
     }
     if let Some(slot) = borrow {
         let previous = stack.env_ptr(slot);
         // SAFETY: slot < envc.
-        unsafe { *stack.envp.add(slot) = build(b"", ours) };
+        unsafe { *stack.envp.add(slot) = build(strings, b"", ours) };
         return (stack, Edit::Replaced { slot, previous });
     }
-    let entry = build(b"", ours);
+    let entry = build(strings, b"", ours);
     // SAFETY: the caller vouches for the gap; nothing points into the old arrays yet.
     let moved = unsafe { stack.insert_env(entry) };
     (moved, Edit::Inserted { slot: moved.envc - 1 })

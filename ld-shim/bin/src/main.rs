@@ -22,7 +22,7 @@ mod sys;
 use ld_shim::system::NATIVE;
 
 use crate::log::{Level, Logger};
-use crate::settings::{LibraryPath, Settings, Vars};
+use crate::settings::{LibraryPath, Vars};
 use crate::stack::{AT_BASE, AT_PAGESZ, AT_SECURE, Stack};
 
 #[panic_handler]
@@ -51,8 +51,9 @@ pub unsafe extern "C" fn shim_main(sp: *mut usize) -> ! {
         _ => Level::Warn,
     };
     let log = Logger { level };
-    let mut settings = Settings::new();
-    settings::resolve(&mut settings, &stack, &vars, secure, &log);
+    // SAFETY: the only call, once per process.
+    let mut strings = unsafe { scratch::strings() };
+    let settings = settings::resolve(&mut strings, &stack, &vars, secure, &log);
     if let Some(mut line) = log.line(Level::Debug) {
         line.push(b"loader ").push(settings.loader().to_bytes());
         line.push(b" (from ").push(settings.loader_source).push(b")").write_to(2);
@@ -65,7 +66,7 @@ pub unsafe extern "C" fn shim_main(sp: *mut usize) -> ! {
         line.push(b"setuid process: environment ignored").write_to(2);
     }
     if stack.aux(AT_BASE).unwrap_or(0) == 0 {
-        direct::run(&stack, &settings, page);
+        direct::run(&stack, &settings, &mut strings, page);
     }
 
     let loader = settings.loader();
@@ -88,7 +89,8 @@ pub unsafe extern "C" fn shim_main(sp: *mut usize) -> ! {
             _ => vars.any_nix_ld,
         };
         // SAFETY: the stack is untouched so far and `_start` left the gap below it.
-        let (stack, edit) = unsafe { environ::pass_library_path(stack, ours, vars.ld_library_path, borrow) };
+        let (stack, edit) =
+            unsafe { environ::pass_library_path(stack, &mut strings, ours, vars.ld_library_path, borrow) };
         environ::arm_trampoline(&stack, &edit);
         stack
     };

@@ -6,21 +6,21 @@
 //! when the environment leaves something open, and never zero-fills its buffers.
 
 use core::ffi::CStr;
-use core::mem::MaybeUninit;
 
-use ld_shim::buf::Buf;
+use ld_shim::buf::{Builder, Str, Strings, TooLong};
 use ld_shim::config;
 use ld_shim::elf::{PT_INTERP, PT_PHDR};
 use ld_shim::system::{self, NATIVE};
 
 use crate::log::{Level, Logger};
-use crate::stack::{AT_BASE, AT_PHDR, AT_PHNUM, Stack};
-use crate::{scratch, sys};
+use crate::stack::{AT_BASE, AT_EXECFN, AT_PHDR, AT_PHNUM, Stack};
+use crate::sys;
 
-/// Room for one path (PATH_MAX).
-pub type PathBuf = Buf<4096>;
-/// Room for a library path assembled from the config file or the default.
-pub type ListBuf = Buf<8192>;
+/// The longest path the shim builds (PATH_MAX without the NUL).
+const PATH_MAX: usize = 4095;
+/// The longest config file text read, and the longest library path assembled from the config or the default.
+const CONFIG_MAX: usize = 4095;
+const LIST_MAX: usize = 8191;
 
 /// The loader used when neither the environment nor a config file names one.
 pub const DEFAULT_LOADER: &str = match option_env!("LD_SHIM_DEFAULT_LOADER") {
@@ -95,106 +95,73 @@ pub enum LibraryPath {
     None,
     /// An environment variable's value, used as it is; `slot` is its envp index.
     Env { slot: usize, value: &'static [u8] },
-    /// Directories from the config file or the default (those that exist), in `Settings::library_list`.
-    Built,
+    /// Directories from the config file or the default (those that exist).
+    Built(&'static [u8]),
 }
 
-/// The resolved settings. Filled in place (see [`resolve`]) so that its buffers are never copied.
+/// The resolved settings.
 pub struct Settings {
-    /// The loader when it is an environment value, used in place (it is NUL-terminated there).
-    loader_env: Option<&'static CStr>,
-    /// The loader when it was assembled (config, default, or an environment value with a trailing newline).
-    loader_built: &'static mut PathBuf,
+    /// The loader: an environment value in place (it is NUL-terminated there) or a string built in the block.
+    loader: &'static CStr,
     pub loader_source: &'static [u8],
     pub library_path: LibraryPath,
-    library_list: &'static mut ListBuf,
     pub library_path_source: &'static [u8],
-    pub config_path: &'static mut PathBuf,
+    /// The config file looked at (empty when the environment settled everything).
+    pub config_path: &'static [u8],
 }
 
 impl Settings {
-    /// Empty settings over the static buffers; call once.
-    pub fn new() -> Self {
-        Self {
-            loader_env: None,
-            loader_built: scratch::LOADER.take(),
-            loader_source: b"",
-            library_path: LibraryPath::None,
-            library_list: scratch::LIBRARY_LIST.take(),
-            library_path_source: b"none",
-            config_path: scratch::CONFIG_PATH.take(),
-        }
-    }
-
     /// The loader path.
     pub fn loader(&self) -> &CStr {
-        match self.loader_env {
-            Some(path) => path,
-            // The buffer never holds a NUL: it was filled from C strings and NUL-free config lines.
-            None => self.loader_built.as_c_str().unwrap_or(c""),
-        }
+        self.loader
     }
 
     /// The library path to add (empty for none).
     pub fn library_path_bytes(&self) -> &[u8] {
         match self.library_path {
             LibraryPath::None => b"",
-            LibraryPath::Env { value, .. } => value,
-            LibraryPath::Built => self.library_list.as_bytes(),
+            LibraryPath::Env { value, .. } | LibraryPath::Built(value) => value,
         }
     }
 }
 
 /// The config file, read lazily: only when the environment leaves something open.
+#[derive(Default)]
 struct ConfigFile {
-    text: Option<&'static mut [MaybeUninit<u8>; 4096]>,
-    len: usize,
-    root: Option<&'static mut PathBuf>,
+    text: &'static [u8],
+    /// The root the shim is installed under (see [`system::root_of`]), which prefixes every path in the file.
+    root: &'static [u8],
+    path: &'static [u8],
     loaded: bool,
 }
 
 impl ConfigFile {
-    fn ensure_loaded(&mut self, stack: &Stack, secure: bool, log: &Logger, path: &mut PathBuf) {
+    fn ensure_loaded(&mut self, strings: &mut Strings<'static>, stack: &Stack, secure: bool, log: &Logger) {
         if self.loaded {
             return;
         }
         self.loaded = true;
-        self.read(stack, secure, log, path);
+        self.read(strings, stack, secure, log);
         if let (Some(number), Some(mut line)) = (self.config().bad_line, log.line(Level::Warn)) {
-            line.push(b"ignoring line ").push_dec(number).push(b" of ").push(path.as_bytes()).write_to(2);
+            line.push(b"ignoring line ").push_dec(number).push(b" of ").push(self.path).write_to(2);
         }
     }
 
-    fn config(&self) -> config::Config<'_> {
-        let Some(text) = self.text.as_deref() else { return config::Config::default() };
-        // SAFETY: `text[..len]` was filled by read().
-        let text = unsafe { core::slice::from_raw_parts(text.as_ptr().cast::<u8>(), self.len) };
-        config::parse(text)
+    fn config(&self) -> config::Config<'static> {
+        config::parse(self.text)
     }
 
-    fn root(&self) -> &[u8] {
-        self.root.as_deref().map_or(b"", |root| root.as_bytes())
-    }
-
-    fn read(&mut self, stack: &Stack, secure: bool, log: &Logger, path: &mut PathBuf) {
-        let shim = scratch::SHIM_PATH.take();
-        shim_path(stack, shim);
-        let root = system::root_of(shim.as_bytes(), &NATIVE);
-        let root_buf = self.root.insert(scratch::CONFIG_ROOT.take());
-        if root_buf.push(root).is_err()
-            || path.push(root).and_then(|()| path.push(NATIVE.config.as_bytes())).is_err()
-        {
-            return;
-        }
-        let Ok(c_path) = path.as_c_str() else { return };
+    fn read(&mut self, strings: &mut Strings<'static>, stack: &Stack, secure: bool, log: &Logger) {
+        let shim = shim_path(stack, strings);
+        self.root = system::root_of(shim, &NATIVE);
+        let Ok(path) = strings.concat(&[self.root, NATIVE.config.as_bytes()]) else { return };
+        self.path = path.bytes();
+        let Ok(c_path) = path.c_str() else { return };
         let fd = match sys::open(c_path) {
             Ok(fd) => fd,
             Err(errno) => {
                 if let Some(mut line) = log.line(if errno.0 == 2 { Level::Debug } else { Level::Warn }) {
-                    line.push(b"cannot read ")
-                        .push(path.as_bytes())
-                        .push(b": ")
-                        .push(errno.text().as_bytes());
+                    line.push(b"cannot read ").push(self.path).push(b": ").push(errno.text().as_bytes());
                     line.write_to(2);
                 }
                 return;
@@ -206,7 +173,7 @@ impl ConfigFile {
             if !trusted {
                 if let Some(mut line) = log.line(Level::Warn) {
                     line.push(b"ignoring ")
-                        .push(path.as_bytes())
+                        .push(self.path)
                         .push(b" in a setuid process: not owned by root or writable by others")
                         .write_to(2);
                 }
@@ -214,14 +181,11 @@ impl ConfigFile {
                 return;
             }
         }
-        match sys::read_full(fd, self.text.insert(scratch::CONFIG_TEXT.take()).as_mut_slice()) {
-            Ok(text) => self.len = text.len(),
+        match strings.build(CONFIG_MAX, |text| text.fill_with(|room| read_text(fd, room))) {
+            Ok(text) => self.text = text.bytes(),
             Err(errno) => {
                 if let Some(mut line) = log.line(Level::Warn) {
-                    line.push(b"cannot read ")
-                        .push(path.as_bytes())
-                        .push(b": ")
-                        .push(errno.text().as_bytes());
+                    line.push(b"cannot read ").push(self.path).push(b": ").push(errno.text().as_bytes());
                     line.write_to(2);
                 }
             }
@@ -230,9 +194,31 @@ impl ConfigFile {
     }
 }
 
-/// Resolves the loader and the library path into `settings`.
-pub fn resolve(settings: &mut Settings, stack: &Stack, vars: &Vars, secure: bool, log: &Logger) {
-    let mut file = ConfigFile { text: None, len: 0, root: None, loaded: false };
+/// Reads a config file into `room`; returns the length read. A short read that ends a line is the end of the file
+/// (the kernel fills a read from a regular file unless the file ends), which saves the read that would return 0.
+fn read_text(fd: usize, room: &mut [core::mem::MaybeUninit<u8>]) -> Result<usize, sys::Errno> {
+    let mut done = 0;
+    while done < room.len() {
+        let asked = room.len() - done;
+        let got = sys::read(fd, &mut room[done..])?;
+        done += got.len();
+        if got.is_empty() || (got.len() < asked && got.last() == Some(&b'\n')) {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+/// Resolves the loader and the library path, building what it must in `strings`.
+pub fn resolve(
+    strings: &mut Strings<'static>,
+    stack: &Stack,
+    vars: &Vars,
+    secure: bool,
+    log: &Logger,
+) -> Settings {
+    let mut file = ConfigFile::default();
+    let mut loader: Option<(&'static CStr, &'static [u8])> = None;
     // nix-ld semantics: an empty variable counts as unset, and a trailing newline (from pasting the contents of a
     // `nix-support/dynamic-linker` file) is dropped.
     let env_loaders = [(vars.loader_system, NATIVE.loader_var), (vars.loader, system::LOADER_VAR)];
@@ -241,102 +227,105 @@ pub fn resolve(settings: &mut Settings, stack: &Stack, vars: &Vars, secure: bool
         if value.is_empty() || value == b"\n" {
             continue;
         }
-        match value.strip_suffix(b"\n") {
+        let path = match value.strip_suffix(b"\n") {
             None => {
                 // SAFETY: `value` is the tail of a NUL-terminated environment string.
                 let with_nul = unsafe { core::slice::from_raw_parts(value.as_ptr(), value.len() + 1) };
-                settings.loader_env = CStr::from_bytes_with_nul(with_nul).ok();
+                CStr::from_bytes_with_nul(with_nul).ok()
             }
-            Some(trimmed) => {
-                if settings.loader_built.push(trimmed).is_err() {
-                    crate::log::fail_load(value, b"file name too long");
-                }
-            }
-        }
-        settings.loader_source = name.as_bytes();
+            Some(trimmed) => strings.concat(&[trimmed]).and_then(Str::c_str).ok(),
+        };
+        let path = path.unwrap_or_else(|| crate::log::fail_load(value, b"file name too long"));
+        loader = Some((path, name.as_bytes()));
         break;
     }
-    if settings.loader_source.is_empty() {
-        file.ensure_loaded(stack, secure, log, settings.config_path);
+    if loader.is_none() {
+        file.ensure_loaded(strings, stack, secure, log);
         if let Some(value) = file.config().loader {
-            let built = &mut settings.loader_built;
-            if built.push(file.root()).and_then(|()| built.push(value)).is_err() {
-                crate::log::fail_load(value, b"file name too long");
-            }
-            settings.loader_source = b"config";
+            let path = strings.concat(&[file.root, value]).and_then(Str::c_str);
+            let path = path.unwrap_or_else(|_| crate::log::fail_load(value, b"file name too long"));
+            loader = Some((path, b"config"));
         }
     }
-    if settings.loader_source.is_empty() {
-        let _ = settings.loader_built.push(DEFAULT_LOADER.as_bytes());
-        settings.loader_source = b"default";
-    }
+    let (loader, loader_source) = loader.unwrap_or_else(|| {
+        let path = strings.concat(&[DEFAULT_LOADER.as_bytes()]).and_then(Str::c_str);
+        let path =
+            path.unwrap_or_else(|_| crate::log::fail_load(DEFAULT_LOADER.as_bytes(), b"file name too long"));
+        (path, b"default")
+    });
 
     let env_paths =
         [(vars.library_path_system, NATIVE.library_path_var), (vars.library_path, system::LIBRARY_PATH_VAR)];
-    if secure {
+    let (library_path, library_path_source): (LibraryPath, &'static [u8]) = if secure {
         // glibc ignores LD_LIBRARY_PATH in secure mode, so passing one would only change the environment.
-        settings.library_path_source = b"none (setuid process)";
+        (LibraryPath::None, b"none (setuid process)")
     } else if let Some(((slot, value), name)) =
         env_paths.into_iter().find_map(|(var, name)| Some((var?, name)))
     {
-        settings.library_path = LibraryPath::Env { slot, value };
-        settings.library_path_source = name.as_bytes();
+        (LibraryPath::Env { slot, value }, name.as_bytes())
     } else {
-        file.ensure_loaded(stack, secure, log, settings.config_path);
-        let directory = scratch::DIRECTORY.take();
-        if let Some(value) = file.config().library_path {
-            append_existing_dirs(settings.library_list, directory, file.root(), value, log);
-            settings.library_path_source = b"config";
-        } else {
-            append_existing_dirs(settings.library_list, directory, b"", DEFAULT_LIBRARY_PATH.as_bytes(), log);
-            settings.library_path_source = b"default";
+        file.ensure_loaded(strings, stack, secure, log);
+        let (root, list, source): (&[u8], &[u8], &'static [u8]) = match file.config().library_path {
+            Some(value) => (file.root, value, b"config"),
+            None => (b"", DEFAULT_LIBRARY_PATH.as_bytes(), b"default"),
+        };
+        let built = strings.build(LIST_MAX, |out| {
+            append_existing_dirs(out, root, list, log);
+            Ok::<(), TooLong>(())
+        });
+        match built {
+            Ok(built) if !built.bytes().is_empty() => (LibraryPath::Built(built.bytes()), source),
+            _ => (LibraryPath::None, source),
         }
-        if !settings.library_list.is_empty() {
-            settings.library_path = LibraryPath::Built;
-        }
-    }
+    };
+    Settings { loader, loader_source, library_path, library_path_source, config_path: file.path }
 }
 
 /// Appends the `:`-separated directories of `list`, each prefixed with `root`, that exist.
-fn append_existing_dirs(out: &mut ListBuf, path: &mut PathBuf, root: &[u8], list: &[u8], log: &Logger) {
+fn append_existing_dirs(out: &mut Builder<'_>, root: &[u8], list: &[u8], log: &Logger) {
     for dir in list.split(|&b| b == b':').filter(|dir| !dir.is_empty()) {
-        path.clear();
-        if path.push(root).and_then(|()| path.push(dir)).is_err() {
+        let mark = out.len();
+        let start = if out.is_empty() { 0 } else { mark + 1 };
+        let separator: &[u8] = if out.is_empty() { b"" } else { b":" };
+        if out.push(separator).and_then(|()| out.push(root)).and_then(|()| out.push(dir)).is_err() {
+            out.truncate(mark);
+            if let Some(mut line) = log.line(Level::Warn) {
+                line.push(b"library path too long; dropping ").push(root).push(dir).write_to(2);
+            }
             continue;
         }
-        let exists = match path.as_c_str() {
+        let exists = match out.c_str_from(start) {
             Ok(c_path) => matches!(sys::stat(c_path), Ok(stat) if stat.is_dir()),
             Err(_) => false,
         };
         if !exists {
             if let Some(mut line) = log.line(Level::Debug) {
-                line.push(b"skipping missing library directory ").push(path.as_bytes()).write_to(2);
+                line.push(b"skipping missing library directory ").push(root).push(dir).write_to(2);
             }
-            continue;
+            out.truncate(mark);
         }
-        let separator: &[u8] = if out.is_empty() { b"" } else { b":" };
-        if out.len() + separator.len() + path.len() >= 8192 - 1 {
-            if let Some(mut line) = log.line(Level::Warn) {
-                line.push(b"library path too long; dropping ").push(path.as_bytes()).write_to(2);
-            }
-            continue;
-        }
-        let _ = out.push(separator).and_then(|()| out.push(path.as_bytes()));
     }
 }
 
-/// The path the shim was started from: the program's `PT_INTERP` when it runs as an interpreter, else
-/// `/proc/self/exe`. Left empty when unknown (the config is then looked up in the real root).
-fn shim_path(stack: &Stack, out: &mut PathBuf) {
-    if stack.aux(AT_BASE).unwrap_or(0) == 0 {
-        if let Ok(target) = sys::readlink(c"/proc/self/exe", scratch::LINK.take()) {
-            let _ = out.push(target);
+/// The path the shim was started from: the program's `PT_INTERP` when it runs as an interpreter; run directly, the
+/// path it was executed by (`AT_EXECFN`) when that is absolute, else `/proc/self/exe`. The path as named, not the
+/// resolved one, decides the root, as it does for `PT_INTERP`: `/lib64/ld-linux-x86-64.so.2` means the real root
+/// even where `/lib64` is a symlink elsewhere. Empty when unknown (the config is then looked up in the real root).
+fn shim_path(stack: &Stack, strings: &mut Strings<'static>) -> &'static [u8] {
+    if stack.aux(AT_BASE).unwrap_or(0) != 0 {
+        return program_interpreter(stack).unwrap_or(b"");
+    }
+    if let Some(execfn) = stack.aux(AT_EXECFN).filter(|&addr| addr != 0) {
+        // SAFETY: the kernel puts the NUL-terminated file name on the initial stack and points AT_EXECFN at it.
+        let name = unsafe { crate::stack::c_bytes(execfn as *const u8) };
+        if name.first() == Some(&b'/') {
+            return name;
         }
-        return;
     }
-    if let Some(interp) = program_interpreter(stack) {
-        let _ = out.push(interp);
-    }
+    let link = strings.build(PATH_MAX, |out| {
+        out.fill_with(|room| sys::readlink(c"/proc/self/exe", room).map(<[u8]>::len).map_err(|_| TooLong))
+    });
+    link.map_or(&b""[..], Str::bytes)
 }
 
 /// The program's `PT_INTERP` string, found through `AT_PHDR`; the load bias comes from `PT_PHDR`.

@@ -10,6 +10,7 @@ pub const AT_PAGESZ: usize = 6;
 pub const AT_BASE: usize = 7;
 pub const AT_ENTRY: usize = 9;
 pub const AT_SECURE: usize = 23;
+pub const AT_EXECFN: usize = 31;
 
 const WORD: usize = core::mem::size_of::<usize>();
 

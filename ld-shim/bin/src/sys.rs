@@ -33,6 +33,13 @@ impl Errno {
     }
 }
 
+/// The string block ran out of room: like an allocation failure.
+impl From<ld_shim::buf::TooLong> for Errno {
+    fn from(_: ld_shim::buf::TooLong) -> Self {
+        Errno(12)
+    }
+}
+
 pub const O_RDONLY: usize = 0;
 pub const O_CLOEXEC: usize = 0o2_000_000;
 const AT_FDCWD: isize = -100;
@@ -65,14 +72,19 @@ pub fn close(fd: usize) {
     unsafe { arch::syscall(nr::CLOSE, [fd, 0, 0, 0, 0, 0]) };
 }
 
+/// `read(fd, buf)`, once; returns the filled part.
+pub fn read(fd: usize, buf: &mut [MaybeUninit<u8>]) -> Result<&[u8], Errno> {
+    // SAFETY: `buf` is writable for its length.
+    let n = check(unsafe { arch::syscall(nr::READ, [fd, buf.as_mut_ptr() as usize, buf.len(), 0, 0, 0]) })?;
+    // SAFETY: the kernel initialised the first `n` bytes (at most `buf.len()`).
+    Ok(unsafe { core::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n.min(buf.len())) })
+}
+
 /// `read(fd, buf)`, retried until the buffer is full or the file ends; returns the filled part.
 pub fn read_full(fd: usize, buf: &mut [MaybeUninit<u8>]) -> Result<&[u8], Errno> {
     let mut done = 0;
     while done < buf.len() {
-        let rest = &mut buf[done..];
-        // SAFETY: `rest` is writable for its length.
-        let n =
-            check(unsafe { arch::syscall(nr::READ, [fd, rest.as_mut_ptr() as usize, rest.len(), 0, 0, 0]) })?;
+        let n = read(fd, &mut buf[done..])?.len();
         if n == 0 {
             break;
         }
