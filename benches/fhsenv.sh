@@ -28,11 +28,12 @@ out = sys.argv[1]
 info = "/var/lib/dpkg/info"
 chosen = []
 names = sorted(n for n in os.listdir(info) if n.endswith(".list"))
-# glibc and coreutils first, so the env has a loader, a C library and `true` whatever else is picked.
-names.sort(key=lambda n: not n.startswith(("libc6:amd64.", "coreutils.")))
+# What both launchers need first (loader, C library, `true`, bash and ldconfig), whatever else is picked.
+first = ("libc6:amd64.", "coreutils.", "bash.", "libtinfo6:amd64.", "libc-bin.")
+names.sort(key=lambda n: not n.startswith(first))
 for name in names:
     files = [l.strip() for l in open(os.path.join(info, name), errors="replace") if l.strip()]
-    useful = [f for f in files if f.startswith(("/usr/lib/", "/usr/bin/", "/usr/share/", "/lib/", "/usr/sbin/"))
+    useful = [f for f in files if f.startswith(("/usr/", "/bin/", "/sbin/", "/lib/", "/lib64/", "/etc/"))
               and os.path.isfile(f) and not os.path.islink(f)]
     if useful:
         chosen.append((name[:-5].replace(":", "_"), useful))
@@ -53,6 +54,10 @@ with open(os.path.join(os.path.dirname(out), "env.toml"), "w") as f:
     for pkg, _ in chosen:
         f.write(f'    "{os.path.join(out, pkg)}",\n')
     f.write("]\n")
+    # Extra binds, so the plan has about as many mounts as a buildFHSEnv launch (~45).
+    for name in sorted(os.listdir("/usr/share"))[:25]:
+        if os.path.isdir(os.path.join("/usr/share", name)):
+            f.write(f'[[bind]]\nsource = "/usr/share/{name}"\ntarget = "/bench/{name}"\nread_only = true\n')
 EOF
 chmod -R a+rX "$work"
 
@@ -154,7 +159,7 @@ for user, prefix in [("root", []), ("nobody", as_nobody)]:
     cases[f"fhskit env run ({user})"] = prefix + [fhskit, "env", "run", env, "--", "true"]
     cases[f"bwrap, same mounts ({user})"] = prefix + bw
     cases[f"buildFHSEnv-style ({user})"] = prefix + [wrapper, "true"]
-    cases[f"setpriv only ({user})"] = prefix + ["true"]
+    cases[f"true alone ({user})"] = prefix + ["true"]
 for name, argv in cases.items():
     r = subprocess.run(argv, cwd=work, capture_output=True, text=True)
     if r.returncode != 0:

@@ -438,3 +438,37 @@ fn env_toml_is_built_on_demand_and_nothing_is_left_mounted() {
     assert_eq!(mounts_before, mounts_after);
     assert!(!Path::new("/newroot").exists() && !Path::new("/oldroot").exists());
 }
+
+#[test]
+fn malformed_env_toml_names_the_key_and_doctor_reports() {
+    let tmp = common::world_readable_tempdir();
+    let fhskit = env!("CARGO_BIN_EXE_fhskit");
+    let cases = [
+        ("typo.toml", "name = \"x\"\npakages = [\"/nonexistent\"]\n", "line 2: unknown field `pakages`"),
+        ("type.toml", "name = \"x\"\n[unshare]\npid = \"yes\"\n", "line 3: key `unshare.pid`: invalid type"),
+        ("syntax.toml", "name = \"x\"\npackages = [\n", "invalid env spec"),
+        ("missing.toml", "name = \"x\"\npackages = [\"/nonexistent-package\"]\n", "/nonexistent-package"),
+    ];
+    for (file, toml, want) in cases {
+        let path = tmp.path().join(file);
+        std::fs::write(&path, toml).unwrap();
+        for sub in ["build", "run"] {
+            let out = Command::new(fhskit).args(["env", sub]).arg(&path).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{file} {sub}: {}", text(&out));
+            assert!(
+                err.starts_with("error: ") && err.contains(file) && err.contains(want),
+                "{file} {sub}: {err}"
+            );
+        }
+    }
+    // Nothing was built for the broken specs.
+    assert!(!tmp.path().read_dir().unwrap().flatten().any(|e| e.path().is_dir()));
+
+    let out = Command::new(fhskit).args(["env", "doctor"]).output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    for check in ["max_user_namespaces", "user namespace probe", "landlock", "nesting"] {
+        assert!(report.contains(check), "{report}");
+    }
+    assert!(out.status.success(), "{report}");
+}
