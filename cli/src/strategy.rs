@@ -57,6 +57,8 @@ pub struct Plan {
     /// The ELF executable.
     pub elf: PathBuf,
     pub class: Class,
+    /// `e_machine` of the executable (picks the loader shim).
+    pub machine: u16,
     /// patch: the patched executable (physical path).
     pub patched: Option<PathBuf>,
     /// shim: the shim executable, the loader and the library path.
@@ -194,12 +196,12 @@ pub fn namespaces_available() -> bool {
 }
 
 /// The embedded shim for a class, if this fhskit was built with one.
-fn shim_bytes(class: Class) -> Option<(ld_shim::system::System, &'static [u8])> {
+fn shim_bytes(class: Class, machine: u16) -> Option<(ld_shim::system::System, &'static [u8])> {
     let want = match class {
         Class::Elf64 => 2,
         Class::Elf32 => 1,
     };
-    ld_shim::embedded::builds().find(|(s, _)| s.class == want)
+    ld_shim::embedded::builds().find(|(s, _)| s.class == want && s.machine == machine)
 }
 
 /// Chooses the strategy for `auto`, with the reason.
@@ -215,17 +217,21 @@ pub fn choose(analysis: &Analysis) -> (Strategy, String) {
     if analysis.is_bundle && ns {
         return (Strategy::Fhs, "an application bundle may find its files relative to itself".into());
     }
-    if shim_bytes(analysis.program.class).is_some() {
+    if shim_bytes(analysis.program.class, analysis.program.machine).is_some() {
         return (Strategy::Shim, "a plain executable; the loader shim leaves it untouched".into());
     }
     (Strategy::Patch, "no loader shim for this class is built into fhskit".into())
 }
 
 /// Writes the shim for `class` into the store once; returns its physical path.
-fn shim_in_store(store: &Store, class: Class) -> Result<(ld_shim::system::System, PathBuf, StorePath)> {
-    let (system, bytes) = shim_bytes(class).ok_or_else(|| {
+fn shim_in_store(
+    store: &Store,
+    class: Class,
+    machine: u16,
+) -> Result<(ld_shim::system::System, PathBuf, StorePath)> {
+    let (system, bytes) = shim_bytes(class, machine).ok_or_else(|| {
         anyhow!(
-            "this fhskit has no loader shim for {}-bit programs (built without that target)",
+            "this fhskit has no loader shim for {}-bit programs of machine {machine} (built without that target)",
             if class == Class::Elf32 { 32 } else { 64 }
         )
     })?;
@@ -311,6 +317,7 @@ pub fn prepare(
         program: std::path::absolute(program)?,
         elf: analysis.program.path.clone(),
         class: analysis.program.class,
+        machine: analysis.program.machine,
         patched: None,
         shim: None,
         loader: None,
@@ -350,7 +357,7 @@ pub fn prepare(
                     program.display()
                 );
             }
-            let (_, shim, sp) = shim_in_store(store, analysis.program.class)?;
+            let (_, shim, sp) = shim_in_store(store, analysis.program.class, analysis.program.machine)?;
             plan.shim = Some(shim);
             plan.loader = Some(loader(analysis, closure)?);
             plan.library_path = library_path(analysis, closure);
@@ -404,7 +411,7 @@ pub fn execute(plan: &Plan, args: &[OsString]) -> Result<ExitCode> {
             let shim = plan.shim.as_ref().ok_or_else(|| anyhow!("plan without a shim"))?;
             let loader = plan.loader.as_ref().ok_or_else(|| anyhow!("plan without a loader"))?;
             let system =
-                shim_bytes(plan.class).map(|(s, _)| s).ok_or_else(|| anyhow!("no shim for this class"))?;
+                shim_bytes(plan.class, plan.machine).map(|(s, _)| s).ok_or_else(|| anyhow!("no shim for this machine"))?;
             let path = std::env::join_paths(&plan.library_path)?;
             let err = std::process::Command::new(shim)
                 .arg(&plan.elf)

@@ -183,6 +183,7 @@ fn build(store: &Store, args: &SteamRunArgs, key: &str, verbose: u8) -> Result<P
         program: env.clone(),
         elf: PathBuf::new(),
         class: Class::Elf64,
+        machine,
         patched: None,
         shim: None,
         loader: None,
