@@ -59,7 +59,6 @@ pub struct ElfFacts {
     pub soname: Option<String>,
     /// Whether the file has a dynamic segment at all (a static executable has none).
     pub dynamic: bool,
-    pub shared_object: bool,
 }
 
 /// Reads the ELF facts of `path`; `Ok(None)` when it is not an ELF file.
@@ -89,7 +88,6 @@ pub fn read_elf(path: &Path) -> Result<Option<ElfFacts>> {
         runpath: Vec::new(),
         soname: None,
         dynamic: elf.dynamic.is_some(),
-        shared_object: elf.ehdr.e_type == ET_DYN,
     };
     let Some(dynamic) = &elf.dynamic else { return Ok(Some(facts)) };
     let strtab = elf.dynstr().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
@@ -139,7 +137,6 @@ pub fn expand_origin(entry: &str, object: &Path, class: Class) -> PathBuf {
 /// A shell-script launcher that was followed to the ELF file it starts.
 #[derive(Debug, Clone)]
 pub struct Launcher {
-    pub script: PathBuf,
     /// The `#!` interpreter (e.g. `/bin/sh`).
     pub interpreter: String,
 }
@@ -316,7 +313,7 @@ fn follow_launchers(target: &Path) -> Result<(PathBuf, Option<Launcher>)> {
             );
         };
         if launcher.is_none() {
-            launcher = Some(Launcher { script: current.clone(), interpreter });
+            launcher = Some(Launcher { interpreter });
         }
         current = next;
     }

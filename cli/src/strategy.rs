@@ -410,8 +410,9 @@ pub fn execute(plan: &Plan, args: &[OsString]) -> Result<ExitCode> {
         Strategy::Shim => {
             let shim = plan.shim.as_ref().ok_or_else(|| anyhow!("plan without a shim"))?;
             let loader = plan.loader.as_ref().ok_or_else(|| anyhow!("plan without a loader"))?;
-            let system =
-                shim_bytes(plan.class, plan.machine).map(|(s, _)| s).ok_or_else(|| anyhow!("no shim for this machine"))?;
+            let system = shim_bytes(plan.class, plan.machine)
+                .map(|(s, _)| s)
+                .ok_or_else(|| anyhow!("no shim for this machine"))?;
             let path = std::env::join_paths(&plan.library_path)?;
             let err = std::process::Command::new(shim)
                 .arg(&plan.elf)

@@ -120,6 +120,7 @@ pub enum Param {
 }
 
 /// What the compiler needs from the evaluator: the global names (builtins reachable without `builtins.`).
+#[derive(Debug)]
 pub struct CompileEnv<'a> {
     pub globals: &'a HashMap<Sym, Value>,
     /// Names bound in an extra environment between the globals and the file (`scopedImport`).
@@ -801,7 +802,7 @@ impl Compiler<'_, '_> {
     }
 
     fn attrs(&mut self, mut p: PAttrs) -> Result<Expr> {
-        p.statics.sort_by(|a, b| a.0.cmp(&b.0));
+        p.statics.sort_by_key(|a| a.0);
         let has_env = p.rec || !p.inherit_from.is_empty();
         if !has_env {
             let mut statics = Vec::with_capacity(p.statics.len());

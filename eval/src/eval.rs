@@ -824,8 +824,8 @@ impl Evaluator {
                 }
                 Ok(Value::attrs(Attrs::update(&x, &y)))
             }
-            BinOp::Eq => Ok(Value::Bool(self.equal(&a, &b, pos)?)),
-            BinOp::Ne => Ok(Value::Bool(!self.equal(&a, &b, pos)?)),
+            BinOp::Eq => Ok(Value::Bool(self.equal(&a, &b)?)),
+            BinOp::Ne => Ok(Value::Bool(!self.equal(&a, &b)?)),
             BinOp::Lt => Ok(Value::Bool(self.less_than(&a, &b, pos)?)),
             BinOp::Gt => Ok(Value::Bool(self.less_than(&b, &a, pos)?)),
             BinOp::Le => Ok(Value::Bool(!self.less_than(&b, &a, pos)?)),
@@ -934,7 +934,7 @@ impl Evaluator {
                             let part = self.coerce_to_string(p, pos, Coerce { more: false, copy: true })?;
                             s.push_str(&part.s);
                             if let Some(c) = part.ctx {
-                                ctx.extend(c.into_iter());
+                                ctx.extend(*c);
                             }
                         }
                     }
@@ -962,7 +962,7 @@ impl Evaluator {
             Value::Attrs(a) => {
                 if let Some(f) = a.get_str("__toString") {
                     let f = f.clone();
-                    let r = self.call_n(&f, &[v.clone()], pos)?;
+                    let r = self.call_n(&f, std::slice::from_ref(&v), pos)?;
                     return self.coerce_to_string(&r, pos, how);
                 }
                 if let Some(o) = a.get_str("outPath") {
@@ -988,7 +988,7 @@ impl Evaluator {
                     }
                     s.push_str(&part.s);
                     if let Some(c) = part.ctx {
-                        ctx.extend(c.into_iter());
+                        ctx.extend(*c);
                     }
                 }
                 NixStr::with_ctx(s, ctx)
@@ -1019,7 +1019,8 @@ impl Evaluator {
 
     // ----- equality and ordering -----------------------------------------------------------------------------
 
-    pub fn equal(&mut self, a: &Value, b: &Value, pos: Pos) -> Result<bool> {
+    /// Nix's `==`; functions are never equal.
+    pub fn equal(&mut self, a: &Value, b: &Value) -> Result<bool> {
         if let (Value::Thunk(x), Value::Thunk(y)) = (a, b)
             && Rc::ptr_eq(x, y)
         {
@@ -1044,7 +1045,7 @@ impl Evaluator {
                     return Ok(false);
                 }
                 for (p, q) in x.iter().zip(y.iter()) {
-                    if !self.equal(p, q, pos)? {
+                    if !self.equal(p, q)? {
                         return Ok(false);
                     }
                 }
@@ -1059,19 +1060,18 @@ impl Evaluator {
                     else {
                         return Ok(false);
                     };
-                    return self.equal(&p, &q, pos);
+                    return self.equal(&p, &q);
                 }
                 if x.len() != y.len() {
                     return Ok(false);
                 }
                 for (p, q) in x.entries.iter().zip(y.entries.iter()) {
-                    if p.name != q.name || !self.equal(&p.value, &q.value, pos)? {
+                    if p.name != q.name || !self.equal(&p.value, &q.value)? {
                         return Ok(false);
                     }
                 }
                 true
             }
-            (Value::Lambda(x), Value::Lambda(y)) => Rc::ptr_eq(x, y) && false,
             _ => false,
         })
     }
@@ -1103,7 +1103,7 @@ impl Evaluator {
             (Value::Path(x), Value::Path(y)) => x.as_bytes().cmp(y.as_bytes()),
             (Value::List(x), Value::List(y)) => {
                 for (p, q) in x.iter().zip(y.iter()) {
-                    if self.equal(p, q, pos)? {
+                    if self.equal(p, q)? {
                         continue;
                     }
                     return self.compare(p, q, pos);

@@ -138,7 +138,7 @@ pub fn short(v: &Value) -> String {
                 let _ = write!(s, "{} = {}; ", attr_name(attr.name.as_str()), short_inner(&attr.value));
             }
             if a.len() > 3 {
-                s.push_str("«");
+                s.push('«');
                 let _ = write!(s, "{} attributes elided", a.len() - 3);
                 s.push_str("» ");
             }

@@ -85,7 +85,7 @@ impl Attrs {
 
     /// Builds a set from unsorted attributes; for duplicate names the last one wins.
     pub fn from_unsorted(mut entries: Vec<Attr>) -> Attrs {
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries.sort_by_key(|a| a.name);
         // Keep the last of equal names, as `listToAttrs` keeps the first: callers order accordingly.
         let mut out: Vec<Attr> = Vec::with_capacity(entries.len());
         for a in entries {

@@ -84,7 +84,7 @@ pub fn to_json(ev: &mut Evaluator, v: &Value, p: Pos, ctx: &mut Context, copy: b
         Value::Path(_) => {
             let s = ev.coerce_to_string(&v, p, Coerce { more: false, copy })?;
             if let Some(c) = s.ctx {
-                ctx.extend(c.into_iter());
+                ctx.extend(*c);
             }
             json_string(&s.s)
         }
@@ -92,7 +92,7 @@ pub fn to_json(ev: &mut Evaluator, v: &Value, p: Pos, ctx: &mut Context, copy: b
             if a.get_str("__toString").is_some() {
                 let s = ev.coerce_to_string(&v, p, Coerce { more: false, copy })?;
                 if let Some(c) = s.ctx {
-                    ctx.extend(c.into_iter());
+                    ctx.extend(*c);
                 }
                 return Ok(json_string(&s.s));
             }

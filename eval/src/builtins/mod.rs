@@ -305,7 +305,7 @@ fn core_table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
         ("elem", 2, |ev, a, p| {
             let l = ev.force_list(&a[1], p)?;
             for x in l.iter() {
-                if ev.equal(&a[0], x, p)? {
+                if ev.equal(&a[0], x)? {
                     return Ok(Value::Bool(true));
                 }
             }
@@ -490,7 +490,7 @@ fn prim_list_to_attrs(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> 
         entries.push(Attr { name: Sym::new(&n), value: v, pos });
     }
     // The first occurrence of a name wins: a stable sort keeps definition order, then dedup keeps the first.
-    entries.sort_by(|x, y| x.name.cmp(&y.name));
+    entries.sort_by_key(|x| x.name);
     entries.dedup_by(|later, earlier| later.name == earlier.name);
     Ok(Value::attrs(Attrs { entries }))
 }
@@ -502,7 +502,7 @@ fn prim_sort(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
     for x in &mut items {
         *x = ev.force(x)?;
     }
-    let mut less = |ev: &mut Evaluator, x: &Value, y: &Value| -> Result<bool> {
+    let less = |ev: &mut Evaluator, x: &Value, y: &Value| -> Result<bool> {
         let g = ev.call(f.clone(), x.clone(), p)?;
         let r = ev.call(g, y.clone(), p)?;
         ev.force_bool(&r, p)

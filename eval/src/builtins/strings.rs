@@ -32,7 +32,7 @@ pub(crate) fn table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
                 let part = ev.coerce_to_string(x, p, Coerce { more: false, copy: true })?;
                 s.push_str(&part.s);
                 if let Some(c) = part.ctx {
-                    ctx.extend(c.into_iter());
+                    ctx.extend(*c);
                 }
             }
             Ok(str_value(NixStr::with_ctx(s, ctx)))
