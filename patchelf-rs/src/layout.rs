@@ -1069,15 +1069,13 @@ mod tests {
             // Turn PT_GNU_STACK into PT_NULL so --set-execstack must add a header.
             let at = (fmt.ehdr_size() + 5 * fmt.phdr_size()) as usize;
             data[at..at + 4].copy_from_slice(&[0; 4]);
+            // (Without --print-execstack: next to it, patchelf and we ignore --set-execstack.)
             let opts = Options {
                 set_execstack: true,
-                print_execstack: true,
                 rpath: Some(RpathOp::Set(b"/a/rather/long/run/path/that/cannot/fit/in/place".to_vec())),
                 ..Options::default()
             };
-            let mut printed = Vec::new();
-            let rw = rewrite_bytes(&data, &opts, &mut printed).unwrap().expect("changed");
-            assert_eq!(printed, b"execstack: ?\n");
+            let rw = rewrite_bytes(&data, &opts, &mut std::io::sink()).unwrap().expect("changed");
             let out = rw.apply(&data);
             check_layout(&out);
             let elf = Elf::parse(&out).unwrap();

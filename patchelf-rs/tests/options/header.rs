@@ -166,3 +166,47 @@ fn no_clobber_old_sections_keeps_the_old_bytes() {
     assert_runs(&b, "elf-usefoo: foo 42\n");
     check_layout(&a);
 }
+
+#[test]
+fn print_execstack_wins_over_set_and_clear() {
+    // patchelf runs one execstack action per call: printing first, then clearing, then setting.
+    let dir = TestDir::new("execstack_precedence");
+    let prog = dir.copy_fixture("hello", "prog");
+    let before = fs::read(&prog).unwrap();
+    let out = patchelf_ok(["--set-execstack".as_ref(), "--print-execstack".as_ref(), prog.as_os_str()]);
+    assert_eq!(out, "execstack: -\n");
+    assert_unchanged(&prog, &before);
+    let x = dir.copy_fixture("hello-execstack", "x");
+    let x_before = fs::read(&x).unwrap();
+    assert_eq!(
+        patchelf_ok(["--print-execstack".as_ref(), "--clear-execstack".as_ref(), x.as_os_str()]),
+        "execstack: X\n"
+    );
+    assert_unchanged(&x, &x_before);
+    patchelf_ok(["--set-execstack".as_ref(), "--clear-execstack".as_ref(), x.as_os_str()]);
+    assert_eq!(gnu_stack_flags(&x), "RW");
+}
+
+#[test]
+fn os_abi_names_outside_patchelfs_list_are_refused() {
+    let dir = TestDir::new("os_abi_refused");
+    let prog = dir.copy_fixture("hello", "prog");
+    let before = fs::read(&prog).unwrap();
+    for name in
+        ["SYS-V", "sys_v", "systemv", "Sys V", "hpux", "gnulinux", "GNU/Linux", "gnuhurd", "none", "3"]
+    {
+        let run = patchelf(["--set-os-abi".as_ref(), name.as_ref(), prog.as_os_str()]).failure(1);
+        assert_error(&run, &prog, "unrecognized OS ABI");
+        assert_unchanged(&prog, &before);
+    }
+    for (name, printed) in
+        [("HP-UX", "HP-UX"), ("GNU Hurd", "GNU Hurd"), ("gnu-hurd", "GNU Hurd"), ("\tTru64\n", "Tru64")]
+    {
+        patchelf_ok(["--set-os-abi".as_ref(), name.as_ref(), prog.as_os_str()]);
+        assert_eq!(
+            patchelf_ok(["--print-os-abi".as_ref(), prog.as_os_str()]),
+            format!("{printed}\n"),
+            "{name:?}"
+        );
+    }
+}

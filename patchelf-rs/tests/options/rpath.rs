@@ -242,3 +242,17 @@ fn old_rpath_string_is_not_left_behind() {
         "the old rpath {old} is still in the file"
     );
 }
+
+#[test]
+fn an_empty_run_path_on_a_file_without_one_changes_nothing() {
+    // patchelf compares the new value with the old one, an absent run path counting as "".
+    let dir = TestDir::new("rpath_empty_noop");
+    for name in ["hello", "libfoo"] {
+        let file = dir.copy_fixture(name, name);
+        let before = fs::read(&file).unwrap();
+        for op in ["--set-rpath", "--add-rpath"] {
+            patchelf_ok([op.as_ref(), "".as_ref(), file.as_os_str()]);
+            assert_unchanged(&file, &before);
+        }
+    }
+}
