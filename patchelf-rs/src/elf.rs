@@ -59,7 +59,8 @@ const MAX_DYN_ENTRIES: u64 = 1 << 20;
 impl<'a> Elf<'a> {
     /// Parses the header, the program headers and the dynamic segment, touching nothing else.
     pub fn parse(data: &'a [u8]) -> Result<Elf<'a>, Malformed> {
-        let ident = slice(data, 0, 16, "missing ELF header")?;
+        // Like patchelf, anything shorter than the smallest (32-bit) header is refused before the magic is looked at.
+        let ident = slice(data, 0, 52, "missing ELF header")?;
         if &ident[0..4] != b"\x7fELF" {
             return Err(Malformed::Invalid("not an ELF executable"));
         }

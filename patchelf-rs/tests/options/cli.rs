@@ -308,6 +308,15 @@ fn a_file_shorter_than_the_header_is_missing_it() {
         let run = patchelf(["--print-rpath".as_ref(), f.as_os_str()]).failure(1);
         assert_error(&run, &f, "missing ELF header");
     }
+    // Shorter than a 32-bit header, even a text file lacks the header; from there on it is not ELF.
+    let text = "#!/bin/sh\n# a script long enough to be looked at for the ELF magic\n";
+    for len in [10, 51, 52, text.len()] {
+        let f = dir.join(format!("text{len}"));
+        write(&f, &text[..len]);
+        let run = patchelf(["--print-rpath".as_ref(), f.as_os_str()]).failure(1);
+        let wording = if len < 52 { "missing ELF header" } else { "not an ELF executable" };
+        assert_error(&run, &f, wording);
+    }
 }
 
 #[test]
