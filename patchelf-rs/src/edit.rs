@@ -372,11 +372,18 @@ impl<'e, 'a> Editor<'e, 'a> {
         };
         let has_rpath = self.dyns.iter().any(|d| d.tag == DT_RPATH);
         let has_runpath = self.dyns.iter().any(|d| d.tag == DT_RUNPATH);
+        let indices = |dyns: &[Dyn], tag: u64| -> Vec<usize> {
+            dyns.iter().enumerate().filter(|(_, d)| d.tag == tag).map(|(i, _)| i).collect()
+        };
+        // The entries that take the new value: all run-path entries, except that with --force-rpath a DT_RUNPATH
+        // turned into DT_RPATH is the one patchelf updates, and a DT_RPATH that was there beside it keeps its value.
+        let mut targets = [indices(&self.dyns, DT_RPATH), indices(&self.dyns, DT_RUNPATH)].concat();
         if !force_rpath && has_rpath && !has_runpath {
             debug!(self, log, "converting DT_RPATH to DT_RUNPATH");
             self.dyns.iter_mut().filter(|d| d.tag == DT_RPATH).for_each(|d| d.tag = DT_RUNPATH);
         } else if force_rpath && has_runpath {
             debug!(self, log, "converting DT_RUNPATH to DT_RPATH");
+            targets = indices(&self.dyns, DT_RUNPATH);
             self.dyns.iter_mut().filter(|d| d.tag == DT_RUNPATH).for_each(|d| d.tag = DT_RPATH);
         }
         // No run path counts as an empty one: setting or adding "" to a file without one changes nothing.
@@ -386,7 +393,7 @@ impl<'e, 'a> Editor<'e, 'a> {
         debug!(self, log, "new rpath is '{}'", String::from_utf8_lossy(&new));
         let mut new_off = None;
         if let Some((off, old)) = &current {
-            if !self.is_shared(*off, old.len() as u64)? {
+            if !self.is_shared(*off, old.len() as u64, &targets)? {
                 // An unshared old value is blanked so no stale path (e.g. a Nix store reference) stays in the file.
                 let start = *off as usize;
                 let table = self.strtab()?;
@@ -405,24 +412,26 @@ impl<'e, 'a> Editor<'e, 'a> {
                 self.add_string(&new)?
             }
         };
-        let mut found = false;
-        for d in self.dyns.iter_mut().filter(|d| d.tag == DT_RPATH || d.tag == DT_RUNPATH) {
-            d.val = new_off;
-            found = true;
+        for &i in &targets {
+            self.dyns[i].val = new_off;
         }
-        if !found {
+        if targets.is_empty() {
             let tag = if force_rpath { DT_RPATH } else { DT_RUNPATH };
             self.dyns.insert(0, Dyn { tag, val: new_off });
         }
         Ok(())
     }
 
-    /// Whether any string reference other than the run-path entries points into `[off, off + len)`.
-    fn is_shared(&mut self, off: u64, len: u64) -> Result<bool> {
+    /// Whether any string reference other than the dynamic entries `updated` (the run-path entries taking a new
+    /// value) points into `[off, off + len)`.
+    fn is_shared(&mut self, off: u64, len: u64, updated: &[usize]) -> Result<bool> {
         let inside = |r: u64| r >= off && r < off + len;
-        if self.dyns.iter().any(|d| {
-            STRING_TAGS.contains(&d.tag) && d.tag != DT_RPATH && d.tag != DT_RUNPATH && inside(d.val)
-        }) {
+        if self
+            .dyns
+            .iter()
+            .enumerate()
+            .any(|(i, d)| STRING_TAGS.contains(&d.tag) && !updated.contains(&i) && inside(d.val))
+        {
             return Ok(true);
         }
         let refs = match self.other_string_refs() {
