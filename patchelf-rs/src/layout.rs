@@ -129,6 +129,14 @@ impl Layout<'_, '_, '_> {
     fn run(&self, page_size: u64, clobber: bool, log: &mut dyn Write, debug: bool) -> Result<Rewrite> {
         let ed = self.ed;
         let elf = ed.elf;
+        // Like patchelf, a new segment is aligned to at least what the file's LOADs already ask for: a `--page-size`
+        // below the real page size (or not a power of two) must not give a segment the kernel maps wrong.
+        let page_size = elf
+            .phdrs
+            .iter()
+            .filter(|p| p.p_type == PT_LOAD && p.p_align.is_power_of_two())
+            .map(|p| p.p_align)
+            .fold(page_size, u64::max);
         let fmt = elf.fmt;
         let data = elf.data;
         // New bytes go at the end of the ELF image, in front of any trailing payload.

@@ -249,10 +249,11 @@ fn page_size_is_read_like_c_atoi() {
     let with = |size: &str| {
         patchelf([OsStr::new("--page-size"), size.as_ref(), "--print-rpath".as_ref(), prog.as_os_str()])
     };
-    for good in ["3000", "4096abc", " 65536", "+4096"] {
+    // atoi works in wrapping int arithmetic: 2^32 + 4096 is 4096, 999999999999 is negative.
+    for good in ["3000", "4096abc", " 65536", "+4096", "4294971392"] {
         with(good).success();
     }
-    for bad in ["0", "-1", "abc", "0x1000", ""] {
+    for bad in ["0", "-1", "abc", "0x1000", "", "999999999999"] {
         let run = with(bad).failure(1);
         assert_eq!(error_message(&run), "invalid argument to --page-size", "{bad:?}");
     }

@@ -102,6 +102,35 @@ fn page_size_option_aligns_new_segments() {
 }
 
 #[test]
+fn page_size_below_the_files_alignment_still_gives_runnable_files() {
+    // patchelf aligns a new segment to at least the LOADs' own alignment, so an odd or small --page-size is harmless.
+    let dir = TestDir::new("page_size_small");
+    let libdir = dir.join("lib");
+    fs::create_dir_all(&libdir).unwrap();
+    let long = format!("{}:/a/long/extra/entry/that/does/not/fit/in/place", libdir.display());
+    for page in ["1", "3", "1024", "3000"] {
+        let lib = dir.copy_file(&fixture("libfoo"), "lib/libelffoo.so.1");
+        let prog = dir.copy_fixture("usefoo", "prog");
+        for file in [&lib, &prog] {
+            patchelf_ok([
+                "--page-size".as_ref(),
+                page.as_ref(),
+                "--set-rpath".as_ref(),
+                long.as_ref(),
+                file.as_os_str(),
+            ]);
+            check_layout(file);
+            for s in segments(file).iter().filter(|s| s.kind == "LOAD") {
+                assert!(s.align.is_power_of_two() && s.align >= 4096, "--page-size {page}: {s:?}");
+                assert_eq!(s.offset % 4096, s.vaddr % 4096, "--page-size {page}: {s:?}");
+            }
+        }
+        // ld.so maps the edited library too (it checks each LOAD's alignment).
+        assert_runs(&prog, "elf-usefoo: foo 42\n");
+    }
+}
+
+#[test]
 fn no_sort_gives_an_equivalent_result() {
     let dir = TestDir::new("no_sort");
     let a = dir.copy_fixture("usefoo", "a");
