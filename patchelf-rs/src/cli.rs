@@ -15,6 +15,9 @@ use crate::elf::{Elf, default_page_size};
 use crate::error::{Error, Result};
 use crate::options::{Options, RpathOp};
 
+/// `EISDIR` on Linux, for the error patchelf reports on a directory.
+const EISDIR: i32 = 21;
+
 /// The patchelf release whose interface this implements; `--version` prints it the way patchelf does, so scripts
 /// that parse `patchelf --version` accept this as that release.
 pub const PATCHELF_VERSION: &str = "0.19.3";
@@ -34,16 +37,20 @@ enum Parsed {
     Version,
 }
 
-/// Runs patchelf's command line `args` (without argv\[0\]); `prog` prefixes error messages. Returns the exit code.
-pub fn run(prog: &str, args: Vec<OsString>, stdout: &mut dyn Write, stderr: &mut dyn Write) -> u8 {
+/// Runs patchelf's command line `args` (without argv\[0\]) and returns the exit code. `argv0` is how the program
+/// was invoked: usage shows it whole (as patchelf does), error messages are prefixed with its file name
+/// (`patchelf-rs`, or `patchelf` through a symlink of that name).
+pub fn run(argv0: &str, args: Vec<OsString>, stdout: &mut dyn Write, stderr: &mut dyn Write) -> u8 {
+    let prog = Path::new(argv0).file_name().map_or_else(|| argv0.into(), |n| n.to_string_lossy());
+    let prog = prog.as_ref();
     if args.is_empty() {
-        let _ = stderr.write_all(usage(prog).as_bytes());
+        let _ = stderr.write_all(usage(argv0).as_bytes());
         return 1;
     }
     let inv = match parse(args) {
         Ok(Parsed::Run(inv)) => *inv,
         Ok(Parsed::Help) => {
-            let _ = stderr.write_all(usage(prog).as_bytes());
+            let _ = stderr.write_all(usage(argv0).as_bytes());
             return 0;
         }
         Ok(Parsed::Version) => {
@@ -100,9 +107,7 @@ fn parse(args: Vec<OsString>) -> Result<Parsed> {
         match arg.as_bytes() {
             b"--set-interpreter" | b"--interpreter" => opts.set_interpreter = Some(resolve(value()?)?),
             b"--page-size" => {
-                let v = value()?;
-                let size =
-                    v.to_str().and_then(|s| s.trim().parse::<u64>().ok()).filter(|n| n.is_power_of_two());
+                let size = u64::try_from(atoi(value()?.as_bytes())).ok().filter(|&n| n > 0);
                 opts.page_size = Some(size.ok_or_else(|| arg_error("invalid argument to --page-size"))?);
             }
             b"--print-interpreter" => opts.print_interpreter = true,
@@ -133,8 +138,9 @@ fn parse(args: Vec<OsString>) -> Result<Parsed> {
                 opts.remove_needed.insert(resolve(value()?)?);
             }
             b"--replace-needed" => {
-                let old = value()?.into_vec();
-                let new = args.next().ok_or_else(|| arg_error("missing argument"))?.into_vec();
+                let missing = || arg_error("missing argument(s)");
+                let old = args.next().ok_or_else(missing)?.into_vec();
+                let new = args.next().ok_or_else(missing)?.into_vec();
                 opts.replace_needed.insert(old, new);
             }
             b"--clear-symbol-version" => {
@@ -142,8 +148,15 @@ fn parse(args: Vec<OsString>) -> Result<Parsed> {
             }
             b"--rename-dynamic-symbols" => {
                 let path = PathBuf::from(value()?);
-                let text = std::fs::read(&path).map_err(|e| Error::io("getting info about", &path, e))?;
-                opts.rename_dynamic_symbols = parse_symbol_map(&text)?;
+                let text = std::fs::read(&path).map_err(|e| {
+                    arg_error(&format!(
+                        "Cannot open map file {}: {}",
+                        path.display(),
+                        crate::error::strerror(&e)
+                    ))
+                })?;
+                opts.rename_dynamic_symbols = parse_symbol_map(&text)
+                    .map_err(|(line, msg)| arg_error(&format!("{}:{line}: {msg}", path.display())))?;
             }
             b"--no-default-lib" => opts.no_default_lib = true,
             b"--add-debug-tag" => opts.add_debug_tag = true,
@@ -154,7 +167,7 @@ fn parse(args: Vec<OsString>) -> Result<Parsed> {
             // We never reorder headers, which is what this asks for.
             b"--no-sort" => {}
             b"--no-clobber-old-sections" => opts.clobber_old_sections = false,
-            b"--output" => inv.output = Some(PathBuf::from(value()?)),
+            b"--output" => inv.output = Some(PathBuf::from(OsString::from_vec(resolve(value()?)?))),
             b"--debug" => inv.debug = true,
             b"--help" | b"-h" => return Ok(Parsed::Help),
             b"--version" => return Ok(Parsed::Version),
@@ -189,7 +202,12 @@ fn parse(args: Vec<OsString>) -> Result<Parsed> {
 /// Runs the options on one file and writes the result if anything changed (always, with `--output`).
 fn process(path: &Path, inv: &Invocation, stdout: &mut dyn Write, stderr: &mut dyn Write) -> Result<()> {
     let mut file = File::open(path).map_err(|e| Error::io("getting info about", path, e))?;
-    let len = file.metadata().map_err(|e| Error::io("getting info about", path, e))?.len();
+    let meta = file.metadata().map_err(|e| Error::io("getting info about", path, e))?;
+    if meta.is_dir() {
+        // patchelf fails reading it; mapping would report a less telling "No such device".
+        return Err(Error::io("reading", path, std::io::Error::from_raw_os_error(EISDIR)));
+    }
+    let len = meta.len();
     if inv.debug && (inv.opts.modifies() || inv.output.is_some()) {
         let _ = writeln!(stderr, "patching ELF file '{}'", path.display());
     }
@@ -255,16 +273,16 @@ fn usage(prog: &str) -> String {
         ("--clear-symbol-version SYMBOL", "Make a dynamic symbol unversioned"),
         ("--add-debug-tag", "Add DT_DEBUG"),
         (
-            "--rename-dynamic-symbols NAME_MAP_FILE",
-            "Rename dynamic symbols; the file has lines 'old_name new_name'",
-        ),
-        (
             "--build-resolution-cache",
             "Record where each DT_NEEDED resolves along the run path (.note.nixos.ldcache)",
         ),
         ("--print-execstack", "Print whether the stack is executable (X, - or ?)"),
         ("--clear-execstack", "Make the stack non-executable"),
         ("--set-execstack", "Make the stack executable"),
+        (
+            "--rename-dynamic-symbols NAME_MAP_FILE",
+            "Rename dynamic symbols; the file has lines 'old_name new_name'",
+        ),
         ("--no-clobber-old-sections", "Leave the old bytes of moved tables as they were"),
         ("--output FILE", "Write the result to FILE (single input only)"),
         ("--debug", "Trace what is done on stderr (also PATCHELF_DEBUG)"),
@@ -277,28 +295,43 @@ fn usage(prog: &str) -> String {
     s
 }
 
-/// Parses a `--rename-dynamic-symbols` map file: lines `old new`.
-pub fn parse_symbol_map(text: &[u8]) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
+/// Parses a `--rename-dynamic-symbols` map file: lines `old new` (further fields are ignored) up to the first
+/// blank line. An error is the 1-based line number and patchelf's message for it.
+pub fn parse_symbol_map(text: &[u8]) -> std::result::Result<BTreeMap<Vec<u8>, Vec<u8>>, (usize, String)> {
     let mut map = BTreeMap::new();
-    for line in text.split(|&b| b == b'\n') {
-        let fields: Vec<&[u8]> = line.split(|b| b.is_ascii_whitespace()).filter(|f| !f.is_empty()).collect();
-        match fields.as_slice() {
-            [] => continue,
-            [old, new] => {
-                if old.contains(&b'@') || new.contains(&b'@') {
-                    return Err(arg_error("name pair contains version tag"));
-                }
-                if map.insert(old.to_vec(), new.to_vec()).is_some() {
-                    return Err(arg_error(&format!(
-                        "Name '{}' appears twice in the map file",
-                        String::from_utf8_lossy(old)
-                    )));
-                }
-            }
-            _ => {
-                return Err(arg_error(&format!("Invalid map file line: {}", String::from_utf8_lossy(line))));
-            }
+    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+        let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let mut fields = line.split(|b| b.is_ascii_whitespace()).filter(|f| !f.is_empty());
+        // patchelf stops reading at the first line without a name (blank or only whitespace), so whatever
+        // follows is ignored there; a drop-in must rename the same symbols.
+        let Some(old) = fields.next() else { break };
+        let Some(new) = fields.next() else {
+            return Err((i + 1, "Map file line is missing the second element".into()));
+        };
+        if old.contains(&b'@') || new.contains(&b'@') {
+            return Err((i + 1, format!("Name pair contains version tag: {} {}", lossy(old), lossy(new))));
+        }
+        if map.insert(old.to_vec(), new.to_vec()).is_some() {
+            return Err((i + 1, format!("Name '{}' appears twice in the map file", lossy(old))));
         }
     }
     Ok(map)
+}
+
+/// C's `atoi` as the reference patchelf 0.19.3 build (static, musl) runs it for `--page-size`: leading blanks, an
+/// optional sign, digits up to the first non-digit, all in wrapping `int` arithmetic, so absurdly long numbers wrap
+/// the same way there and here. No digits give 0.
+fn atoi(s: &[u8]) -> i32 {
+    let s = &s[s.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(s.len())..];
+    let (neg, digits) = match s.first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
+    };
+    // Accumulated as a negative number, as musl does (so that INT_MIN needs no overflow).
+    let mut n: i32 = 0;
+    for &d in digits.iter().take_while(|b| b.is_ascii_digit()) {
+        n = n.wrapping_mul(10).wrapping_sub(i32::from(d - b'0'));
+    }
+    if neg { n } else { n.wrapping_neg() }
 }

@@ -69,6 +69,7 @@ impl<'e, 'a> Editor<'e, 'a> {
 
     /// Runs every option in patchelf's fixed order; print options write to `out`, debug traces to `log`.
     pub fn run(&mut self, opts: &Options, out: &mut dyn Write, log: &mut dyn Write) -> Result<()> {
+        self.elf.check_patchable()?;
         let io = |e| Error::io("writing", "standard output", e);
         if opts.print_interpreter {
             let interp = self.current_interp()?;
@@ -111,10 +112,14 @@ impl<'e, 'a> Editor<'e, 'a> {
             };
             writeln!(out, "execstack: {state}").map_err(io)?;
         }
-        if opts.clear_execstack {
-            self.modify_execstack(false, log);
-        } else if opts.set_execstack {
-            self.modify_execstack(true, log);
+        // One execstack action per call, printing first: patchelf ignores --clear/--set-execstack next to
+        // --print-execstack, and --set-execstack next to --clear-execstack.
+        if !opts.print_execstack {
+            if opts.clear_execstack {
+                self.modify_execstack(false, log);
+            } else if opts.set_execstack {
+                self.modify_execstack(true, log);
+            }
         }
         if let Some(op) = &opts.rpath {
             self.modify_rpath(op, opts.force_rpath, log)?;
@@ -191,7 +196,14 @@ impl<'e, 'a> Editor<'e, 'a> {
     }
 
     fn build_resolution_cache(&mut self, log: &mut dyn Write) -> Result<()> {
-        self.require_dynamic()?;
+        if self.elf.dynamic.is_none() {
+            // Like patchelf, a static file is not an error for this option (it runs over whole package trees).
+            let _ = writeln!(
+                log,
+                "warning: --build-resolution-cache: no dynamic section (statically linked?); no cache written"
+            );
+            return Ok(());
+        }
         let rpath = self.current_rpath()?.map(|(_, s)| s);
         let needed: Vec<u64> = self.dyns.iter().filter(|d| d.tag == DT_NEEDED).map(|d| d.val).collect();
         let mut names = Vec::new();
@@ -360,20 +372,28 @@ impl<'e, 'a> Editor<'e, 'a> {
         };
         let has_rpath = self.dyns.iter().any(|d| d.tag == DT_RPATH);
         let has_runpath = self.dyns.iter().any(|d| d.tag == DT_RUNPATH);
+        let indices = |dyns: &[Dyn], tag: u64| -> Vec<usize> {
+            dyns.iter().enumerate().filter(|(_, d)| d.tag == tag).map(|(i, _)| i).collect()
+        };
+        // The entries that take the new value: all run-path entries, except that with --force-rpath a DT_RUNPATH
+        // turned into DT_RPATH is the one patchelf updates, and a DT_RPATH that was there beside it keeps its value.
+        let mut targets = [indices(&self.dyns, DT_RPATH), indices(&self.dyns, DT_RUNPATH)].concat();
         if !force_rpath && has_rpath && !has_runpath {
             debug!(self, log, "converting DT_RPATH to DT_RUNPATH");
             self.dyns.iter_mut().filter(|d| d.tag == DT_RPATH).for_each(|d| d.tag = DT_RUNPATH);
         } else if force_rpath && has_runpath {
             debug!(self, log, "converting DT_RUNPATH to DT_RPATH");
+            targets = indices(&self.dyns, DT_RUNPATH);
             self.dyns.iter_mut().filter(|d| d.tag == DT_RUNPATH).for_each(|d| d.tag = DT_RPATH);
         }
-        if old.as_deref() == Some(new.as_slice()) {
+        // No run path counts as an empty one: setting or adding "" to a file without one changes nothing.
+        if old.as_deref().unwrap_or_default() == new.as_slice() {
             return Ok(());
         }
         debug!(self, log, "new rpath is '{}'", String::from_utf8_lossy(&new));
         let mut new_off = None;
         if let Some((off, old)) = &current {
-            if !self.is_shared(*off, old.len() as u64)? {
+            if !self.is_shared(*off, old.len() as u64, &targets)? {
                 // An unshared old value is blanked so no stale path (e.g. a Nix store reference) stays in the file.
                 let start = *off as usize;
                 let table = self.strtab()?;
@@ -392,24 +412,26 @@ impl<'e, 'a> Editor<'e, 'a> {
                 self.add_string(&new)?
             }
         };
-        let mut found = false;
-        for d in self.dyns.iter_mut().filter(|d| d.tag == DT_RPATH || d.tag == DT_RUNPATH) {
-            d.val = new_off;
-            found = true;
+        for &i in &targets {
+            self.dyns[i].val = new_off;
         }
-        if !found {
+        if targets.is_empty() {
             let tag = if force_rpath { DT_RPATH } else { DT_RUNPATH };
             self.dyns.insert(0, Dyn { tag, val: new_off });
         }
         Ok(())
     }
 
-    /// Whether any string reference other than the run-path entries points into `[off, off + len)`.
-    fn is_shared(&mut self, off: u64, len: u64) -> Result<bool> {
+    /// Whether any string reference other than the dynamic entries `updated` (the run-path entries taking a new
+    /// value) points into `[off, off + len)`.
+    fn is_shared(&mut self, off: u64, len: u64, updated: &[usize]) -> Result<bool> {
         let inside = |r: u64| r >= off && r < off + len;
-        if self.dyns.iter().any(|d| {
-            STRING_TAGS.contains(&d.tag) && d.tag != DT_RPATH && d.tag != DT_RUNPATH && inside(d.val)
-        }) {
+        if self
+            .dyns
+            .iter()
+            .enumerate()
+            .any(|(i, d)| STRING_TAGS.contains(&d.tag) && !updated.contains(&i) && inside(d.val))
+        {
             return Ok(true);
         }
         let refs = match self.other_string_refs() {
@@ -592,7 +614,12 @@ impl<'e, 'a> Editor<'e, 'a> {
     }
 
     fn clear_symbol_versions(&mut self, opts: &Options, log: &mut dyn Write) -> Result<()> {
-        self.require_dynamic()?;
+        if self.elf.dynamic.is_none() {
+            return Err(Error::Missing {
+                name: ".dynstr",
+                hint: ". The input file is most likely statically linked",
+            });
+        }
         let elf = self.elf;
         let symtab = elf.dyn_val(DT_SYMTAB).ok_or(Error::Missing { name: ".dynsym", hint: "" })?;
         let versym = elf.dyn_val(DT_VERSYM).ok_or(Error::Missing { name: ".gnu.version", hint: "" })?;
@@ -669,19 +696,16 @@ pub fn os_abi_name(abi: u8) -> String {
     }
 }
 
-/// Parses an OS ABI name, ignoring case, blanks, `-` and `_` (`System V`, `sysv`, `gnu`, `hurd`, …).
+/// Parses an OS ABI name as patchelf does: surrounding blanks and case are ignored, the rest must be one of its
+/// names or aliases exactly (`System V`, `system-v`, `sysv`, `gnu`, `gnu hurd`, `hurd`, …).
 pub fn parse_os_abi(name: &str) -> Option<u8> {
-    let key: String = name
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '-' && *c != '_')
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
+    let key = name.trim_matches(|c: char| c.is_ascii_whitespace()).to_ascii_lowercase();
     Some(match key.as_str() {
-        "systemv" | "sysv" | "none" => 0,
-        "hpux" => 1,
+        "system v" | "system-v" | "sysv" => 0,
+        "hp-ux" => 1,
         "netbsd" => 2,
-        "linux" | "gnu" | "gnulinux" => 3,
-        "gnuhurd" | "hurd" => 4,
+        "linux" | "gnu" => 3,
+        "gnu hurd" | "gnu-hurd" | "hurd" => 4,
         "solaris" => 6,
         "aix" => 7,
         "irix" => 8,
@@ -702,10 +726,15 @@ mod tests {
         for abi in [0u8, 1, 2, 3, 4, 6, 7, 8, 9, 10, 12, 13] {
             assert_eq!(parse_os_abi(&os_abi_name(abi)), Some(abi), "{abi}");
         }
-        assert_eq!(parse_os_abi(" SYS-V "), Some(0));
-        assert_eq!(parse_os_abi("beos"), None);
         assert_eq!(parse_os_abi(" sysv "), Some(0));
+        assert_eq!(parse_os_abi("System-V"), Some(0));
+        assert_eq!(parse_os_abi("\nlinux\n"), Some(3));
         assert_eq!(parse_os_abi("GNU"), Some(3));
+        assert_eq!(parse_os_abi("GNU-Hurd"), Some(4));
+        // patchelf 0.19.3 rejects these; so must a drop-in, or a script's typo would pass here and fail there.
+        for bad in ["beos", "SYS-V", "sys_v", "systemv", "Sys V", "hpux", "gnulinux", "gnuhurd", "none", ""] {
+            assert_eq!(parse_os_abi(bad), None, "{bad:?}");
+        }
         assert_eq!(os_abi_name(0x61), "0x61");
     }
 }

@@ -59,7 +59,8 @@ const MAX_DYN_ENTRIES: u64 = 1 << 20;
 impl<'a> Elf<'a> {
     /// Parses the header, the program headers and the dynamic segment, touching nothing else.
     pub fn parse(data: &'a [u8]) -> Result<Elf<'a>, Malformed> {
-        let ident = slice(data, 0, 16, "missing ELF header")?;
+        // Like patchelf, anything shorter than the smallest (32-bit) header is refused before the magic is looked at.
+        let ident = slice(data, 0, 52, "missing ELF header")?;
         if &ident[0..4] != b"\x7fELF" {
             return Err(Malformed::Invalid("not an ELF executable"));
         }
@@ -77,7 +78,8 @@ impl<'a> Elf<'a> {
             return Err(Malformed::Invalid("unsupported ELF version"));
         }
         let fmt = Fmt { is64, big };
-        const H: &str = "truncated ELF header";
+        // patchelf's wording for any file shorter than the header.
+        const H: &str = "missing ELF header";
         slice(data, 0, fmt.ehdr_size(), H)?;
         let w = fmt.word_size();
         let ehdr = Ehdr {
@@ -128,6 +130,15 @@ impl<'a> Elf<'a> {
             entries.push(Dyn { tag, val });
         }
         Ok(Some(Dynamic { phdr_index, entries, capacity }))
+    }
+
+    /// patchelf works only on executables and shared objects (`ET_EXEC`, `ET_DYN`): relocatable objects, core
+    /// dumps and anything else are refused with its wording, for print options too.
+    pub fn check_patchable(&self) -> Result<(), Malformed> {
+        match self.ehdr.e_type {
+            ET_EXEC | ET_DYN => Ok(()),
+            _ => Err(Malformed::Invalid("wrong ELF type")),
+        }
     }
 
     pub fn dynamic(&self) -> Result<&Dynamic> {
@@ -204,7 +215,9 @@ impl<'a> Elf<'a> {
         }
     }
 
-    /// Number of `.dynsym` entries, from `DT_HASH`, else `DT_GNU_HASH`, else the section header.
+    /// Number of `.dynsym` entries: `DT_HASH`'s chain count, else the `.dynsym` section header, else what
+    /// `DT_GNU_HASH` tells. A `.gnu.hash` that hashes no symbol (a program exporting nothing) only bounds the
+    /// count from below; then the table is taken to end where `.dynstr` starts, the linkers' layout.
     pub fn dynsym_count(&self) -> Result<u64> {
         if let Some(addr) = self.dyn_val(DT_HASH) {
             let es = self.hash_entry_size();
@@ -216,19 +229,36 @@ impl<'a> Elf<'a> {
             };
             return Ok(nchain);
         }
-        if let Some(addr) = self.dyn_val(DT_GNU_HASH) {
-            return self.gnu_hash_symbol_count(addr);
-        }
         let symtab = self.dyn_val(DT_SYMTAB).ok_or(Malformed::Invalid("no DT_SYMTAB in dynamic section"))?;
-        let shdrs = self.sections()?;
-        shdrs
-            .iter()
-            .find(|s| s.sh_addr == symtab && s.sh_flags & SHF_ALLOC != 0 && s.sh_type != SHT_NOBITS)
-            .map(|s| s.sh_size / self.fmt.sym_size())
-            .ok_or_else(|| Error::Unsupported("cannot determine the number of dynamic symbols".into()))
+        let sz = self.fmt.sym_size();
+        // Section headers are optional here: broken ones just leave the dynamic segment to answer.
+        if let Ok(shdrs) = self.sections() {
+            if let Some(s) =
+                shdrs.iter().find(|s| s.sh_type == SHT_DYNSYM && s.sh_addr == symtab && s.sh_size > 0)
+            {
+                return Ok(s.sh_size / sz);
+            }
+        }
+        let Some(addr) = self.dyn_val(DT_GNU_HASH) else {
+            return Err(Error::Unsupported("cannot determine the number of dynamic symbols".into()));
+        };
+        let (count, exact) = self.gnu_hash_symbol_count(addr)?;
+        if exact {
+            return Ok(count);
+        }
+        match self.dyn_val(DT_STRTAB) {
+            Some(strtab)
+                if strtab > symtab && (strtab - symtab) % sz == 0 && (strtab - symtab) / sz >= count =>
+            {
+                Ok((strtab - symtab) / sz)
+            }
+            _ => Ok(count),
+        }
     }
 
-    fn gnu_hash_symbol_count(&self, addr: u64) -> Result<u64> {
+    /// The symbol count `.gnu.hash` implies, and whether it is exact (false when no symbol is hashed: then it is
+    /// only the index of the first hashed symbol).
+    fn gnu_hash_symbol_count(&self, addr: u64) -> Result<(u64, bool)> {
         const W: &str = "gnu hash table out of range";
         let off = self.vaddr_to_offset(addr, 16, W)?;
         let nbuckets = u64::from(self.fmt.u32(self.data, off, W)?);
@@ -241,13 +271,13 @@ impl<'a> Elf<'a> {
             last = last.max(u64::from(self.fmt.u32(self.data, buckets + 4 * i, W)?));
         }
         if last < symoffset {
-            return Ok(symoffset);
+            return Ok((symoffset, false));
         }
         let chains = buckets + nbuckets * 4;
         loop {
             let v = self.fmt.u32(self.data, chains + 4 * (last - symoffset), W)?;
             if v & 1 != 0 {
-                return Ok(last + 1);
+                return Ok((last + 1, true));
             }
             last += 1;
         }

@@ -55,10 +55,16 @@ impl Error {
 
 /// The C library's wording of an OS error (`No such file or directory`), as patchelf prints it.
 pub fn strerror(e: &io::Error) -> String {
+    if let Some(code) = e.raw_os_error() {
+        let s = io::Error::from_raw_os_error(code).to_string();
+        return s.find(" (os error ").map_or_else(|| s.clone(), |i| s[..i].to_string());
+    }
+    // Wrapped errors (the temp-file crate adds "at path …") read "<strerror> (os error N)<context>": keep the
+    // C library's part only, since our message names the path itself.
     let s = e.to_string();
-    match s.rfind(" (os error ") {
-        Some(i) if s.ends_with(')') => s[..i].to_string(),
-        _ => s,
+    match s.find(" (os error ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
     }
 }
 

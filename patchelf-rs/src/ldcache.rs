@@ -57,8 +57,12 @@ pub fn find(elf: &Elf<'_>) -> Option<Existing> {
 /// The descriptor for `needed` libraries resolved along `rpath`; `None` when no library gets an entry.
 pub fn descriptor(needed: &[Vec<u8>], rpath: &[u8]) -> Option<Vec<u8>> {
     let dirs: Vec<&[u8]> = rpath.split(|&b| b == b':').collect();
+    // One pair per library, ordered by name (as patchelf writes it), not in DT_NEEDED order.
+    let mut libs: Vec<&Vec<u8>> = needed.iter().collect();
+    libs.sort();
+    libs.dedup();
     let mut desc = Vec::new();
-    for lib in needed {
+    for lib in libs {
         let mut items: Vec<Vec<u8>> = Vec::new();
         for dir in &dirs {
             let runtime = dir.is_empty() || dir[0] != b'/' || dir.contains(&b'$');
@@ -109,7 +113,11 @@ mod tests {
         std::fs::write(dir.join("libx.so.1"), b"x").unwrap();
         let d = dir.to_str().unwrap();
         let rpath = format!("/does/not/exist:{d}:$ORIGIN/lib");
-        let desc = descriptor(&[b"libx.so.1".to_vec(), b"liby.so.2".to_vec()], rpath.as_bytes()).unwrap();
+        let desc = descriptor(
+            &[b"liby.so.2".to_vec(), b"libx.so.1".to_vec(), b"liby.so.2".to_vec()],
+            rpath.as_bytes(),
+        )
+        .unwrap();
         let want = format!(
             "libx.so.1\0?/does/not/exist:={d}/libx.so.1:?$ORIGIN/lib\0liby.so.2\0?/does/not/exist:?$ORIGIN/lib\0\0"
         );

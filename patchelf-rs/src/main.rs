@@ -10,12 +10,9 @@ use std::ffi::c_int;
 #[unsafe(no_mangle)]
 pub extern "C" fn main(_argc: c_int, _argv: *const *const std::ffi::c_char) -> c_int {
     let mut args = std::env::args_os();
-    let argv0 = args.next().unwrap_or_default();
-    let prog = std::path::Path::new(&argv0)
-        .file_name()
-        .map_or_else(|| "patchelf-rs".into(), |n| n.to_string_lossy());
+    let argv0 = args.next().unwrap_or_else(|| "patchelf-rs".into());
     let code = patchelf_rs::cli::run(
-        &prog,
+        &argv0.to_string_lossy(),
         args.collect(),
         &mut std::io::stdout().lock(),
         &mut std::io::stderr().lock(),

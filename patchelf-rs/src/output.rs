@@ -6,7 +6,7 @@
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -32,8 +32,12 @@ pub fn write(input: &mut File, input_len: u64, dest: &Path, rewrite: &Rewrite) -
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
+    // The result takes the destination's mode and owner, as patchelf's in-place write keeps them; a new `--output`
+    // file gets 0777 less the umask, as patchelf's `open(O_CREAT, 0777)` gives it.
+    let existing = fs::metadata(&dest).ok();
     let mut tmp = tempfile::Builder::new()
         .prefix(".patchelf-rs-")
+        .permissions(fs::Permissions::from_mode(0o777))
         .tempfile_in(&dir)
         .map_err(|e| Error::io("creating a temporary file in", &dir, e))?;
     let writing = |e| Error::io("writing", &dest, e);
@@ -61,10 +65,11 @@ pub fn write(input: &mut File, input_len: u64, dest: &Path, rewrite: &Rewrite) -
     if !rewrite.insert.is_empty() {
         file.write_all_at(&rewrite.insert, at).map_err(writing)?;
     }
-    let meta = input.metadata().map_err(|e| Error::io("getting info about", &dest, e))?;
-    file.set_permissions(meta.permissions()).map_err(writing)?;
-    // Keeping the owner only works for root or the owner itself; anything else keeps the caller as owner.
-    let _ = std::os::unix::fs::fchown(file, Some(meta.uid()), Some(meta.gid()));
+    if let Some(meta) = &existing {
+        file.set_permissions(meta.permissions()).map_err(writing)?;
+        // Keeping the owner only works for root or the owner itself; anything else keeps the caller as owner.
+        let _ = std::os::unix::fs::fchown(file, Some(meta.uid()), Some(meta.gid()));
+    }
     tmp.persist(&dest).map_err(|e| Error::io("renaming the new file to", &dest, e.error))?;
     Ok(())
 }

@@ -38,7 +38,7 @@ pub(crate) fn rename(
 ) -> Result<()> {
     let elf = ed.elf;
     let fmt = elf.fmt;
-    elf.dynamic()?;
+    // patchelf looks for the symbol table first, so a static file fails naming `.dynsym`.
     let symtab = elf.dyn_val(DT_SYMTAB).ok_or(Error::Missing { name: ".dynsym", hint: "" })?;
     let count = elf.dynsym_count()?;
     let sz = fmt.sym_size();

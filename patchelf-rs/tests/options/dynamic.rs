@@ -273,3 +273,115 @@ fn build_resolution_cache_adds_a_nixos_note() {
     error_message(&run);
     assert_unchanged(&other, &before);
 }
+
+#[test]
+fn rename_dynamic_symbols_map_errors_use_patchelfs_wording() {
+    let dir = TestDir::new("rename_symbols_wording");
+    let lib = dir.copy_fixture("libgreet", "libelfgreet.so");
+    let before = fs::read(&lib).unwrap();
+    let cases = [
+        ("a b\nelf_old_greeting\n", "2: Map file line is missing the second element".to_owned()),
+        ("a new@V1\n", "1: Name pair contains version tag: a new@V1".to_owned()),
+        ("a b\nc d\na e\n", "3: Name 'a' appears twice in the map file".to_owned()),
+    ];
+    for (i, (text, wording)) in cases.iter().enumerate() {
+        let map = dir.join(format!("map{i}"));
+        write(&map, text);
+        let run =
+            patchelf(["--rename-dynamic-symbols".as_ref(), map.as_os_str(), lib.as_os_str()]).failure(1);
+        assert_error(&run, &lib, &format!("{}:{wording}", map.display()));
+        assert_unchanged(&lib, &before);
+    }
+    let missing = dir.join("no-map");
+    let run =
+        patchelf(["--rename-dynamic-symbols".as_ref(), missing.as_os_str(), lib.as_os_str()]).failure(1);
+    assert_eq!(
+        error_message(&run),
+        format!("Cannot open map file {}: No such file or directory", missing.display())
+    );
+}
+
+#[test]
+fn rename_dynamic_symbols_reads_the_map_up_to_its_first_blank_line() {
+    // patchelf stops at a line without a name, so a later pair (even a malformed one) is ignored.
+    let dir = TestDir::new("rename_symbols_blank");
+    let lib = dir.copy_fixture("libgreet", "libelfgreet.so");
+    let original = dynsym_names(&lib);
+    assert!(original.iter().any(|n| n.starts_with("elf_old_greeting")), "{original:?}");
+    let map = dir.join("map");
+    write(&map, "elf_old_greeting elf_new_greeting extra fields\n  \nnot@valid line\n");
+    patchelf_ok(["--rename-dynamic-symbols".as_ref(), map.as_os_str(), lib.as_os_str()]);
+    let names = dynsym_names(&lib);
+    assert!(names.iter().any(|n| n.starts_with("elf_new_greeting")), "{names:?}");
+    let before = fs::read(&lib).unwrap();
+    write(&map, "\nelf_new_greeting elf_other\n");
+    patchelf_ok(["--rename-dynamic-symbols".as_ref(), map.as_os_str(), lib.as_os_str()]);
+    assert_unchanged(&lib, &before);
+}
+
+#[test]
+fn clear_symbol_version_in_a_program_exporting_nothing() {
+    // A non-PIE program's .gnu.hash hashes no symbol, so it cannot tell how many .dynsym entries there are.
+    let dir = TestDir::new("clear_symbol_version_nopie");
+    for name in ["hello-nopie", "hello32-nopie"] {
+        let Some(src) = optional_fixture(name) else { continue };
+        let prog = dir.copy_file(&src, name);
+        assert!(dynsym_versions(&prog, "printf")[0].starts_with("printf@GLIBC_"), "{name}");
+        patchelf_ok(["--clear-symbol-version".as_ref(), "printf".as_ref(), prog.as_os_str()]);
+        assert_eq!(dynsym_versions(&prog, "printf"), vec!["printf"], "{name}");
+        assert_runs(&prog, "elf-hello: ok 1\n");
+    }
+}
+
+#[test]
+fn static_programs_fail_or_warn_like_patchelf() {
+    let dir = TestDir::new("static_dynamic_options");
+    let Ok(prog) = compile_c(dir.path(), "static", "int main(void) { return 0; }\n", &["-static"]) else {
+        println!("skipped: no static C library");
+        return;
+    };
+    let before = fs::read(&prog).unwrap();
+    let map = dir.join("map");
+    write(&map, "a b\n");
+    let hint = ". The input file is most likely statically linked";
+    let cases: [(Vec<&std::ffi::OsStr>, String); 2] = [
+        (
+            vec!["--clear-symbol-version".as_ref(), "printf".as_ref()],
+            format!("cannot find section '.dynstr'{hint}"),
+        ),
+        (
+            vec!["--rename-dynamic-symbols".as_ref(), map.as_os_str()],
+            "cannot find section '.dynsym'".to_owned(),
+        ),
+    ];
+    for (mut args, wording) in cases {
+        args.push(prog.as_os_str());
+        let run = patchelf(&args).failure(1);
+        assert_error(&run, &prog, &wording);
+        assert_unchanged(&prog, &before);
+    }
+    // Run over whole package trees, the resolution cache only warns about a static file.
+    let run = patchelf(["--build-resolution-cache".as_ref(), prog.as_os_str()]).success();
+    assert!(run.stderr.starts_with("warning: --build-resolution-cache:"), "{run:#?}");
+    assert_unchanged(&prog, &before);
+}
+
+#[test]
+fn resolution_cache_lists_libraries_by_name() {
+    // patchelf orders the note's pairs by library name, whatever the DT_NEEDED order.
+    let dir = TestDir::new("resolution_cache_order");
+    let prog = dir.copy_fixture("usefoo", "prog");
+    let libc_dir = "/usr/lib/x86_64-linux-gnu";
+    if !Path::new(libc_dir).join("libc.so.6").exists() {
+        println!("skipped: no {libc_dir}/libc.so.6");
+        return;
+    }
+    let libfoo_dir = fixture("libfoo").parent().unwrap().display().to_string();
+    patchelf_ok(["--set-rpath".as_ref(), format!("{libfoo_dir}:{libc_dir}").as_ref(), prog.as_os_str()]);
+    assert_eq!(patchelf_ok(["--print-needed".as_ref(), prog.as_os_str()]), "libelffoo.so.1\nlibc.so.6\n");
+    patchelf_ok(["--build-resolution-cache".as_ref(), prog.as_os_str()]);
+    let bytes = fs::read(&prog).unwrap();
+    let want = format!("libc.so.6\0={libc_dir}/libc.so.6\0libelffoo.so.1\0={libfoo_dir}/libelffoo.so.1\0\0");
+    assert!(bytes.windows(want.len()).any(|w| w == want.as_bytes()), "note descriptor {want:?} not found");
+    assert_runs(&prog, "elf-usefoo: foo 42\n");
+}

@@ -102,6 +102,35 @@ fn page_size_option_aligns_new_segments() {
 }
 
 #[test]
+fn page_size_below_the_files_alignment_still_gives_runnable_files() {
+    // patchelf aligns a new segment to at least the LOADs' own alignment, so an odd or small --page-size is harmless.
+    let dir = TestDir::new("page_size_small");
+    let libdir = dir.join("lib");
+    fs::create_dir_all(&libdir).unwrap();
+    let long = format!("{}:/a/long/extra/entry/that/does/not/fit/in/place", libdir.display());
+    for page in ["1", "3", "1024", "3000"] {
+        let lib = dir.copy_file(&fixture("libfoo"), "lib/libelffoo.so.1");
+        let prog = dir.copy_fixture("usefoo", "prog");
+        for file in [&lib, &prog] {
+            patchelf_ok([
+                "--page-size".as_ref(),
+                page.as_ref(),
+                "--set-rpath".as_ref(),
+                long.as_ref(),
+                file.as_os_str(),
+            ]);
+            check_layout(file);
+            for s in segments(file).iter().filter(|s| s.kind == "LOAD") {
+                assert!(s.align.is_power_of_two() && s.align >= 4096, "--page-size {page}: {s:?}");
+                assert_eq!(s.offset % 4096, s.vaddr % 4096, "--page-size {page}: {s:?}");
+            }
+        }
+        // ld.so maps the edited library too (it checks each LOAD's alignment).
+        assert_runs(&prog, "elf-usefoo: foo 42\n");
+    }
+}
+
+#[test]
 fn no_sort_gives_an_equivalent_result() {
     let dir = TestDir::new("no_sort");
     let a = dir.copy_fixture("usefoo", "a");
@@ -165,4 +194,48 @@ fn no_clobber_old_sections_keeps_the_old_bytes() {
     assert_runs(&a, "elf-usefoo: foo 42\n");
     assert_runs(&b, "elf-usefoo: foo 42\n");
     check_layout(&a);
+}
+
+#[test]
+fn print_execstack_wins_over_set_and_clear() {
+    // patchelf runs one execstack action per call: printing first, then clearing, then setting.
+    let dir = TestDir::new("execstack_precedence");
+    let prog = dir.copy_fixture("hello", "prog");
+    let before = fs::read(&prog).unwrap();
+    let out = patchelf_ok(["--set-execstack".as_ref(), "--print-execstack".as_ref(), prog.as_os_str()]);
+    assert_eq!(out, "execstack: -\n");
+    assert_unchanged(&prog, &before);
+    let x = dir.copy_fixture("hello-execstack", "x");
+    let x_before = fs::read(&x).unwrap();
+    assert_eq!(
+        patchelf_ok(["--print-execstack".as_ref(), "--clear-execstack".as_ref(), x.as_os_str()]),
+        "execstack: X\n"
+    );
+    assert_unchanged(&x, &x_before);
+    patchelf_ok(["--set-execstack".as_ref(), "--clear-execstack".as_ref(), x.as_os_str()]);
+    assert_eq!(gnu_stack_flags(&x), "RW");
+}
+
+#[test]
+fn os_abi_names_outside_patchelfs_list_are_refused() {
+    let dir = TestDir::new("os_abi_refused");
+    let prog = dir.copy_fixture("hello", "prog");
+    let before = fs::read(&prog).unwrap();
+    for name in
+        ["SYS-V", "sys_v", "systemv", "Sys V", "hpux", "gnulinux", "GNU/Linux", "gnuhurd", "none", "3"]
+    {
+        let run = patchelf(["--set-os-abi".as_ref(), name.as_ref(), prog.as_os_str()]).failure(1);
+        assert_error(&run, &prog, "unrecognized OS ABI");
+        assert_unchanged(&prog, &before);
+    }
+    for (name, printed) in
+        [("HP-UX", "HP-UX"), ("GNU Hurd", "GNU Hurd"), ("gnu-hurd", "GNU Hurd"), ("\tTru64\n", "Tru64")]
+    {
+        patchelf_ok(["--set-os-abi".as_ref(), name.as_ref(), prog.as_os_str()]);
+        assert_eq!(
+            patchelf_ok(["--print-os-abi".as_ref(), prog.as_os_str()]),
+            format!("{printed}\n"),
+            "{name:?}"
+        );
+    }
 }

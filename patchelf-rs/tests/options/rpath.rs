@@ -242,3 +242,59 @@ fn old_rpath_string_is_not_left_behind() {
         "the old rpath {old} is still in the file"
     );
 }
+
+#[test]
+fn an_empty_run_path_on_a_file_without_one_changes_nothing() {
+    // patchelf compares the new value with the old one, an absent run path counting as "".
+    let dir = TestDir::new("rpath_empty_noop");
+    for name in ["hello", "libfoo"] {
+        let file = dir.copy_fixture(name, name);
+        let before = fs::read(&file).unwrap();
+        for op in ["--set-rpath", "--add-rpath"] {
+            patchelf_ok([op.as_ref(), "".as_ref(), file.as_os_str()]);
+            assert_unchanged(&file, &before);
+        }
+    }
+}
+
+/// `usefoo-rpath` with its `DT_DEBUG` entry turned into a `DT_RUNPATH` naming `libc.so.6`'s string (a harmless
+/// relative directory): a file with both tags, which no current linker writes.
+fn with_rpath_and_runpath(dir: &TestDir) -> std::path::PathBuf {
+    let prog = dir.copy_fixture("usefoo-rpath", "both");
+    let mut bytes = fs::read(&prog).unwrap();
+    let dynamic = segments(&prog).into_iter().find(|s| s.kind == "DYNAMIC").unwrap();
+    let entry = |b: &[u8], i: usize| {
+        let at = dynamic.offset as usize + 16 * i;
+        let word = |o: usize| u64::from_le_bytes(b[at + o..at + o + 8].try_into().unwrap());
+        (word(0), word(8))
+    };
+    let count = (dynamic.filesz / 16) as usize;
+    let needed_libc = (0..count).rev().map(|i| entry(&bytes, i)).find(|e| e.0 == 1).unwrap().1;
+    let debug = (0..count).find(|&i| entry(&bytes, i).0 == 21).expect("DT_DEBUG");
+    let at = dynamic.offset as usize + 16 * debug;
+    bytes[at..at + 8].copy_from_slice(&29u64.to_le_bytes());
+    bytes[at + 8..at + 16].copy_from_slice(&needed_libc.to_le_bytes());
+    fs::write(&prog, bytes).unwrap();
+    assert_eq!(dyn_values(&prog, "RUNPATH"), vec!["libc.so.6"]);
+    prog
+}
+
+#[test]
+fn force_rpath_with_both_tags_updates_only_the_converted_runpath() {
+    let dir = TestDir::new("rpath_both_tags");
+    let libdir = fixture("libfoo").parent().unwrap().display().to_string();
+    // DT_RUNPATH wins for reading; with --force-rpath it becomes a DT_RPATH and alone takes the new value, the
+    // DT_RPATH that was already there keeps its own (as patchelf does).
+    let a = with_rpath_and_runpath(&dir);
+    assert_eq!(patchelf_ok(["--print-rpath".as_ref(), a.as_os_str()]), "libc.so.6\n");
+    patchelf_ok(["--force-rpath".as_ref(), "--add-rpath".as_ref(), "/opt/added".as_ref(), a.as_os_str()]);
+    assert_eq!(dyn_values(&a, "RPATH"), vec![libdir.clone(), "libc.so.6:/opt/added".to_owned()]);
+    assert!(dyn_values(&a, "RUNPATH").is_empty());
+    assert_eq!(patchelf_ok(["--print-needed".as_ref(), a.as_os_str()]), "libelffoo.so.1\nlibc.so.6\n");
+    // Without --force-rpath both entries take the value and keep their tags.
+    let b = with_rpath_and_runpath(&dir);
+    patchelf_ok(["--set-rpath".as_ref(), libdir.as_ref(), b.as_os_str()]);
+    assert_eq!(dyn_values(&b, "RPATH"), vec![libdir.clone()]);
+    assert_eq!(dyn_values(&b, "RUNPATH"), vec![libdir]);
+    assert_runs(&b, "elf-usefoo: foo 42\n");
+}
