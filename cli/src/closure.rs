@@ -11,7 +11,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use patchelf_rs::raw::{DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME, EM_386, EM_X86_64, ET_DYN};
+use patchelf_rs::raw::{DT_NEEDED, DT_RPATH, DT_RUNPATH, DT_SONAME, EM_386, EM_X86_64};
 
 /// The word size of an ELF file; libraries of one class never satisfy the other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
