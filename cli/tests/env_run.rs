@@ -45,7 +45,7 @@ impl Fixture {
         let packages = common::make_packages(tmp.path());
         let spec = common::write_env_toml(tmp.path(), &packages, extra);
         let fhskit = tmp.path().join("fhskit");
-        std::fs::copy(env!("CARGO_BIN_EXE_fhskit"), &fhskit).unwrap();
+        common::copy(Path::new(env!("CARGO_BIN_EXE_fhskit")), &fhskit);
         let env = tmp.path().join("env");
         let out =
             Command::new(&fhskit).args(["env", "build"]).arg(&spec).arg("-o").arg(&env).output().unwrap();

@@ -62,7 +62,7 @@ fn patch_into_the_store_out_dir_and_in_place() {
     // --in-place rewrites the file itself, keeping its mode.
     let copy = world.path("inplace/zstd");
     std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
-    std::fs::copy(&zstd, &copy).unwrap();
+    run_support::copy(Path::new(&zstd), &copy);
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o750)).unwrap();
     ok(&world.fhskit(&["patch", "--offline", "--in-place", copy.to_str().unwrap()]));
     assert_eq!(std::fs::metadata(&copy).unwrap().permissions().mode() & 0o7777, 0o750);

@@ -112,7 +112,7 @@ fn bundled_application_and_its_launcher_script_run_in_the_harness() {
             "-Wl,--disable-new-dtags",
         ],
     );
-    std::fs::copy(run_support::fixtures().join("run-launcher.sh"), app.join("run.sh")).unwrap();
+    run_support::copy(&run_support::fixtures().join("run-launcher.sh"), &app.join("run.sh"));
     std::fs::set_permissions(app.join("run.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .unwrap();
     let bin = app.join("bin/app").display().to_string();

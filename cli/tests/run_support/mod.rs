@@ -79,12 +79,25 @@ impl World {
             let meta = std::fs::symlink_metadata(src).unwrap();
             if meta.is_file() {
                 let dst = dir.join(line.trim_start_matches('/'));
-                std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
-                std::fs::copy(src, &dst).unwrap();
+                copy(src, &dst);
             }
         }
         dir.to_path_buf()
     }
+}
+
+/// Copies with `cp` in a child process. A file this multi-threaded test process writes itself would be open for
+/// writing in any child another thread forks meanwhile, and executing it then fails with ETXTBSY.
+pub fn copy(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    let out = Command::new("cp").arg(from).arg(to).output().unwrap();
+    assert!(
+        out.status.success(),
+        "cp {} {}: {}",
+        from.display(),
+        to.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub fn text(o: &Output) -> String {

@@ -25,9 +25,18 @@ pub fn cc(args: &[&str]) {
     assert!(out.status.success(), "{cc} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-fn copy(from: &Path, to: &Path) {
+/// Copies with `cp` in a child process. A file this multi-threaded test process writes itself would be open for
+/// writing in any child another thread forks meanwhile, and executing it then fails with ETXTBSY.
+pub fn copy(from: &Path, to: &Path) {
     std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-    std::fs::copy(from, to).unwrap_or_else(|e| panic!("copy {} -> {}: {e}", from.display(), to.display()));
+    let out = Command::new("cp").arg(from).arg(to).output().unwrap();
+    assert!(
+        out.status.success(),
+        "cp {} {}: {}",
+        from.display(),
+        to.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn symlink(target: &str, link: &Path) {
