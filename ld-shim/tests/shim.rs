@@ -98,7 +98,7 @@ fn programs(name: &str) -> Programs {
 /// Runs `program` with exactly `env` (plus PATH).
 /// Copies with `cp` in a child process. A file this multi-threaded test process writes itself would be open for
 /// writing in any child another thread forks meanwhile, and executing it then fails with ETXTBSY.
-fn copy(from: &Path, to: &Path) {
+fn copy_file(from: &Path, to: &Path) {
     let out = Command::new("cp").arg(from).arg(to).output().unwrap();
     assert!(
         out.status.success(),
@@ -261,7 +261,7 @@ fn unusable_loaders_get_one_line_and_exit_127() {
     }
     // A copy of the shim is caught too (the note, not the inode, marks it).
     let copy = dir.join("copy-of-shim");
-    copy(Path::new(SHIM), &copy);
+    copy_file(Path::new(SHIM), &copy);
     let copy = copy.to_str().unwrap();
     assert_load_error(
         &run(&p.probe, &[], &[("NIX_LD", copy)]),
@@ -296,7 +296,7 @@ fn install_tree(name: &str, config: impl FnOnce(&Path) -> String) -> (PathBuf, P
     fs::create_dir_all(root.join("etc/fhskit")).unwrap();
     fs::create_dir_all(root.join("var/lib/fhskit/ld-shim/x86_64-linux/lib")).unwrap();
     let shim = root.join("lib64/ld-linux-x86-64.so.2");
-    copy(Path::new(SHIM), &shim);
+    copy_file(Path::new(SHIM), &shim);
     symlink(HOST_LD, root.join("var/lib/fhskit/ld-shim/x86_64-linux/ld.so")).unwrap();
     let programs = compile(&dir.join("programs"), shim.to_str().unwrap(), false).unwrap();
     symlink(
@@ -616,7 +616,7 @@ fn a_system_binary_runs_through_the_shim_at_the_fhs_loader_path() {
     let dir = scratch("mountns");
     // The real loader must stay reachable once the shim covers its path.
     let real = dir.join("ld.so");
-    copy(&fs::canonicalize(HOST_LD).unwrap(), &real);
+    copy_file(&fs::canonicalize(HOST_LD).unwrap(), &real);
     let script =
         format!("mount --bind {SHIM} {HOST_LD} && NIX_LD={} /bin/echo through the shim", real.display());
     let out = Command::new("unshare")
