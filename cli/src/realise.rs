@@ -371,8 +371,8 @@ impl RepoSource {
 }
 
 /// Hands unpacked packages to the store, with references to their dependencies' store paths.
-struct StoreTarget<'a> {
-    store: &'a Store,
+pub struct StoreTarget<'a> {
+    pub store: &'a Store,
 }
 
 impl pkgs::realise::Target for StoreTarget<'_> {

@@ -232,3 +232,38 @@ fn a_second_process_waits_for_the_cache_lock() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("waiting for another fhskit process"));
     assert!(f.path("work/root/libfoo1-1.0-1").is_dir());
 }
+
+#[test]
+fn fetch_adds_packages_to_the_store_with_references_and_roots() {
+    let f = updated();
+    let out = f.ok(&["pkgs", "fetch", "hello-foo", "--add-root", "roots"]);
+    let line = |pkg: &str| -> String {
+        let l = out.lines().find(|l| l.starts_with(pkg)).unwrap_or_else(|| panic!("{pkg}: {out}"));
+        l.split(' ').nth(2).unwrap().to_owned()
+    };
+    let hello = line("hello-foo:amd64");
+    let libfoo = line("libfoo1:amd64");
+    let store = f.path("store/store");
+    assert!(Path::new(&hello).starts_with(&store), "{out}");
+    assert!(hello.ends_with("-hello-foo-1.0-1"), "{hello}");
+    // The package references the store paths of its dependencies, and the store's files run.
+    let store_cmd = |args: &[&str]| {
+        let out = f.command().args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let refs = store_cmd(&["store", "path-info", &hello, "--json"]);
+    assert!(refs.contains(&libfoo), "{refs}");
+    let run = Command::new(Path::new(&hello).join("usr/bin/hello-foo"))
+        .env("LD_LIBRARY_PATH", Path::new(&libfoo).join("usr/lib/x86_64-linux-gnu"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "hello-foo: 42\n");
+    // The roots keep the closure alive through a collection.
+    assert!(f.path("work/roots/hello-foo-1.0-1").is_symlink());
+    store_cmd(&["store", "gc"]);
+    assert!(Path::new(&hello).is_dir() && Path::new(&libfoo).is_dir());
+    std::fs::remove_dir_all(f.path("work/roots")).unwrap();
+    store_cmd(&["store", "gc"]);
+    assert!(!Path::new(&hello).exists(), "unrooted packages are collected");
+}

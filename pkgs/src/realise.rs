@@ -40,7 +40,9 @@ impl Target for DirTarget {
         _references: &[String],
     ) -> Result<String> {
         std::fs::create_dir_all(&self.dir).map_err(io("create directory", &self.dir))?;
-        let dest = self.dir.join(name);
+        // Absolute, so the printed location is usable from any directory.
+        let dir = std::fs::canonicalize(&self.dir).map_err(io("resolve directory", &self.dir))?;
+        let dest = dir.join(name);
         if dest.exists() {
             std::fs::remove_dir_all(&dest).map_err(io("replace", &dest))?;
         }

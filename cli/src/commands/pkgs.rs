@@ -4,7 +4,6 @@
 //! download progress bar (only on a terminal), and hands fetched packages either to a directory (`--into`) or to
 //! the store.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -12,7 +11,6 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use pkgs::cache::{Cache, CacheLock};
 use pkgs::config::{LoadOptions, Settings};
-use pkgs::fetch::Reporter;
 use pkgs::http::Http;
 use pkgs::index::SuiteIndex;
 use pkgs::lock::Lock;
@@ -64,8 +62,14 @@ pub enum PkgsCommand {
         #[arg(long)]
         lock: Option<PathBuf>,
         /// Unpack each package into DIR/<name>-<version> instead of adding it to the store.
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", conflicts_with = "add_root")]
         into: Option<PathBuf>,
+        /// The store to add packages to (a base directory or `local?root=DIR`; default: $XDG_DATA_HOME/fhskit).
+        #[arg(long, env = "FHSKIT_STORE")]
+        store: Option<String>,
+        /// Keep the fetched store paths from garbage collection: a root link DIR/<name>-<version> for each.
+        #[arg(long, value_name = "DIR")]
+        add_root: Option<PathBuf>,
         /// Only download and verify into the cache; print the cached .deb files.
         #[arg(long, conflicts_with = "into")]
         download_only: bool,
@@ -126,9 +130,12 @@ pub fn run(command: PkgsCommand, common: Common) -> Result<ExitCode> {
         PkgsCommand::Search { pattern } => search(&s, &cache, &common, &pattern),
         PkgsCommand::Show { package } => show(&s, &cache, &common, &package),
         PkgsCommand::Resolve { packages, lock } => resolve_cmd(&s, &cache, &common, &packages, &lock),
-        PkgsCommand::Fetch { packages, lock, into, download_only, jobs, no_host } => {
-            fetch(&s, &cache, &common, FetchArgs { packages, lock, into, download_only, jobs, no_host })
-        }
+        PkgsCommand::Fetch { packages, lock, into, store, add_root, download_only, jobs, no_host } => fetch(
+            &s,
+            &cache,
+            &common,
+            FetchArgs { packages, lock, into, store, add_root, download_only, jobs, no_host },
+        ),
         PkgsCommand::Locate(args) => locate_with(&s, &cache, &common, &args),
     }
 }
@@ -275,47 +282,11 @@ struct FetchArgs {
     packages: Vec<String>,
     lock: Option<PathBuf>,
     into: Option<PathBuf>,
+    store: Option<String>,
+    add_root: Option<PathBuf>,
     download_only: bool,
     jobs: usize,
     no_host: bool,
-}
-
-/// Draws a byte progress bar on a terminal; reports nothing otherwise.
-struct Bar {
-    bar: std::sync::OnceLock<indicatif::ProgressBar>,
-}
-
-impl Bar {
-    fn new() -> Bar {
-        Bar { bar: std::sync::OnceLock::new() }
-    }
-}
-
-impl Reporter for Bar {
-    fn start(&self, files: usize, bytes: u64) {
-        if files == 0 || !std::io::stderr().is_terminal() {
-            return;
-        }
-        let bar = indicatif::ProgressBar::new(bytes);
-        let style = indicatif::ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> ");
-        bar.set_style(style);
-        bar.set_message(format!("fetching {files} package(s)"));
-        self.bar.set(bar).ok();
-    }
-    fn advance(&self, bytes: u64) {
-        if let Some(b) = self.bar.get() {
-            b.inc(bytes);
-        }
-    }
-    fn finish(&self) {
-        if let Some(b) = self.bar.get() {
-            b.finish_and_clear();
-        }
-    }
 }
 
 fn fetch(s: &Settings, cache: &Cache, common: &Common, args: FetchArgs) -> Result<ExitCode> {
@@ -333,7 +304,7 @@ fn fetch(s: &Settings, cache: &Cache, common: &Common, args: FetchArgs) -> Resul
     };
     let _guard = lock_cache(cache)?;
     let http = Http::new()?;
-    let bar = Bar::new();
+    let bar = crate::realise::Bar::default();
     if args.download_only {
         let items: Vec<pkgs::fetch::FetchItem> = lock
             .packages
@@ -367,11 +338,27 @@ fn fetch(s: &Settings, cache: &Cache, common: &Common, args: FetchArgs) -> Resul
         host_root: (!args.no_host && s.use_host_packages).then(|| s.host_root.clone()),
         native_arch: native,
     };
-    let Some(into) = &args.into else {
-        bail!("realising into the store is not available yet; use --into DIR to unpack or --download-only");
+    let realised = match &args.into {
+        Some(into) => {
+            let mut target = pkgs::realise::DirTarget { dir: into.clone() };
+            pkgs::realise::realise(&http, cache, &lock, &opts, &bar, &mut target)?
+        }
+        None => {
+            let config = match &args.store {
+                Some(spec) => store::StoreConfig::parse(spec)?,
+                None => store::StoreConfig::from_env()?,
+            };
+            let dir = config.physical_store_dir();
+            let store = store::Store::open(config)
+                .with_context(|| format!("cannot open the store at {}", dir.display()))?;
+            let mut target = crate::realise::StoreTarget { store: &store };
+            let realised = pkgs::realise::realise(&http, cache, &lock, &opts, &bar, &mut target)?;
+            if let Some(dir) = &args.add_root {
+                add_roots(&store, dir, &realised)?;
+            }
+            realised
+        }
     };
-    let mut target = pkgs::realise::DirTarget { dir: into.clone() };
-    let realised = pkgs::realise::realise(&http, cache, &lock, &opts, &bar, &mut target)?;
     if common.json {
         println!("{}", serde_json::to_string_pretty(&realised)?);
     } else {
@@ -386,6 +373,17 @@ fn fetch(s: &Settings, cache: &Cache, common: &Common, args: FetchArgs) -> Resul
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Links `dir/<store name>` to each realised store path and registers the links as GC roots.
+fn add_roots(store: &store::Store, dir: &std::path::Path, realised: &[pkgs::realise::Realised]) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for r in realised {
+        let path = store.parse_path(&r.location)?;
+        let link = dir.join(path.name());
+        store.add_root(&link, &path).with_context(|| format!("cannot add the root {}", link.display()))?;
+    }
+    Ok(())
 }
 
 fn locate_with(s: &Settings, cache: &Cache, common: &Common, args: &LocateArgs) -> Result<ExitCode> {
