@@ -93,14 +93,23 @@ fn update_search_show_resolve_and_locate() {
     assert_eq!(f.ok(&["locate", "/usr/bin/hello-foo"]), "hello-foo: /usr/bin/hello-foo\n");
     let json: serde_json::Value = serde_json::from_str(&f.ok(&["locate", "libbar.so.2", "--json"])).unwrap();
     assert_eq!(json["preferred"], "libbar2");
-    assert_eq!(json["hits"].as_array().unwrap().len(), 2);
+    // One hit per path, listing every package that ships it.
+    assert_eq!(json["hits"].as_array().unwrap().len(), 1, "{json}");
+    assert_eq!(json["hits"][0]["packages"].as_array().unwrap().len(), 2, "{json}");
     let err = f.fails(&["locate", "libnothere.so.3"]);
     assert!(err.contains("no package in the configured repositories ships libnothere.so.3"), "{err}");
 }
 
+/// The SHA-256 of a .deb in the repository's pool (the pool map keeps one version per package).
 fn sha_of(f: &Fixture, file: &str) -> String {
-    let (path, ..) = f.pool.values().find(|(p, ..)| p.ends_with(file)).unwrap();
-    sha256_hex(&std::fs::read(f.path("www/debian").join(path)).unwrap())
+    fn find(dir: &std::path::Path, file: &str) -> Option<std::path::PathBuf> {
+        std::fs::read_dir(dir).ok()?.flatten().find_map(|e| {
+            let p = e.path();
+            if p.is_dir() { find(&p, file) } else { (e.file_name() == file).then_some(p) }
+        })
+    }
+    let path = find(&f.path("www/debian/pool"), file).unwrap_or_else(|| panic!("{file} is not in the pool"));
+    sha256_hex(&std::fs::read(path).unwrap())
 }
 
 #[test]

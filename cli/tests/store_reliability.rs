@@ -8,25 +8,39 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn fhskit(store: &Path) -> Command {
+/// `fhskit` on the store `store` (a base directory or a `local?root=DIR` spec).
+fn fhskit(store: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_fhskit"));
     cmd.env("FHSKIT_STORE", store).stdout(Stdio::piped()).stderr(Stdio::piped()).stdin(Stdio::null());
     cmd
 }
 
-/// Waits for a child, failing the test (instead of hanging) if it takes longer than `limit`.
+/// Waits for a child, failing the test (instead of hanging) if it takes longer than `limit`. Its pipes are
+/// drained meanwhile, so a child writing more than a pipe holds never blocks on us.
 fn wait_bounded(mut child: Child, limit: Duration, what: &str) -> std::process::Output {
+    fn drain(pipe: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
     let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
         }
         if start.elapsed() > limit {
             let _ = child.kill();
             panic!("{what} did not finish within {limit:?}: deadlock?");
         }
         std::thread::sleep(Duration::from_millis(5));
-    }
+    };
+    std::process::Output { status, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
 }
 
 fn run_ok(cmd: &mut Command, what: &str) -> String {
@@ -55,7 +69,7 @@ impl Rng {
     }
 }
 
-fn verify_clean(store: &Path) {
+fn verify_clean(store: impl AsRef<std::ffi::OsStr>) {
     let out = run_ok(fhskit(store).args(["store", "verify"]), "verify");
     assert!(out.ends_with(", 0 problems\n"), "{out}");
 }
@@ -63,10 +77,12 @@ fn verify_clean(store: &Path) {
 #[test]
 fn sigkill_during_add_import_gc_leaves_a_valid_store() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
+    // Both stores hold /nix/store paths (files under their own roots), so one's export imports into the other.
+    let root = tmp.path().join("root");
+    let store = format!("local?root={}", root.display());
     let src = tmp.path().join("src");
     // An export stream of several paths to import again and again (the collector removes them in between).
-    let donor = tmp.path().join("donor");
+    let donor = format!("local?root={}", tmp.path().join("donor").display());
     let mut donor_paths = Vec::new();
     for i in 0..4 {
         let t = src.join(format!("donor{i}"));
@@ -115,7 +131,7 @@ fn sigkill_during_add_import_gc_leaves_a_valid_store() {
     verify_clean(&store);
     // A full collection removes every leftover of the interrupted operations.
     run_ok(fhskit(&store).args(["store", "gc"]), "final gc");
-    let leftovers: Vec<_> = fs::read_dir(store.join("store"))
+    let leftovers: Vec<_> = fs::read_dir(root.join("nix/store"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n != ".links")
@@ -139,8 +155,10 @@ fn concurrent_writers_and_collector_lose_nothing() {
         trees.push(
             (0..per_writer)
                 .map(|k| {
+                    // Each package's files sit in a directory of its own below a shared one, so the user
+                    // environments merge `share/` and have no collisions.
                     let t = tmp.path().join(format!("src/w{w}-pkg{k}"));
-                    make_tree(&t, w * 100 + k, 60);
+                    make_tree(&t.join(format!("share/w{w}-pkg{k}")), w * 100 + k, 60);
                     t
                 })
                 .collect(),
