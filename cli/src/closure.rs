@@ -271,10 +271,10 @@ fn is_system_dir(d: &Path) -> bool {
 fn app_lib_dirs(exe: &Path) -> Vec<PathBuf> {
     let Some(dir) = exe.parent() else { return Vec::new() };
     let mut bases = vec![dir.to_path_buf()];
-    if dir.file_name().is_some_and(|n| n == "bin") {
-        if let Some(up) = dir.parent() {
-            bases.push(up.to_path_buf());
-        }
+    if dir.file_name().is_some_and(|n| n == "bin")
+        && let Some(up) = dir.parent()
+    {
+        bases.push(up.to_path_buf());
     }
     let mut out = Vec::new();
     for b in bases {

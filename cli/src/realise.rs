@@ -210,10 +210,10 @@ impl HostSource {
             let Some(stem) = fname.strip_suffix(".list") else { continue };
             let Ok(list) = fs::read_to_string(e.path()) else { continue };
             for line in list.lines() {
-                if let Some((_, base)) = line.rsplit_once('/') {
-                    if base.contains(".so") || !base.contains('.') {
-                        owners.entry(base.to_owned()).or_default().push((stem.to_owned(), line.to_owned()));
-                    }
+                if let Some((_, base)) = line.rsplit_once('/')
+                    && (base.contains(".so") || !base.contains('.'))
+                {
+                    owners.entry(base.to_owned()).or_default().push((stem.to_owned(), line.to_owned()));
                 }
             }
         }
@@ -249,10 +249,10 @@ impl HostSource {
     fn find(&self, class: Class, machine: u16, soname: &str) -> Option<(String, String, String)> {
         for dir in class.system_lib_dirs() {
             let p = self.root.join(dir).join(soname);
-            if matches_class(&p, class, machine) {
-                if let Some(o) = self.owner_of(&p) {
-                    return Some(o);
-                }
+            if matches_class(&p, class, machine)
+                && let Some(o) = self.owner_of(&p)
+            {
+                return Some(o);
             }
         }
         None
@@ -554,29 +554,29 @@ pub fn realise(store: &Store, needs: &Needs, opts: &SourceOptions) -> Result<Clo
         let mut for_repo: Vec<(Class, String, bool)> = Vec::new();
         for (class, soname, opt) in pending {
             let machine = machine_for(class, needs.machine);
-            if let Some((name, arch, version)) = host.as_ref().and_then(|h| h.find(class, machine, &soname)) {
-                if let Some(h) = &host {
-                    let before = closure.packages.len();
-                    match add_host_package(
-                        store,
-                        h,
-                        &mut closure,
-                        &mut by_key,
-                        &name,
-                        &arch,
-                        &version,
-                        Some(&soname),
-                    ) {
-                        Ok(i) => {
-                            closure.index_package(i, needs.machine);
-                            if closure.libs.contains_key(&(class, soname.clone())) {
-                                let _ = before;
-                                progress = true;
-                                continue;
-                            }
+            if let Some((name, arch, version)) = host.as_ref().and_then(|h| h.find(class, machine, &soname))
+                && let Some(h) = &host
+            {
+                let before = closure.packages.len();
+                match add_host_package(
+                    store,
+                    h,
+                    &mut closure,
+                    &mut by_key,
+                    &name,
+                    &arch,
+                    &version,
+                    Some(&soname),
+                ) {
+                    Ok(i) => {
+                        closure.index_package(i, needs.machine);
+                        if closure.libs.contains_key(&(class, soname.clone())) {
+                            let _ = before;
+                            progress = true;
+                            continue;
                         }
-                        Err(e) => tracing::info!("{soname}: not taken from the host: {e:#}"),
                     }
+                    Err(e) => tracing::info!("{soname}: not taken from the host: {e:#}"),
                 }
             }
             for_repo.push((class, soname, opt));

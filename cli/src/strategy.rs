@@ -181,15 +181,15 @@ pub fn namespaces_available() -> bool {
         return false;
     }
     if !nix::unistd::geteuid().is_root() {
-        if let Ok(v) = fs::read_to_string("/proc/sys/kernel/unprivileged_userns_clone") {
-            if v.trim() == "0" {
-                return false;
-            }
+        if let Ok(v) = fs::read_to_string("/proc/sys/kernel/unprivileged_userns_clone")
+            && v.trim() == "0"
+        {
+            return false;
         }
-        if let Ok(v) = fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") {
-            if v.trim() == "1" {
-                return false;
-            }
+        if let Ok(v) = fs::read_to_string("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+            && v.trim() == "1"
+        {
+            return false;
         }
     }
     true

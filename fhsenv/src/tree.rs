@@ -256,10 +256,10 @@ impl Farm {
                     continue;
                 }
                 let mut source = root.join(&rel);
-                if kind.is_symlink() {
-                    if let Some(target) = absolute_link_in_package(root, &source) {
-                        source = target;
-                    }
+                if kind.is_symlink()
+                    && let Some(target) = absolute_link_in_package(root, &source)
+                {
+                    source = target;
                 }
                 match place(&rel) {
                     Place::Usr(path) => self.insert(

@@ -95,10 +95,10 @@ impl<'e, 'a> Editor<'e, 'a> {
         if let Some(soname) = &opts.set_soname {
             self.set_soname(soname, log)?;
         }
-        if let Some(interp) = &opts.set_interpreter {
-            if !interp.is_empty() {
-                self.set_interpreter(interp, log)?;
-            }
+        if let Some(interp) = &opts.set_interpreter
+            && !interp.is_empty()
+        {
+            self.set_interpreter(interp, log)?;
         }
         if opts.print_rpath {
             let rpath = self.current_rpath()?.map(|(_, s)| s).unwrap_or_default();
@@ -165,11 +165,12 @@ impl<'e, 'a> Editor<'e, 'a> {
             }
         }
         // A resolution cache describes the run path and DT_NEEDED it was built from; any change makes it stale.
-        if let Some(existing) = crate::ldcache::find(self.elf) {
-            if self.elf.dynamic.is_some() && self.link_signature(true)? != self.link_signature(false)? {
-                debug!(self, log, "dropping the stale resolution cache note");
-                self.drop_note = Some(existing);
-            }
+        if let Some(existing) = crate::ldcache::find(self.elf)
+            && self.elf.dynamic.is_some()
+            && self.link_signature(true)? != self.link_signature(false)?
+        {
+            debug!(self, log, "dropping the stale resolution cache note");
+            self.drop_note = Some(existing);
         }
         if opts.build_resolution_cache {
             self.build_resolution_cache(log)?;
@@ -221,18 +222,18 @@ impl<'e, 'a> Editor<'e, 'a> {
             );
             return Ok(());
         };
-        if let Some(existing) = crate::ldcache::find(self.elf) {
-            if self.drop_note.is_none() {
-                if existing.desc == desc {
-                    debug!(self, log, "resolution cache note already up to date");
-                    return Ok(());
-                }
-                return Err(Error::Unsupported(
-                    "--build-resolution-cache: a resolution cache note is already present; rebuild from an \
-                     unpatched binary"
-                        .into(),
-                ));
+        if let Some(existing) = crate::ldcache::find(self.elf)
+            && self.drop_note.is_none()
+        {
+            if existing.desc == desc {
+                debug!(self, log, "resolution cache note already up to date");
+                return Ok(());
             }
+            return Err(Error::Unsupported(
+                "--build-resolution-cache: a resolution cache note is already present; rebuild from an \
+                     unpatched binary"
+                    .into(),
+            ));
         }
         debug!(self, log, "writing a resolution cache note of {} bytes", desc.len());
         self.add_note = Some(crate::ldcache::note(self.elf.fmt, &desc));
@@ -392,17 +393,17 @@ impl<'e, 'a> Editor<'e, 'a> {
         }
         debug!(self, log, "new rpath is '{}'", String::from_utf8_lossy(&new));
         let mut new_off = None;
-        if let Some((off, old)) = &current {
-            if !self.is_shared(*off, old.len() as u64, &targets)? {
-                // An unshared old value is blanked so no stale path (e.g. a Nix store reference) stays in the file.
-                let start = *off as usize;
-                let table = self.strtab()?;
-                table[start..start + old.len()].fill(b'X');
-                if new.len() <= old.len() {
-                    table[start..start + new.len()].copy_from_slice(&new);
-                    table[start + new.len()] = 0;
-                    new_off = Some(*off);
-                }
+        if let Some((off, old)) = &current
+            && !self.is_shared(*off, old.len() as u64, &targets)?
+        {
+            // An unshared old value is blanked so no stale path (e.g. a Nix store reference) stays in the file.
+            let start = *off as usize;
+            let table = self.strtab()?;
+            table[start..start + old.len()].fill(b'X');
+            if new.len() <= old.len() {
+                table[start..start + new.len()].copy_from_slice(&new);
+                table[start + new.len()] = 0;
+                new_off = Some(*off);
             }
         }
         let new_off = match new_off {
@@ -585,29 +586,23 @@ impl<'e, 'a> Editor<'e, 'a> {
                 continue;
             }
             let name = self.string(self.dyns[i].val)?;
-            if let Some(new) = opts.replace_needed.get(&name) {
-                if *new != name {
-                    debug!(self, log, "replacing DT_NEEDED entry '{}' with '{}'", lossy(&name), lossy(new));
-                    self.dyns[i].val = self.add_string(new)?;
-                }
+            if let Some(new) = opts.replace_needed.get(&name)
+                && *new != name
+            {
+                debug!(self, log, "replacing DT_NEEDED entry '{}' with '{}'", lossy(&name), lossy(new));
+                self.dyns[i].val = self.add_string(new)?;
             }
         }
         // The version-needs records name the same libraries; ld.so asserts if they no longer match DT_NEEDED.
         for rec in self.verneed_records()?.into_iter().filter(|r| r.file) {
             let name = self.string(rec.name)?;
-            if let Some(new) = opts.replace_needed.get(&name) {
-                if *new != name {
-                    debug!(
-                        self,
-                        log,
-                        "replacing .gnu.version_r entry '{}' with '{}'",
-                        lossy(&name),
-                        lossy(new)
-                    );
-                    let off = self.add_string(new)?;
-                    let bytes = self.elf.fmt.u32_bytes(u32::try_from(off).map_err(|_| too_big())?);
-                    self.patches.push((rec.field, bytes));
-                }
+            if let Some(new) = opts.replace_needed.get(&name)
+                && *new != name
+            {
+                debug!(self, log, "replacing .gnu.version_r entry '{}' with '{}'", lossy(&name), lossy(new));
+                let off = self.add_string(new)?;
+                let bytes = self.elf.fmt.u32_bytes(u32::try_from(off).map_err(|_| too_big())?);
+                self.patches.push((rec.field, bytes));
             }
         }
         Ok(())

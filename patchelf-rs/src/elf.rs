@@ -232,12 +232,11 @@ impl<'a> Elf<'a> {
         let symtab = self.dyn_val(DT_SYMTAB).ok_or(Malformed::Invalid("no DT_SYMTAB in dynamic section"))?;
         let sz = self.fmt.sym_size();
         // Section headers are optional here: broken ones just leave the dynamic segment to answer.
-        if let Ok(shdrs) = self.sections() {
-            if let Some(s) =
+        if let Ok(shdrs) = self.sections()
+            && let Some(s) =
                 shdrs.iter().find(|s| s.sh_type == SHT_DYNSYM && s.sh_addr == symtab && s.sh_size > 0)
-            {
-                return Ok(s.sh_size / sz);
-            }
+        {
+            return Ok(s.sh_size / sz);
         }
         let Some(addr) = self.dyn_val(DT_GNU_HASH) else {
             return Err(Error::Unsupported("cannot determine the number of dynamic symbols".into()));

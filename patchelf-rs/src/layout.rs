@@ -194,11 +194,11 @@ impl Layout<'_, '_, '_> {
         let mut str_room: Option<StrRoom> = None;
         if let (true, Some(table), Some((off, size))) = (dynstr_moves, &ed.dynstr, dynstr_range) {
             let grow = table.len() as u64 - size;
-            if let Some(room) = self.dynstr_room(off, size, grow) {
-                if room.moved.map_or(0, |t| t.size) < size + grow {
-                    dynstr_moves = false;
-                    str_room = Some(room);
-                }
+            if let Some(room) = self.dynstr_room(off, size, grow)
+                && room.moved.map_or(0, |t| t.size) < size + grow
+            {
+                dynstr_moves = false;
+                str_room = Some(room);
             }
         }
         let table_moves = str_room.as_ref().is_some_and(|r| r.moved.is_some());
@@ -463,50 +463,48 @@ impl Layout<'_, '_, '_> {
         }
 
         // .dynamic
-        if let Some(d) = dynamic {
-            if dyn_changed || dynamic_moves {
-                let mut entries = ed.dyns.clone();
-                if let Some((addr, size)) = new_strtab {
-                    for e in entries.iter_mut() {
-                        match e.tag {
-                            DT_STRTAB => e.val = addr,
-                            DT_STRSZ => e.val = size,
-                            _ => {}
-                        }
+        if let Some(d) = dynamic
+            && (dyn_changed || dynamic_moves)
+        {
+            let mut entries = ed.dyns.clone();
+            if let Some((addr, size)) = new_strtab {
+                for e in entries.iter_mut() {
+                    match e.tag {
+                        DT_STRTAB => e.val = addr,
+                        DT_STRSZ => e.val = size,
+                        _ => {}
                     }
                 }
-                for (tag, val) in &tag_updates {
-                    entries.iter_mut().filter(|e| e.tag == *tag).for_each(|e| e.val = *val);
+            }
+            for (tag, val) in &tag_updates {
+                entries.iter_mut().filter(|e| e.tag == *tag).for_each(|e| e.val = *val);
+            }
+            let cap = if dynamic_moves { new_cap } else { d.capacity };
+            let mut bytes = Vec::with_capacity((cap * esz) as usize);
+            for e in &entries {
+                e.encode(fmt, &mut bytes);
+            }
+            bytes.resize((cap * esz) as usize, 0);
+            let old = phdrs[d.phdr_index];
+            if let Some(pos) = dyn_pos {
+                put(pos, &bytes);
+                let size = cap * esz;
+                let p = &mut phdrs[d.phdr_index];
+                p.p_offset = seg_off + pos;
+                p.p_vaddr = seg_vaddr + pos;
+                p.p_paddr = seg_vaddr + pos;
+                p.p_filesz = size;
+                p.p_memsz = size;
+                for sh in shdrs.iter_mut().filter(|s| {
+                    s.sh_type == SHT_DYNAMIC
+                        || (s.has_file_bytes() && s.sh_offset == old.p_offset && s.sh_flags & SHF_ALLOC != 0)
+                }) {
+                    sh.sh_offset = seg_off + pos;
+                    sh.sh_addr = seg_vaddr + pos;
+                    sh.sh_size = size;
                 }
-                let cap = if dynamic_moves { new_cap } else { d.capacity };
-                let mut bytes = Vec::with_capacity((cap * esz) as usize);
-                for e in &entries {
-                    e.encode(fmt, &mut bytes);
-                }
-                bytes.resize((cap * esz) as usize, 0);
-                let old = phdrs[d.phdr_index];
-                if let Some(pos) = dyn_pos {
-                    put(pos, &bytes);
-                    let size = cap * esz;
-                    let p = &mut phdrs[d.phdr_index];
-                    p.p_offset = seg_off + pos;
-                    p.p_vaddr = seg_vaddr + pos;
-                    p.p_paddr = seg_vaddr + pos;
-                    p.p_filesz = size;
-                    p.p_memsz = size;
-                    for sh in shdrs.iter_mut().filter(|s| {
-                        s.sh_type == SHT_DYNAMIC
-                            || (s.has_file_bytes()
-                                && s.sh_offset == old.p_offset
-                                && s.sh_flags & SHF_ALLOC != 0)
-                    }) {
-                        sh.sh_offset = seg_off + pos;
-                        sh.sh_addr = seg_vaddr + pos;
-                        sh.sh_size = size;
-                    }
-                } else {
-                    patches.push((old.p_offset, bytes));
-                }
+            } else {
+                patches.push((old.p_offset, bytes));
             }
         }
 
@@ -839,10 +837,9 @@ impl Layout<'_, '_, '_> {
         }
         if let Some(load) =
             elf.phdrs.iter().find(|p| p.p_type == PT_LOAD && p.p_offset <= phoff && old_end <= p.file_end())
+            && new_end > load.file_end()
         {
-            if new_end > load.file_end() {
-                return None;
-            }
+            return None;
         }
         let win = (old_end, new_end);
         if overlaps(win, (0, fmt.ehdr_size())) {

@@ -23,10 +23,10 @@ pub fn write(input: &mut File, input_len: u64, dest: &Path, rewrite: &Rewrite) -
     };
     // patchelf writes into the file itself, so a file the caller may not write is an error there; keep that rule
     // although the rename would succeed (opening for writing does not truncate or change anything).
-    if let Err(e) = fs::OpenOptions::new().write(true).open(&dest) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            return Err(Error::io("opening", &dest, e));
-        }
+    if let Err(e) = fs::OpenOptions::new().write(true).open(&dest)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        return Err(Error::io("opening", &dest, e));
     }
     let dir = match dest.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

@@ -20,7 +20,7 @@ pub enum HashAlgo {
 
 impl HashAlgo {
     /// The digest length in bytes.
-    pub const fn len(self) -> usize {
+    pub const fn digest_len(self) -> usize {
         match self {
             HashAlgo::Md5 => 16,
             HashAlgo::Sha1 => 20,
@@ -89,7 +89,7 @@ pub enum HashFormat {
 impl Hash {
     /// Wraps a digest; `None` if its length does not match the algorithm.
     pub fn from_bytes(algo: HashAlgo, bytes: &[u8]) -> Option<Hash> {
-        (bytes.len() == algo.len()).then(|| Hash { algo, bytes: bytes.to_vec() })
+        (bytes.len() == algo.digest_len()).then(|| Hash { algo, bytes: bytes.to_vec() })
     }
 
     /// Hashes a byte slice in one go.
@@ -145,11 +145,11 @@ impl Hash {
     /// Parses a digest without a prefix, recognising the form by its length (as Nix does).
     pub fn parse_bare(algo: HashAlgo, text: &str) -> Result<Hash, HashError> {
         let bad = || HashError::BadEncoding { text: text.to_owned(), algo };
-        let bytes = if text.len() == algo.len() * 2 {
+        let bytes = if text.len() == algo.digest_len() * 2 {
             HEXLOWER_PERMISSIVE.decode(text.as_bytes()).map_err(|_| bad())?
-        } else if text.len() == nix32::encoded_len(algo.len()) {
-            nix32::decode(text, algo.len()).ok_or_else(bad)?
-        } else if text.len() == BASE64.encode_len(algo.len()) {
+        } else if text.len() == nix32::encoded_len(algo.digest_len()) {
+            nix32::decode(text, algo.digest_len()).ok_or_else(bad)?
+        } else if text.len() == BASE64.encode_len(algo.digest_len()) {
             BASE64.decode(text.as_bytes()).map_err(|_| bad())?
         } else {
             return Err(bad());
@@ -298,7 +298,7 @@ mod tests {
     fn all_algorithms_have_their_lengths() {
         for algo in [HashAlgo::Md5, HashAlgo::Sha1, HashAlgo::Sha256, HashAlgo::Sha512] {
             let h = Hash::digest(algo, b"x");
-            assert_eq!(h.as_bytes().len(), algo.len());
+            assert_eq!(h.as_bytes().len(), algo.digest_len());
             assert_eq!(Hash::parse(&h.to_string(), None).unwrap(), h);
         }
     }

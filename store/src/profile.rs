@@ -292,28 +292,6 @@ impl Store {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn civil_time() {
-        assert_eq!(utc_time(1_700_000_000), (2023, 11, 14, 22, 13, 20));
-        assert_eq!(utc_time(0), (1970, 1, 1, 0, 0, 0));
-        assert_eq!(utc_time(951_782_400), (2000, 2, 29, 0, 0, 0));
-    }
-
-    #[test]
-    fn specs() {
-        let s = |v: &[&str]| DeleteSpec::parse(&v.iter().map(|x| x.to_string()).collect::<Vec<_>>());
-        assert_eq!(s(&["old"]).unwrap(), DeleteSpec::Old);
-        assert_eq!(s(&["+3"]).unwrap(), DeleteSpec::KeepLast(3));
-        assert_eq!(s(&["30d"]).unwrap(), DeleteSpec::OlderThanDays(30));
-        assert_eq!(s(&["1", "2"]).unwrap(), DeleteSpec::Numbers(vec![1, 2]));
-        assert!(s(&["x"]).is_err());
-    }
-}
-
 /// The file in a user environment that lists the packages it was built from.
 pub const MANIFEST: &str = "manifest.json";
 
@@ -430,4 +408,26 @@ fn tempdir_in(dir: &Path) -> Result<PathBuf> {
     let t = dir.join(crate::fsutil::unique_name(".tmp-env"));
     fs::create_dir(&t).map_err(io_err("create directory", &t))?;
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_time() {
+        assert_eq!(utc_time(1_700_000_000), (2023, 11, 14, 22, 13, 20));
+        assert_eq!(utc_time(0), (1970, 1, 1, 0, 0, 0));
+        assert_eq!(utc_time(951_782_400), (2000, 2, 29, 0, 0, 0));
+    }
+
+    #[test]
+    fn specs() {
+        let s = |v: &[&str]| DeleteSpec::parse(&v.iter().map(|x| x.to_string()).collect::<Vec<_>>());
+        assert_eq!(s(&["old"]).unwrap(), DeleteSpec::Old);
+        assert_eq!(s(&["+3"]).unwrap(), DeleteSpec::KeepLast(3));
+        assert_eq!(s(&["30d"]).unwrap(), DeleteSpec::OlderThanDays(30));
+        assert_eq!(s(&["1", "2"]).unwrap(), DeleteSpec::Numbers(vec![1, 2]));
+        assert!(s(&["x"]).is_err());
+    }
 }

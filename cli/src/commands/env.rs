@@ -222,10 +222,10 @@ fn open_env(env: &Path, verbose: u8) -> anyhow::Result<BuiltEnv> {
     }
     let spec = EnvSpec::load(env)?;
     let out = default_out(env, &spec);
-    if let Ok(built) = BuiltEnv::open(&out) {
-        if built.is_current(&spec) {
-            return Ok(built);
-        }
+    if let Ok(built) = BuiltEnv::open(&out)
+        && built.is_current(&spec)
+    {
+        return Ok(built);
     }
     let report =
         fhsenv::build(&spec, &out).with_context(|| format!("failed to build env {}", env.display()))?;

@@ -80,12 +80,11 @@ fn collect(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, PathBuf, ElfFacts)>> {
                     let ft = e.file_type()?;
                     if ft.is_dir() {
                         stack.push(e.path());
-                    } else if ft.is_file() {
-                        if let Ok(Some(f)) = closure::read_elf(&e.path()) {
-                            if f.dynamic {
-                                out.push((input.clone(), e.path(), f));
-                            }
-                        }
+                    } else if ft.is_file()
+                        && let Ok(Some(f)) = closure::read_elf(&e.path())
+                        && f.dynamic
+                    {
+                        out.push((input.clone(), e.path(), f));
                     }
                 }
             }
@@ -112,12 +111,11 @@ fn collect(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, PathBuf, ElfFacts)>> {
 fn bundled_by_origin(f: &ElfFacts, soname: &str) -> Result<Option<ElfFacts>> {
     for entry in f.rpath.iter().chain(f.runpath.iter()).filter(|e| e.contains("ORIGIN")) {
         let candidate = closure::expand_origin(entry, &f.path, f.class).join(soname);
-        if candidate.is_file() {
-            if let Some(lib) =
+        if candidate.is_file()
+            && let Some(lib) =
                 closure::read_elf(&candidate)?.filter(|l| l.class == f.class && l.machine == f.machine)
-            {
-                return Ok(Some(lib));
-            }
+        {
+            return Ok(Some(lib));
         }
     }
     Ok(None)
@@ -141,10 +139,10 @@ pub fn run(args: PatchArgs) -> Result<ExitCode> {
         .collect();
     let mut needs = Needs { machine, ..Default::default() };
     for (_, _, f) in &files {
-        if let (Some(i), false) = (&f.interpreter, args.keep_libc) {
-            if let Some(name) = Path::new(i).file_name() {
-                needs.sonames.insert((f.class, name.to_string_lossy().into_owned()));
-            }
+        if let (Some(i), false) = (&f.interpreter, args.keep_libc)
+            && let Some(name) = Path::new(i).file_name()
+        {
+            needs.sonames.insert((f.class, name.to_string_lossy().into_owned()));
         }
         for n in &args.runtime_dependencies {
             needs.sonames.insert((f.class, n.clone()));

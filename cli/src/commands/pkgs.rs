@@ -262,7 +262,7 @@ fn resolve_cmd(
     cache: &Cache,
     common: &Common,
     packages: &[String],
-    lock_path: &PathBuf,
+    lock_path: &std::path::Path,
 ) -> Result<ExitCode> {
     let previous = if lock_path.exists() { Some(Lock::read(lock_path)?) } else { None };
     let lock = resolve_to_lock(s, cache, packages, previous.as_ref())?;
@@ -376,7 +376,11 @@ fn fetch(s: &Settings, cache: &Cache, common: &Common, args: FetchArgs) -> Resul
 }
 
 /// Links `dir/<store name>` to each realised store path and registers the links as GC roots.
-fn add_roots(store: &store::Store, dir: &std::path::Path, realised: &[pkgs::realise::Realised]) -> Result<()> {
+fn add_roots(
+    store: &store::Store,
+    dir: &std::path::Path,
+    realised: &[pkgs::realise::Realised],
+) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     for r in realised {
         let path = store.parse_path(&r.location)?;

@@ -129,10 +129,10 @@ pub fn analyse_and_realise(
         // The launcher's interpreter must exist inside an FHS env, with the tools such scripts use.
         if let Some(interp) = l.interpreter.split_whitespace().next() {
             needs.paths.push(interp.to_owned());
-            if interp.ends_with("/env") {
-                if let Some(prog) = l.interpreter.split_whitespace().nth(1) {
-                    needs.paths.push(format!("/bin/{prog}"));
-                }
+            if interp.ends_with("/env")
+                && let Some(prog) = l.interpreter.split_whitespace().nth(1)
+            {
+                needs.paths.push(format!("/bin/{prog}"));
             }
         }
         needs.paths.push("/bin/ls".into());
@@ -168,11 +168,11 @@ pub fn run(args: RunArgs, verbose: u8) -> Result<ExitCode> {
     let binary = args.binary();
     let config = args.sources.store_config()?;
     let key = strategy::cache_key(&binary, &format!("{}|{}", args.strategy.name(), args.sources.salt()))?;
-    if !args.refresh {
-        if let Some(plan) = strategy::cached(&config, &key) {
-            announce(args.strategy, &plan, verbose);
-            return strategy::execute(&plan, args.args());
-        }
+    if !args.refresh
+        && let Some(plan) = strategy::cached(&config, &key)
+    {
+        announce(args.strategy, &plan, verbose);
+        return strategy::execute(&plan, args.args());
     }
     let store = Store::open(config)?;
     let (analysis, closure) = analyse_and_realise(&store, &binary, &args.sources, &[])?;
