@@ -49,16 +49,30 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
     move |source| NarError::Io { action, path: path.to_owned(), source }
 }
 
-/// A `Write` adapter counting the bytes that pass through.
-struct Counting<W> {
-    inner: W,
-    count: u64,
-}
+/// Where [`dump_node`] writes: the NAR framing helpers on top of `put`, and file contents through `put_file`,
+/// which a sink may override to read straight into its own buffer (the hashing path saves a copy that way).
+trait Sink {
+    fn put(&mut self, data: &[u8]) -> Result<()>;
 
-impl<W: Write> Counting<W> {
-    fn put(&mut self, data: &[u8]) -> Result<()> {
-        self.inner.write_all(data).map_err(NarError::Write)?;
-        self.count += data.len() as u64;
+    /// Copies exactly `size` bytes of `file` (at `path`) into the NAR.
+    fn put_file(&mut self, path: &Path, file: &mut fs::File, size: u64, buf: &mut [u8]) -> Result<()> {
+        let mut copied = 0u64;
+        loop {
+            let n = match file.read(buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_err("read", path)(e)),
+            };
+            copied += n as u64;
+            if copied > size {
+                return Err(NarError::Changed { path: path.to_owned(), expected: size, found: copied });
+            }
+            self.put(&buf[..n])?;
+        }
+        if copied != size {
+            return Err(NarError::Changed { path: path.to_owned(), expected: size, found: copied });
+        }
         Ok(())
     }
 
@@ -78,6 +92,20 @@ impl<W: Write> Counting<W> {
         self.put_u64(s.len() as u64)?;
         self.put(s)?;
         self.put_padding(s.len() as u64)
+    }
+}
+
+/// A `Write` adapter counting the bytes that pass through.
+struct Counting<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> Sink for Counting<W> {
+    fn put(&mut self, data: &[u8]) -> Result<()> {
+        self.inner.write_all(data).map_err(NarError::Write)?;
+        self.count += data.len() as u64;
+        Ok(())
     }
 }
 
@@ -112,7 +140,7 @@ pub fn dump_bytes(contents: &[u8], executable: bool, out: impl Write) -> Result<
     Ok(w.count)
 }
 
-fn dump_node<W: Write>(path: &Path, w: &mut Counting<W>, buf: &mut [u8]) -> Result<()> {
+fn dump_node(path: &Path, w: &mut impl Sink, buf: &mut [u8]) -> Result<()> {
     let meta = fs::symlink_metadata(path).map_err(io_err("read metadata of", path))?;
     let ft = meta.file_type();
     w.put_str(b"(")?;
@@ -132,23 +160,7 @@ fn dump_node<W: Write>(path: &Path, w: &mut Counting<W>, buf: &mut [u8]) -> Resu
         let size = meta.len();
         w.put_u64(size)?;
         let mut file = fs::File::open(path).map_err(io_err("open", path))?;
-        let mut copied = 0u64;
-        loop {
-            let n = match file.read(buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(io_err("read", path)(e)),
-            };
-            copied += n as u64;
-            if copied > size {
-                return Err(NarError::Changed { path: path.to_owned(), expected: size, found: copied });
-            }
-            w.put(&buf[..n])?;
-        }
-        if copied != size {
-            return Err(NarError::Changed { path: path.to_owned(), expected: size, found: copied });
-        }
+        w.put_file(path, &mut file, size, buf)?;
         w.put_padding(size)?;
     } else if ft.is_dir() {
         w.put_str(b"directory")?;
@@ -188,62 +200,101 @@ fn file_kind(ft: &fs::FileType) -> &'static str {
     }
 }
 
-/// Hashes the NAR of `path` with sha256, returning the hash and the NAR size.
+/// Hashes the NAR of `path`, returning the hash and the NAR size.
 ///
-/// Reading the tree and hashing run on two threads, so hashing a large tree uses both cores.
+/// Reading the tree and hashing run on two threads, so hashing a large tree uses both cores; file contents are
+/// read straight into the chunks the hashing thread consumes.
 pub fn hash_path(path: &Path, algo: HashAlgo) -> Result<(Hash, u64)> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(4);
     let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let hasher = std::thread::spawn(move || {
         let mut h = Hasher::new(algo);
-        for chunk in rx {
-            h.update(&chunk);
+        for (chunk, len) in rx {
+            h.update(&chunk[..len]);
             let _ = back_tx.send(chunk);
         }
         h.finish()
     });
-    let writer = ChunkWriter { tx, recycled: back_rx, buf: Vec::with_capacity(CHUNK) };
-    let result = dump(path, writer);
+    let mut sink = ChunkSink { tx, recycled: back_rx, buf: vec![0; CHUNK], len: 0, count: 0 };
+    let result = (|| {
+        let mut buf = vec![0u8; COPY_BUFFER];
+        sink.put_str(MAGIC)?;
+        dump_node(path, &mut sink, &mut buf)?;
+        sink.send()
+    })();
+    let count = sink.count;
+    drop(sink);
     let hash = hasher.join().map_err(|_| NarError::Write(io::Error::other("hashing thread panicked")))?;
-    Ok((hash, result?))
+    result?;
+    Ok((hash, count))
 }
 
 const CHUNK: usize = 1 << 20;
 
-/// Collects NAR bytes into large chunks and hands them to the hashing thread; dropping it ends the stream.
-struct ChunkWriter {
-    tx: std::sync::mpsc::SyncSender<Vec<u8>>,
+/// Collects NAR bytes into large chunks (`buf[..len]`) and hands them to the hashing thread, which sends the
+/// buffers back for reuse; dropping it ends the stream.
+struct ChunkSink {
+    tx: std::sync::mpsc::SyncSender<(Vec<u8>, usize)>,
     recycled: std::sync::mpsc::Receiver<Vec<u8>>,
     buf: Vec<u8>,
+    len: usize,
+    count: u64,
 }
 
-impl ChunkWriter {
-    fn send(&mut self) -> io::Result<()> {
-        let fresh = self.recycled.try_recv().map(|mut v| {
-            v.clear();
-            v
-        });
-        let full = std::mem::replace(&mut self.buf, fresh.unwrap_or_else(|_| Vec::with_capacity(CHUNK)));
-        self.tx.send(full).map_err(|_| io::Error::other("hashing thread stopped"))
-    }
-}
-
-impl Write for ChunkWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let room = CHUNK - self.buf.len();
-        let n = data.len().min(room);
-        self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() == CHUNK {
-            self.send()?;
+impl ChunkSink {
+    /// Hands the current chunk (if any) to the hashing thread and starts a new one.
+    fn send(&mut self) -> Result<()> {
+        if self.len == 0 {
+            return Ok(());
         }
-        Ok(n)
+        let fresh = self.recycled.try_recv().unwrap_or_else(|_| vec![0; CHUNK]);
+        let full = std::mem::replace(&mut self.buf, fresh);
+        let len = std::mem::take(&mut self.len);
+        self.tx.send((full, len)).map_err(|_| NarError::Write(io::Error::other("hashing thread stopped")))
     }
+}
 
-    fn flush(&mut self) -> io::Result<()> {
-        if !self.buf.is_empty() {
-            self.send()?;
+impl Sink for ChunkSink {
+    fn put(&mut self, mut data: &[u8]) -> Result<()> {
+        self.count += data.len() as u64;
+        while !data.is_empty() {
+            let n = data.len().min(CHUNK - self.len);
+            self.buf[self.len..self.len + n].copy_from_slice(&data[..n]);
+            self.len += n;
+            data = &data[n..];
+            if self.len == CHUNK {
+                self.send()?;
+            }
         }
         Ok(())
+    }
+
+    fn put_file(&mut self, path: &Path, file: &mut fs::File, size: u64, _buf: &mut [u8]) -> Result<()> {
+        let mut copied = 0u64;
+        loop {
+            if self.len == CHUNK {
+                self.send()?;
+            }
+            // Ask for one byte more than remains, so a file that grew is noticed.
+            let want = (CHUNK - self.len).min((size - copied) as usize + 1);
+            let n = match file.read(&mut self.buf[self.len..self.len + want]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_err("read", path)(e)),
+            };
+            if n == 0 {
+                if copied == size {
+                    return Ok(());
+                }
+                return Err(NarError::Changed { path: path.to_owned(), expected: size, found: copied });
+            }
+            copied += n as u64;
+            if copied > size {
+                return Err(NarError::Changed { path: path.to_owned(), expected: size, found: copied });
+            }
+            self.len += n;
+            self.count += n as u64;
+        }
     }
 }
 
@@ -660,6 +711,26 @@ mod tests {
         }
         s(&mut v, b")");
         v
+    }
+
+    #[test]
+    fn hashing_a_tree_equals_hashing_its_dump() {
+        // Files larger than a chunk, ending on and off chunk boundaries, empty, executable, plus a symlink.
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("t");
+        fs::create_dir_all(root.join("sub")).unwrap();
+        let big: Vec<u8> = (0..(CHUNK * 2 + 77)).map(|i| (i * 31 % 251) as u8).collect();
+        fs::write(root.join("a-big"), &big).unwrap();
+        fs::write(root.join("b-exact"), &big[..CHUNK]).unwrap();
+        fs::write(root.join("sub/empty"), b"").unwrap();
+        fs::write(root.join("sub/x"), b"#!/bin/sh\n").unwrap();
+        fs::set_permissions(root.join("sub/x"), fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink("../a-big", root.join("sub/link")).unwrap();
+        let nar = dump_vec(&root);
+        for algo in [HashAlgo::Sha256, HashAlgo::Sha512, HashAlgo::Md5] {
+            let (h, n) = hash_path(&root, algo).unwrap();
+            assert_eq!((h, n), (Hash::digest(algo, &nar), nar.len() as u64));
+        }
     }
 
     #[test]
