@@ -39,15 +39,41 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     })
 }
 
-/// Copies `src` (file, symlink or directory, not following symlinks) to `dst`, which must not exist.
+/// Copies `src` (file, symlink or directory, not following symlinks) to `dst`, which must not exist, giving the
+/// copy the canonical attributes of a store object as it goes (see [`canonicalise`]): one pass over the tree
+/// instead of a copy and a second walk. Files are written through their descriptor (mode at creation, mtime and
+/// owner set on the open file); a directory gets its mode and mtime after its entries are in.
 pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+    let as_root = nix::unistd::geteuid().is_root();
+    copy_canonical(src, dst, as_root)
+}
+
+fn copy_canonical(src: &Path, dst: &Path, as_root: bool) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let meta = fs::symlink_metadata(src).map_err(io_err("read metadata of", src))?;
     let ft = meta.file_type();
     if ft.is_symlink() {
         let target = fs::read_link(src).map_err(io_err("read symlink", src))?;
         std::os::unix::fs::symlink(&target, dst).map_err(io_err("create symlink", dst))?;
+        return set_owner_and_mtime(dst, as_root);
     } else if ft.is_file() {
-        fs::copy(src, dst).map_err(io_err("copy", src))?;
+        let mode = if meta.mode() & 0o100 != 0 { 0o555 } else { 0o444 };
+        let mut input = fs::File::open(src).map_err(io_err("open", src))?;
+        let mut out = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(dst)
+            .map_err(io_err("create", dst))?;
+        std::io::copy(&mut input, &mut out).map_err(io_err("copy", src))?;
+        // The umask may have taken bits away; the mode is exact either way.
+        out.set_permissions(fs::Permissions::from_mode(mode)).map_err(io_err("set the mode of", dst))?;
+        if as_root {
+            std::os::unix::fs::fchown(&out, Some(0), Some(0)).map_err(io_err("change the owner of", dst))?;
+        }
+        nix::sys::stat::futimens(&out, &TimeSpec::UTIME_OMIT, &TimeSpec::new(1, 0))
+            .map_err(|e| io_err("set the modification time of", dst)(e.into()))?;
+        return Ok(());
     } else if ft.is_dir() {
         fs::create_dir(dst).map_err(io_err("create directory", dst))?;
         let entries: Vec<_> = fs::read_dir(src)
@@ -55,14 +81,30 @@ pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
             .collect::<std::io::Result<_>>()
             .map_err(io_err("list directory", src))?;
         use rayon::prelude::*;
-        entries.par_iter().try_for_each(|e| copy_tree(&e.path(), &dst.join(e.file_name())))?;
-    } else {
-        return Err(StoreError::Invalid(format!(
-            "cannot add {}: only regular files, directories and symlinks can be stored",
-            src.display()
-        )));
+        entries.par_iter().try_for_each(|e| copy_canonical(&e.path(), &dst.join(e.file_name()), as_root))?;
+        fs::set_permissions(dst, fs::Permissions::from_mode(0o555))
+            .map_err(io_err("set the mode of", dst))?;
+        return set_owner_and_mtime(dst, as_root);
     }
-    Ok(())
+    Err(StoreError::Invalid(format!(
+        "cannot add {}: only regular files, directories and symlinks can be stored",
+        src.display()
+    )))
+}
+
+/// Owner root (when running as root) and mtime 1, without following a symlink.
+fn set_owner_and_mtime(path: &Path, as_root: bool) -> Result<()> {
+    if as_root {
+        std::os::unix::fs::lchown(path, Some(0), Some(0)).map_err(io_err("change the owner of", path))?;
+    }
+    utimensat(
+        nix::fcntl::AT_FDCWD,
+        path,
+        &TimeSpec::UTIME_OMIT,
+        &TimeSpec::new(1, 0),
+        UtimensatFlags::NoFollowSymlink,
+    )
+    .map_err(|e| io_err("set the modification time of", path)(e.into()))
 }
 
 /// Makes a freshly written tree look like every store object: files 0444 or 0555 (by the owner's execute bit),

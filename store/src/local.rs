@@ -213,7 +213,6 @@ impl Store {
         let result = (|| {
             let staged = tmp.join("x");
             fsutil::copy_tree(src, &staged)?;
-            fsutil::canonicalise(&staged)?;
             let (nar_hash, nar_size) = nar::hash_path(&staged, HashAlgo::Sha256)?;
             let ca_hash = match (method, algo) {
                 (FileIngestion::Recursive, HashAlgo::Sha256) => nar_hash.clone(),

@@ -14,7 +14,7 @@ fn make_d(parent: &Path) -> std::path::PathBuf {
     fs::write(d.join("a.txt"), "hello\n").unwrap();
     std::os::unix::fs::symlink("a.txt", d.join("link")).unwrap();
     fs::write(d.join("sub/run.sh"), "#!/bin/sh\necho hi\n").unwrap();
-    fs::set_permissions(d.join("sub/run.sh"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(d.join("sub/run.sh"), fs::Permissions::from_mode(0o4755)).unwrap();
     d
 }
 
