@@ -357,7 +357,7 @@ impl RepoSource {
             host_root: (opts.host && self.settings.use_host_packages).then(|| opts.host_root.clone()),
             native_arch: native,
         };
-        let mut target = StoreTarget { store };
+        let mut target = StoreTarget::new(store);
         let bar = crate::realise::Bar::default();
         let done = pkgs::realise::realise(&http, &self.cache, &lock, &ropts, &bar, &mut target)?;
         Ok(done
@@ -370,17 +370,44 @@ impl RepoSource {
     }
 }
 
-/// Hands unpacked packages to the store, with references to their dependencies' store paths.
+/// Hands unpacked packages to the store, with references to their dependencies' store paths. Packages are unpacked
+/// in a scratch directory inside the store, so they move into their store paths without a copy.
 pub struct StoreTarget<'a> {
-    pub store: &'a Store,
+    store: &'a Store,
+    scratch: Option<store::ScratchDir>,
+}
+
+impl<'a> StoreTarget<'a> {
+    pub fn new(store: &'a Store) -> StoreTarget<'a> {
+        StoreTarget { store, scratch: None }
+    }
 }
 
 impl pkgs::realise::Target for StoreTarget<'_> {
+    type Prepared = store::PreparedTree;
+
+    fn scratch_dir(&mut self) -> pkgs::Result<Option<PathBuf>> {
+        if self.scratch.is_none() {
+            let dir = self.store.scratch_dir().map_err(|e| pkgs::Error::Realise {
+                package: "packages".into(),
+                reason: format!("no scratch directory in the store: {e}"),
+            })?;
+            self.scratch = Some(dir);
+        }
+        Ok(self.scratch.as_ref().map(|d| d.path().to_owned()))
+    }
+
+    fn prepare(&self, pkg: &pkgs::lock::LockedPackage, tree: PathBuf) -> pkgs::Result<store::PreparedTree> {
+        self.store
+            .prepare_tree(&tree)
+            .map_err(|e| pkgs::Error::Realise { package: pkg.key(), reason: e.to_string() })
+    }
+
     fn add(
         &mut self,
         _pkg: &pkgs::lock::LockedPackage,
         name: &str,
-        tree: &Path,
+        prepared: store::PreparedTree,
         references: &[String],
     ) -> pkgs::Result<String> {
         let fail = |e: String| pkgs::Error::Realise { package: name.to_owned(), reason: e };
@@ -389,7 +416,7 @@ impl pkgs::realise::Target for StoreTarget<'_> {
             .map(|r| self.store.parse_path(r))
             .collect::<Result<_, _>>()
             .map_err(|e| fail(e.to_string()))?;
-        let p = self.store.add_tree(name, tree, &refs).map_err(|e| fail(e.to_string()))?;
+        let p = self.store.add_prepared(name, prepared, &refs).map_err(|e| fail(e.to_string()))?;
         self.store.add_temp_root(&p).map_err(|e| fail(e.to_string()))?;
         Ok(p.to_absolute().display().to_string())
     }

@@ -70,6 +70,33 @@ fn fetch_unpacks_a_closure_that_runs() {
 }
 
 #[test]
+fn fetch_into_another_file_system_copies_the_trees() {
+    use std::os::unix::fs::MetadataExt;
+    let f = updated();
+    // /dev/shm is a tmpfs on Linux; skip where it is missing or shares the cache's file system.
+    let shm = Path::new("/dev/shm");
+    let cache_dev = std::fs::metadata(f.path("cache")).unwrap().dev();
+    if !shm.is_dir() || std::fs::metadata(shm).unwrap().dev() == cache_dev {
+        eprintln!("skipped: no /dev/shm on another file system than {}", f.path("cache").display());
+        return;
+    }
+    let into = tempfile::tempdir_in(shm).unwrap();
+    let root = into.path().join("root");
+    let out = f.ok(&["pkgs", "fetch", "hello-foo", "--into", root.to_str().unwrap()]);
+    assert!(out.contains(&root.join("hello-foo-1.0-1").display().to_string()), "{out}");
+    let lib = root.join("libfoo1-1.0-1/usr/lib/x86_64-linux-gnu");
+    assert_eq!(std::fs::read_link(lib.join("libfoo.so.1")).unwrap(), Path::new("libfoo.so.1.0.0"));
+    // Permissions survive the copy (not run: /dev/shm may be mounted noexec).
+    let hello = std::fs::metadata(root.join("hello-foo-1.0-1/usr/bin/hello-foo")).unwrap();
+    assert_eq!(hello.mode() & 0o777, 0o755);
+    let names: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.starts_with('.')), "no temporary copy left: {names:?}");
+}
+
+#[test]
 fn fetch_from_the_lock_file_reuses_the_cache() {
     let f = updated();
     f.ok(&["pkgs", "resolve", "hello-foo"]);
@@ -246,6 +273,18 @@ fn fetch_adds_packages_to_the_store_with_references_and_roots() {
     let store = f.path("store/store");
     assert!(Path::new(&hello).starts_with(&store), "{out}");
     assert!(hello.ends_with("-hello-foo-1.0-1"), "{hello}");
+    // Unpacked inside the store and moved into place: no scratch or staging directory is left behind.
+    let leftovers: Vec<String> = std::fs::read_dir(&store)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // A hostile package fails after others were prepared: nothing of it or them stays in the store.
+    let before = std::fs::read_dir(&store).unwrap().count();
+    let err = f.fails(&["pkgs", "fetch", "evil-dotdot", "libc-fixture"]);
+    assert!(err.contains("unsafe .deb"), "{err}");
+    assert_eq!(std::fs::read_dir(&store).unwrap().count(), before);
     // The package references the store paths of its dependencies, and the store's files run.
     let store_cmd = |args: &[&str]| {
         let out = f.command().args(args).output().unwrap();

@@ -33,12 +33,20 @@ impl Compression {
         })
     }
 
-    /// Wraps `input` in a decoder.
-    pub fn reader<'a, R: Read + 'a>(self, input: R) -> std::io::Result<Box<dyn Read + 'a>> {
+    /// Wraps `input` in a decoder. Callers decompress only data whose SHA-256 they have checked against a signed
+    /// index (a `.deb`, an index file), so the xz format's own integrity check is not computed again.
+    pub fn reader<'a, R: Read + Send + 'a>(self, input: R) -> std::io::Result<Box<dyn Read + Send + 'a>> {
         Ok(match self {
             Compression::None => Box::new(input),
             Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(input)),
-            Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(input)),
+            Compression::Xz => {
+                let stream = liblzma::stream::Stream::new_stream_decoder(
+                    u64::MAX,
+                    liblzma::stream::CONCATENATED | liblzma::stream::IGNORE_CHECK,
+                )
+                .map_err(std::io::Error::other)?;
+                Box::new(liblzma::read::XzDecoder::new_stream(input, stream))
+            }
             Compression::Lzma => {
                 let stream =
                     liblzma::stream::Stream::new_lzma_decoder(u64::MAX).map_err(std::io::Error::other)?;

@@ -8,8 +8,9 @@
 //! skipped, and set-id bits are dropped. Unpacking goes to a temporary directory beside the destination that is
 //! renamed into place only when everything succeeded.
 
+use std::collections::HashSet;
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -177,10 +178,24 @@ fn safe_components(deb: &Path, raw: &Path) -> Result<Vec<String>> {
 }
 
 /// Makes sure every parent of `parts` inside `root` is a real directory (created when missing), never a symlink.
-fn ensure_parents(deb: &Path, root: &Path, parts: &[String]) -> Result<PathBuf> {
+/// `known` holds directories (relative, `/`-joined) already checked or created: a directory is never replaced
+/// later (see `extract_data`), so they need no second look.
+fn ensure_parents(deb: &Path, root: &Path, parts: &[String], known: &mut HashSet<String>) -> Result<PathBuf> {
+    let parents = &parts[..parts.len().saturating_sub(1)];
+    if parents.is_empty() || known.contains(&parents.join("/")) {
+        return Ok(root.join(parts.join("/")));
+    }
     let mut dir = root.to_path_buf();
-    for p in &parts[..parts.len().saturating_sub(1)] {
+    let mut rel = String::new();
+    for p in parents {
         dir.push(p);
+        if !rel.is_empty() {
+            rel.push('/');
+        }
+        rel.push_str(p);
+        if known.contains(&rel) {
+            continue;
+        }
         match fs::symlink_metadata(&dir) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
@@ -191,6 +206,7 @@ fn ensure_parents(deb: &Path, root: &Path, parts: &[String]) -> Result<PathBuf> 
             }
             Err(_) => fs::create_dir(&dir).map_err(io("create directory", &dir))?,
         }
+        known.insert(rel.clone());
     }
     Ok(root.join(parts.join("/")))
 }
@@ -217,6 +233,8 @@ fn symlink_stays_inside(parts: &[String], target: &Path) -> bool {
 fn extract_data(deb: &Path, reader: impl Read, root: &Path) -> Result<()> {
     let mut tar = tar::Archive::new(reader);
     let entries = tar.entries().map_err(|e| unpack_err(deb, format!("bad data.tar: {e}")))?;
+    let mut known = HashSet::new();
+    let mut buf = vec![0u8; 256 << 10];
     for entry in entries {
         let mut entry = entry.map_err(|e| unpack_err(deb, format!("bad data.tar: {e}")))?;
         let raw = entry.path().map_err(|e| unpack_err(deb, e.to_string()))?.into_owned();
@@ -227,7 +245,7 @@ fn extract_data(deb: &Path, reader: impl Read, root: &Path) -> Result<()> {
         if parts[0] == "DEBIAN" {
             return Err(unsafe_deb(deb, "data.tar writes into DEBIAN/, where the control files go"));
         }
-        let dest = ensure_parents(deb, root, &parts)?;
+        let dest = ensure_parents(deb, root, &parts, &mut known)?;
         let kind = entry.header().entry_type();
         let mode = entry.header().mode().unwrap_or(0o644) & 0o777;
         if let Ok(m) = fs::symlink_metadata(&dest) {
@@ -242,16 +260,23 @@ fn extract_data(deb: &Path, reader: impl Read, root: &Path) -> Result<()> {
         }
         if kind.is_dir() {
             fs::create_dir(&dest).map_err(io("create directory", &dest))?;
+            known.insert(parts.join("/"));
         } else if kind.is_file() || kind == tar::EntryType::Continuous {
             let mut out = fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .open(&dest)
                 .map_err(io("create", &dest))?;
-            std::io::copy(&mut entry, &mut out)
-                .map_err(|e| unpack_err(deb, format!("{}: {e}", parts.join("/"))))?;
-            fs::set_permissions(&dest, fs::Permissions::from_mode(mode))
-                .map_err(io("set permissions of", &dest))?;
+            loop {
+                let n = match entry.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(unpack_err(deb, format!("{}: {e}", parts.join("/")))),
+                };
+                out.write_all(&buf[..n]).map_err(io("write", &dest))?;
+            }
+            out.set_permissions(fs::Permissions::from_mode(mode)).map_err(io("set permissions of", &dest))?;
         } else if kind.is_symlink() {
             let target = entry
                 .link_name()

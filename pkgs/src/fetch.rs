@@ -7,7 +7,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -74,6 +74,14 @@ fn cached_ok(path: &Path, item: &FetchItem) -> Result<bool> {
     Ok(false)
 }
 
+/// Fetches one file into the cache, or finds it there verified, and returns its path; tells `reporter` it is done.
+/// Safe to call from several threads for different files. The caller holds the cache lock.
+pub fn fetch(http: &Http, cache: &Cache, item: &FetchItem, reporter: &dyn Reporter) -> Result<PathBuf> {
+    let path = fetch_one(http, cache, item, reporter)?;
+    reporter.done(&item.label);
+    Ok(path)
+}
+
 fn fetch_one(http: &Http, cache: &Cache, item: &FetchItem, reporter: &dyn Reporter) -> Result<PathBuf> {
     let path = cache.deb_path(&item.sha256);
     if cached_ok(&path, item)? {
@@ -99,17 +107,10 @@ fn fetch_one(http: &Http, cache: &Cache, item: &FetchItem, reporter: &dyn Report
     Ok(path)
 }
 
-/// Fetches all `items` with up to `jobs` parallel downloads. Returns the verified cache paths in the order of
-/// `items`; on failure, the first error (files already verified stay cached, partial ones stay for a resume).
-/// The caller holds the cache lock.
-pub fn fetch_all(
-    http: &Http,
-    cache: &Cache,
-    items: &[FetchItem],
-    jobs: usize,
-    reporter: &dyn Reporter,
-) -> Result<Vec<PathBuf>> {
-    let missing: Vec<&FetchItem> = items.iter().filter(|i| !cache.deb_path(&i.sha256).exists()).collect();
+/// Tells `reporter` how many of `items` must be downloaded (are not in the cache yet) and how many bytes that is.
+pub fn announce<'a>(cache: &Cache, items: impl IntoIterator<Item = &'a FetchItem>, reporter: &dyn Reporter) {
+    let missing: Vec<&FetchItem> =
+        items.into_iter().filter(|i| !cache.deb_path(&i.sha256).exists()).collect();
     let resumed: u64 = missing
         .iter()
         .map(|i| {
@@ -118,17 +119,28 @@ pub fn fetch_all(
         })
         .sum();
     reporter.start(missing.len(), missing.iter().map(|i| i.size).sum::<u64>().saturating_sub(resumed));
+}
+
+/// Runs `work` for each index in `order` on up to `jobs` threads, taking indexes in that order, and returns the
+/// results by index. After the first failure no new index is started (their results are `None`); the error is
+/// in the results.
+pub fn run_parallel<T: Send>(
+    count: usize,
+    order: &[usize],
+    jobs: usize,
+    work: impl Fn(usize) -> Result<T> + Sync,
+) -> Vec<Option<Result<T>>> {
     let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<PathBuf>>>> = Mutex::new((0..items.len()).map(|_| None).collect());
+    let failed = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<Result<T>>>> = Mutex::new((0..count).map(|_| None).collect());
     std::thread::scope(|s| {
-        for _ in 0..jobs.clamp(1, 16).min(items.len().max(1)) {
+        for _ in 0..jobs.clamp(1, 16).min(order.len().max(1)) {
             s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(item) = items.get(i) else { break };
-                    let r = fetch_one(http, cache, item, reporter);
-                    if r.is_ok() {
-                        reporter.done(&item.label);
+                while !failed.load(Ordering::SeqCst) {
+                    let Some(&i) = order.get(next.fetch_add(1, Ordering::SeqCst)) else { break };
+                    let r = work(i);
+                    if r.is_err() {
+                        failed.store(true, Ordering::SeqCst);
                     }
                     if let Ok(mut all) = results.lock() {
                         all[i] = Some(r);
@@ -137,16 +149,40 @@ pub fn fetch_all(
             });
         }
     });
+    results.into_inner().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The first error among `results` (by index), or the values, all of them present.
+pub fn collect_results<T>(results: Vec<Option<Result<T>>>, what: &str) -> Result<Vec<T>> {
+    let mut out = Vec::with_capacity(results.len());
+    let mut missing = false;
+    for r in results {
+        match r {
+            Some(Ok(v)) => out.push(v),
+            Some(Err(e)) => return Err(e),
+            None => missing = true,
+        }
+    }
+    if missing {
+        return Err(Error::Http { url: String::new(), reason: format!("{what} not attempted") });
+    }
+    Ok(out)
+}
+
+/// Fetches all `items` with up to `jobs` parallel downloads, largest first. Returns the verified cache paths in the
+/// order of `items`; on failure, the first error (files already verified stay cached, partial ones stay for a
+/// resume). The caller holds the cache lock.
+pub fn fetch_all(
+    http: &Http,
+    cache: &Cache,
+    items: &[FetchItem],
+    jobs: usize,
+    reporter: &dyn Reporter,
+) -> Result<Vec<PathBuf>> {
+    announce(cache, items, reporter);
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(items[i].size));
+    let results = run_parallel(items.len(), &order, jobs, |i| fetch(http, cache, &items[i], reporter));
     reporter.finish();
-    let results = results
-        .into_inner()
-        .map_err(|_| Error::Http { url: String::new(), reason: "download worker panicked".into() })?;
-    results
-        .into_iter()
-        .map(|r| {
-            r.unwrap_or_else(|| {
-                Err(Error::Http { url: String::new(), reason: "download not attempted".into() })
-            })
-        })
-        .collect()
+    collect_results(results, "download")
 }

@@ -327,16 +327,12 @@ pub fn update(
                 ));
                 soname::write_empty(&idx)?;
             } else {
-                let mut all = Vec::new();
+                let mut verified = Vec::new();
                 for (rel, entry) in &contents {
                     let data = fetch_verified(http, repo, rel, entry, &mut downloaded)?;
-                    let plain = decompress(&repo.dist_url(rel), &data)?;
-                    all.extend_from_slice(&plain);
-                    if !all.ends_with(b"\n") && !all.is_empty() {
-                        all.push(b'\n');
-                    }
+                    verified.push((repo.dist_url(rel), data));
                 }
-                let stats = soname::build(&all, &idx)?;
+                let stats = soname::build_from_compressed(&verified, &idx)?;
                 soname_entries += stats.entries;
             }
             state.soname.insert(arch.clone(), hashes);

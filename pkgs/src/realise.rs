@@ -2,27 +2,48 @@
 //! the CLI, or a plain directory), dependencies first so each package can reference its dependencies' paths.
 //!
 //! Packages the host has installed at the same version are copied from the host (verified by MD5); the rest are
-//! downloaded ([`crate::fetch`]), verified, and unpacked ([`crate::deb`]) in parallel into scratch directories in
-//! the cache. Dependency cycles (libc6 and libgcc-s1 depend on each other) are broken at the back edge: a package
-//! cannot reference a path that needs its own path first.
+//! downloaded ([`crate::fetch`]), verified, and unpacked ([`crate::deb`]). Each package is one job on a pool of
+//! `jobs` threads, largest first: download, unpack and [`Target::prepare`] (for the store: move the tree in,
+//! canonicalise and hash it) run for many packages at once, and downloads overlap unpacking. Only the cheap
+//! [`Target::add`] runs in dependency order. Trees are unpacked where the target says ([`Target::scratch_dir`], on
+//! the destination's file system, so they are moved, not copied), else in the cache's scratch directory.
+//! Dependency cycles (libc6 and libgcc-s1 depend on each other) are broken at the back edge: a package cannot
+//! reference a path that needs its own path first.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::cache::Cache;
 use crate::error::{Error, Result, io};
-use crate::fetch::{FetchItem, Reporter, fetch_all};
+use crate::fetch::{FetchItem, Reporter, announce, collect_results, fetch, run_parallel};
 use crate::host::HostDb;
 use crate::http::Http;
 use crate::lock::{Lock, LockedPackage};
 
 /// Where realised packages go.
-pub trait Target {
-    /// Takes the unpacked tree of `pkg` (it may move or copy it) with the locations of its dependencies, and
-    /// returns the package's location (a store path, a directory).
-    fn add(&mut self, pkg: &LockedPackage, name: &str, tree: &Path, references: &[String]) -> Result<String>;
+pub trait Target: Sync {
+    /// What [`Target::prepare`] hands to [`Target::add`].
+    type Prepared: Send;
+
+    /// A directory to unpack in, on the destination's file system so trees move there without a copy; `None`
+    /// for the cache's scratch directory.
+    fn scratch_dir(&mut self) -> Result<Option<PathBuf>> {
+        Ok(None)
+    }
+
+    /// The part of adding `pkg`'s unpacked `tree` that needs no other package (moving, hashing). Called on worker
+    /// threads, in any order, as soon as the package is unpacked; `tree` is the target's to take.
+    fn prepare(&self, pkg: &LockedPackage, tree: PathBuf) -> Result<Self::Prepared>;
+
+    /// Adds a prepared package named `name` with the locations of its dependencies (added before it), and returns
+    /// the package's location (a store path, a directory).
+    fn add(
+        &mut self,
+        pkg: &LockedPackage,
+        name: &str,
+        prepared: Self::Prepared,
+        references: &[String],
+    ) -> Result<String>;
 }
 
 /// A target that moves each tree to `<dir>/<name>` (the `--into` option; no store involved).
@@ -32,11 +53,17 @@ pub struct DirTarget {
 }
 
 impl Target for DirTarget {
+    type Prepared = PathBuf;
+
+    fn prepare(&self, _pkg: &LockedPackage, tree: PathBuf) -> Result<PathBuf> {
+        Ok(tree)
+    }
+
     fn add(
         &mut self,
         _pkg: &LockedPackage,
         name: &str,
-        tree: &Path,
+        tree: PathBuf,
         _references: &[String],
     ) -> Result<String> {
         std::fs::create_dir_all(&self.dir).map_err(io("create directory", &self.dir))?;
@@ -46,9 +73,41 @@ impl Target for DirTarget {
         if dest.exists() {
             std::fs::remove_dir_all(&dest).map_err(io("replace", &dest))?;
         }
-        std::fs::rename(tree, &dest).map_err(io("move package tree to", &dest))?;
+        match std::fs::rename(&tree, &dest) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
+                // The cache is on another file system: copy beside the destination, then rename.
+                let tmp = tempfile::Builder::new()
+                    .prefix(".fhskit-copy-")
+                    .tempdir_in(&dir)
+                    .map_err(io("create temporary directory in", &dir))?;
+                let copy = tmp.path().join("x");
+                copy_tree(&tree, &copy)?;
+                std::fs::rename(&copy, &dest).map_err(io("move package tree to", &dest))?;
+            }
+            Err(e) => return Err(io("move package tree to", &dest)(e)),
+        }
         Ok(dest.display().to_string())
     }
+}
+
+/// Copies a tree of directories, regular files (with their permissions) and symlinks.
+fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+    let meta = std::fs::symlink_metadata(src).map_err(io("read metadata of", src))?;
+    if meta.is_symlink() {
+        let target = std::fs::read_link(src).map_err(io("read symlink", src))?;
+        std::os::unix::fs::symlink(target, dst).map_err(io("create symlink", dst))?;
+    } else if meta.is_dir() {
+        std::fs::create_dir(dst).map_err(io("create directory", dst))?;
+        for entry in std::fs::read_dir(src).map_err(io("list directory", src))? {
+            let entry = entry.map_err(io("list directory", src))?;
+            copy_tree(&entry.path(), &dst.join(entry.file_name()))?;
+        }
+        std::fs::set_permissions(dst, meta.permissions()).map_err(io("set permissions of", dst))?;
+    } else {
+        std::fs::copy(src, dst).map_err(io("copy", src))?;
+    }
+    Ok(())
 }
 
 /// One realised package.
@@ -123,15 +182,18 @@ pub fn topo_order(lock: &Lock) -> (Vec<usize>, BTreeMap<usize, Vec<usize>>) {
 }
 
 /// Realises every package of `lock` into `target`. The caller holds the cache lock.
-pub fn realise(
+pub fn realise<T: Target>(
     http: &Http,
     cache: &Cache,
     lock: &Lock,
     opts: &RealiseOptions,
     reporter: &dyn Reporter,
-    target: &mut dyn Target,
+    target: &mut T,
 ) -> Result<Vec<Realised>> {
-    let scratch = cache.scratch_dir()?;
+    let scratch = match target.scratch_dir()? {
+        Some(dir) => dir,
+        None => cache.scratch_dir()?,
+    };
     let work = tempfile::Builder::new()
         .prefix("realise-")
         .tempdir_in(&scratch)
@@ -140,18 +202,30 @@ pub fn realise(
         Some(root) => HostDb::load(root)?,
         None => None,
     };
-    let mut trees: HashMap<usize, PathBuf> = HashMap::new();
-    let mut from_host: HashSet<usize> = HashSet::new();
-    if let Some(db) = &host {
-        for (i, p) in lock.packages.iter().enumerate() {
-            let Some(installed) = db.find(&p.name, &p.architecture, &p.version) else { continue };
+    let installed: Vec<_> = lock
+        .packages
+        .iter()
+        .map(|p| host.as_ref().and_then(|db| db.find(&p.name, &p.architecture, &p.version)))
+        .collect();
+    let items: Vec<FetchItem> = lock
+        .packages
+        .iter()
+        .map(|p| FetchItem { label: p.key(), url: p.url(), size: p.size, sha256: p.sha256.clone() })
+        .collect();
+    announce(cache, items.iter().zip(&installed).filter(|(_, h)| h.is_none()).map(|(i, _)| i), reporter);
+    // Largest first, so a big package does not start last and keep one thread busy alone at the end.
+    let mut order: Vec<usize> = (0..lock.packages.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(lock.packages[i].size));
+    let shared: &T = target;
+    let results = run_parallel(lock.packages.len(), &order, opts.jobs, |i| {
+        let p = &lock.packages[i];
+        if let (Some(db), Some(inst)) = (&host, installed[i]) {
             let tree = work.path().join(format!("host-{i}"));
             std::fs::create_dir(&tree).map_err(io("create directory", &tree))?;
-            match db.copy_package(installed, &tree) {
+            match db.copy_package(inst, &tree) {
                 Ok(n) => {
                     tracing::info!(package = %p.key(), files = n, "copied from the host's dpkg database");
-                    trees.insert(i, tree);
-                    from_host.insert(i);
+                    return Ok((shared.prepare(p, tree)?, true));
                 }
                 Err(e) => {
                     tracing::info!(package = %p.key(), "not taken from the host ({e}); downloading instead");
@@ -159,60 +233,27 @@ pub fn realise(
                 }
             }
         }
-    }
-    let wanted: Vec<usize> = (0..lock.packages.len()).filter(|i| !trees.contains_key(i)).collect();
-    let items: Vec<FetchItem> = wanted
-        .iter()
-        .map(|&i| {
-            let p = &lock.packages[i];
-            FetchItem { label: p.key(), url: p.url(), size: p.size, sha256: p.sha256.clone() }
-        })
-        .collect();
-    let debs = fetch_all(http, cache, &items, opts.jobs, reporter)?;
-    // Unpack in parallel: xz and zstd decoding is the expensive part.
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, Result<PathBuf>)>> = Mutex::new(Vec::new());
-    std::thread::scope(|s| {
-        for _ in 0..opts.jobs.clamp(1, 8).min(wanted.len().max(1)) {
-            s.spawn(|| {
-                loop {
-                    let k = next.fetch_add(1, Ordering::SeqCst);
-                    let (Some(&i), Some(deb)) = (wanted.get(k), debs.get(k)) else { break };
-                    let tree = work.path().join(format!("deb-{i}"));
-                    let r = crate::deb::unpack(deb, &tree).map(|_| tree);
-                    if let Ok(mut v) = results.lock() {
-                        v.push((i, r));
-                    }
-                }
-            });
-        }
+        let deb = fetch(http, cache, &items[i], reporter)?;
+        let tree = work.path().join(format!("deb-{i}"));
+        crate::deb::unpack(&deb, &tree)?;
+        Ok((shared.prepare(p, tree)?, false))
     });
-    let mut results = results.into_inner().map_err(|_| Error::Unpack {
-        path: work.path().to_owned(),
-        reason: "unpack worker panicked".into(),
-    })?;
-    results.sort_by_key(|(i, _)| *i);
-    for (i, r) in results {
-        trees.insert(i, r?);
-    }
+    reporter.finish();
+    let mut prepared: Vec<Option<(T::Prepared, bool)>> =
+        collect_results(results, "unpacking")?.into_iter().map(Some).collect();
     let (order, edges) = topo_order(lock);
     let mut locations: HashMap<usize, String> = HashMap::new();
     let mut out = Vec::new();
     for i in order {
         let p = &lock.packages[i];
-        let tree = trees
-            .get(&i)
+        let (tree, from_host) = prepared[i]
+            .take()
             .ok_or_else(|| Error::Realise { package: p.key(), reason: "no unpacked tree".into() })?;
         let refs: Vec<String> =
             edges.get(&i).into_iter().flatten().filter_map(|j| locations.get(j).cloned()).collect();
         let location = target.add(p, &store_name(p, &opts.native_arch), tree, &refs)?;
         locations.insert(i, location.clone());
-        out.push(Realised {
-            package: p.key(),
-            version: p.version.clone(),
-            location,
-            from_host: from_host.contains(&i),
-        });
+        out.push(Realised { package: p.key(), version: p.version.clone(), location, from_host });
     }
     out.sort_by(|a, b| a.package.cmp(&b.package));
     Ok(out)

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use memchr::{memchr, memrchr};
 
 use crate::cache::write_atomic;
+use crate::compression::Compression;
 use crate::error::{Error, Result, io};
 
 const MAGIC: &[u8; 8] = b"FHSKSNI1";
@@ -81,6 +82,17 @@ impl Builder {
         strings.extend_from_slice(s);
         map.insert(s.into(), id);
         id
+    }
+
+    /// Feeds every non-empty line of `text` (the last one may lack its newline).
+    fn lines_of(&mut self, text: &[u8]) {
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', text).chain(std::iter::once(text.len())) {
+            if end > start {
+                self.line(&text[start..end]);
+            }
+            start = end + 1;
+        }
     }
 
     fn line(&mut self, line: &[u8]) {
@@ -182,10 +194,30 @@ impl Builder {
 /// Builds the index at `out` from decompressed `Contents` data read from `input` (any reader: a decoder of the
 /// `.gz`, a file). Decompression runs on its own thread while this one scans lines.
 pub fn build_from_reader<R: Read + Send>(input: R, out: &Path) -> Result<BuildStats> {
-    build_chunked(input, out, 4 << 20)
+    build_chunked(input, &out.display().to_string(), out, 4 << 20)
 }
 
-fn build_chunked<R: Read + Send>(input: R, out: &Path, chunk_len: usize) -> Result<BuildStats> {
+/// Builds the index at `out` from whole, still compressed `Contents` files, each given with its name (whose suffix
+/// selects the decompressor; a URL is fine) and its verified bytes, as `update` has them. The files are decompressed
+/// as one stream on a second thread while this one scans, so the decompressed text is never held in memory.
+pub fn build_from_compressed(files: &[(String, Vec<u8>)], out: &Path) -> Result<BuildStats> {
+    let mut stream: Box<dyn Read + Send + '_> = Box::new(std::io::empty());
+    for (name, data) in files {
+        let format = Compression::from_name(name).ok_or_else(|| Error::Decompress {
+            path: name.clone(),
+            reason: "unsupported compression".into(),
+        })?;
+        let decoder = format
+            .reader(data.as_slice())
+            .map_err(|e| Error::Decompress { path: name.clone(), reason: e.to_string() })?;
+        // A newline between files, so a file without a final newline does not run into the next one.
+        stream = Box::new(stream.chain(decoder).chain(&b"\n"[..]));
+    }
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    build_chunked(stream, &names.join(", "), out, 4 << 20)
+}
+
+fn build_chunked<R: Read + Send>(input: R, source: &str, out: &Path, chunk_len: usize) -> Result<BuildStats> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
     let (ret_tx, ret_rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let mut builder = Builder::default();
@@ -234,11 +266,7 @@ fn build_chunked<R: Read + Send>(input: R, out: &Path, chunk_len: usize) -> Resu
                 }
             }
             let tail = memrchr(b'\n', &chunk[start..]).map_or(start, |i| start + i + 1);
-            for line in chunk[start..tail].split(|&b| b == b'\n') {
-                if !line.is_empty() {
-                    builder.line(line);
-                }
-            }
+            builder.lines_of(&chunk[start..tail]);
             carry.extend_from_slice(&chunk[tail..]);
             ret_tx.send(chunk).ok();
         }
@@ -247,18 +275,14 @@ fn build_chunked<R: Read + Send>(input: R, out: &Path, chunk_len: usize) -> Resu
         }
         reader.join().unwrap_or_else(|_| Err(std::io::Error::other("decompression thread panicked")))
     });
-    read_result.map_err(|e| Error::Decompress { path: out.display().to_string(), reason: e.to_string() })?;
+    read_result.map_err(|e| Error::Decompress { path: source.to_owned(), reason: e.to_string() })?;
     builder.finish(out)
 }
 
 /// Builds the index from in-memory decompressed `Contents` data.
 pub fn build(contents: &[u8], out: &Path) -> Result<BuildStats> {
     let mut builder = Builder::default();
-    for line in contents.split(|&b| b == b'\n') {
-        if !line.is_empty() {
-            builder.line(line);
-        }
-    }
+    builder.lines_of(contents);
     builder.finish(out)
 }
 
@@ -544,7 +568,7 @@ usr/lib/path with space/libq.so.1                       libs/libq1
         let a = dir.path().join("a");
         let b = dir.path().join("b");
         build(big.as_bytes(), &a).unwrap();
-        build_chunked(std::io::Cursor::new(big.as_bytes().to_vec()), &b, 1000).unwrap();
+        build_chunked(std::io::Cursor::new(big.as_bytes().to_vec()), "big", &b, 1000).unwrap();
         assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
         let idx = SonameIndex::open(&b).unwrap();
         assert_eq!(idx.lookup("libgen19999.so.1").unwrap()[0].packages, ["libgen19999"]);

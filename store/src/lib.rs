@@ -37,7 +37,7 @@ pub use db::{Graph, PathInfo};
 pub use error::{Result, StoreError};
 pub use gc::{GcOptions, GcResult, Root};
 pub use hash::{Hash, HashAlgo, HashFormat};
-pub use local::{NarMetadata, Store};
+pub use local::{NarMetadata, PreparedTree, ScratchDir, Store};
 pub use profile::{DeleteSpec, Generation, Profile};
 pub use store_path::{ContentAddress, FileIngestion, StoreDir, StorePath};
 pub use verify::{OptimiseReport, Problem, VerifyReport};

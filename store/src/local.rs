@@ -32,6 +32,40 @@ pub struct Store {
     temp_roots: Mutex<Option<TempRoots>>,
 }
 
+/// A directory inside the store directory from [`Store::scratch_dir`]; removed when dropped.
+#[derive(Debug)]
+pub struct ScratchDir {
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = fsutil::remove_tree(&self.path);
+    }
+}
+
+/// A tree moved into the store directory, canonicalised and hashed by [`Store::prepare_tree`], waiting for
+/// [`Store::add_prepared`]; whatever was not installed is removed when it is dropped.
+#[derive(Debug)]
+pub struct PreparedTree {
+    tmp: ScratchDir,
+    nar_hash: Hash,
+    nar_size: u64,
+}
+
+impl PreparedTree {
+    /// Where the tree is now.
+    pub fn path(&self) -> PathBuf {
+        self.tmp.path().join("x")
+    }
+}
+
 /// Metadata that comes with a NAR (from an export, a binary cache or the user).
 #[derive(Debug, Clone)]
 pub struct NarMetadata {
@@ -173,6 +207,69 @@ impl Store {
         validate_name(name)?;
         let refs: BTreeSet<StorePath> = references.iter().cloned().collect();
         self.add_copy(name, src, FileIngestion::Recursive, HashAlgo::Sha256, refs)
+    }
+
+    /// A directory inside the store directory (so on its file system) for building trees that
+    /// [`Store::prepare_tree`] then moves in without copying. Named like the store's own temporary entries, so a
+    /// collection leaves it alone while this process lives and removes it after a crash; removed with everything
+    /// left in it when the returned value is dropped.
+    pub fn scratch_dir(&self) -> Result<ScratchDir> {
+        let path = self.store.join(fsutil::unique_name(".tmp"));
+        fs::create_dir(&path).map_err(io_err("create directory", &path))?;
+        Ok(ScratchDir { path })
+    }
+
+    /// The slow half of [`Store::add_tree`], which needs no reference, so that many trees can be prepared on
+    /// several threads while their dependencies are still being added: takes the tree at `src` (renamed into a
+    /// temporary directory of the store when it is on the store's file system, as in a [`Store::scratch_dir`],
+    /// else copied and removed), canonicalises it and computes its NAR hash. [`Store::add_prepared`] then
+    /// registers it; dropped instead, it is removed.
+    pub fn prepare_tree(&self, src: &Path) -> Result<PreparedTree> {
+        let tmp = self.scratch_dir()?;
+        let staged = tmp.path().join("x");
+        match fs::rename(src, &staged) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
+                fsutil::copy_tree(src, &staged)?;
+                fsutil::remove_tree(src)?;
+            }
+            Err(e) => return Err(io_err("move into the store", src)(e)),
+        }
+        fsutil::canonicalise(&staged)?;
+        let (nar_hash, nar_size) = nar::hash_path(&staged, HashAlgo::Sha256)?;
+        Ok(PreparedTree { tmp, nar_hash, nar_size })
+    }
+
+    /// Registers a prepared tree as a `source` path named `name` recording exactly `references` (each must be
+    /// valid): the path [`Store::add_tree`] gives for the same tree. Returns the existing path if it is already
+    /// valid.
+    pub fn add_prepared(
+        &self,
+        name: &str,
+        tree: PreparedTree,
+        references: &[StorePath],
+    ) -> Result<StorePath> {
+        validate_name(name)?;
+        let nar_hash = tree.nar_hash.clone();
+        let refs: BTreeSet<StorePath> = references.iter().cloned().collect();
+        let _lock = self.lock_writers()?;
+        self.require_valid(&refs, None)?;
+        let ca = ContentAddress::Fixed(FileIngestion::Recursive, nar_hash.clone());
+        let refs_vec: Vec<StorePath> = refs.iter().cloned().collect();
+        let path = self.store_dir().make_ca_path(name, &ca, &refs_vec, false)?;
+        let info = PathInfo {
+            path: path.clone(),
+            nar_hash,
+            nar_size: tree.nar_size,
+            references: refs,
+            deriver: None,
+            registration_time: now(),
+            ultimate: false,
+            sigs: Vec::new(),
+            ca: Some(ca),
+        };
+        self.install(&tree.path(), info)?;
+        Ok(path)
     }
 
     /// Adds `src` as a fixed-output path: `Flat` hashes the file's contents, `Recursive` its NAR, with `algo`

@@ -58,6 +58,49 @@ fn add_tree_matches_nix_and_is_canonical() {
 }
 
 #[test]
+fn prepared_trees_move_in_and_get_the_add_tree_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = chroot_store(tmp.path());
+    let dep = store.add_text("dep", b"x", &[]).unwrap();
+    // Built in the store's scratch directory: moved, not copied (the same inode ends up in the store).
+    let scratch = store.scratch_dir().unwrap();
+    let d = make_d(scratch.path());
+    let inode = fs::metadata(d.join("a.txt")).unwrap().ino();
+    let prepared = store.prepare_tree(&d).unwrap();
+    assert!(!d.exists(), "the tree was taken");
+    let p = store.add_prepared("d", prepared, std::slice::from_ref(&dep)).unwrap();
+    let phys = store.physical_path(&p);
+    assert_eq!(fs::metadata(phys.join("a.txt")).unwrap().ino(), inode);
+    assert_eq!(fs::metadata(phys.join("sub")).unwrap().mode() & 0o7777, 0o555);
+    assert_eq!(
+        store.add_tree("d", &make_d(&tmp.path().join("again")), std::slice::from_ref(&dep)).unwrap(),
+        p
+    );
+    assert!(store.path_info(&p).unwrap().unwrap().references.contains(&dep));
+    // From another directory (copied when not on the same file system), then dropped: nothing is left.
+    let other = make_d(&tmp.path().join("other"));
+    fs::write(other.join("extra"), "y").unwrap();
+    let prepared = store.prepare_tree(&other).unwrap();
+    let staged = prepared.path();
+    assert!(staged.join("extra").is_file());
+    drop(prepared);
+    assert!(!staged.exists() && !staged.parent().unwrap().exists());
+    drop(scratch);
+    let leftovers: Vec<_> = fs::read_dir(store.physical_store_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // A reference that is not valid is refused.
+    let bad = store.parse_path(&format!("{}/{}", store.store_dir(), "00000000000000000000000000000000-nope"));
+    if let Ok(bad) = bad {
+        let prepared = store.prepare_tree(&make_d(&tmp.path().join("third"))).unwrap();
+        assert!(store.add_prepared("d", prepared, &[bad]).is_err());
+    }
+}
+
+#[test]
 fn text_references_closure_and_find() {
     let tmp = tempfile::tempdir().unwrap();
     let store = chroot_store(tmp.path());

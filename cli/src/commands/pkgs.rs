@@ -351,7 +351,7 @@ fn fetch(s: &Settings, cache: &Cache, common: &Common, args: FetchArgs) -> Resul
             let dir = config.physical_store_dir();
             let store = store::Store::open(config)
                 .with_context(|| format!("cannot open the store at {}", dir.display()))?;
-            let mut target = crate::realise::StoreTarget { store: &store };
+            let mut target = crate::realise::StoreTarget::new(&store);
             let realised = pkgs::realise::realise(&http, cache, &lock, &opts, &bar, &mut target)?;
             if let Some(dir) = &args.add_root {
                 add_roots(&store, dir, &realised)?;
