@@ -558,6 +558,34 @@ usr/lib/path with space/libq.so.1                       libs/libq1
     }
 
     #[test]
+    fn build_from_compressed_files_matches_in_memory_build() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let (first, second) = CONTENTS.split_at(CONTENTS.find("usr/lib/x86_64-linux-gnu/libssl").unwrap());
+        // The first file lacks its final newline; the files are joined as separate lines all the same.
+        let first = first.trim_end();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(first.as_bytes()).unwrap();
+        let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 6);
+        xz.write_all(second.as_bytes()).unwrap();
+        let files = vec![
+            ("http://127.0.0.1:1/dists/s/main/Contents-amd64.gz".to_owned(), gz.finish().unwrap()),
+            ("http://127.0.0.1:1/dists/s/contrib/Contents-amd64.xz".to_owned(), xz.finish().unwrap()),
+        ];
+        let a = dir.path().join("a");
+        let b = dir.path().join("b");
+        build(format!("{first}\n{second}").as_bytes(), &a).unwrap();
+        let stats = build_from_compressed(&files, &b).unwrap();
+        assert_eq!(stats.lines, 12);
+        assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+        // Corrupt data names the file.
+        let bad =
+            vec![("http://127.0.0.1:1/dists/s/main/Contents-amd64.gz".to_owned(), b"not gzip".to_vec())];
+        let err = build_from_compressed(&bad, &b).unwrap_err().to_string();
+        assert!(err.contains("Contents-amd64.gz"), "{err}");
+    }
+
+    #[test]
     fn streaming_build_matches_in_memory_build() {
         let dir = tempfile::tempdir().unwrap();
         let mut big = String::new();
