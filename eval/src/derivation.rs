@@ -410,7 +410,7 @@ fn merge_ctx(ctx: &mut Context, s: &NixStr) {
 pub const DERIVATION_NIX: &str = r#"
 drvAttrs@{ outputs ? [ "out" ], ... }:
 let
-  strict = derivationStrict drvAttrs;
+  strict = builtins.derivationStrict drvAttrs;
   commonAttrs = drvAttrs // (builtins.listToAttrs outputsList) // {
     all = map (x: x.value) outputsList;
     inherit drvAttrs;

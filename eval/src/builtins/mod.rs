@@ -21,6 +21,7 @@ const GLOBAL: &[&str] = &[
     "baseNameOf",
     "break",
     "derivation",
+    "derivationStrict",
     "dirOf",
     "fetchTarball",
     "fromTOML",
