@@ -229,8 +229,36 @@ struct Compiler<'a, 'b> {
 struct PAttrs {
     rec: bool,
     statics: Vec<(Sym, PVal, Pos)>,
+    /// Where each name is in `statics`: a set or `let` of thousands of bindings must not search linearly.
+    index: HashMap<Sym, usize>,
     dynamics: Vec<(ast::Attr, PVal, Pos)>,
     inherit_from: Vec<ast::Expr>,
+}
+
+impl PAttrs {
+    fn new(rec: bool) -> PAttrs {
+        PAttrs {
+            rec,
+            statics: Vec::new(),
+            index: HashMap::new(),
+            dynamics: Vec::new(),
+            inherit_from: Vec::new(),
+        }
+    }
+
+    fn position(&self, name: Sym) -> Option<usize> {
+        self.index.get(&name).copied()
+    }
+
+    /// Adds a static attribute, or returns the position of the earlier definition of the same name.
+    fn push_static(&mut self, name: Sym, v: PVal, pos: Pos) -> std::result::Result<(), Pos> {
+        if let Some(i) = self.position(name) {
+            return Err(self.statics[i].2);
+        }
+        self.index.insert(name, self.statics.len());
+        self.statics.push((name, v, pos));
+        Ok(())
+    }
 }
 
 enum PVal {
@@ -646,7 +674,7 @@ impl Compiler<'_, '_> {
         rec: bool,
         is_let: bool,
     ) -> Result<PAttrs> {
-        let mut p = PAttrs { rec, statics: Vec::new(), dynamics: Vec::new(), inherit_from: Vec::new() };
+        let mut p = PAttrs::new(rec);
         for entry in entries {
             match entry {
                 ast::Entry::Inherit(inh) => {
@@ -667,10 +695,7 @@ impl Compiler<'_, '_> {
                             Some(i) => PVal::InheritFrom(i, name, apos),
                             None => PVal::InheritVar(name, apos),
                         };
-                        if let Some((_, _, prev)) = p.statics.iter().find(|(n, _, _)| *n == name) {
-                            return Err(dup_attr(&[name], apos, *prev));
-                        }
-                        p.statics.push((name, val, apos));
+                        p.push_static(name, val, apos).map_err(|prev| dup_attr(&[name], apos, prev))?;
                     }
                 }
                 ast::Entry::AttrpathValue(av) => {
@@ -706,10 +731,11 @@ impl Compiler<'_, '_> {
             p.dynamics.push((first.clone(), val, pos));
             return Ok(());
         };
-        let existing = p.statics.iter().position(|(n, _, _)| *n == name);
+        let existing = p.position(name);
         if path.len() == 1 {
             match existing {
                 None => {
+                    p.index.insert(name, p.statics.len());
                     p.statics.push((name, PVal::Ast(value), pos));
                 }
                 Some(i) => {
@@ -746,6 +772,7 @@ impl Compiler<'_, '_> {
         match existing {
             None => {
                 let nested = self.nested_from_path(&path[1..], value, pos)?;
+                p.index.insert(name, p.statics.len());
                 p.statics.push((name, nested, pos));
             }
             Some(i) => {
@@ -779,8 +806,7 @@ impl Compiler<'_, '_> {
     }
 
     fn nested_from_path(&mut self, path: &[ast::Attr], value: ast::Expr, pos: Pos) -> Result<PVal> {
-        let mut n =
-            PAttrs { rec: false, statics: Vec::new(), dynamics: Vec::new(), inherit_from: Vec::new() };
+        let mut n = PAttrs::new(false);
         self.add_attr(&mut n, path, value, pos, false)?;
         Ok(PVal::Nested(n))
     }
@@ -955,14 +981,11 @@ fn merge_into(target: &mut PAttrs, incoming: PAttrs) -> Result<()> {
     let base = target.inherit_from.len();
     target.inherit_from.extend(incoming.inherit_from);
     for (name, v, pos) in incoming.statics {
-        if let Some((_, _, prev)) = target.statics.iter().find(|(n, _, _)| *n == name) {
-            return Err(dup_attr(&[name], pos, *prev));
-        }
         let v = match v {
             PVal::InheritFrom(i, n, p) => PVal::InheritFrom(i + base, n, p),
             v => v,
         };
-        target.statics.push((name, v, pos));
+        target.push_static(name, v, pos).map_err(|prev| dup_attr(&[name], pos, prev))?;
     }
     target.dynamics.extend(incoming.dynamics);
     Ok(())

@@ -33,19 +33,37 @@ pub struct TraceFrame {
     pub msg: String,
 }
 
-/// An error with its position and trace.
+/// An error with its position and trace. The parts live behind one pointer so that `Result<Value>`, returned by
+/// every step of evaluation, stays two words wide.
 #[derive(Clone, Debug, thiserror::Error)]
-#[error("{msg}")]
-pub struct EvalError {
+#[error("{}", .0.msg)]
+pub struct EvalError(Box<ErrorParts>);
+
+/// What an `EvalError` holds; reached through `Deref`, so `e.msg` and `e.kind` read as fields.
+#[derive(Clone, Debug)]
+pub struct ErrorParts {
     pub kind: ErrorKind,
     pub msg: String,
     pub pos: Pos,
     pub trace: Vec<TraceFrame>,
 }
 
+impl std::ops::Deref for EvalError {
+    type Target = ErrorParts;
+    fn deref(&self) -> &ErrorParts {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for EvalError {
+    fn deref_mut(&mut self) -> &mut ErrorParts {
+        &mut self.0
+    }
+}
+
 impl EvalError {
     pub fn new(kind: ErrorKind, msg: impl Into<String>, pos: Pos) -> EvalError {
-        EvalError { kind, msg: msg.into(), pos, trace: Vec::new() }
+        EvalError(Box::new(ErrorParts { kind, msg: msg.into(), pos, trace: Vec::new() }))
     }
 
     pub fn eval(msg: impl Into<String>, pos: Pos) -> EvalError {

@@ -12,7 +12,7 @@ use crate::error::{ErrorKind, EvalError, Result};
 use crate::io::EvalIo;
 use crate::source::Pos;
 use crate::sym::Sym;
-use crate::value::{Attr, Attrs, Closure, Context, Env, NixStr, PrimOpApp, Thunk, ThunkState, Value};
+use crate::value::{Attr, Attrs, Closure, Context, Env, NixStr, PrimOpApp, Slots, Thunk, ThunkState, Value};
 
 /// Settings of one evaluation.
 #[derive(Clone, Debug)]
@@ -150,7 +150,7 @@ impl Evaluator {
     /// Evaluates an expression given as text (`-E`), relative paths resolving against `base_dir`.
     pub fn eval_str(&mut self, text: &str, base_dir: &str) -> Result<Value> {
         let e = self.compile("«string»", text, base_dir, None)?;
-        let env = Rc::new(Env { vals: Vec::new(), parent: None, is_with: false });
+        let env = Rc::new(Env::root());
         self.eval(&e, &env)
     }
 
@@ -180,7 +180,7 @@ impl Evaluator {
             return Ok(v.clone());
         }
         let e = self.parse_file(&file, pos, None)?;
-        let env = Rc::new(Env { vals: Vec::new(), parent: None, is_with: false });
+        let env = Rc::new(Env::root());
         let v = self.eval(&e, &env)?;
         self.import_cache.insert(file, v.clone());
         Ok(v)
@@ -362,8 +362,8 @@ impl Evaluator {
         match e {
             Expr::Const(v) => Ok(v.clone()),
             Expr::Var(up, idx) => {
-                let v = lookup(env, *up, *idx);
-                self.force(&v)
+                let v = slot(env, *up, *idx);
+                self.force(v)
             }
             Expr::WithVar { name, up, pos } => self.with_lookup(env, *name, *up, *pos),
             Expr::Attrs(a) => self.eval_attrs(a, env),
@@ -423,7 +423,7 @@ impl Evaluator {
             }
             Expr::With(b) => {
                 let attrs = self.thunk(&b.0, env);
-                let env2 = Rc::new(Env { vals: vec![attrs], parent: Some(env.clone()), is_with: true });
+                let env2 = Rc::new(Env { vals: Slots::One(attrs), parent: Some(env.clone()), is_with: true });
                 self.eval(&b.1, &env2)
             }
             Expr::Bin(op, b, pos) => self.binop(*op, &b.0, &b.1, env, *pos),
@@ -494,7 +494,7 @@ impl Evaluator {
                 }
             }
         }
-        let env = Rc::new(Env { vals, parent: Some(parent.clone()), is_with: false });
+        let env = Rc::new(Env { vals: Slots::Many(vals), parent: Some(parent.clone()), is_with: false });
         for (i, t) in pending {
             let st = match &*slots[i] {
                 Expr::Lambda(def) => {
@@ -655,7 +655,9 @@ impl Evaluator {
         self.check_stack(pos)?;
         let def = &c.def;
         let env = match &def.param {
-            Param::Ident => Rc::new(Env { vals: vec![arg], parent: Some(c.env.clone()), is_with: false }),
+            Param::Ident => {
+                Rc::new(Env { vals: Slots::One(arg), parent: Some(c.env.clone()), is_with: false })
+            }
             Param::Formals { formals, ellipsis, at } => {
                 let attrs = match self.force(&arg)? {
                     Value::Attrs(a) => a,
@@ -710,7 +712,8 @@ impl Evaluator {
                 if *at {
                     vals.push(Value::Attrs(attrs));
                 }
-                let env = Rc::new(Env { vals, parent: Some(c.env.clone()), is_with: false });
+                let env =
+                    Rc::new(Env { vals: Slots::Many(vals), parent: Some(c.env.clone()), is_with: false });
                 for (d, t) in pending {
                     *t.state.borrow_mut() = ThunkState::Pending(d, env.clone());
                 }
@@ -765,6 +768,30 @@ impl Evaluator {
             _ => {
                 let a = self.eval(l, env)?;
                 let b = self.eval(r, env)?;
+                // Integer arithmetic and comparison are most of what loops do: answer them without the
+                // general path's forcing and dispatch.
+                if let (Value::Int(x), Value::Int(y)) = (&a, &b) {
+                    let (x, y) = (*x, *y);
+                    match op {
+                        BinOp::Lt => return Ok(Value::Bool(x < y)),
+                        BinOp::Gt => return Ok(Value::Bool(x > y)),
+                        BinOp::Le => return Ok(Value::Bool(x <= y)),
+                        BinOp::Ge => return Ok(Value::Bool(x >= y)),
+                        BinOp::Eq => return Ok(Value::Bool(x == y)),
+                        BinOp::Ne => return Ok(Value::Bool(x != y)),
+                        BinOp::Add => {
+                            if let Some(z) = x.checked_add(y) {
+                                return Ok(Value::Int(z));
+                            }
+                        }
+                        BinOp::Sub => {
+                            if let Some(z) = x.checked_sub(y) {
+                                return Ok(Value::Int(z));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
                 self.binop_values(op, a, b, pos)
             }
         }
@@ -1121,12 +1148,17 @@ impl Evaluator {
 }
 
 #[inline]
-fn lookup(env: &Rc<Env>, up: u32, idx: u32) -> Value {
+fn slot(env: &Rc<Env>, up: u32, idx: u32) -> &Value {
     let mut e = env;
     for _ in 0..up {
         e = e.parent.as_ref().unwrap_or_else(|| unreachable!("compiler counted environments"));
     }
-    e.vals[idx as usize].clone()
+    &e.vals[idx as usize]
+}
+
+#[inline]
+fn lookup(env: &Rc<Env>, up: u32, idx: u32) -> Value {
+    slot(env, up, idx).clone()
 }
 
 pub(crate) fn lambda_name(def: &compile::LambdaDef) -> String {

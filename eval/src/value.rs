@@ -136,10 +136,37 @@ impl Attrs {
 /// A lexical environment: the values of one scope and the enclosing environment.
 #[derive(Debug)]
 pub struct Env {
-    pub vals: Vec<Value>,
+    pub vals: Slots,
     pub parent: Option<Rc<Env>>,
     /// A `with` scope holds the attribute set (possibly unevaluated) in `vals[0]`.
     pub is_with: bool,
+}
+
+/// The values of one scope. Most scopes (a lambda's argument, a `with`) hold one value, kept inline so that a
+/// call allocates one block, not two.
+#[derive(Debug)]
+pub enum Slots {
+    One(Value),
+    Many(Vec<Value>),
+}
+
+impl Env {
+    /// The outermost environment of a file or expression: no values, no parent.
+    pub fn root() -> Env {
+        Env { vals: Slots::Many(Vec::new()), parent: None, is_with: false }
+    }
+}
+
+impl std::ops::Index<usize> for Slots {
+    type Output = Value;
+    #[inline]
+    fn index(&self, i: usize) -> &Value {
+        match self {
+            Slots::One(v) if i == 0 => v,
+            Slots::One(_) => panic!("slot {i} of a one-value scope"),
+            Slots::Many(v) => &v[i],
+        }
+    }
 }
 
 /// A lambda together with the environment it closes over.

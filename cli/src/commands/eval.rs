@@ -134,7 +134,7 @@ fn run(args: CommonArgs, mode: Mode) -> anyhow::Result<ExitCode> {
             ev.eval_str(text, &cwd_s).map_err(render)?
         } else if let Some(text) = &stdin_text {
             let e = ev.compile("«stdin»", text, &cwd_s, None).map_err(render)?;
-            let env = std::rc::Rc::new(eval::value::Env { vals: Vec::new(), parent: None, is_with: false });
+            let env = std::rc::Rc::new(eval::value::Env::root());
             ev.eval(&e, &env).map_err(render)?
         } else {
             let f = args.file.as_ref().map(|f| cwd.join(f)).unwrap_or_default();

@@ -288,7 +288,7 @@ pub(crate) fn import_corepkg(ev: &mut Evaluator, name: &str, p: Pos) -> Result<V
         EvalError::eval(format!("opening file '{COREPKGS}{name}': No such file or directory"), p)
     })?;
     let e = ev.compile(&format!("{COREPKGS}{name}"), src, "/__corepkgs__", None)?;
-    let env = Rc::new(crate::value::Env { vals: Vec::new(), parent: None, is_with: false });
+    let env = Rc::new(crate::value::Env::root());
     ev.eval(&e, &env)
 }
 

@@ -624,7 +624,7 @@ fn prim_scoped_import(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> 
     let names: Vec<Sym> = scope.entries.iter().map(|e| e.name).collect();
     let e = ev.parse_file(&file, p, Some(&names))?;
     let outer = Rc::new(crate::value::Env {
-        vals: scope.entries.iter().map(|e| e.value.clone()).collect(),
+        vals: crate::value::Slots::Many(scope.entries.iter().map(|e| e.value.clone()).collect()),
         parent: None,
         is_with: false,
     });
