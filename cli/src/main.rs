@@ -6,6 +6,7 @@
 mod closure;
 mod commands;
 mod dlopen;
+mod eval_store;
 mod realise;
 mod strategy;
 

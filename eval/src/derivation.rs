@@ -354,7 +354,8 @@ pub fn derivation_strict(ev: &mut Evaluator, args: &[Value], pos: Pos) -> Result
     refs.extend(drv.input_drvs.keys().cloned());
     let drv_path = store_path::text_path(&store_dir, &format!("{name}.drv"), aterm.as_bytes(), &refs);
     if !ev.settings.read_only {
-        ev.io.add_text(&drv_path, aterm.as_bytes()).map_err(|e| {
+        let object = crate::io::StoreObject::Text { contents: aterm.as_bytes(), references: &refs };
+        ev.io.add_to_store(&drv_path, object).map_err(|e| {
             EvalError::new(crate::error::ErrorKind::Io, format!("writing derivation '{drv_path}': {e}"), pos)
         })?;
     }

@@ -1,10 +1,12 @@
 //! The evaluator's only door to the outside: reading files, writing store objects, fetching URLs and printing
 //! traces go through `EvalIo`. `FsIo` implements it on the plain file system (store objects written under a
-//! directory of our choosing); `cli` will implement it on top of the real store.
+//! directory of our choosing, without a database); `cli` implements it on top of the real store.
 
 use std::collections::HashSet;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+
+use crate::store_path::Algo;
 
 /// The kind of a directory entry, as `readDir`/`readFileType` report it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,19 +41,30 @@ pub trait EvalIo {
     fn path_exists(&self, path: &str) -> bool {
         self.file_kind(path).is_ok()
     }
-    /// Stores a text object (`toFile`, `.drv`) at the (already computed) store path.
-    fn add_text(&mut self, store_path: &str, contents: &[u8]) -> io::Result<()>;
-    /// Copies the tree at `src` to the store path; with `include`, only those absolute source paths (and the root).
-    fn add_tree(&mut self, store_path: &str, src: &str, include: Option<&HashSet<String>>) -> io::Result<()>;
-    /// Downloads a URL (file://, http://) and returns its bytes.
+    /// Puts `object` into the store at `store_path`, which the evaluator computed from it; a store that computes
+    /// another path for it must fail rather than register something else.
+    fn add_to_store(&mut self, store_path: &str, object: StoreObject<'_>) -> io::Result<()>;
+    /// Downloads a URL and returns its bytes.
     fn fetch_url(&mut self, url: &str) -> io::Result<Vec<u8>>;
-    /// Unpacks a tarball (gzip, xz-less plain tar) into a fresh temporary directory and returns its path.
+    /// Unpacks a tarball (plain or gzip) into a fresh temporary directory and returns its path.
     fn unpack_tarball(&mut self, data: &[u8]) -> io::Result<String>;
     fn get_env(&self, name: &str) -> Option<String> {
         std::env::var(name).ok()
     }
     /// Where `builtins.trace`, `warn` and deprecation messages go.
     fn trace(&mut self, msg: &str);
+}
+
+/// What a store path was computed from, so that a store can register the object with the same content address.
+#[derive(Clone, Copy, Debug)]
+pub enum StoreObject<'a> {
+    /// A text object (`toFile`, `.drv` files) referring to `references` (store paths).
+    Text { contents: &'a [u8], references: &'a [String] },
+    /// A single file addressed by the flat hash of its contents with `algo` (`fetchurl`, non-recursive `path`).
+    Flat { contents: &'a [u8], algo: Algo },
+    /// The tree at `src` addressed by the SHA-256 of its NAR (`path`, `filterSource`, `fetchTarball`); with
+    /// `include`, only those absolute source paths (and the root) are part of it.
+    Tree { src: &'a str, include: Option<&'a HashSet<String>> },
 }
 
 /// `EvalIo` on the local file system, writing store objects into `store_root` (the physical directory behind the
@@ -94,7 +107,9 @@ fn kind_of(meta: &std::fs::Metadata) -> FileKind {
     }
 }
 
-fn copy_tree(src: &Path, dst: &Path, include: Option<&HashSet<String>>) -> io::Result<()> {
+/// Copies the tree at `src` to `dst` (which must not exist), read-only as in a store; with `include`, only those
+/// absolute source paths below the root.
+pub fn copy_tree(src: &Path, dst: &Path, include: Option<&HashSet<String>>) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::symlink_metadata(src)?;
     match kind_of(&meta) {
@@ -160,23 +175,7 @@ impl EvalIo for FsIo {
         Ok(std::fs::canonicalize(path)?.to_string_lossy().into_owned())
     }
 
-    fn add_text(&mut self, store_path: &str, contents: &[u8]) -> io::Result<()> {
-        let target = self.physical(store_path)?;
-        if target.exists() {
-            return Ok(());
-        }
-        std::fs::create_dir_all(&self.store_root)?;
-        let tmp = temp_sibling(&target);
-        {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(contents)?;
-        }
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o444))?;
-        std::fs::rename(&tmp, &target)
-    }
-
-    fn add_tree(&mut self, store_path: &str, src: &str, include: Option<&HashSet<String>>) -> io::Result<()> {
+    fn add_to_store(&mut self, store_path: &str, object: StoreObject<'_>) -> io::Result<()> {
         let target = self.physical(store_path)?;
         if target.symlink_metadata().is_ok() {
             return Ok(());
@@ -184,33 +183,33 @@ impl EvalIo for FsIo {
         std::fs::create_dir_all(&self.store_root)?;
         let tmp = temp_sibling(&target);
         let _ = std::fs::remove_dir_all(&tmp);
-        copy_tree(Path::new(src), &tmp, include)?;
+        let _ = std::fs::remove_file(&tmp);
+        match object {
+            StoreObject::Text { contents, .. } | StoreObject::Flat { contents, .. } => {
+                std::fs::File::create(&tmp)?.write_all(contents)?;
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o444))?;
+            }
+            StoreObject::Tree { src, include } => copy_tree(Path::new(src), &tmp, include)?,
+        }
         std::fs::rename(&tmp, &target)
     }
 
     fn fetch_url(&mut self, url: &str) -> io::Result<Vec<u8>> {
-        if let Some(path) = url.strip_prefix("file://") {
-            return std::fs::read(path);
+        match url.strip_prefix("file://") {
+            Some(path) => std::fs::read(path),
+            None => Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("unsupported URL '{url}': this evaluator reads file:// URLs only"),
+            )),
         }
-        if let Some(rest) = url.strip_prefix("http://") {
-            return http_get(rest);
-        }
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            format!("unsupported URL scheme in '{url}' (file:// and http:// are supported)"),
-        ))
     }
 
     fn unpack_tarball(&mut self, data: &[u8]) -> io::Result<String> {
         let dir =
             std::env::temp_dir().join(format!("fhskit-eval-unpack-{}-{}", std::process::id(), unique()));
         std::fs::create_dir_all(&dir)?;
-        let reader: Box<dyn Read> = if data.starts_with(&[0x1f, 0x8b]) {
-            Box::new(flate2::read::GzDecoder::new(data))
-        } else {
-            Box::new(data)
-        };
-        tar::Archive::new(reader).unpack(&dir)?;
+        unpack_tarball_into(data, &dir)?;
         Ok(dir.to_string_lossy().into_owned())
     }
 
@@ -228,25 +227,12 @@ fn unique() -> u64 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
-/// A minimal HTTP/1.0 GET (no TLS), enough for local mirrors and the tests' 127.0.0.1 server.
-fn http_get(rest: &str) -> io::Result<Vec<u8>> {
-    let (hostport, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
+/// Unpacks a plain or gzip-compressed tar archive into the existing directory `dir`.
+pub fn unpack_tarball_into(data: &[u8], dir: &Path) -> io::Result<()> {
+    let reader: Box<dyn Read> = if data.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(data))
+    } else {
+        Box::new(data)
     };
-    let addr = if hostport.contains(':') { hostport.to_string() } else { format!("{hostport}:80") };
-    let mut stream = std::net::TcpStream::connect(addr)?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {hostport}\r\nConnection: close\r\n\r\n")?;
-    let mut buf = Vec::new();
-    stream.read_to_end(&mut buf)?;
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed HTTP response"))?;
-    let head = String::from_utf8_lossy(&buf[..split]).into_owned();
-    let status = head.split_whitespace().nth(1).unwrap_or("");
-    if status != "200" {
-        return Err(io::Error::other(format!("HTTP error {status}")));
-    }
-    Ok(buf[split + 4..].to_vec())
+    tar::Archive::new(reader).unpack(dir)
 }

@@ -204,7 +204,7 @@ impl Http {
 
 fn read_body(resp: Response, url: &str, max_len: u64) -> Result<Vec<u8>> {
     let mut body = Vec::new();
-    let mut limited = resp.take(max_len + 1);
+    let mut limited = resp.take(max_len.saturating_add(1));
     limited.read_to_end(&mut body).map_err(|e| http_err(url, format!("download interrupted: {e}")))?;
     if body.len() as u64 > max_len {
         return Err(http_err(url, format!("larger than the expected {max_len} bytes")));

@@ -1,12 +1,15 @@
 //! `fhskit eval` and `fhskit instantiate`: the `nix-instantiate` front end over the `eval` crate. Evaluation runs
-//! on a thread with a large stack; store objects (`.drv` files, `toFile`, `path`) go to a directory chosen with
-//! `--store` through `eval::FsIo` (until `cli` implements `EvalIo` on the real store).
+//! on a thread with a large stack; store objects (`.drv` files, `toFile`, `path`, fetches) go into the fhskit store
+//! through `eval_store::StoreIo`, and store paths are computed for that store's directory.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use eval::{Evaluator, FsIo, Settings, Value};
+use eval::{Evaluator, Settings, Value};
+use store::StoreConfig;
+
+use crate::eval_store::StoreIo;
 
 /// Options shared by `eval` and `instantiate`.
 #[derive(Debug, Clone, clap::Args)]
@@ -31,12 +34,10 @@ pub struct CommonArgs {
     /// Show the trace of enclosing calls on errors.
     #[arg(long = "show-trace")]
     pub show_trace: bool,
-    /// Directory that store objects are written into (logical paths stay under --store-dir).
-    #[arg(long = "store", env = "FHSKIT_EVAL_STORE")]
-    pub store: Option<PathBuf>,
-    /// The logical store directory that store paths are computed for.
-    #[arg(long = "store-dir", default_value = "/nix/store")]
-    pub store_dir: String,
+    /// The store (a base directory, or `local?root=DIR` for Nix's `/nix/store` paths; default: FHSKIT_STORE,
+    /// else the per-user store).
+    #[arg(long, value_name = "STORE")]
+    pub store: Option<String>,
     /// Allow the experimental pipe operators `|>` and `<|`.
     #[arg(long = "pipe-operators")]
     pub pipe_operators: bool,
@@ -56,6 +57,10 @@ pub struct EvalArgs {
     /// Print the result as XML.
     #[arg(long)]
     pub xml: bool,
+    /// Compute store paths for this store directory instead of the store's (e.g. `/nix/store` to print Nix's
+    /// paths); nothing can then be added to the store.
+    #[arg(long = "store-dir", value_name = "DIR")]
+    pub store_dir: Option<String>,
 }
 
 enum Mode {
@@ -65,34 +70,35 @@ enum Mode {
 
 pub fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let mode = Mode::Eval { strict: args.strict, json: args.json, xml: args.xml };
-    run(args.common, mode)
+    run(args.common, mode, args.store_dir)
 }
 
 pub fn run_instantiate(args: CommonArgs) -> anyhow::Result<ExitCode> {
-    run(args, Mode::Instantiate)
-}
-
-fn default_store() -> PathBuf {
-    std::env::temp_dir().join("fhskit-eval-store")
+    run(args, Mode::Instantiate, None)
 }
 
 fn print_trace(msg: &str) {
     eprintln!("{msg}");
 }
 
-fn run(args: CommonArgs, mode: Mode) -> anyhow::Result<ExitCode> {
+fn run(args: CommonArgs, mode: Mode, store_dir: Option<String>) -> anyhow::Result<ExitCode> {
     if args.expr.is_none() && args.file.is_none() {
         anyhow::bail!("nothing to evaluate: give a FILE or -E EXPR");
     }
+    let cwd = std::env::current_dir().context("reading the current directory")?;
     let mut nix_path = Vec::new();
     let mut add_entry = |e: &str| {
         if e.is_empty() {
             return;
         }
-        match e.split_once('=') {
-            Some((prefix, path)) => nix_path.push((prefix.to_string(), path.to_string())),
-            None => nix_path.push((String::new(), e.to_string())),
-        }
+        let (prefix, path) = e.split_once('=').unwrap_or(("", e));
+        // Relative entries are relative to the working directory, as in Nix; URLs stay as they are.
+        let path = if path.contains("://") || path.starts_with('/') {
+            path.to_string()
+        } else {
+            cwd.join(path).to_string_lossy().into_owned()
+        };
+        nix_path.push((prefix.to_string(), path));
     };
     for e in &args.include {
         add_entry(e);
@@ -102,7 +108,6 @@ fn run(args: CommonArgs, mode: Mode) -> anyhow::Result<ExitCode> {
             add_entry(e);
         }
     }
-    let cwd = std::env::current_dir().context("reading the current directory")?;
     let stdin_text = match &args.file {
         Some(f) if f.as_os_str() == "-" => {
             let mut s = String::new();
@@ -111,8 +116,13 @@ fn run(args: CommonArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         }
         _ => None,
     };
+    let config = match &args.store {
+        Some(spec) => StoreConfig::parse(spec)?,
+        None => StoreConfig::from_env()?,
+    };
+    let store_dir = store_dir.unwrap_or_else(|| config.store_dir.to_string());
     let settings = Settings {
-        store_dir: args.store_dir.trim_end_matches('/').to_string(),
+        store_dir: store_dir.trim_end_matches('/').to_string(),
         nix_path,
         pipe_operators: args.pipe_operators,
         current_time: std::time::SystemTime::now()
@@ -122,11 +132,9 @@ fn run(args: CommonArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         read_only: matches!(mode, Mode::Eval { .. }),
         ..Settings::default()
     };
-    let store_root = args.store.clone().unwrap_or_else(default_store);
     let show_trace = args.show_trace;
     let outcome = eval::with_big_stack(move || -> Result<String, String> {
-        let mut io = FsIo::new(store_root, &settings.store_dir);
-        io.trace_sink = Some(print_trace);
+        let io = StoreIo::new(config, print_trace);
         let mut ev = Evaluator::new(Box::new(io), settings);
         let render = |e: eval::EvalError| e.render(show_trace);
         let cwd_s = cwd.to_string_lossy().into_owned();

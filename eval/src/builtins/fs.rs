@@ -5,10 +5,10 @@
 use std::collections::HashSet;
 use std::rc::Rc;
 
-use super::{mk_attrs, path_arg};
+use super::path_arg;
 use crate::error::{ErrorKind, EvalError, Result};
 use crate::eval::{Coerce, Evaluator, io_reason};
-use crate::io::FileKind;
+use crate::io::{FileKind, StoreObject};
 use crate::source::Pos;
 use crate::store_path::{self, Algo, Hash};
 use crate::sym::Sym;
@@ -123,7 +123,9 @@ fn prim_to_file(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
     }
     let sp = store_path::text_path(&ev.settings.store_dir, &name, s.s.as_bytes(), &refs);
     if !ev.settings.read_only {
-        ev.io.add_text(&sp, s.s.as_bytes()).map_err(|e| io_err("writing", &sp, &e, p))?;
+        ev.io
+            .add_to_store(&sp, StoreObject::Text { contents: s.s.as_bytes(), references: &refs })
+            .map_err(|e| io_err("writing", &sp, &e, p))?;
     }
     Ok(store_string(sp))
 }
@@ -178,7 +180,7 @@ pub fn add_path(
         None => None,
     };
     let store_dir = ev.settings.store_dir.clone();
-    let (sp, got) = if recursive {
+    let (sp, got, flat) = if recursive {
         let mut nar = Vec::new();
         let inc = include.clone();
         let pred = move |x: &str| inc.as_ref().is_none_or(|s| s.contains(x));
@@ -188,6 +190,7 @@ pub fn add_path(
         (
             store_path::make_store_path(&store_dir, "source", &h, name),
             Hash { algo: Algo::Sha256, bytes: h.to_vec() },
+            None,
         )
     } else {
         if !matches!(kind, FileKind::Regular { .. }) {
@@ -198,7 +201,7 @@ pub fn add_path(
         }
         let data = ev.io.read_file(src).map_err(|e| io_err("opening file", src, &e, p))?;
         let h = Hash { algo: Algo::Sha256, bytes: store_path::sha256(&data).to_vec() };
-        (store_path::fixed_output_path(&store_dir, name, false, &h), h)
+        (store_path::fixed_output_path(&store_dir, name, false, &h), h, Some(data))
     };
     if let Some(exp) = expected
         && exp != got
@@ -206,7 +209,11 @@ pub fn add_path(
         return Err(hash_mismatch(&format!("path '{src}'"), &exp, &got, p));
     }
     if !ev.settings.read_only {
-        ev.io.add_tree(&sp, src, include.as_ref()).map_err(|e| io_err("copying", src, &e, p))?;
+        let object = match &flat {
+            Some(contents) => StoreObject::Flat { contents, algo: Algo::Sha256 },
+            None => StoreObject::Tree { src, include: include.as_ref() },
+        };
+        ev.io.add_to_store(&sp, object).map_err(|e| io_err("copying", src, &e, p))?;
     }
     Ok(sp)
 }
@@ -375,7 +382,9 @@ fn prim_fetchurl(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
         return Err(hash_mismatch(&format!("file downloaded from '{}'", args.url), exp, &got, p));
     }
     let sp = store_path::fixed_output_path(&ev.settings.store_dir, &name, false, &got);
-    ev.io.add_text(&sp, &data).map_err(|e| io_err("writing", &sp, &e, p))?;
+    ev.io
+        .add_to_store(&sp, StoreObject::Flat { contents: &data, algo })
+        .map_err(|e| io_err("writing", &sp, &e, p))?;
     Ok(store_string(sp))
 }
 
@@ -409,16 +418,13 @@ fn prim_fetch_tarball(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> 
     let mut inner = [0u8; 32];
     inner.copy_from_slice(&got.bytes);
     let sp = store_path::make_store_path(&ev.settings.store_dir, "source", &inner, &name);
-    ev.io.add_tree(&sp, &root, None).map_err(|e| io_err("copying", &root, &e, p))?;
-    Ok(Value::str(sp.clone())).map(|_| store_string(sp))
+    ev.io
+        .add_to_store(&sp, StoreObject::Tree { src: &root, include: None })
+        .map_err(|e| io_err("copying", &root, &e, p))?;
+    Ok(store_string(sp))
 }
 
 fn url_base_name(url: &str) -> String {
     let u = url.split(['?', '#']).next().unwrap_or(url);
     u.trim_end_matches('/').rsplit('/').next().unwrap_or("download").to_string()
-}
-
-#[allow(dead_code)]
-fn unused(_: Attrs) -> Value {
-    mk_attrs(vec![])
 }

@@ -188,8 +188,6 @@ fn xml_escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '&' => out.push_str("&amp;"),
             '\n' => out.push_str("&#xA;"),
-            '\r' => out.push_str("&#xD;"),
-            '\t' => out.push_str("&#x9;"),
             c => out.push(c),
         }
     }
