@@ -162,6 +162,10 @@ pub fn compile(name: &str, text: &str, cenv: &CompileEnv<'_>) -> Result<Expr> {
 /// Nix ends a `#` comment at a bare CR; rnix does not. Turning such a CR into LF keeps offsets and fixes the split.
 fn fix_bare_cr_comments(text: &str) -> String {
     let mut out = text.to_string();
+    // Tokenizing costs as much as parsing; only a file with a CR not followed by LF can need it.
+    if !text.split('\r').skip(1).any(|rest| !rest.starts_with('\n')) {
+        return out;
+    }
     loop {
         let mut changed = false;
         let mut offset = 0usize;
@@ -333,7 +337,10 @@ impl Compiler<'_, '_> {
     }
 
     fn ident_sym(&self, id: &ast::Ident) -> Sym {
-        Sym::new(&id.syntax().text().to_string())
+        match id.ident_token() {
+            Some(t) => Sym::new(t.text()),
+            None => Sym::new(&id.syntax().text().to_string()),
+        }
     }
 
     fn expr(&mut self, e: &ast::Expr) -> Result<Expr> {
