@@ -889,6 +889,15 @@ impl Evaluator {
                     .ok_or_else(|| EvalError::eval(format!("integer overflow in adding {x} + {y}"), pos)),
             };
         }
+        // As Nix's primops: division looks at its divisor as a number first; otherwise a float on either side
+        // makes a float operation, and anything else must be an integer (so `"a" - 1` expects an integer).
+        if op == BinOp::Div && self.force_float(&b, pos)? == 0.0 {
+            return Err(EvalError::eval("division by zero", pos));
+        }
+        if !matches!(a, Value::Float(_)) && !matches!(b, Value::Float(_)) {
+            self.force_int(&a, pos)?;
+            self.force_int(&b, pos)?;
+        }
         let x = self.force_float(&a, pos)?;
         let y = self.force_float(&b, pos)?;
         Ok(Value::Float(match op {
@@ -1137,9 +1146,27 @@ impl Evaluator {
                 }
                 x.len().cmp(&y.len())
             }
+            _ if a.show_type() == b.show_type() => {
+                return Err(EvalError::eval(
+                    format!(
+                        "cannot compare {} with {}; values of that type are incomparable (values are {} and {})",
+                        a.show_type(),
+                        b.show_type(),
+                        crate::print::short(&a),
+                        crate::print::short(&b)
+                    ),
+                    pos,
+                ));
+            }
             _ => {
                 return Err(EvalError::eval(
-                    format!("cannot compare {} with {}", a.show_type(), b.show_type()),
+                    format!(
+                        "cannot compare {} with {}; values are {} and {}",
+                        a.show_type(),
+                        b.show_type(),
+                        crate::print::short(&a),
+                        crate::print::short(&b)
+                    ),
                     pos,
                 ));
             }
