@@ -188,7 +188,13 @@ impl Evaluator {
 
     pub fn parse_file(&mut self, file: &str, pos: Pos, extra: Option<&[Sym]>) -> Result<Expr> {
         let bytes = self.io.read_file(file).map_err(|e| {
-            EvalError::new(ErrorKind::Io, format!("opening file '{file}': {}", io_reason(&e)), pos)
+            // Current Nix looks the path up before reading it, so a missing file is reported as such.
+            let msg = if e.kind() == std::io::ErrorKind::NotFound {
+                format!("path '{file}' does not exist")
+            } else {
+                format!("opening file '{file}': {}", io_reason(&e))
+            };
+            EvalError::new(ErrorKind::Io, msg, pos)
         })?;
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let dir = match file.rfind('/') {

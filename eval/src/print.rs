@@ -159,10 +159,17 @@ pub fn short(v: &Value) -> String {
             s.push(']');
             s
         }
-        Value::Lambda(c) => match c.def.name {
-            Some(n) => format!("«lambda {n}»"),
-            None => "«lambda»".into(),
-        },
+        Value::Lambda(c) => {
+            let mut s = String::from("«lambda");
+            if let Some(n) = c.def.name {
+                let _ = write!(s, " {n}");
+            }
+            if let Some(loc) = c.def.pos.resolve() {
+                let _ = write!(s, " @ {loc}");
+            }
+            s.push('»');
+            s
+        }
         Value::PrimOp(p) => format!("«primop {}»", p.name),
         Value::PrimOpApp(p) => format!("«partially applied primop {}»", p.op.name),
         Value::Thunk(t) => match &*t.state.borrow() {

@@ -142,8 +142,9 @@ pub(crate) fn table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
 fn algo_arg(ev: &mut Evaluator, v: &Value, p: Pos) -> Result<Algo> {
     let s = ev.force_str(v, p)?;
     Algo::parse(&s).ok_or_else(|| {
+        // Current Nix's wording, which lists blake3 although that needs an experimental feature.
         EvalError::eval(
-            format!("unknown hash algorithm '{s}', expect 'md5', 'sha1', 'sha256', or 'sha512'"),
+            format!("unknown hash algorithm '{s}', expect 'blake3', 'md5', 'sha1', 'sha256', or 'sha512'"),
             p,
         )
     })
