@@ -495,11 +495,11 @@ impl Compiler<'_, '_> {
             match part {
                 ast::InterpolPart::Literal(lit) => {
                     let raw = lit.syntax().text();
-                    parts.push(StrPart::Lit(if multiline {
-                        unescape_indented(raw)
+                    if multiline {
+                        parts.extend(indented_parts(raw));
                     } else {
-                        unescape_plain(raw)
-                    }));
+                        parts.push(StrPart::Lit(unescape_plain(raw)));
+                    }
                 }
                 ast::InterpolPart::Interpolation(i) => {
                     let e = self.child(i.expr(), i.syntax())?;
@@ -528,6 +528,7 @@ impl Compiler<'_, '_> {
                     }
                 }
                 StrPart::Interp(e) => out.push(e),
+                StrPart::Esc(_) => unreachable!("indentation stripping turns escapes into literals"),
             }
         }
         if string {
@@ -642,11 +643,12 @@ impl Compiler<'_, '_> {
                 let mut parts = Vec::new();
                 for p in s.parts() {
                     match p {
-                        ast::InterpolPart::Literal(l) => parts.push(StrPart::Lit(if multiline {
-                            unescape_indented(l.syntax().text())
-                        } else {
-                            unescape_plain(l.syntax().text())
-                        })),
+                        ast::InterpolPart::Literal(l) if multiline => {
+                            parts.extend(indented_parts(l.syntax().text()))
+                        }
+                        ast::InterpolPart::Literal(l) => {
+                            parts.push(StrPart::Lit(unescape_plain(l.syntax().text())))
+                        }
                         ast::InterpolPart::Interpolation(_) => return None,
                     }
                 }
@@ -703,16 +705,18 @@ impl Compiler<'_, '_> {
                     let path: Vec<ast::Attr> = ap.attrs().collect();
                     let value = av.value().ok_or_else(|| err("syntax error", self.pos(av.syntax())))?;
                     let apos = self.pos(ap.syntax());
-                    self.add_attr(&mut p, &path, value, apos, is_let)?;
+                    self.add_attr(&mut p, &[], &path, value, apos, is_let)?;
                 }
             }
         }
         Ok(p)
     }
 
+    /// Adds `path = value` to `p`; `prefix` is the path already walked, which duplicate errors name in full.
     fn add_attr(
         &mut self,
         p: &mut PAttrs,
+        prefix: &[Sym],
         path: &[ast::Attr],
         value: ast::Expr,
         pos: Pos,
@@ -763,7 +767,7 @@ impl Compiler<'_, '_> {
                             pos,
                         ));
                     } else {
-                        return Err(dup_attr(&[name], pos, prev_pos));
+                        return Err(dup_attr(&[prefix, &[name]].concat(), pos, prev_pos));
                     }
                 }
             }
@@ -785,7 +789,9 @@ impl Compiler<'_, '_> {
                 }
                 let prev_pos = p.statics[i].2;
                 match &mut p.statics[i].1 {
-                    PVal::Nested(n) if !n.rec => self.add_attr(n, &path[1..], value, pos, false)?,
+                    PVal::Nested(n) if !n.rec => {
+                        self.add_attr(n, &[prefix, &[name]].concat(), &path[1..], value, pos, false)?
+                    }
                     PVal::Nested(_) => {
                         return Err(err(
                             format!("attribute '{name}' already defined at {}", loc_str(prev_pos)),
@@ -797,7 +803,7 @@ impl Compiler<'_, '_> {
                         if let Some(n) = self.static_name(&path[1]) {
                             names.push(n);
                         }
-                        return Err(dup_attr(&names[..1], pos, prev_pos));
+                        return Err(dup_attr(&[prefix, &names[..1]].concat(), pos, prev_pos));
                     }
                 }
             }
@@ -807,7 +813,7 @@ impl Compiler<'_, '_> {
 
     fn nested_from_path(&mut self, path: &[ast::Attr], value: ast::Expr, pos: Pos) -> Result<PVal> {
         let mut n = PAttrs::new(false);
-        self.add_attr(&mut n, path, value, pos, false)?;
+        self.add_attr(&mut n, &[], path, value, pos, false)?;
         Ok(PVal::Nested(n))
     }
 
@@ -1003,6 +1009,9 @@ fn dup_attr(path: &[Sym], pos: Pos, prev: Pos) -> EvalError {
 enum StrPart {
     Lit(String),
     Interp(Expr),
+    /// Text from an escape in a `''` string (`''\n`, `''$`, `'''`): when measuring the indentation it is content
+    /// even if it is a space or a newline, as in Nix's lexer. Stripping turns it into `Lit`.
+    Esc(String),
 }
 
 fn unescape_plain(raw: &str) -> String {
@@ -1028,6 +1037,36 @@ fn unescape_plain(raw: &str) -> String {
         }
     }
     out
+}
+
+/// Splits the raw text of a `''` string literal into plain runs and escapes (see `StrPart::Esc`).
+fn indented_parts(raw: &str) -> Vec<StrPart> {
+    let mut parts = Vec::new();
+    let mut run_start = 0;
+    let mut i = 0;
+    while let Some(off) = raw[i..].find("''") {
+        let at = i + off;
+        let r = &raw[at + 2..];
+        let len = if r.starts_with('$') || r.starts_with('\'') {
+            3
+        } else if let Some(c) = r.strip_prefix('\\').and_then(|r2| r2.chars().next()) {
+            3 + c.len_utf8()
+        } else {
+            // Not an escape (the parser ends the string at a bare `''`); keep it as text.
+            i = at + 2;
+            continue;
+        };
+        if run_start < at {
+            parts.push(StrPart::Lit(unescape_indented(&raw[run_start..at])));
+        }
+        parts.push(StrPart::Esc(unescape_indented(&raw[at..at + len])));
+        i = at + len;
+        run_start = i;
+    }
+    if run_start < raw.len() {
+        parts.push(StrPart::Lit(unescape_indented(&raw[run_start..])));
+    }
+    parts
 }
 
 fn unescape_indented(raw: &str) -> String {
@@ -1086,7 +1125,7 @@ fn strip_indentation(mut parts: Vec<StrPart>) -> Vec<StrPart> {
     let mut cur = 0usize;
     for p in &parts {
         match p {
-            StrPart::Interp(_) => {
+            StrPart::Interp(_) | StrPart::Esc(_) => {
                 if at_start {
                     at_start = false;
                     min_indent = min_indent.min(cur);
@@ -1125,7 +1164,8 @@ fn strip_indentation(mut parts: Vec<StrPart>) -> Vec<StrPart> {
                 dropped = 0;
                 out.push(StrPart::Interp(e));
             }
-            StrPart::Lit(s) => {
+            // Escapes only count as content when measuring; here, as in Nix, an escaped newline starts a line.
+            StrPart::Lit(s) | StrPart::Esc(s) => {
                 let mut s2 = String::with_capacity(s.len());
                 for c in s.chars() {
                     if at_start {
