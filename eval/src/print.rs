@@ -61,7 +61,8 @@ pub fn is_plain_ident(s: &str) -> bool {
         Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
         _ => return false,
     }
-    if matches!(s, "if" | "then" | "else" | "assert" | "with" | "let" | "in" | "rec" | "inherit" | "or") {
+    // Current Nix's reserved words; `or` is not one (it is a valid attribute name), so it stays bare.
+    if matches!(s, "if" | "then" | "else" | "assert" | "with" | "let" | "in" | "rec" | "inherit") {
         return false;
     }
     cs.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '\'')
