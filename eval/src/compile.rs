@@ -375,7 +375,7 @@ impl Compiler<'_, '_> {
             }
             ast::Expr::Assert(a) => {
                 let cond = a.condition();
-                let text = cond.as_ref().map(|c| c.syntax().text().to_string()).unwrap_or_default();
+                let text = cond.as_ref().map(|c| self.show(c)).unwrap_or_default();
                 let c = self.child(cond, a.syntax())?;
                 let b = self.child(a.body(), a.syntax())?;
                 Expr::Assert(Box::new((c, b)), pos, text)
@@ -471,6 +471,139 @@ impl Compiler<'_, '_> {
                 }))
             }
         })
+    }
+
+    /// An expression as Nix shows it in `assertion '…' failed`: as its parser desugars it, fully parenthesised
+    /// (`a - b` is `(__sub a b)`, `a < b` is `(__lessThan a b)`). Forms not covered show their source text.
+    fn show(&self, e: &ast::Expr) -> String {
+        use ast::BinOpKind as K;
+        let sub = |e: Option<ast::Expr>| e.map_or_else(String::new, |e| self.show(&e));
+        let path = |p: Option<ast::Attrpath>| {
+            let names: Vec<String> = p
+                .map(|p| p.attrs().collect::<Vec<_>>())
+                .unwrap_or_default()
+                .iter()
+                .map(|a| match (a, self.static_name(a)) {
+                    (_, Some(n)) => n.as_str().to_string(),
+                    (ast::Attr::Dynamic(d), None) => format!("\"${{{}}}\"", sub(d.expr())),
+                    (a, None) => a.syntax().text().to_string(),
+                })
+                .collect();
+            names.join(".")
+        };
+        match e {
+            ast::Expr::Paren(p) => sub(p.expr()),
+            ast::Expr::Ident(i) => i.syntax().text().to_string(),
+            ast::Expr::Literal(l) => match l.kind() {
+                ast::LiteralKind::Float(_) => {
+                    let t = l.syntax().text().to_string();
+                    t.parse::<f64>().map_or(t, crate::print::fmt_float)
+                }
+                ast::LiteralKind::Uri(_) => crate::print::quote_string(&l.syntax().text().to_string()),
+                _ => l.syntax().text().to_string(),
+            },
+            ast::Expr::Str(st) if st.parts().all(|p| matches!(p, ast::InterpolPart::Literal(_))) => {
+                let multiline = st.syntax().first_token().is_some_and(|t| t.text() == "''");
+                let mut parts = Vec::new();
+                for part in st.parts() {
+                    if let ast::InterpolPart::Literal(l) = part {
+                        if multiline {
+                            parts.extend(indented_parts(l.syntax().text()));
+                        } else {
+                            parts.push(StrPart::Lit(unescape_plain(l.syntax().text())));
+                        }
+                    }
+                }
+                if multiline {
+                    parts = strip_indentation(parts);
+                }
+                let text: String = parts
+                    .into_iter()
+                    .map(|p| if let StrPart::Lit(l) = p { l } else { String::new() })
+                    .collect();
+                crate::print::quote_string(&text)
+            }
+            ast::Expr::UnaryOp(u) => match u.operator() {
+                Some(ast::UnaryOpKind::Invert) => format!("(! {})", sub(u.expr())),
+                Some(ast::UnaryOpKind::Negate) => format!("(__sub 0 {})", sub(u.expr())),
+                None => u.syntax().text().to_string(),
+            },
+            ast::Expr::BinOp(b) => {
+                let (l, r) = (sub(b.lhs()), sub(b.rhs()));
+                match b.operator() {
+                    Some(K::Sub) => format!("(__sub {l} {r})"),
+                    Some(K::Mul) => format!("(__mul {l} {r})"),
+                    Some(K::Div) => format!("(__div {l} {r})"),
+                    Some(K::Less) => format!("(__lessThan {l} {r})"),
+                    Some(K::More) => format!("(__lessThan {r} {l})"),
+                    Some(K::LessOrEq) => format!("(! (__lessThan {r} {l}))"),
+                    Some(K::MoreOrEq) => format!("(! (__lessThan {l} {r}))"),
+                    Some(op) => {
+                        let sym = match op {
+                            K::Concat => "++",
+                            K::Update => "//",
+                            K::Add => "+",
+                            K::And => "&&",
+                            K::Or => "||",
+                            K::Equal => "==",
+                            K::NotEqual => "!=",
+                            K::Implication => "->",
+                            _ => return b.syntax().text().to_string(),
+                        };
+                        format!("({l} {sym} {r})")
+                    }
+                    None => b.syntax().text().to_string(),
+                }
+            }
+            ast::Expr::Apply(a) => {
+                // Nix flattens curried calls: `f a b` shows as `(f a b)`.
+                let mut args = vec![sub(a.argument())];
+                let mut f = a.lambda();
+                while let Some(ast::Expr::Apply(inner)) = &f {
+                    args.push(sub(inner.argument()));
+                    f = inner.lambda();
+                }
+                args.reverse();
+                format!("({} {})", sub(f), args.join(" "))
+            }
+            ast::Expr::Select(sel) => {
+                let mut out = format!("({}).{}", sub(sel.expr()), path(sel.attrpath()));
+                if let Some(d) = sel.default_expr() {
+                    out.push_str(&format!(" or ({})", self.show(&d)));
+                }
+                out
+            }
+            ast::Expr::HasAttr(h) => format!("(({}) ? {})", sub(h.expr()), path(h.attrpath())),
+            ast::Expr::List(l) => {
+                let mut out = String::from("[ ");
+                for item in l.items() {
+                    out.push_str(&format!("({}) ", self.show(&item)));
+                }
+                out.push(']');
+                out
+            }
+            ast::Expr::IfElse(i) => {
+                format!("(if {} then {} else {})", sub(i.condition()), sub(i.body()), sub(i.else_body()))
+            }
+            ast::Expr::Lambda(l) => match l.param() {
+                Some(ast::Param::IdentParam(p)) => format!("({}: {})", p.syntax().text(), sub(l.body())),
+                _ => l.syntax().text().to_string(),
+            },
+            // An interpolated string is a concatenation of its parts.
+            ast::Expr::Str(st) if st.syntax().first_token().is_none_or(|t| t.text() != "''") => {
+                let parts: Vec<String> = st
+                    .parts()
+                    .map(|p| match p {
+                        ast::InterpolPart::Literal(l) => {
+                            crate::print::quote_string(&unescape_plain(l.syntax().text()))
+                        }
+                        ast::InterpolPart::Interpolation(i) => sub(i.expr()),
+                    })
+                    .collect();
+                format!("({})", parts.join(" + "))
+            }
+            e => e.syntax().text().to_string(),
+        }
     }
 
     fn literal(&mut self, l: &ast::Literal, pos: Pos) -> Result<Expr> {
