@@ -111,6 +111,8 @@ pub struct LambdaDef {
     pub nslots: u32,
     pub pos: Pos,
     pub name: Option<Sym>,
+    /// The name the whole argument is bound to (`x: …` or `args@{ … }: …`), which `toXML` shows.
+    pub arg: Option<Sym>,
 }
 
 #[derive(Debug)]
@@ -1060,7 +1062,7 @@ impl Compiler<'_, '_> {
                 self.scopes.push(Scope { names: HashMap::from([(s, 0)]), with: false });
                 let body = self.child(l.body(), l.syntax());
                 self.scopes.pop();
-                Ok(LambdaDef { param: Param::Ident, body: body?, nslots: 1, pos, name })
+                Ok(LambdaDef { param: Param::Ident, body: body?, nslots: 1, pos, name, arg: Some(s) })
             }
             ast::Param::Pattern(pat) => {
                 let mut names = HashMap::new();
@@ -1078,6 +1080,7 @@ impl Compiler<'_, '_> {
                 }
                 let n = formals_ast.len() as u32;
                 let mut at = false;
+                let mut arg = None;
                 if let Some(bind) = pat.pat_bind() {
                     let id = bind.ident().ok_or_else(|| err("syntax error", pos))?;
                     let s = self.ident_sym(&id);
@@ -1089,6 +1092,7 @@ impl Compiler<'_, '_> {
                     }
                     names.insert(s, n);
                     at = true;
+                    arg = Some(s);
                 }
                 self.scopes.push(Scope { names, with: false });
                 let r = (|| {
@@ -1107,6 +1111,7 @@ impl Compiler<'_, '_> {
                         nslots: n + at as u32,
                         pos,
                         name,
+                        arg,
                     })
                 })();
                 self.scopes.pop();

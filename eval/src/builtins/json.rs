@@ -205,6 +205,20 @@ pub fn to_xml(
     out: &mut String,
     ctx: &mut Context,
 ) -> Result<()> {
+    to_xml_seen(ev, v, p, depth, out, ctx, &mut std::collections::HashSet::new())
+}
+
+/// `to_xml`, with the derivations already shown: a derivation's attributes refer back to it (`all`, `out`), so
+/// as in Nix each derivation is expanded once and then shown as `<repeated />`.
+fn to_xml_seen(
+    ev: &mut Evaluator,
+    v: &Value,
+    p: Pos,
+    depth: usize,
+    out: &mut String,
+    ctx: &mut Context,
+    seen: &mut std::collections::HashSet<String>,
+) -> Result<()> {
     let ind = "  ".repeat(depth);
     let v = ev.force(v)?;
     match &v {
@@ -227,7 +241,7 @@ pub fn to_xml(
             } else {
                 out.push_str(&format!("{ind}<list>\n"));
                 for x in l.iter() {
-                    to_xml(ev, x, p, depth + 1, out, ctx)?;
+                    to_xml_seen(ev, x, p, depth + 1, out, ctx, seen)?;
                 }
                 out.push_str(&format!("{ind}</list>\n"));
             }
@@ -235,33 +249,42 @@ pub fn to_xml(
         Value::Attrs(a) => {
             if ev.is_derivation(a)? {
                 let mut attrs_s = String::new();
+                let mut drv_path = String::new();
                 if let Some(d) = a.get_str("drvPath") {
-                    let d = ev.force_str(&d.clone(), p)?;
-                    attrs_s.push_str(&format!(" drvPath=\"{}\"", xml_escape(&d)));
+                    drv_path = ev.force_str(&d.clone(), p)?;
+                    attrs_s.push_str(&format!(" drvPath=\"{}\"", xml_escape(&drv_path)));
                 }
                 if let Some(o) = a.get_str("outPath") {
                     let o = ev.force_str(&o.clone(), p)?;
                     attrs_s.push_str(&format!(" outPath=\"{}\"", xml_escape(&o)));
                 }
                 out.push_str(&format!("{ind}<derivation{attrs_s}>\n"));
-                xml_attrs(ev, a, p, depth + 1, out, ctx)?;
+                if !drv_path.is_empty() && seen.insert(drv_path) {
+                    xml_attrs(ev, a, p, depth + 1, out, ctx, seen)?;
+                } else {
+                    out.push_str(&format!("{ind}  <repeated />\n"));
+                }
                 out.push_str(&format!("{ind}</derivation>\n"));
             } else if a.is_empty() {
                 out.push_str(&format!("{ind}<attrs />\n"));
             } else {
                 out.push_str(&format!("{ind}<attrs>\n"));
-                xml_attrs(ev, a, p, depth + 1, out, ctx)?;
+                xml_attrs(ev, a, p, depth + 1, out, ctx, seen)?;
                 out.push_str(&format!("{ind}</attrs>\n"));
             }
         }
         Value::Lambda(c) => match &c.def.param {
             crate::compile::Param::Ident => {
-                out.push_str(&format!("{ind}<function>\n{ind}  <varpat name=\"…\" />\n{ind}</function>\n"));
+                let name = c.def.arg.map_or(String::new(), |n| xml_escape(n.as_str()));
+                out.push_str(&format!(
+                    "{ind}<function>\n{ind}  <varpat name=\"{name}\" />\n{ind}</function>\n"
+                ));
             }
             crate::compile::Param::Formals { formals, ellipsis, .. } => {
                 out.push_str(&format!(
-                    "{ind}<function>\n{ind}  <attrspat{}>\n",
-                    if *ellipsis { " ellipsis=\"1\"" } else { "" }
+                    "{ind}<function>\n{ind}  <attrspat{}{}>\n",
+                    if *ellipsis { " ellipsis=\"1\"" } else { "" },
+                    c.def.arg.map_or(String::new(), |n| format!(" name=\"{}\"", xml_escape(n.as_str())))
                 ));
                 let mut names: Vec<&str> = formals.iter().map(|(n, _)| n.as_str()).collect();
                 names.sort();
@@ -284,11 +307,12 @@ fn xml_attrs(
     depth: usize,
     out: &mut String,
     ctx: &mut Context,
+    seen: &mut std::collections::HashSet<String>,
 ) -> Result<()> {
     let ind = "  ".repeat(depth);
     for e in &a.entries {
         out.push_str(&format!("{ind}<attr name=\"{}\">\n", xml_escape(e.name.as_str())));
-        to_xml(ev, &e.value, p, depth + 1, out, ctx)?;
+        to_xml_seen(ev, &e.value, p, depth + 1, out, ctx, seen)?;
         out.push_str(&format!("{ind}</attr>\n"));
     }
     Ok(())
