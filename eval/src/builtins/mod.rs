@@ -269,7 +269,8 @@ fn core_table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
                     crate::compile::Param::Ident => Ok(Value::attrs(Attrs::default())),
                 },
                 Value::PrimOp(_) | Value::PrimOpApp(_) => Ok(Value::attrs(Attrs::default())),
-                v => Err(type_err(v, "a function", p)),
+                // Nix's own wording; a set with `__functor` is callable but still not accepted here.
+                _ => Err(EvalError::eval("'functionArgs' requires a function", p)),
             }
         }),
         ("unsafeGetAttrPos", 2, |ev, a, p| {
