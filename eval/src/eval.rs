@@ -531,7 +531,7 @@ impl Evaluator {
             let n = self.eval(name_e, &env2)?;
             let name = match n {
                 Value::Null => continue,
-                Value::String(s) => Sym::new(&s.s),
+                Value::String(s) => Sym::new(no_context(&s, *pos)?),
                 v => return Err(type_err(&v, "a string", *pos)),
             };
             if let Some(prev) = attrs.get_attr(name) {
@@ -557,7 +557,7 @@ impl Evaluator {
             AttrName::Dynamic(e) => {
                 let v = self.eval(e, env)?;
                 match v {
-                    Value::String(s) => Ok(Sym::new(&s.s)),
+                    Value::String(s) => Ok(Sym::new(no_context(&s, Pos::none())?)),
                     v => Err(type_err(&v, "a string", Pos::none())),
                 }
             }
@@ -1177,6 +1177,17 @@ impl Evaluator {
                 ));
             }
         })
+    }
+}
+
+/// An attribute name must not refer to the store (Nix forces names without context).
+fn no_context(s: &NixStr, pos: Pos) -> Result<&str> {
+    match s.ctx.as_deref().and_then(|c| c.iter().next()) {
+        Some(c) => Err(EvalError::eval(
+            format!("the string '{}' is not allowed to refer to a store path (such as '{c}')", s.s),
+            pos,
+        )),
+        None => Ok(&s.s),
     }
 }
 
