@@ -271,7 +271,8 @@ pub fn derivation_strict(ev: &mut Evaluator, args: &[Value], pos: Pos) -> Result
     }
     let mut seen = BTreeSet::new();
     for o in &output_names {
-        if o == "drv" || store_path::check_name(o).is_err() {
+        // `drvPath` would clash with the attribute of that name in the derivation's result.
+        if o == "drv" || o == "drvPath" || store_path::check_name(o).is_err() {
             return Err(EvalError::eval(format!("invalid derivation output name '{o}'"), pos));
         }
         if !seen.insert(o.clone()) {
