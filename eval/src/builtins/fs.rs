@@ -203,7 +203,11 @@ pub fn add_path(
     if let Some(exp) = expected
         && exp != got
     {
-        return Err(hash_mismatch(&format!("path '{src}'"), &exp, &got, p));
+        // Nix compares the store paths the two hashes give, and says so.
+        return Err(EvalError::eval(
+            format!("store path mismatch in (possibly filtered) path added from '{src}'"),
+            p,
+        ));
     }
     if !ev.settings.read_only {
         ev.io.add_tree(&sp, src, include.as_ref()).map_err(|e| io_err("copying", src, &e, p))?;
