@@ -235,16 +235,13 @@ fn to_xml_seen(
             out.push_str(&format!("{ind}<string value=\"{}\" />\n", xml_escape(&s.s)));
         }
         Value::Path(s) => out.push_str(&format!("{ind}<path value=\"{}\" />\n", xml_escape(s))),
+        // Containers are always opened and closed, even when empty, as Nix's XML writer does.
         Value::List(l) => {
-            if l.is_empty() {
-                out.push_str(&format!("{ind}<list />\n"));
-            } else {
-                out.push_str(&format!("{ind}<list>\n"));
-                for x in l.iter() {
-                    to_xml_seen(ev, x, p, depth + 1, out, ctx, seen)?;
-                }
-                out.push_str(&format!("{ind}</list>\n"));
+            out.push_str(&format!("{ind}<list>\n"));
+            for x in l.iter() {
+                to_xml_seen(ev, x, p, depth + 1, out, ctx, seen)?;
             }
+            out.push_str(&format!("{ind}</list>\n"));
         }
         Value::Attrs(a) => {
             if ev.is_derivation(a)? {
@@ -265,8 +262,6 @@ fn to_xml_seen(
                     out.push_str(&format!("{ind}  <repeated />\n"));
                 }
                 out.push_str(&format!("{ind}</derivation>\n"));
-            } else if a.is_empty() {
-                out.push_str(&format!("{ind}<attrs />\n"));
             } else {
                 out.push_str(&format!("{ind}<attrs>\n"));
                 xml_attrs(ev, a, p, depth + 1, out, ctx, seen)?;
