@@ -14,7 +14,8 @@ use crate::value::{Attr, Attrs, Context, NixStr, PrimFn, Value};
 
 pub(crate) fn table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
     t.extend_from_slice(&[
-        ("toString", 1, |ev, a, p| Ok(str_value(ev.coerce_to_string(&a[0], p, Coerce { more: true, copy: true })?)) as Result<Value>),
+        // A path stays a path name here: toString does not copy it to the store.
+        ("toString", 1, |ev, a, p| Ok(str_value(ev.coerce_to_string(&a[0], p, Coerce { more: true, copy: false })?)) as Result<Value>),
         ("stringLength", 1, |ev, a, p| {
             let s = ev.coerce_to_string(&a[0], p, Coerce { more: false, copy: true })?;
             Ok(Value::Int(s.s.len() as i64))
