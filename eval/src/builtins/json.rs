@@ -19,7 +19,7 @@ pub(crate) fn table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
         }),
         ("fromJSON", 1, |ev, a, p| {
             let s = ev.force_str(&a[0], p)?;
-            let j: serde_json::Value = serde_json::from_str(&s)
+            let j: serde_json::Value = serde_json::from_str(&integer_negative_zero(&s))
                 .map_err(|e| EvalError::eval(format!("while parsing JSON: {e}"), p))?;
             json_value(&j, p)
         }),
@@ -122,6 +122,42 @@ pub fn to_json(ev: &mut Evaluator, v: &Value, p: Pos, ctx: &mut Context, copy: b
             return Err(EvalError::eval(format!("cannot convert {} to JSON", other.show_type()), p));
         }
     })
+}
+
+/// serde_json reads `-0` as the float -0.0, but it is an integer in JSON's grammar (no fraction, no exponent), and
+/// Nix makes it the integer 0: such tokens are rewritten to ` 0` outside strings before parsing.
+fn integer_negative_zero(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("-0") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let (mut in_string, mut escaped) = (false, false);
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                in_string = false;
+            }
+        } else if c == b'"' {
+            in_string = true;
+        } else if c == b'-'
+            && b.get(i + 1) == Some(&b'0')
+            && !b.get(i + 2).is_some_and(|n| n.is_ascii_digit() || matches!(n, b'.' | b'e' | b'E'))
+        {
+            out.extend_from_slice(b" 0");
+            i += 2;
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    std::borrow::Cow::Owned(String::from_utf8(out).unwrap_or_else(|_| text.to_string()))
 }
 
 fn json_value(j: &serde_json::Value, p: Pos) -> Result<Value> {
