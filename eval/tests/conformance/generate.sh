@@ -12,6 +12,12 @@
 # layout and columns changed between 2.8 and current Nix. A message starting `error: syntax error` (Nix's bison
 # parser) is compared only as "a parse error", because token names are the parser generator's, not the language's.
 #
+# Layout: cases/ (expectations generated here), newer/ (hand-written, for behaviour newer than 2.8 or where current
+# Nix differs), notyetpassing/ (either kind; the runner requires these to fail), data/ (files the cases import or
+# read; not cases). Directives are comment lines at the top of a case: `# hand-written: WHY` and
+# `# flags: pipe-operators` (the runner enables the experimental pipe operators). Outputs must not contain
+# absolute paths other than store paths, so that the suite passes in any checkout.
+#
 # Usage: eval/tests/conformance/generate.sh [CASE.nix...]   (no arguments: every case)
 set -euo pipefail
 
