@@ -374,7 +374,7 @@ impl Evaluator {
             Expr::WithVar { name, up, pos } => self.with_lookup(env, *name, *up, *pos),
             Expr::Attrs(a) => self.eval_attrs(a, env),
             Expr::Let(l) => {
-                let env2 = self.rec_env(&l.slots, env);
+                let env2 = self.rec_env(&l.slots, env, false);
                 self.eval(&l.body, &env2)
             }
             Expr::List(items) => Ok(Value::list(items.iter().map(|i| self.thunk(i, env)).collect())),
@@ -485,14 +485,15 @@ impl Evaluator {
         Err(EvalError::eval(format!("undefined variable '{name}'"), pos))
     }
 
-    /// A recursive environment for `let`/`rec`: each slot may refer to all slots.
-    fn rec_env(&self, slots: &[Rc<Expr>], parent: &Rc<Env>) -> Rc<Env> {
+    /// A recursive environment for `let`/`rec`: each slot may refer to all slots. With `all_thunks` every slot is
+    /// a thunk of its own, so that `__overrides` can redirect it.
+    fn rec_env(&self, slots: &[Rc<Expr>], parent: &Rc<Env>, all_thunks: bool) -> Rc<Env> {
         let mut vals = Vec::with_capacity(slots.len());
         let mut pending = Vec::new();
         for (i, s) in slots.iter().enumerate() {
             match &**s {
-                Expr::Const(v) => vals.push(v.clone()),
-                Expr::Var(up, idx) if *up > 0 => vals.push(lookup(parent, up - 1, *idx)),
+                Expr::Const(v) if !all_thunks => vals.push(v.clone()),
+                Expr::Var(up, idx) if *up > 0 && !all_thunks => vals.push(lookup(parent, up - 1, *idx)),
                 _ => {
                     let t = Rc::new(Thunk { state: std::cell::RefCell::new(ThunkState::Blackhole) });
                     vals.push(Value::Thunk(t.clone()));
@@ -513,8 +514,48 @@ impl Evaluator {
         env
     }
 
+    /// `rec { …; __overrides = { … }; }`: the attributes of `__overrides` replace those of the set, also where the
+    /// set's own attributes refer to them (which `//` cannot do), and are added when new.
+    fn apply_overrides(
+        &mut self,
+        a: &compile::AttrsExpr,
+        env2: &Rc<Env>,
+        entries: &mut Vec<Attr>,
+        overrides: Sym,
+    ) -> Result<()> {
+        let ov = entries.iter().find(|e| e.name == overrides).map(|e| e.value.clone()).unwrap_or(Value::Null);
+        let ov_attrs = self.force_attrs(&ov, Pos::none())?;
+        for o in &ov_attrs.entries {
+            let slot = a.statics.iter().find(|(n, _, _)| *n == o.name).and_then(|(_, v, _)| match v {
+                AttrValue::Slot(i) => Some(*i as usize),
+                AttrValue::Expr(_) => None,
+            });
+            if let Some(i) = slot
+                && let Value::Thunk(t) = &env2.vals[i]
+            {
+                // The slot's thunk now selects the override, so references through the environment see it.
+                *t.state.borrow_mut() = ThunkState::Select(ov.clone(), o.name);
+            }
+            match entries.iter_mut().find(|e| e.name == o.name) {
+                Some(e) if slot.is_none() => e.value = o.value.clone(),
+                Some(_) => {}
+                None => {
+                    let i = entries.partition_point(|x| x.name < o.name);
+                    entries.insert(i, Attr { name: o.name, value: o.value.clone(), pos: o.pos });
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn eval_attrs(&mut self, a: &compile::AttrsExpr, env: &Rc<Env>) -> Result<Value> {
-        let env2 = if a.has_env { self.rec_env(&a.slots, env) } else { env.clone() };
+        // Found by text, not by interning a symbol, to keep plain sets cheap.
+        let overrides = if a.has_env {
+            a.statics.iter().find(|(n, _, _)| n.as_str() == "__overrides").map(|(n, _, _)| *n)
+        } else {
+            None
+        };
+        let env2 = if a.has_env { self.rec_env(&a.slots, env, overrides.is_some()) } else { env.clone() };
         let mut entries: Vec<Attr> = Vec::with_capacity(a.statics.len() + a.dynamics.len());
         for (name, v, pos) in &a.statics {
             let value = match v {
@@ -522,6 +563,9 @@ impl Evaluator {
                 AttrValue::Expr(e) => self.thunk(e, &env2),
             };
             entries.push(Attr { name: *name, value, pos: *pos });
+        }
+        if let Some(overrides) = overrides {
+            self.apply_overrides(a, &env2, &mut entries, overrides)?;
         }
         if a.dynamics.is_empty() {
             return Ok(Value::attrs(Attrs { entries }));
