@@ -111,6 +111,8 @@ pub struct LambdaDef {
     pub nslots: u32,
     pub pos: Pos,
     pub name: Option<Sym>,
+    /// The name the whole argument is bound to (`x: …` or `args@{ … }: …`), which `toXML` shows.
+    pub arg: Option<Sym>,
 }
 
 #[derive(Debug)]
@@ -382,7 +384,7 @@ impl Compiler<'_, '_> {
             }
             ast::Expr::Assert(a) => {
                 let cond = a.condition();
-                let text = cond.as_ref().map(|c| c.syntax().text().to_string()).unwrap_or_default();
+                let text = cond.as_ref().map(|c| self.show(c)).unwrap_or_default();
                 let c = self.child(cond, a.syntax())?;
                 let b = self.child(a.body(), a.syntax())?;
                 Expr::Assert(Box::new((c, b)), pos, text)
@@ -480,6 +482,139 @@ impl Compiler<'_, '_> {
         })
     }
 
+    /// An expression as Nix shows it in `assertion '…' failed`: as its parser desugars it, fully parenthesised
+    /// (`a - b` is `(__sub a b)`, `a < b` is `(__lessThan a b)`). Forms not covered show their source text.
+    fn show(&self, e: &ast::Expr) -> String {
+        use ast::BinOpKind as K;
+        let sub = |e: Option<ast::Expr>| e.map_or_else(String::new, |e| self.show(&e));
+        let path = |p: Option<ast::Attrpath>| {
+            let names: Vec<String> = p
+                .map(|p| p.attrs().collect::<Vec<_>>())
+                .unwrap_or_default()
+                .iter()
+                .map(|a| match (a, self.static_name(a)) {
+                    (_, Some(n)) => n.as_str().to_string(),
+                    (ast::Attr::Dynamic(d), None) => format!("\"${{{}}}\"", sub(d.expr())),
+                    (a, None) => a.syntax().text().to_string(),
+                })
+                .collect();
+            names.join(".")
+        };
+        match e {
+            ast::Expr::Paren(p) => sub(p.expr()),
+            ast::Expr::Ident(i) => i.syntax().text().to_string(),
+            ast::Expr::Literal(l) => match l.kind() {
+                ast::LiteralKind::Float(_) => {
+                    let t = l.syntax().text().to_string();
+                    t.parse::<f64>().map_or(t, crate::print::fmt_float)
+                }
+                ast::LiteralKind::Uri(_) => crate::print::quote_string(&l.syntax().text().to_string()),
+                _ => l.syntax().text().to_string(),
+            },
+            ast::Expr::Str(st) if st.parts().all(|p| matches!(p, ast::InterpolPart::Literal(_))) => {
+                let multiline = st.syntax().first_token().is_some_and(|t| t.text() == "''");
+                let mut parts = Vec::new();
+                for part in st.parts() {
+                    if let ast::InterpolPart::Literal(l) = part {
+                        if multiline {
+                            parts.extend(indented_parts(l.syntax().text()));
+                        } else {
+                            parts.push(StrPart::Lit(unescape_plain(l.syntax().text())));
+                        }
+                    }
+                }
+                if multiline {
+                    parts = strip_indentation(parts);
+                }
+                let text: String = parts
+                    .into_iter()
+                    .map(|p| if let StrPart::Lit(l) = p { l } else { String::new() })
+                    .collect();
+                crate::print::quote_string(&text)
+            }
+            ast::Expr::UnaryOp(u) => match u.operator() {
+                Some(ast::UnaryOpKind::Invert) => format!("(! {})", sub(u.expr())),
+                Some(ast::UnaryOpKind::Negate) => format!("(__sub 0 {})", sub(u.expr())),
+                None => u.syntax().text().to_string(),
+            },
+            ast::Expr::BinOp(b) => {
+                let (l, r) = (sub(b.lhs()), sub(b.rhs()));
+                match b.operator() {
+                    Some(K::Sub) => format!("(__sub {l} {r})"),
+                    Some(K::Mul) => format!("(__mul {l} {r})"),
+                    Some(K::Div) => format!("(__div {l} {r})"),
+                    Some(K::Less) => format!("(__lessThan {l} {r})"),
+                    Some(K::More) => format!("(__lessThan {r} {l})"),
+                    Some(K::LessOrEq) => format!("(! (__lessThan {r} {l}))"),
+                    Some(K::MoreOrEq) => format!("(! (__lessThan {l} {r}))"),
+                    Some(op) => {
+                        let sym = match op {
+                            K::Concat => "++",
+                            K::Update => "//",
+                            K::Add => "+",
+                            K::And => "&&",
+                            K::Or => "||",
+                            K::Equal => "==",
+                            K::NotEqual => "!=",
+                            K::Implication => "->",
+                            _ => return b.syntax().text().to_string(),
+                        };
+                        format!("({l} {sym} {r})")
+                    }
+                    None => b.syntax().text().to_string(),
+                }
+            }
+            ast::Expr::Apply(a) => {
+                // Nix flattens curried calls: `f a b` shows as `(f a b)`.
+                let mut args = vec![sub(a.argument())];
+                let mut f = a.lambda();
+                while let Some(ast::Expr::Apply(inner)) = &f {
+                    args.push(sub(inner.argument()));
+                    f = inner.lambda();
+                }
+                args.reverse();
+                format!("({} {})", sub(f), args.join(" "))
+            }
+            ast::Expr::Select(sel) => {
+                let mut out = format!("({}).{}", sub(sel.expr()), path(sel.attrpath()));
+                if let Some(d) = sel.default_expr() {
+                    out.push_str(&format!(" or ({})", self.show(&d)));
+                }
+                out
+            }
+            ast::Expr::HasAttr(h) => format!("(({}) ? {})", sub(h.expr()), path(h.attrpath())),
+            ast::Expr::List(l) => {
+                let mut out = String::from("[ ");
+                for item in l.items() {
+                    out.push_str(&format!("({}) ", self.show(&item)));
+                }
+                out.push(']');
+                out
+            }
+            ast::Expr::IfElse(i) => {
+                format!("(if {} then {} else {})", sub(i.condition()), sub(i.body()), sub(i.else_body()))
+            }
+            ast::Expr::Lambda(l) => match l.param() {
+                Some(ast::Param::IdentParam(p)) => format!("({}: {})", p.syntax().text(), sub(l.body())),
+                _ => l.syntax().text().to_string(),
+            },
+            // An interpolated string is a concatenation of its parts.
+            ast::Expr::Str(st) if st.syntax().first_token().is_none_or(|t| t.text() != "''") => {
+                let parts: Vec<String> = st
+                    .parts()
+                    .map(|p| match p {
+                        ast::InterpolPart::Literal(l) => {
+                            crate::print::quote_string(&unescape_plain(l.syntax().text()))
+                        }
+                        ast::InterpolPart::Interpolation(i) => sub(i.expr()),
+                    })
+                    .collect();
+                format!("({})", parts.join(" + "))
+            }
+            e => e.syntax().text().to_string(),
+        }
+    }
+
     fn literal(&mut self, l: &ast::Literal, pos: Pos) -> Result<Expr> {
         let text = l.syntax().text().to_string();
         Ok(match l.kind() {
@@ -502,11 +637,11 @@ impl Compiler<'_, '_> {
             match part {
                 ast::InterpolPart::Literal(lit) => {
                     let raw = lit.syntax().text();
-                    parts.push(StrPart::Lit(if multiline {
-                        unescape_indented(raw)
+                    if multiline {
+                        parts.extend(indented_parts(raw));
                     } else {
-                        unescape_plain(raw)
-                    }));
+                        parts.push(StrPart::Lit(unescape_plain(raw)));
+                    }
                 }
                 ast::InterpolPart::Interpolation(i) => {
                     let e = self.child(i.expr(), i.syntax())?;
@@ -535,6 +670,7 @@ impl Compiler<'_, '_> {
                     }
                 }
                 StrPart::Interp(e) => out.push(e),
+                StrPart::Esc(_) => unreachable!("indentation stripping turns escapes into literals"),
             }
         }
         if string {
@@ -649,11 +785,12 @@ impl Compiler<'_, '_> {
                 let mut parts = Vec::new();
                 for p in s.parts() {
                     match p {
-                        ast::InterpolPart::Literal(l) => parts.push(StrPart::Lit(if multiline {
-                            unescape_indented(l.syntax().text())
-                        } else {
-                            unescape_plain(l.syntax().text())
-                        })),
+                        ast::InterpolPart::Literal(l) if multiline => {
+                            parts.extend(indented_parts(l.syntax().text()))
+                        }
+                        ast::InterpolPart::Literal(l) => {
+                            parts.push(StrPart::Lit(unescape_plain(l.syntax().text())))
+                        }
                         ast::InterpolPart::Interpolation(_) => return None,
                     }
                 }
@@ -710,16 +847,18 @@ impl Compiler<'_, '_> {
                     let path: Vec<ast::Attr> = ap.attrs().collect();
                     let value = av.value().ok_or_else(|| err("syntax error", self.pos(av.syntax())))?;
                     let apos = self.pos(ap.syntax());
-                    self.add_attr(&mut p, &path, value, apos, is_let)?;
+                    self.add_attr(&mut p, &[], &path, value, apos, is_let)?;
                 }
             }
         }
         Ok(p)
     }
 
+    /// Adds `path = value` to `p`; `prefix` is the path already walked, which duplicate errors name in full.
     fn add_attr(
         &mut self,
         p: &mut PAttrs,
+        prefix: &[Sym],
         path: &[ast::Attr],
         value: ast::Expr,
         pos: Pos,
@@ -770,7 +909,7 @@ impl Compiler<'_, '_> {
                             pos,
                         ));
                     } else {
-                        return Err(dup_attr(&[name], pos, prev_pos));
+                        return Err(dup_attr(&[prefix, &[name]].concat(), pos, prev_pos));
                     }
                 }
             }
@@ -792,7 +931,9 @@ impl Compiler<'_, '_> {
                 }
                 let prev_pos = p.statics[i].2;
                 match &mut p.statics[i].1 {
-                    PVal::Nested(n) if !n.rec => self.add_attr(n, &path[1..], value, pos, false)?,
+                    PVal::Nested(n) if !n.rec => {
+                        self.add_attr(n, &[prefix, &[name]].concat(), &path[1..], value, pos, false)?
+                    }
                     PVal::Nested(_) => {
                         return Err(err(
                             format!("attribute '{name}' already defined at {}", loc_str(prev_pos)),
@@ -804,7 +945,7 @@ impl Compiler<'_, '_> {
                         if let Some(n) = self.static_name(&path[1]) {
                             names.push(n);
                         }
-                        return Err(dup_attr(&names[..1], pos, prev_pos));
+                        return Err(dup_attr(&[prefix, &names[..1]].concat(), pos, prev_pos));
                     }
                 }
             }
@@ -814,7 +955,7 @@ impl Compiler<'_, '_> {
 
     fn nested_from_path(&mut self, path: &[ast::Attr], value: ast::Expr, pos: Pos) -> Result<PVal> {
         let mut n = PAttrs::new(false);
-        self.add_attr(&mut n, path, value, pos, false)?;
+        self.add_attr(&mut n, &[], path, value, pos, false)?;
         Ok(PVal::Nested(n))
     }
 
@@ -928,7 +1069,7 @@ impl Compiler<'_, '_> {
                 self.scopes.push(Scope { names: HashMap::from([(s, 0)]), with: false });
                 let body = self.child(l.body(), l.syntax());
                 self.scopes.pop();
-                Ok(LambdaDef { param: Param::Ident, body: body?, nslots: 1, pos, name })
+                Ok(LambdaDef { param: Param::Ident, body: body?, nslots: 1, pos, name, arg: Some(s) })
             }
             ast::Param::Pattern(pat) => {
                 let mut names = HashMap::new();
@@ -946,6 +1087,7 @@ impl Compiler<'_, '_> {
                 }
                 let n = formals_ast.len() as u32;
                 let mut at = false;
+                let mut arg = None;
                 if let Some(bind) = pat.pat_bind() {
                     let id = bind.ident().ok_or_else(|| err("syntax error", pos))?;
                     let s = self.ident_sym(&id);
@@ -957,6 +1099,7 @@ impl Compiler<'_, '_> {
                     }
                     names.insert(s, n);
                     at = true;
+                    arg = Some(s);
                 }
                 self.scopes.push(Scope { names, with: false });
                 let r = (|| {
@@ -975,6 +1118,7 @@ impl Compiler<'_, '_> {
                         nslots: n + at as u32,
                         pos,
                         name,
+                        arg,
                     })
                 })();
                 self.scopes.pop();
@@ -1010,6 +1154,9 @@ fn dup_attr(path: &[Sym], pos: Pos, prev: Pos) -> EvalError {
 enum StrPart {
     Lit(String),
     Interp(Expr),
+    /// Text from an escape in a `''` string (`''\n`, `''$`, `'''`): when measuring the indentation it is content
+    /// even if it is a space or a newline, as in Nix's lexer. Stripping turns it into `Lit`.
+    Esc(String),
 }
 
 fn unescape_plain(raw: &str) -> String {
@@ -1035,6 +1182,36 @@ fn unescape_plain(raw: &str) -> String {
         }
     }
     out
+}
+
+/// Splits the raw text of a `''` string literal into plain runs and escapes (see `StrPart::Esc`).
+fn indented_parts(raw: &str) -> Vec<StrPart> {
+    let mut parts = Vec::new();
+    let mut run_start = 0;
+    let mut i = 0;
+    while let Some(off) = raw[i..].find("''") {
+        let at = i + off;
+        let r = &raw[at + 2..];
+        let len = if r.starts_with('$') || r.starts_with('\'') {
+            3
+        } else if let Some(c) = r.strip_prefix('\\').and_then(|r2| r2.chars().next()) {
+            3 + c.len_utf8()
+        } else {
+            // Not an escape (the parser ends the string at a bare `''`); keep it as text.
+            i = at + 2;
+            continue;
+        };
+        if run_start < at {
+            parts.push(StrPart::Lit(unescape_indented(&raw[run_start..at])));
+        }
+        parts.push(StrPart::Esc(unescape_indented(&raw[at..at + len])));
+        i = at + len;
+        run_start = i;
+    }
+    if run_start < raw.len() {
+        parts.push(StrPart::Lit(unescape_indented(&raw[run_start..])));
+    }
+    parts
 }
 
 fn unescape_indented(raw: &str) -> String {
@@ -1093,7 +1270,7 @@ fn strip_indentation(mut parts: Vec<StrPart>) -> Vec<StrPart> {
     let mut cur = 0usize;
     for p in &parts {
         match p {
-            StrPart::Interp(_) => {
+            StrPart::Interp(_) | StrPart::Esc(_) => {
                 if at_start {
                     at_start = false;
                     min_indent = min_indent.min(cur);
@@ -1132,7 +1309,8 @@ fn strip_indentation(mut parts: Vec<StrPart>) -> Vec<StrPart> {
                 dropped = 0;
                 out.push(StrPart::Interp(e));
             }
-            StrPart::Lit(s) => {
+            // Escapes only count as content when measuring; here, as in Nix, an escaped newline starts a line.
+            StrPart::Lit(s) | StrPart::Esc(s) => {
                 let mut s2 = String::with_capacity(s.len());
                 for c in s.chars() {
                     if at_start {

@@ -131,10 +131,8 @@ fn output_path_name(name: &str, output: &str) -> String {
 /// `builtins.derivationStrict`.
 pub fn derivation_strict(ev: &mut Evaluator, args: &[Value], pos: Pos) -> Result<Value> {
     let attrs = ev.force_attrs(&args[0], pos)?;
-    let name_v = attrs
-        .get_str("name")
-        .cloned()
-        .ok_or_else(|| EvalError::eval("required attribute 'name' missing", pos))?;
+    let name_v =
+        attrs.get_str("name").cloned().ok_or_else(|| EvalError::eval("attribute 'name' missing", pos))?;
     let name = ev
         .force_str(&name_v, pos)
         .map_err(|e| e.add_trace(pos, "while evaluating the 'name' attribute of a derivation"))?;
@@ -273,7 +271,8 @@ pub fn derivation_strict(ev: &mut Evaluator, args: &[Value], pos: Pos) -> Result
     }
     let mut seen = BTreeSet::new();
     for o in &output_names {
-        if o == "drv" || store_path::check_name(o).is_err() {
+        // `drvPath` would clash with the attribute of that name in the derivation's result.
+        if o == "drv" || o == "drvPath" || store_path::check_name(o).is_err() {
             return Err(EvalError::eval(format!("invalid derivation output name '{o}'"), pos));
         }
         if !seen.insert(o.clone()) {

@@ -188,7 +188,13 @@ impl Evaluator {
 
     pub fn parse_file(&mut self, file: &str, pos: Pos, extra: Option<&[Sym]>) -> Result<Expr> {
         let bytes = self.io.read_file(file).map_err(|e| {
-            EvalError::new(ErrorKind::Io, format!("opening file '{file}': {}", io_reason(&e)), pos)
+            // Current Nix looks the path up before reading it, so a missing file is reported as such.
+            let msg = if e.kind() == std::io::ErrorKind::NotFound {
+                format!("path '{file}' does not exist")
+            } else {
+                format!("opening file '{file}': {}", io_reason(&e))
+            };
+            EvalError::new(ErrorKind::Io, msg, pos)
         })?;
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let dir = match file.rfind('/') {
@@ -368,7 +374,7 @@ impl Evaluator {
             Expr::WithVar { name, up, pos } => self.with_lookup(env, *name, *up, *pos),
             Expr::Attrs(a) => self.eval_attrs(a, env),
             Expr::Let(l) => {
-                let env2 = self.rec_env(&l.slots, env);
+                let env2 = self.rec_env(&l.slots, env, false);
                 self.eval(&l.body, &env2)
             }
             Expr::List(items) => Ok(Value::list(items.iter().map(|i| self.thunk(i, env)).collect())),
@@ -479,14 +485,15 @@ impl Evaluator {
         Err(EvalError::eval(format!("undefined variable '{name}'"), pos))
     }
 
-    /// A recursive environment for `let`/`rec`: each slot may refer to all slots.
-    fn rec_env(&self, slots: &[Rc<Expr>], parent: &Rc<Env>) -> Rc<Env> {
+    /// A recursive environment for `let`/`rec`: each slot may refer to all slots. With `all_thunks` every slot is
+    /// a thunk of its own, so that `__overrides` can redirect it.
+    fn rec_env(&self, slots: &[Rc<Expr>], parent: &Rc<Env>, all_thunks: bool) -> Rc<Env> {
         let mut vals = Vec::with_capacity(slots.len());
         let mut pending = Vec::new();
         for (i, s) in slots.iter().enumerate() {
             match &**s {
-                Expr::Const(v) => vals.push(v.clone()),
-                Expr::Var(up, idx) if *up > 0 => vals.push(lookup(parent, up - 1, *idx)),
+                Expr::Const(v) if !all_thunks => vals.push(v.clone()),
+                Expr::Var(up, idx) if *up > 0 && !all_thunks => vals.push(lookup(parent, up - 1, *idx)),
                 _ => {
                     let t = Rc::new(Thunk { state: std::cell::RefCell::new(ThunkState::Blackhole) });
                     vals.push(Value::Thunk(t.clone()));
@@ -507,8 +514,48 @@ impl Evaluator {
         env
     }
 
+    /// `rec { …; __overrides = { … }; }`: the attributes of `__overrides` replace those of the set, also where the
+    /// set's own attributes refer to them (which `//` cannot do), and are added when new.
+    fn apply_overrides(
+        &mut self,
+        a: &compile::AttrsExpr,
+        env2: &Rc<Env>,
+        entries: &mut Vec<Attr>,
+        overrides: Sym,
+    ) -> Result<()> {
+        let ov = entries.iter().find(|e| e.name == overrides).map(|e| e.value.clone()).unwrap_or(Value::Null);
+        let ov_attrs = self.force_attrs(&ov, Pos::none())?;
+        for o in &ov_attrs.entries {
+            let slot = a.statics.iter().find(|(n, _, _)| *n == o.name).and_then(|(_, v, _)| match v {
+                AttrValue::Slot(i) => Some(*i as usize),
+                AttrValue::Expr(_) => None,
+            });
+            if let Some(i) = slot
+                && let Value::Thunk(t) = &env2.vals[i]
+            {
+                // The slot's thunk now selects the override, so references through the environment see it.
+                *t.state.borrow_mut() = ThunkState::Select(ov.clone(), o.name);
+            }
+            match entries.iter_mut().find(|e| e.name == o.name) {
+                Some(e) if slot.is_none() => e.value = o.value.clone(),
+                Some(_) => {}
+                None => {
+                    let i = entries.partition_point(|x| x.name < o.name);
+                    entries.insert(i, Attr { name: o.name, value: o.value.clone(), pos: o.pos });
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn eval_attrs(&mut self, a: &compile::AttrsExpr, env: &Rc<Env>) -> Result<Value> {
-        let env2 = if a.has_env { self.rec_env(&a.slots, env) } else { env.clone() };
+        // Found by text, not by interning a symbol, to keep plain sets cheap.
+        let overrides = if a.has_env {
+            a.statics.iter().find(|(n, _, _)| n.as_str() == "__overrides").map(|(n, _, _)| *n)
+        } else {
+            None
+        };
+        let env2 = if a.has_env { self.rec_env(&a.slots, env, overrides.is_some()) } else { env.clone() };
         let mut entries: Vec<Attr> = Vec::with_capacity(a.statics.len() + a.dynamics.len());
         for (name, v, pos) in &a.statics {
             let value = match v {
@@ -516,6 +563,9 @@ impl Evaluator {
                 AttrValue::Expr(e) => self.thunk(e, &env2),
             };
             entries.push(Attr { name: *name, value, pos: *pos });
+        }
+        if let Some(overrides) = overrides {
+            self.apply_overrides(a, &env2, &mut entries, overrides)?;
         }
         if a.dynamics.is_empty() {
             return Ok(Value::attrs(Attrs { entries }));
@@ -525,7 +575,7 @@ impl Evaluator {
             let n = self.eval(name_e, &env2)?;
             let name = match n {
                 Value::Null => continue,
-                Value::String(s) => Sym::new(&s.s),
+                Value::String(s) => Sym::new(no_context(&s, *pos)?),
                 v => return Err(type_err(&v, "a string", *pos)),
             };
             if let Some(prev) = attrs.get_attr(name) {
@@ -551,7 +601,7 @@ impl Evaluator {
             AttrName::Dynamic(e) => {
                 let v = self.eval(e, env)?;
                 match v {
-                    Value::String(s) => Ok(Sym::new(&s.s)),
+                    Value::String(s) => Ok(Sym::new(no_context(&s, Pos::none())?)),
                     v => Err(type_err(&v, "a string", Pos::none())),
                 }
             }
@@ -889,6 +939,15 @@ impl Evaluator {
                     .ok_or_else(|| EvalError::eval(format!("integer overflow in adding {x} + {y}"), pos)),
             };
         }
+        // As Nix's primops: division looks at its divisor as a number first; otherwise a float on either side
+        // makes a float operation, and anything else must be an integer (so `"a" - 1` expects an integer).
+        if op == BinOp::Div && self.force_float(&b, pos)? == 0.0 {
+            return Err(EvalError::eval("division by zero", pos));
+        }
+        if !matches!(a, Value::Float(_)) && !matches!(b, Value::Float(_)) {
+            self.force_int(&a, pos)?;
+            self.force_int(&b, pos)?;
+        }
         let x = self.force_float(&a, pos)?;
         let y = self.force_float(&b, pos)?;
         Ok(Value::Float(match op {
@@ -1137,13 +1196,42 @@ impl Evaluator {
                 }
                 x.len().cmp(&y.len())
             }
+            _ if a.show_type() == b.show_type() => {
+                return Err(EvalError::eval(
+                    format!(
+                        "cannot compare {} with {}; values of that type are incomparable (values are {} and {})",
+                        a.show_type(),
+                        b.show_type(),
+                        crate::print::short(&a),
+                        crate::print::short(&b)
+                    ),
+                    pos,
+                ));
+            }
             _ => {
                 return Err(EvalError::eval(
-                    format!("cannot compare {} with {}", a.show_type(), b.show_type()),
+                    format!(
+                        "cannot compare {} with {}; values are {} and {}",
+                        a.show_type(),
+                        b.show_type(),
+                        crate::print::short(&a),
+                        crate::print::short(&b)
+                    ),
                     pos,
                 ));
             }
         })
+    }
+}
+
+/// An attribute name must not refer to the store (Nix forces names without context).
+fn no_context(s: &NixStr, pos: Pos) -> Result<&str> {
+    match s.ctx.as_deref().and_then(|c| c.iter().next()) {
+        Some(c) => Err(EvalError::eval(
+            format!("the string '{}' is not allowed to refer to a store path (such as '{c}')", s.s),
+            pos,
+        )),
+        None => Ok(&s.s),
     }
 }
 
@@ -1186,6 +1274,13 @@ pub(crate) fn io_reason(e: &std::io::Error) -> String {
     match e.kind() {
         std::io::ErrorKind::NotFound => "No such file or directory".to_string(),
         std::io::ErrorKind::PermissionDenied => "Permission denied".to_string(),
-        _ => e.to_string(),
+        // strerror's text alone, as Nix prints it (Rust appends " (os error N)").
+        _ => {
+            let s = e.to_string();
+            match s.rfind(" (os error ") {
+                Some(i) if s.ends_with(')') => s[..i].to_string(),
+                _ => s,
+            }
+        }
     }
 }

@@ -61,7 +61,8 @@ pub fn is_plain_ident(s: &str) -> bool {
         Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
         _ => return false,
     }
-    if matches!(s, "if" | "then" | "else" | "assert" | "with" | "let" | "in" | "rec" | "inherit" | "or") {
+    // Current Nix's reserved words; `or` is not one (it is a valid attribute name), so it stays bare.
+    if matches!(s, "if" | "then" | "else" | "assert" | "with" | "let" | "in" | "rec" | "inherit") {
         return false;
     }
     cs.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '\'')
@@ -159,10 +160,17 @@ pub fn short(v: &Value) -> String {
             s.push(']');
             s
         }
-        Value::Lambda(c) => match c.def.name {
-            Some(n) => format!("«lambda {n}»"),
-            None => "«lambda»".into(),
-        },
+        Value::Lambda(c) => {
+            let mut s = String::from("«lambda");
+            if let Some(n) = c.def.name {
+                let _ = write!(s, " {n}");
+            }
+            if let Some(loc) = c.def.pos.resolve() {
+                let _ = write!(s, " @ {loc}");
+            }
+            s.push('»');
+            s
+        }
         Value::PrimOp(p) => format!("«primop {}»", p.name),
         Value::PrimOpApp(p) => format!("«partially applied primop {}»", p.op.name),
         Value::Thunk(t) => match &*t.state.borrow() {

@@ -133,6 +133,10 @@ impl Hash {
         if rest.is_empty() && !sri {
             return Ok(Hash { algo, bytes: vec![0; n] });
         }
+        let lengths = [n * 2, (n * 8).div_ceil(5), n.div_ceil(3) * 4];
+        if !sri && !lengths.contains(&rest.len()) {
+            return Err(format!("hash '{rest}' has wrong length for hash algorithm '{}'", algo.name()));
+        }
         let bytes = if sri {
             base64::engine::general_purpose::STANDARD.decode(rest).ok().filter(|b| b.len() == n)
         } else if rest.len() == n * 2 {

@@ -42,7 +42,7 @@ pub(crate) fn table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
             let algo = Algo::parse(&algo_s)
                 .ok_or_else(|| EvalError::eval(format!("unknown hash algorithm '{algo_s}'"), p))?;
             let path = path_arg(ev, &a[1], p)?;
-            let data = ev.io.read_file(&path).map_err(|e| io_err("opening file", &path, &e, p))?;
+            let data = ev.io.read_file(&path).map_err(|e| read_err(ev, "opening file", &path, &e, p))?;
             Ok(Value::str(store_path::hex(&algo.digest(&data))))
         }),
         ("toFile", 2, prim_to_file),
@@ -81,6 +81,19 @@ fn io_err(action: &str, path: &str, e: &std::io::Error, p: Pos) -> EvalError {
     EvalError::new(ErrorKind::Io, format!("{action} '{path}': {}", io_reason(e)), p)
 }
 
+/// `io_err`, except that a missing file inside the store means a store path that is not there (Nix checks the
+/// store paths a path refers to before reading it; `--eval` computes paths such as `toFile`'s without writing).
+fn read_err(ev: &Evaluator, action: &str, path: &str, e: &std::io::Error, p: Pos) -> EvalError {
+    let store = &ev.settings.store_dir;
+    if e.kind() == std::io::ErrorKind::NotFound
+        && let Some(rest) = path.strip_prefix(store.as_str()).and_then(|r| r.strip_prefix('/'))
+    {
+        let base = rest.split('/').next().unwrap_or(rest);
+        return EvalError::new(ErrorKind::Io, format!("path '{store}/{base}' is not valid"), p);
+    }
+    io_err(action, path, e, p)
+}
+
 fn store_string(sp: String) -> Value {
     let mut c = Context::new();
     c.insert(sp.clone());
@@ -89,7 +102,7 @@ fn store_string(sp: String) -> Value {
 
 fn prim_read_file(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
     let path = path_arg(ev, &a[0], p)?;
-    let data = ev.io.read_file(&path).map_err(|e| io_err("opening file", &path, &e, p))?;
+    let data = ev.io.read_file(&path).map_err(|e| read_err(ev, "opening file", &path, &e, p))?;
     Ok(Value::str(String::from_utf8_lossy(&data).into_owned()))
 }
 
@@ -206,7 +219,11 @@ pub fn add_path(
     if let Some(exp) = expected
         && exp != got
     {
-        return Err(hash_mismatch(&format!("path '{src}'"), &exp, &got, p));
+        // Nix compares the store paths the two hashes give, and says so.
+        return Err(EvalError::eval(
+            format!("store path mismatch in (possibly filtered) path added from '{src}'"),
+            p,
+        ));
     }
     if !ev.settings.read_only {
         let object = match &flat {

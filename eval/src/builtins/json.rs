@@ -19,7 +19,7 @@ pub(crate) fn table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
         }),
         ("fromJSON", 1, |ev, a, p| {
             let s = ev.force_str(&a[0], p)?;
-            let j: serde_json::Value = serde_json::from_str(&s)
+            let j: serde_json::Value = serde_json::from_str(&integer_negative_zero(&s))
                 .map_err(|e| EvalError::eval(format!("while parsing JSON: {e}"), p))?;
             json_value(&j, p)
         }),
@@ -124,6 +124,42 @@ pub fn to_json(ev: &mut Evaluator, v: &Value, p: Pos, ctx: &mut Context, copy: b
     })
 }
 
+/// serde_json reads `-0` as the float -0.0, but it is an integer in JSON's grammar (no fraction, no exponent), and
+/// Nix makes it the integer 0: such tokens are rewritten to ` 0` outside strings before parsing.
+fn integer_negative_zero(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains("-0") {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let (mut in_string, mut escaped) = (false, false);
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                in_string = false;
+            }
+        } else if c == b'"' {
+            in_string = true;
+        } else if c == b'-'
+            && b.get(i + 1) == Some(&b'0')
+            && !b.get(i + 2).is_some_and(|n| n.is_ascii_digit() || matches!(n, b'.' | b'e' | b'E'))
+        {
+            out.extend_from_slice(b" 0");
+            i += 2;
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    std::borrow::Cow::Owned(String::from_utf8(out).unwrap_or_else(|_| text.to_string()))
+}
+
 fn json_value(j: &serde_json::Value, p: Pos) -> Result<Value> {
     Ok(match j {
         serde_json::Value::Null => Value::Null,
@@ -203,6 +239,20 @@ pub fn to_xml(
     out: &mut String,
     ctx: &mut Context,
 ) -> Result<()> {
+    to_xml_seen(ev, v, p, depth, out, ctx, &mut std::collections::HashSet::new())
+}
+
+/// `to_xml`, with the derivations already shown: a derivation's attributes refer back to it (`all`, `out`), so
+/// as in Nix each derivation is expanded once and then shown as `<repeated />`.
+fn to_xml_seen(
+    ev: &mut Evaluator,
+    v: &Value,
+    p: Pos,
+    depth: usize,
+    out: &mut String,
+    ctx: &mut Context,
+    seen: &mut std::collections::HashSet<String>,
+) -> Result<()> {
     let ind = "  ".repeat(depth);
     let v = ev.force(v)?;
     match &v {
@@ -219,47 +269,51 @@ pub fn to_xml(
             out.push_str(&format!("{ind}<string value=\"{}\" />\n", xml_escape(&s.s)));
         }
         Value::Path(s) => out.push_str(&format!("{ind}<path value=\"{}\" />\n", xml_escape(s))),
+        // Containers are always opened and closed, even when empty, as Nix's XML writer does.
         Value::List(l) => {
-            if l.is_empty() {
-                out.push_str(&format!("{ind}<list />\n"));
-            } else {
-                out.push_str(&format!("{ind}<list>\n"));
-                for x in l.iter() {
-                    to_xml(ev, x, p, depth + 1, out, ctx)?;
-                }
-                out.push_str(&format!("{ind}</list>\n"));
+            out.push_str(&format!("{ind}<list>\n"));
+            for x in l.iter() {
+                to_xml_seen(ev, x, p, depth + 1, out, ctx, seen)?;
             }
+            out.push_str(&format!("{ind}</list>\n"));
         }
         Value::Attrs(a) => {
             if ev.is_derivation(a)? {
                 let mut attrs_s = String::new();
+                let mut drv_path = String::new();
                 if let Some(d) = a.get_str("drvPath") {
-                    let d = ev.force_str(&d.clone(), p)?;
-                    attrs_s.push_str(&format!(" drvPath=\"{}\"", xml_escape(&d)));
+                    drv_path = ev.force_str(&d.clone(), p)?;
+                    attrs_s.push_str(&format!(" drvPath=\"{}\"", xml_escape(&drv_path)));
                 }
                 if let Some(o) = a.get_str("outPath") {
                     let o = ev.force_str(&o.clone(), p)?;
                     attrs_s.push_str(&format!(" outPath=\"{}\"", xml_escape(&o)));
                 }
                 out.push_str(&format!("{ind}<derivation{attrs_s}>\n"));
-                xml_attrs(ev, a, p, depth + 1, out, ctx)?;
+                if !drv_path.is_empty() && seen.insert(drv_path) {
+                    xml_attrs(ev, a, p, depth + 1, out, ctx, seen)?;
+                } else {
+                    out.push_str(&format!("{ind}  <repeated />\n"));
+                }
                 out.push_str(&format!("{ind}</derivation>\n"));
-            } else if a.is_empty() {
-                out.push_str(&format!("{ind}<attrs />\n"));
             } else {
                 out.push_str(&format!("{ind}<attrs>\n"));
-                xml_attrs(ev, a, p, depth + 1, out, ctx)?;
+                xml_attrs(ev, a, p, depth + 1, out, ctx, seen)?;
                 out.push_str(&format!("{ind}</attrs>\n"));
             }
         }
         Value::Lambda(c) => match &c.def.param {
             crate::compile::Param::Ident => {
-                out.push_str(&format!("{ind}<function>\n{ind}  <varpat name=\"…\" />\n{ind}</function>\n"));
+                let name = c.def.arg.map_or(String::new(), |n| xml_escape(n.as_str()));
+                out.push_str(&format!(
+                    "{ind}<function>\n{ind}  <varpat name=\"{name}\" />\n{ind}</function>\n"
+                ));
             }
             crate::compile::Param::Formals { formals, ellipsis, .. } => {
                 out.push_str(&format!(
-                    "{ind}<function>\n{ind}  <attrspat{}>\n",
-                    if *ellipsis { " ellipsis=\"1\"" } else { "" }
+                    "{ind}<function>\n{ind}  <attrspat{}{}>\n",
+                    if *ellipsis { " ellipsis=\"1\"" } else { "" },
+                    c.def.arg.map_or(String::new(), |n| format!(" name=\"{}\"", xml_escape(n.as_str())))
                 ));
                 let mut names: Vec<&str> = formals.iter().map(|(n, _)| n.as_str()).collect();
                 names.sort();
@@ -282,11 +336,12 @@ fn xml_attrs(
     depth: usize,
     out: &mut String,
     ctx: &mut Context,
+    seen: &mut std::collections::HashSet<String>,
 ) -> Result<()> {
     let ind = "  ".repeat(depth);
     for e in &a.entries {
         out.push_str(&format!("{ind}<attr name=\"{}\">\n", xml_escape(e.name.as_str())));
-        to_xml(ev, &e.value, p, depth + 1, out, ctx)?;
+        to_xml_seen(ev, &e.value, p, depth + 1, out, ctx, seen)?;
         out.push_str(&format!("{ind}</attr>\n"));
     }
     Ok(())

@@ -269,7 +269,8 @@ fn core_table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
                     crate::compile::Param::Ident => Ok(Value::attrs(Attrs::default())),
                 },
                 Value::PrimOp(_) | Value::PrimOpApp(_) => Ok(Value::attrs(Attrs::default())),
-                v => Err(type_err(v, "a function", p)),
+                // Nix's own wording; a set with `__functor` is callable but still not accepted here.
+                _ => Err(EvalError::eval("'functionArgs' requires a function", p)),
             }
         }),
         ("unsafeGetAttrPos", 2, |ev, a, p| {
@@ -314,11 +315,18 @@ fn core_table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
         }),
         ("map", 2, |ev, a, p| {
             let l = ev.force_list(&a[1], p)?;
+            // Nix checks the function eagerly, but only when there is something to apply it to.
+            if !l.is_empty() {
+                ev.force_function(&a[0], p)?;
+            }
             Ok(Value::list(l.iter().map(|x| Value::apply_lazy(a[0].clone(), x.clone())).collect()))
         }),
         ("filter", 2, |ev, a, p| {
             let l = ev.force_list(&a[1], p)?;
-            let f = ev.force(&a[0])?;
+            if l.is_empty() {
+                return Ok(a[1].clone());
+            }
+            let f = ev.force_function(&a[0], p)?;
             let mut out = Vec::new();
             for x in l.iter() {
                 let r = ev.call(f.clone(), x.clone(), p)?;
@@ -355,7 +363,10 @@ fn core_table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
         }),
         ("concatMap", 2, |ev, a, p| {
             let l = ev.force_list(&a[1], p)?;
-            let f = ev.force(&a[0])?;
+            if l.is_empty() {
+                return Ok(a[1].clone());
+            }
+            let f = ev.force_function(&a[0], p)?;
             let mut out = Vec::new();
             for x in l.iter() {
                 let r = ev.call(f.clone(), x.clone(), p)?;

@@ -14,7 +14,8 @@ use crate::value::{Attr, Attrs, Context, NixStr, PrimFn, Value};
 
 pub(crate) fn table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
     t.extend_from_slice(&[
-        ("toString", 1, |ev, a, p| Ok(str_value(ev.coerce_to_string(&a[0], p, Coerce { more: true, copy: true })?)) as Result<Value>),
+        // A path stays a path name here: toString does not copy it to the store.
+        ("toString", 1, |ev, a, p| Ok(str_value(ev.coerce_to_string(&a[0], p, Coerce { more: true, copy: false })?)) as Result<Value>),
         ("stringLength", 1, |ev, a, p| {
             let s = ev.coerce_to_string(&a[0], p, Coerce { more: false, copy: true })?;
             Ok(Value::Int(s.s.len() as i64))
@@ -142,8 +143,9 @@ pub(crate) fn table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
 fn algo_arg(ev: &mut Evaluator, v: &Value, p: Pos) -> Result<Algo> {
     let s = ev.force_str(v, p)?;
     Algo::parse(&s).ok_or_else(|| {
+        // Current Nix's wording, which lists blake3 although that needs an experimental feature.
         EvalError::eval(
-            format!("unknown hash algorithm '{s}', expect 'md5', 'sha1', 'sha256', or 'sha512'"),
+            format!("unknown hash algorithm '{s}', expect 'blake3', 'md5', 'sha1', 'sha256', or 'sha512'"),
             p,
         )
     })
@@ -226,9 +228,13 @@ fn regex(re: &str, full: bool, p: Pos) -> Result<Rc<regex::Regex>> {
     if let Some(r) = REGEX_CACHE.with(|c| c.borrow().get(&key).cloned()) {
         return Ok(r);
     }
-    let translated = translate_ere(re);
+    let translated =
+        translate_ere(re).ok_or_else(|| EvalError::eval(format!("invalid regular expression '{re}'"), p))?;
     let pat = if full { format!("^(?:{translated})$") } else { translated };
-    let r = regex::Regex::new(&pat)
+    // In POSIX regular expressions `.` matches a newline too.
+    let r = regex::RegexBuilder::new(&pat)
+        .dot_matches_new_line(true)
+        .build()
         .map_err(|_| EvalError::eval(format!("invalid regular expression '{re}'"), p))?;
     let r = Rc::new(r);
     REGEX_CACHE.with(|c| c.borrow_mut().insert(key, r.clone()));
@@ -236,8 +242,9 @@ fn regex(re: &str, full: bool, p: Pos) -> Result<Rc<regex::Regex>> {
 }
 
 /// POSIX ERE and Rust regex mostly agree; differences handled here: a `]` first in a bracket is literal, `{`
-/// not starting a valid interval is literal, and `\` before an ordinary character is that character.
-fn translate_ere(re: &str) -> String {
+/// not starting a valid interval is literal, and `\` may only escape a special character (`\s`, `\d`, `\n`, `\/`
+/// are invalid, as in the libstdc++ `std::regex` that Nix uses): `None` then.
+fn translate_ere(re: &str) -> Option<String> {
     let chars: Vec<char> = re.chars().collect();
     let mut out = String::new();
     let mut i = 0;
@@ -281,14 +288,14 @@ fn translate_ere(re: &str) -> String {
                 out.push(']');
                 i += 1;
             }
-            '\\' if i + 1 < chars.len() => {
-                let n = chars[i + 1];
-                if n.is_ascii_alphanumeric() && !matches!(n, 'w' | 'W' | 's' | 'S' | 'd' | 'D' | 'b' | 'B') {
-                    out.push(n);
-                } else {
-                    out.push('\\');
-                    out.push(n);
+            '\\' => {
+                let n = *chars.get(i + 1)?;
+                // libstdc++'s list for extended syntax: `]` and `}` are not in it.
+                if !"^$\\.*+?()[{|".contains(n) {
+                    return None;
                 }
+                out.push('\\');
+                out.push(n);
                 i += 2;
             }
             '{' => {
@@ -314,7 +321,7 @@ fn translate_ere(re: &str) -> String {
             }
         }
     }
-    out
+    Some(out)
 }
 
 fn captures_list(caps: &regex::Captures<'_>) -> Value {
@@ -337,11 +344,26 @@ fn prim_split(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
     let r = regex(&re, false, p)?;
     let mut out = Vec::new();
     let mut last = 0;
-    for c in r.captures_iter(&s) {
+    // Matches are found as std::regex_iterator finds them: unlike `captures_iter`, an empty match right after a
+    // non-empty one counts (`split "(a*)" "baac"` has an empty match before `c`); only an empty match where the
+    // previous empty one was is skipped, by moving on one character.
+    let mut pos = 0;
+    let mut last_empty = None;
+    while pos <= s.len() {
+        let Some(c) = r.captures_at(&s, pos) else { break };
         let m = c.get(0).unwrap_or_else(|| unreachable!("group 0 always matches"));
+        if m.is_empty() && last_empty == Some(m.start()) {
+            match s[m.start()..].chars().next() {
+                Some(ch) => pos = m.start() + ch.len_utf8(),
+                None => break,
+            }
+            continue;
+        }
         out.push(Value::str(&s[last..m.start()]));
         out.push(captures_list(&c));
         last = m.end();
+        last_empty = m.is_empty().then_some(m.start());
+        pos = m.end();
     }
     out.push(Value::str(&s[last..]));
     Ok(Value::list(out))

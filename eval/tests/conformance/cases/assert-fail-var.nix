@@ -1,0 +1,1 @@
+let x = false; in assert x; 1

@@ -1,0 +1,1 @@
+let check = x: assert x > 0; x; in [ (check 1) (check 2) ]

@@ -1,0 +1,1 @@
+with builtins; [ (builtins ? map) (builtins ? noSuchThing) (builtins ? builtins) ]

@@ -1,0 +1,1 @@
+builtins.getEnv "FHSKIT_CONFORMANCE_SURELY_UNSET"

@@ -1,0 +1,1 @@
+with builtins; [ (hasContext "plain") (hasContext "${toFile "x" "y"}") ]

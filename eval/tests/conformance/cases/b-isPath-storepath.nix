@@ -1,0 +1,1 @@
+builtins.typeOf (builtins.toFile "a" "1")

@@ -1,0 +1,1 @@
+[ (builtins.match "a\\.b\\*" "a.b*") (builtins.match "\\(\\[\\{x}]\\)" "([{x}])") (builtins.match "a\\|b\\?\\^\\$" "a|b?^$") ]

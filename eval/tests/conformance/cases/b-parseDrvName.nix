@@ -1,0 +1,1 @@
+builtins.parseDrvName "hello-world-1.2.3-beta"

@@ -1,0 +1,1 @@
+builtins.path { path = ../data/tree; name = "renamed"; }

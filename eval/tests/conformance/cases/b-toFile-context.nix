@@ -1,0 +1,1 @@
+let f = builtins.toFile "ctx" "c"; in builtins.attrNames (builtins.getContext "${f}")

@@ -1,0 +1,1 @@
+builtins.toJSON { x = { outPath = "p"; ignored = 1; }; }

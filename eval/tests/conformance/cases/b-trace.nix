@@ -1,0 +1,1 @@
+builtins.trace "to stderr" 5

@@ -1,0 +1,1 @@
+with builtins; hasContext (unsafeDiscardStringContext "${toFile "x" "y"}")

@@ -1,0 +1,1 @@
+let d = derivation { name = "fod-r"; system = "x86_64-linux"; builder = "/bin/sh"; outputHashMode = "recursive"; outputHashAlgo = "sha256"; outputHash = "ab9e600c5a3d4f86783075f9ca16467e51d69a2780c8b8db76a21de48960d4fc"; }; in [ d.outPath d.drvPath ]

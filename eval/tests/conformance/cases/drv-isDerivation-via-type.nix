@@ -1,0 +1,1 @@
+let d = derivation { name = "t"; system = "x86_64-linux"; builder = "/bin/sh"; }; in d.type == "derivation"

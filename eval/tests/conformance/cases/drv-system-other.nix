@@ -1,0 +1,1 @@
+(derivation { name = "arm"; system = "aarch64-linux"; builder = "/bin/sh"; }).outPath

@@ -1,0 +1,1 @@
+let lib = import ../data/lib.nix; in [ (lib.double 21) lib.name ]

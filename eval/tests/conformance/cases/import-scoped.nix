@@ -1,0 +1,1 @@
+builtins.scopedImport { x = 7; } ../data/scoped.nix

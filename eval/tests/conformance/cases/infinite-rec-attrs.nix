@@ -1,0 +1,1 @@
+let s = rec { a = b; b = a; }; in s.a

@@ -1,0 +1,1 @@
+rec { inherit ({ x = 1; }) x; y = x + 1; }

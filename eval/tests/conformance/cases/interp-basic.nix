@@ -1,0 +1,1 @@
+let a = "x"; b = 3; in "${a}-${toString b}-${"lit"}"

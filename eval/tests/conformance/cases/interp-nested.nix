@@ -1,0 +1,1 @@
+let a = "in"; in "out ${"mid ${a} mid"} out"

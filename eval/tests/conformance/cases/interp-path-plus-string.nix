@@ -1,0 +1,1 @@
+"${./../data/text.txt}" + "-suffix"

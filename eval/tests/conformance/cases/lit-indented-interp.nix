@@ -1,0 +1,4 @@
+let x = "X"; in ''
+  before ${x} after
+    ${x}
+''

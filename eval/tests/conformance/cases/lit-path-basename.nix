@@ -1,0 +1,1 @@
+[ (baseNameOf ./foo) (baseNameOf ./foo/bar.txt) (baseNameOf ./.) ]

@@ -1,0 +1,1 @@
+let n = "name"; in baseNameOf ./dir/${n}.txt

@@ -1,0 +1,1 @@
+"a\"b\\c\nd\te\rf\${g}h$i\$j"

@@ -1,0 +1,1 @@
+let f = { x }: x; s = { x = 5; }; in f s

@@ -1,0 +1,4 @@
+# line comment
+/* block
+   comment */ 1 /* inline */ + # trailing
+2

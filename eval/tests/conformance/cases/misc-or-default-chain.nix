@@ -1,0 +1,1 @@
+let s = { }; in s.a.b.c or s.d or 3

@@ -1,0 +1,1 @@
+builtins.concatStringsSep "\n" [ "a" "b" ]

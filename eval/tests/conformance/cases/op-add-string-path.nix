@@ -1,0 +1,1 @@
+"a" + ../data/text.txt

@@ -1,0 +1,1 @@
+(derivation { name = "pl"; system = "x86_64-linux"; builder = "/bin/sh"; preferLocalBuild = true; allowSubstitutes = false; }).drvPath

@@ -1,0 +1,1 @@
+baseNameOf (builtins.findFile [ { prefix = "d"; path = toString ../data; } ] "d/text.txt")

@@ -1,0 +1,1 @@
+baseNameOf (builtins.findFile [ { prefix = ""; path = toString ../data/dir; } ] "default.nix")

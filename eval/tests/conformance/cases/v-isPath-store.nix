@@ -1,0 +1,1 @@
+builtins.isPath (builtins.toFile "p" "x")

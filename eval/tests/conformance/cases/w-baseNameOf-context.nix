@@ -1,0 +1,1 @@
+builtins.hasContext (baseNameOf (builtins.toFile "b" "x"))

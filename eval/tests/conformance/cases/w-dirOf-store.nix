@@ -1,0 +1,1 @@
+dirOf (builtins.toFile "d" "x")

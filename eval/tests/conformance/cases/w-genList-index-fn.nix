@@ -1,0 +1,1 @@
+builtins.genList (i: builtins.elemAt [ "x" "y" "z" ] i) 3

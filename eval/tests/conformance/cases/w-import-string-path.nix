@@ -1,0 +1,1 @@
+builtins.typeOf (import "${toString ../data}/value.nix")

@@ -1,0 +1,1 @@
+builtins.pathExists "${toString ../data}/text.txt"

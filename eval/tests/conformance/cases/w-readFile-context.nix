@@ -1,0 +1,1 @@
+let f = builtins.toFile "rc" "content"; in builtins.readFile f

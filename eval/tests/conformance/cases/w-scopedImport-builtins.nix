@@ -1,0 +1,1 @@
+builtins.scopedImport { builtins = { x = 1; }; } ../data/scoped.nix

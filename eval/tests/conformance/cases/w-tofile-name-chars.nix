@@ -1,0 +1,1 @@
+builtins.toFile "a-b_c.d+e=f" "x"

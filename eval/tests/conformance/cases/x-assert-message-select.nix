@@ -1,0 +1,1 @@
+let s = { a = false; }; in assert s.a; 1

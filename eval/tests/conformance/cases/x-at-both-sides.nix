@@ -1,0 +1,1 @@
+let f = { a ? 5 }@args: [ a (args ? a) ]; in f { }

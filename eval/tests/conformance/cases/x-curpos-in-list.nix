@@ -1,0 +1,1 @@
+map (p: p.column) [ __curPos __curPos ]

@@ -1,0 +1,1 @@
+[ (baseNameOf (dirOf ../data/text.txt)) (builtins.typeOf (dirOf ./x)) ]

@@ -1,0 +1,1 @@
+let n = "k"; in rec { ${n} = 1; other = 2; }

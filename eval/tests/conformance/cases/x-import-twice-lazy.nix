@@ -1,0 +1,1 @@
+let a = import ../data/lib.nix; in builtins.attrNames a

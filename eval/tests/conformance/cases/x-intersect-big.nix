@@ -1,0 +1,1 @@
+builtins.length (builtins.attrNames (builtins.intersectAttrs (builtins.listToAttrs (map (i: { name = toString i; value = i; }) (builtins.genList (x: x) 100))) (builtins.listToAttrs (map (i: { name = toString (i * 2); value = i; }) (builtins.genList (x: x) 100)))))

@@ -1,0 +1,1 @@
+builtins.typeOf "${../data/tree/a.txt}"

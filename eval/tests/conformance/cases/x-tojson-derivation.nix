@@ -1,0 +1,1 @@
+builtins.toJSON { d = derivation { name = "j"; system = "x86_64-linux"; builder = "/bin/sh"; }; }

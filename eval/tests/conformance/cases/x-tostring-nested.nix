@@ -1,0 +1,1 @@
+toString { __toString = self: toString self.v; v = { outPath = "inner"; }; }

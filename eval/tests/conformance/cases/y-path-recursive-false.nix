@@ -1,0 +1,1 @@
+builtins.path { path = ../data/text.txt; name = "flat"; recursive = false; }

@@ -1,0 +1,1 @@
+let p = "${../data/text.txt}"; in builtins.getContext p

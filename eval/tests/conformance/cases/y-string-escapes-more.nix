@@ -1,0 +1,1 @@
+[ "\a\b\f\v" "\\u00e9" "tab\there" ]

@@ -1,0 +1,5 @@
+let x = "a\n  b"; in ''
+    first
+      ${x}
+    last
+''

@@ -1,0 +1,1 @@
+toString [ true false null "x" [ ] 5 ]

@@ -1,0 +1,1 @@
+builtins.toFile "deps" (builtins.toJSON { a = "${../data/text.txt}"; })

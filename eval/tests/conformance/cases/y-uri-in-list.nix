@@ -1,0 +1,1 @@
+[ http://a.b urn:x:y ]

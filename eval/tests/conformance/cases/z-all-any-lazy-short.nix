@@ -1,0 +1,1 @@
+[ (builtins.any (x: x) [ true (throw "no") ]) (builtins.all (x: x) [ false (throw "no") ]) ]

@@ -1,0 +1,1 @@
+[ (true && true && false) (false || false || true) (!true || !false) (true -> false -> true) ]

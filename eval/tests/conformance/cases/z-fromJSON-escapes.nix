@@ -1,0 +1,1 @@
+builtins.fromJSON ''"\/\b\f\n\r\t\"\\"''

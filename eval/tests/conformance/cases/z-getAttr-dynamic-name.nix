@@ -1,0 +1,1 @@
+let n = "b"; in builtins.getAttr n { b = "found"; }

@@ -1,0 +1,1 @@
+[ (builtins.hashString "md5" "") (builtins.hashString "sha1" "abc") ]

@@ -1,0 +1,1 @@
+builtins.mapAttrs (name: value: name) { b = 1; a = 2; }

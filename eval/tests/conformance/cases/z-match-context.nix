@@ -1,0 +1,1 @@
+let f = builtins.toFile "m" "x"; in builtins.match "(.*)" f

@@ -1,0 +1,1 @@
+let s = { }; k = "a"; in s.${k} or "dflt"

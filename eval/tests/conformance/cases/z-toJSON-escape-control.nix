@@ -1,0 +1,1 @@
+builtins.toJSON "\u{7f}\t\r\n\\\"/"

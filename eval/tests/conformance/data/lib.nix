@@ -1,0 +1,1 @@
+{ double = x: x * 2; name = "lib"; }

@@ -1,0 +1,1 @@
+{ text = builtins.readFile ./text.txt; here = baseNameOf ./.; }

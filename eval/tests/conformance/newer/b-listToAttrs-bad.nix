@@ -1,0 +1,2 @@
+# hand-written: error wording of current Nix (the builtin's name moved to the trace); Nix 2.8 adds "for call to 'listToAttrs'"
+builtins.listToAttrs [ { name = "a"; } ]

@@ -1,0 +1,2 @@
+# hand-written: error wording of current Nix (coercion errors show the value); Nix 2.8 stops after the type
+toString { }

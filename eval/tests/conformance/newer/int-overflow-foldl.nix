@@ -1,0 +1,2 @@
+# hand-written: integer overflow is an error since Nix 2.25 (2.8 wraps around)
+builtins.foldl' builtins.add 0 [ 9223372036854775807 1 ]
