@@ -45,7 +45,7 @@ enum Command {
     /// Evaluate a Nix expression and print the result as `nix-instantiate --eval` does.
     Eval(commands::eval::EvalArgs),
     /// Evaluate a Nix expression, write the `.drv` files of its derivations and print their paths.
-    Instantiate(commands::eval::CommonArgs),
+    Instantiate(commands::eval::InstantiateArgs),
     /// ELF surgery with patchelf's options (the same engine as the `patchelf-rs` binary).
     #[command(disable_help_flag = true, disable_version_flag = true)]
     Patchelf {

@@ -83,6 +83,21 @@ fn outputs_and_derivations_match_nix() {
     let lib_copy = closure.lines().find(|l| l.ends_with("-lib-copy")).unwrap();
     assert!(physical(tmp.path(), lib_copy).join("two.nix").is_file());
     assert!(ok(tmp.path(), &["store", "verify"]).ends_with(", 0 problems\n"));
+
+    // --add-root keeps the derivations (and through their references, their inputs) from a collection.
+    let link = tmp.path().join("result");
+    let printed =
+        ok(tmp.path(), &["instantiate", "--add-root", link.to_str().unwrap(), "-A", "withDeps", "drvs.nix"]);
+    assert_eq!(printed, format!("{}\n", link.display()));
+    assert_eq!(fs::read_link(&link).unwrap().to_str().unwrap(), with_deps);
+    ok(tmp.path(), &["store", "gc"]);
+    assert!(physical(tmp.path(), with_deps).is_file());
+    assert!(physical(tmp.path(), lib_copy).is_dir());
+    let multi = fs::read_to_string(golden().join("expected/instantiate-attr.out")).unwrap();
+    assert!(physical(tmp.path(), multi.trim()).exists(), "multi.drv is an input of with-deps");
+    let structured = fs::read_to_string(golden().join("expected/instantiate.out")).unwrap();
+    let structured = structured.lines().find(|l| l.ends_with("-structured.drv")).unwrap();
+    assert!(!physical(tmp.path(), structured).exists(), "an unrooted .drv survived the collection");
 }
 
 #[test]

@@ -63,6 +63,16 @@ pub struct EvalArgs {
     pub store_dir: Option<String>,
 }
 
+/// `fhskit instantiate` options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InstantiateArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Keep the `.drv` files alive with GC roots: a symlink LINK to the first, LINK-2, LINK-3, … to the others.
+    #[arg(long = "add-root", value_name = "LINK")]
+    pub add_root: Option<PathBuf>,
+}
+
 enum Mode {
     Eval { strict: bool, json: bool, xml: bool },
     Instantiate,
@@ -70,20 +80,76 @@ enum Mode {
 
 pub fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let mode = Mode::Eval { strict: args.strict, json: args.json, xml: args.xml };
-    run(args.common, mode, args.store_dir)
+    match run(args.common, mode, args.store_dir) {
+        Ok(out) => {
+            print!("{out}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => failed(e),
+    }
 }
 
-pub fn run_instantiate(args: CommonArgs) -> anyhow::Result<ExitCode> {
-    run(args, Mode::Instantiate, None)
+pub fn run_instantiate(args: InstantiateArgs) -> anyhow::Result<ExitCode> {
+    let store = args.common.store.clone();
+    let drvs = match run(args.common, Mode::Instantiate, None) {
+        Ok(drvs) => drvs,
+        Err(e) => return failed(e),
+    };
+    let Some(link) = args.add_root else {
+        print!("{drvs}");
+        return Ok(ExitCode::SUCCESS);
+    };
+    // As Nix does, each root's path is printed in place of its derivation's.
+    let link = std::path::absolute(&link).with_context(|| format!("resolving {}", link.display()))?;
+    let store = store::Store::open(store_config(store.as_deref())?)?;
+    for (i, drv) in drvs.lines().enumerate() {
+        let link = if i == 0 { link.clone() } else { PathBuf::from(format!("{}-{}", link.display(), i + 1)) };
+        store
+            .add_root(&link, &store.parse_path(drv)?)
+            .with_context(|| format!("adding the GC root {}", link.display()))?;
+        println!("{}", link.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn store_config(spec: Option<&str>) -> store::Result<StoreConfig> {
+    match spec {
+        Some(spec) => StoreConfig::parse(spec),
+        None => StoreConfig::from_env(),
+    }
+}
+
+/// How a failed evaluation ends: its message (already in Nix's format) and exit code 1.
+fn failed(e: EvalFailure) -> anyhow::Result<ExitCode> {
+    match e {
+        EvalFailure::Eval(msg) => {
+            eprintln!("{msg}");
+            Ok(ExitCode::from(1))
+        }
+        EvalFailure::Other(e) => Err(e),
+    }
+}
+
+enum EvalFailure {
+    /// An evaluation error, rendered as Nix renders it.
+    Eval(String),
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for EvalFailure {
+    fn from(e: anyhow::Error) -> EvalFailure {
+        EvalFailure::Other(e)
+    }
 }
 
 fn print_trace(msg: &str) {
     eprintln!("{msg}");
 }
 
-fn run(args: CommonArgs, mode: Mode, store_dir: Option<String>) -> anyhow::Result<ExitCode> {
+/// Evaluates and returns what to print.
+fn run(args: CommonArgs, mode: Mode, store_dir: Option<String>) -> Result<String, EvalFailure> {
     if args.expr.is_none() && args.file.is_none() {
-        anyhow::bail!("nothing to evaluate: give a FILE or -E EXPR");
+        return Err(anyhow::anyhow!("nothing to evaluate: give a FILE or -E EXPR").into());
     }
     let cwd = std::env::current_dir().context("reading the current directory")?;
     let mut nix_path = Vec::new();
@@ -116,10 +182,7 @@ fn run(args: CommonArgs, mode: Mode, store_dir: Option<String>) -> anyhow::Resul
         }
         _ => None,
     };
-    let config = match &args.store {
-        Some(spec) => StoreConfig::parse(spec)?,
-        None => StoreConfig::from_env()?,
-    };
+    let config = store_config(args.store.as_deref()).map_err(anyhow::Error::from)?;
     let store_dir = store_dir.unwrap_or_else(|| config.store_dir.to_string());
     let settings = Settings {
         store_dir: store_dir.trim_end_matches('/').to_string(),
@@ -195,16 +258,7 @@ fn run(args: CommonArgs, mode: Mode, store_dir: Option<String>) -> anyhow::Resul
         }
     })
     .context("starting the evaluation thread")?;
-    match outcome {
-        Ok(out) => {
-            print!("{out}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(msg) => {
-            eprintln!("{msg}");
-            Ok(ExitCode::from(1))
-        }
-    }
+    outcome.map_err(EvalFailure::Eval)
 }
 
 fn apply_auto_args(ev: &mut Evaluator, v: Value, args: &CommonArgs, cwd: &str) -> eval::Result<Value> {
