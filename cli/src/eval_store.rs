@@ -13,6 +13,7 @@ use eval::io::StoreObject;
 use eval::{EvalIo, FileKind, FsIo};
 use store::{FileIngestion, HashAlgo, ScratchDir, Store, StoreConfig, StorePath};
 
+/// The evaluator's IO on the store described by `config`, which is opened on the first write.
 pub struct StoreIo {
     fs: FsIo,
     config: StoreConfig,
@@ -123,7 +124,7 @@ impl EvalIo for StoreIo {
     }
 
     fn unpack_tarball(&mut self, data: &[u8]) -> io::Result<String> {
-        // In a scratch directory of the store, which is removed even if this process dies.
+        // In a scratch directory of the store: removed with this value, or by a collection if this process dies.
         let dir = self.store()?.scratch_dir().map_err(other)?;
         eval::io::unpack_tarball_into(data, dir.path())?;
         let path = dir.path().to_string_lossy().into_owned();
