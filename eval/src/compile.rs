@@ -284,8 +284,9 @@ fn kind_name(k: SyntaxKind) -> String {
         TOKEN_FLOAT => "FLOAT",
         TOKEN_PATH => "PATH",
         TOKEN_URI => "URI",
-        TOKEN_ASSERT | TOKEN_ELSE | TOKEN_IF | TOKEN_IN | TOKEN_INHERIT | TOKEN_LET | TOKEN_OR
-        | TOKEN_REC | TOKEN_THEN | TOKEN_WITH => {
+        TOKEN_OR => "OR_KW",
+        TOKEN_ASSERT | TOKEN_ELSE | TOKEN_IF | TOKEN_IN | TOKEN_INHERIT | TOKEN_LET | TOKEN_REC
+        | TOKEN_THEN | TOKEN_WITH => {
             return format!("{k:?}").trim_start_matches("TOKEN_").to_string();
         }
         _ => "",
