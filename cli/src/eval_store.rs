@@ -35,10 +35,11 @@ impl StoreIo {
     }
 
     fn store(&mut self) -> io::Result<&Store> {
-        if self.store.is_none() {
-            self.store = Some(Store::open(self.config.clone()).map_err(other)?);
-        }
-        Ok(self.store.as_ref().expect("opened above"))
+        let store = match self.store.take() {
+            Some(store) => store,
+            None => Store::open(self.config.clone()).map_err(other)?,
+        };
+        Ok(self.store.insert(store))
     }
 
     fn add(&mut self, name: &str, object: StoreObject<'_>) -> Result<StorePath, Box<dyn std::error::Error>> {
@@ -113,11 +114,11 @@ impl EvalIo for StoreIo {
                 "only file, http and https URLs are supported",
             ));
         }
-        if self.http.is_none() {
-            self.http = Some(pkgs::http::Http::new().map_err(other)?);
-        }
-        let http = self.http.as_ref().expect("created above");
-        http.get(url, u64::MAX).map_err(|e| match e {
+        let http = match self.http.take() {
+            Some(http) => http,
+            None => pkgs::http::Http::new().map_err(other)?,
+        };
+        self.http.insert(http).get(url, u64::MAX).map_err(|e| match e {
             pkgs::Error::Http { reason, .. } => other(reason),
             e => other(e),
         })

@@ -143,8 +143,8 @@ pub fn compile(name: &str, text: &str, cenv: &CompileEnv<'_>) -> Result<Expr> {
     if let Some(err) = errors.first() {
         return Err(parse_error(err, file, text.len()));
     }
-    let root = rnix::Root::cast(SyntaxNode::new_root(green.clone())).expect("the parser always makes a root");
-    let expr = root.expr().ok_or_else(|| {
+    let root = rnix::Root::cast(SyntaxNode::new_root(green.clone()));
+    let expr = root.and_then(|r| r.expr()).ok_or_else(|| {
         EvalError::new(
             ErrorKind::Parse,
             "syntax error, unexpected end of file",
@@ -159,7 +159,7 @@ pub fn compile(name: &str, text: &str, cenv: &CompileEnv<'_>) -> Result<Expr> {
         });
     }
     let compiled = c.expr(&expr);
-    drop((expr, root));
+    drop(expr);
     if text.len() >= PIPELINE_MIN {
         // Freeing a large syntax tree costs about a tenth of parsing it; nothing waits for it.
         std::thread::spawn(move || drop(green));

@@ -73,6 +73,14 @@ impl StoreConfig {
         }
     }
 
+    /// The store a command's `--store SPEC` names (see [`StoreConfig::parse`]), else [`StoreConfig::from_env`].
+    pub fn from_arg(spec: Option<&str>) -> Result<StoreConfig> {
+        match spec {
+            Some(spec) => StoreConfig::parse(spec),
+            None => StoreConfig::from_env(),
+        }
+    }
+
     /// `FHSKIT_STORE` if set, else the per-user default (`$XDG_DATA_HOME/fhskit`, `~/.local/share/fhskit`), or
     /// `/var/lib/fhskit` for root.
     pub fn from_env() -> Result<StoreConfig> {

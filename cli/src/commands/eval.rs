@@ -101,7 +101,7 @@ pub fn run_instantiate(args: InstantiateArgs) -> anyhow::Result<ExitCode> {
     };
     // As Nix does, each root's path is printed in place of its derivation's.
     let link = std::path::absolute(&link).with_context(|| format!("resolving {}", link.display()))?;
-    let store = store::Store::open(store_config(store.as_deref())?)?;
+    let store = store::Store::open(StoreConfig::from_arg(store.as_deref())?)?;
     for (i, drv) in drvs.lines().enumerate() {
         let link = if i == 0 { link.clone() } else { PathBuf::from(format!("{}-{}", link.display(), i + 1)) };
         store
@@ -110,13 +110,6 @@ pub fn run_instantiate(args: InstantiateArgs) -> anyhow::Result<ExitCode> {
         println!("{}", link.display());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn store_config(spec: Option<&str>) -> store::Result<StoreConfig> {
-    match spec {
-        Some(spec) => StoreConfig::parse(spec),
-        None => StoreConfig::from_env(),
-    }
 }
 
 /// How a failed evaluation ends: its message (already in Nix's format) and exit code 1.
@@ -182,7 +175,7 @@ fn run(args: CommonArgs, mode: Mode, store_dir: Option<String>) -> Result<String
         }
         _ => None,
     };
-    let config = store_config(args.store.as_deref()).map_err(anyhow::Error::from)?;
+    let config = StoreConfig::from_arg(args.store.as_deref()).map_err(anyhow::Error::from)?;
     let store_dir = store_dir.unwrap_or_else(|| config.store_dir.to_string());
     let settings = Settings {
         store_dir: store_dir.trim_end_matches('/').to_string(),

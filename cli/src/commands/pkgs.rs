@@ -344,10 +344,7 @@ fn fetch(s: &Settings, cache: &Cache, common: &Common, args: FetchArgs) -> Resul
             pkgs::realise::realise(&http, cache, &lock, &opts, &bar, &mut target)?
         }
         None => {
-            let config = match &args.store {
-                Some(spec) => store::StoreConfig::parse(spec)?,
-                None => store::StoreConfig::from_env()?,
-            };
+            let config = store::StoreConfig::from_arg(args.store.as_deref())?;
             let dir = config.physical_store_dir();
             let store = store::Store::open(config)
                 .with_context(|| format!("cannot open the store at {}", dir.display()))?;

@@ -55,10 +55,7 @@ impl SourceArgs {
     }
 
     pub fn store_config(&self) -> Result<StoreConfig> {
-        Ok(match &self.store {
-            Some(s) => StoreConfig::parse(s)?,
-            None => StoreConfig::from_env()?,
-        })
+        Ok(StoreConfig::from_arg(self.store.as_deref())?)
     }
 
     /// What distinguishes prepared results: a different source setting must not reuse a cached plan.

@@ -336,10 +336,7 @@ fn package_class(system: &System) -> Option<Class> {
 }
 
 fn open_store(args: &PackageArgs) -> Result<Store> {
-    let config = match &args.store {
-        Some(spec) => StoreConfig::parse(spec)?,
-        None => StoreConfig::from_env()?,
-    };
+    let config = StoreConfig::from_arg(args.store.as_deref())?;
     let dir = config.physical_store_dir();
     Store::open(config).with_context(|| format!("cannot open the store at {}", dir.display()))
 }

@@ -21,10 +21,7 @@ pub struct StoreArgs {
 
 impl StoreArgs {
     pub fn open(&self) -> Result<Store> {
-        let config = match &self.store {
-            Some(spec) => StoreConfig::parse(spec)?,
-            None => StoreConfig::from_env()?,
-        };
+        let config = StoreConfig::from_arg(self.store.as_deref())?;
         let dir = config.physical_store_dir();
         Store::open(config).with_context(|| format!("cannot open the store at {}", dir.display()))
     }
