@@ -3,16 +3,16 @@
 //! parse time and rnix accepts (undefined variables, duplicate attributes and formals, mixed nested attribute
 //! definitions, `args@{ args, … }`, a bare CR ending a comment). `eval` walks the resulting `Expr` tree.
 
-use std::collections::HashMap;
 use std::rc::Rc;
 
+use rnix::SyntaxNode;
 use rnix::ast::{self, AstToken, HasEntry};
-use rnix::{SyntaxKind, SyntaxNode};
 use rowan::ast::AstNode;
 
 use crate::error::{ErrorKind, EvalError, Result};
 use crate::source::{self, Pos};
-use crate::sym::Sym;
+use crate::sym::{Sym, SymMap};
+use crate::syntax;
 use crate::value::Value;
 
 /// A compiled expression.
@@ -124,7 +124,7 @@ pub enum Param {
 /// What the compiler needs from the evaluator: the global names (builtins reachable without `builtins.`).
 #[derive(Debug)]
 pub struct CompileEnv<'a> {
-    pub globals: &'a HashMap<Sym, Value>,
+    pub globals: &'a SymMap<Value>,
     /// Names bound in an extra environment between the globals and the file (`scopedImport`).
     pub extra_scope: Option<&'a [Sym]>,
     /// Directory that relative path literals are resolved against.
@@ -137,11 +137,11 @@ pub struct CompileEnv<'a> {
 
 /// Parses and compiles a source. `name` is how the source is named in positions.
 pub fn compile(name: &str, text: &str, cenv: &CompileEnv<'_>) -> Result<Expr> {
-    let text = fix_bare_cr_comments(text);
-    let file = source::register(name, Rc::from(text.as_str()));
-    let (green, errors) = parse(&text);
+    let text: Rc<str> = Rc::from(syntax::fix_bare_cr_comments(text));
+    let file = source::register(name, text.clone());
+    let (green, errors) = syntax::parse(&text);
     if let Some(err) = errors.first() {
-        return Err(parse_error(err, file, text.len()));
+        return Err(syntax::parse_error(err, file, text.len()));
     }
     let root = rnix::Root::cast(SyntaxNode::new_root(green.clone()));
     let expr = root.and_then(|r| r.expr()).ok_or_else(|| {
@@ -160,146 +160,15 @@ pub fn compile(name: &str, text: &str, cenv: &CompileEnv<'_>) -> Result<Expr> {
     }
     let compiled = c.expr(&expr);
     drop(expr);
-    if text.len() >= PIPELINE_MIN {
+    if text.len() >= syntax::PIPELINE_MIN {
         // Freeing a large syntax tree costs about a tenth of parsing it; nothing waits for it.
         std::thread::spawn(move || drop(green));
     }
     compiled
 }
 
-/// Sources at least this large are tokenized on a second thread while the parser builds the tree.
-const PIPELINE_MIN: usize = 64 << 10;
-
-/// Parses with rnix. rnix's tokenizer takes about a third of a parse, so for a large source it runs on another
-/// thread and hands tokens over in batches.
-fn parse(text: &str) -> (rowan::GreenNode, Vec<rnix::parser::ParseError>) {
-    if text.len() < PIPELINE_MIN {
-        return rnix::parser::parse(rnix::tokenizer::Tokenizer::new(text));
-    }
-    std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<rnix::tokenizer::Token<'_>>>(64);
-        scope.spawn(move || {
-            let mut tokens = rnix::tokenizer::Tokenizer::new(text);
-            loop {
-                let batch: Vec<_> = tokens.by_ref().take(4096).collect();
-                if batch.is_empty() || tx.send(batch).is_err() {
-                    break;
-                }
-            }
-        });
-        rnix::parser::parse(rx.into_iter().flatten())
-    })
-}
-
-/// Nix ends a `#` comment at a bare CR; rnix does not. Turning such a CR into LF keeps offsets and fixes the split.
-fn fix_bare_cr_comments(text: &str) -> String {
-    let mut out = text.to_string();
-    // Tokenizing costs as much as parsing; only a file with a CR not followed by LF can need it.
-    if !text.split('\r').skip(1).any(|rest| !rest.starts_with('\n')) {
-        return out;
-    }
-    loop {
-        let mut changed = false;
-        let mut offset = 0usize;
-        for (kind, tok) in rnix::tokenize(&out) {
-            if kind == SyntaxKind::TOKEN_COMMENT && tok.starts_with('#') {
-                let b = tok.as_bytes();
-                if let Some(i) = (0..b.len()).find(|&i| b[i] == b'\r' && b.get(i + 1) != Some(&b'\n')) {
-                    // SAFETY-free byte edit: '\r' and '\n' are both one-byte ASCII, so UTF-8 stays valid.
-                    let mut bytes = std::mem::take(&mut out).into_bytes();
-                    bytes[offset + i] = b'\n';
-                    out = String::from_utf8(bytes).unwrap_or_default();
-                    changed = true;
-                    break;
-                }
-            }
-            offset += tok.len();
-        }
-        if !changed {
-            return out;
-        }
-    }
-}
-
-fn parse_error(err: &rnix::parser::ParseError, file: u32, len: usize) -> EvalError {
-    use rnix::parser::ParseError as P;
-    let (msg, offset) = match err {
-        P::Unexpected(r) | P::UnexpectedExtra(r) => {
-            ("syntax error, unexpected token".to_string(), u32::from(r.start()))
-        }
-        P::UnexpectedWanted(got, r, _) => {
-            (format!("syntax error, unexpected {}", kind_name(*got)), u32::from(r.start()))
-        }
-        P::UnexpectedDoubleBind(r) => {
-            ("syntax error, double binding of a pattern".to_string(), u32::from(r.start()))
-        }
-        P::UnexpectedEOF | P::UnexpectedEOFWanted(_) => {
-            ("syntax error, unexpected end of file".to_string(), len as u32)
-        }
-        P::DuplicatedArgs(r, name) => {
-            (format!("duplicate formal function argument '{name}'"), u32::from(r.start()))
-        }
-        P::RecursionLimitExceeded => ("syntax error, expression nested too deeply".to_string(), 0),
-        _ => (format!("syntax error, {err}"), 0),
-    };
-    EvalError::new(ErrorKind::Parse, msg, Pos { file, offset })
-}
-
-/// How Nix's grammar names a token in "unexpected …" messages.
-fn kind_name(k: SyntaxKind) -> String {
-    use SyntaxKind::*;
-    let text = match k {
-        TOKEN_L_BRACE => "'{'",
-        TOKEN_R_BRACE => "'}'",
-        TOKEN_L_BRACK => "'['",
-        TOKEN_R_BRACK => "']'",
-        TOKEN_L_PAREN => "'('",
-        TOKEN_R_PAREN => "')'",
-        TOKEN_ASSIGN => "'='",
-        TOKEN_AT => "'@'",
-        TOKEN_COLON => "':'",
-        TOKEN_COMMA => "','",
-        TOKEN_DOT => "'.'",
-        TOKEN_QUESTION => "'?'",
-        TOKEN_SEMICOLON => "';'",
-        TOKEN_ADD => "'+'",
-        TOKEN_SUB => "'-'",
-        TOKEN_MUL => "'*'",
-        TOKEN_DIV => "'/'",
-        TOKEN_LESS => "'<'",
-        TOKEN_MORE => "'>'",
-        TOKEN_INVERT => "'!'",
-        TOKEN_ELLIPSIS => "ELLIPSIS",
-        TOKEN_CONCAT => "CONCAT",
-        TOKEN_UPDATE => "UPDATE",
-        TOKEN_AND_AND => "AND",
-        TOKEN_OR_OR => "OR",
-        TOKEN_EQUAL => "EQ",
-        TOKEN_NOT_EQUAL => "NEQ",
-        TOKEN_LESS_OR_EQ => "LEQ",
-        TOKEN_MORE_OR_EQ => "GEQ",
-        TOKEN_IMPLICATION => "IMPL",
-        TOKEN_IDENT => "ID",
-        TOKEN_INTEGER => "INT",
-        TOKEN_FLOAT => "FLOAT",
-        TOKEN_PATH => "PATH",
-        TOKEN_URI => "URI",
-        TOKEN_OR => "OR_KW",
-        TOKEN_ASSERT | TOKEN_ELSE | TOKEN_IF | TOKEN_IN | TOKEN_INHERIT | TOKEN_LET | TOKEN_REC
-        | TOKEN_THEN | TOKEN_WITH => {
-            return format!("{k:?}").trim_start_matches("TOKEN_").to_string();
-        }
-        _ => "",
-    };
-    if !text.is_empty() {
-        return text.to_string();
-    }
-    let s = format!("{k:?}");
-    s.trim_start_matches("TOKEN_").trim_start_matches("NODE_").to_lowercase().replace('_', " ")
-}
-
 struct Scope {
-    names: HashMap<Sym, u32>,
+    names: SymMap<u32>,
     with: bool,
 }
 
@@ -314,7 +183,7 @@ struct PAttrs {
     rec: bool,
     statics: Vec<(Sym, PVal, Pos)>,
     /// Where each name is in `statics`: a set or `let` of thousands of bindings must not search linearly.
-    index: HashMap<Sym, usize>,
+    index: SymMap<usize>,
     dynamics: Vec<(ast::Attr, PVal, Pos)>,
     inherit_from: Vec<ast::Expr>,
 }
@@ -324,7 +193,7 @@ impl PAttrs {
         PAttrs {
             rec,
             statics: Vec::new(),
-            index: HashMap::new(),
+            index: SymMap::default(),
             dynamics: Vec::new(),
             inherit_from: Vec::new(),
         }
@@ -469,7 +338,7 @@ impl Compiler<'_, '_> {
             }
             ast::Expr::With(w) => {
                 let ns = Rc::new(self.child(w.namespace(), w.syntax())?);
-                self.scopes.push(Scope { names: HashMap::new(), with: true });
+                self.scopes.push(Scope { names: SymMap::default(), with: true });
                 let body = self.child(w.body(), w.syntax());
                 self.scopes.pop();
                 Expr::With(Box::new((ns, body?)))
@@ -573,6 +442,10 @@ impl Compiler<'_, '_> {
                 .map(|a| match (a, self.static_name(a)) {
                     (_, Some(n)) => n.as_str().to_string(),
                     (ast::Attr::Dynamic(d), None) => format!("\"${{{}}}\"", sub(d.expr())),
+                    // An interpolated name shows as the concatenation Nix's parser makes of it.
+                    (ast::Attr::Str(st), None) => {
+                        format!("\"${{{}}}\"", self.show(&ast::Expr::Str(st.clone())))
+                    }
                     (a, None) => a.syntax().text().to_string(),
                 })
                 .collect();
@@ -674,7 +547,31 @@ impl Compiler<'_, '_> {
             }
             ast::Expr::Lambda(l) => match l.param() {
                 Some(ast::Param::IdentParam(p)) => format!("({}: {})", p.syntax().text(), sub(l.body())),
-                _ => l.syntax().text().to_string(),
+                Some(ast::Param::Pattern(pat)) => {
+                    // Current Nix lists the formals in lexicographic order.
+                    let mut formals: Vec<(String, Option<String>)> = pat
+                        .pat_entries()
+                        .map(|f| {
+                            let name = f.ident().map(|i| i.syntax().text().to_string()).unwrap_or_default();
+                            (name, f.default().map(|d| self.show(&d)))
+                        })
+                        .collect();
+                    formals.sort();
+                    let mut items: Vec<String> = formals
+                        .into_iter()
+                        .map(|(n, d)| d.map_or_else(|| n.clone(), |d| format!("{n} ? {d}")))
+                        .collect();
+                    if pat.ellipsis_token().is_some() {
+                        items.push("...".to_string());
+                    }
+                    let bind = pat
+                        .pat_bind()
+                        .and_then(|b| b.ident())
+                        .map(|i| format!(" @ {}", i.syntax().text()))
+                        .unwrap_or_default();
+                    format!("({{ {} }}{bind}: {})", items.join(", "), sub(l.body()))
+                }
+                None => l.syntax().text().to_string(),
             },
             // An interpolated string is a concatenation of its parts.
             ast::Expr::Str(st) if st.syntax().first_token().is_none_or(|t| t.text() != "''") => {
@@ -1066,7 +963,7 @@ impl Compiler<'_, '_> {
             return Ok(Expr::Attrs(Box::new(AttrsExpr { has_env, slots: Vec::new(), statics, dynamics })));
         }
         let nstatic = if p.rec { p.statics.len() as u32 } else { 0 };
-        let mut names = HashMap::new();
+        let mut names = SymMap::default();
         if p.rec {
             for (i, (n, _, _)) in p.statics.iter().enumerate() {
                 names.insert(*n, i as u32);
@@ -1117,7 +1014,7 @@ impl Compiler<'_, '_> {
     }
 
     fn let_in(&mut self, mut p: PAttrs, body: impl FnOnce(&mut Self) -> Result<Expr>) -> Result<Expr> {
-        let mut names = HashMap::new();
+        let mut names = SymMap::default();
         for (i, (n, _, _)) in p.statics.iter().enumerate() {
             names.insert(*n, i as u32);
         }
@@ -1144,13 +1041,13 @@ impl Compiler<'_, '_> {
             ast::Param::IdentParam(ip) => {
                 let id = ip.ident().ok_or_else(|| err("syntax error", pos))?;
                 let s = self.ident_sym(&id);
-                self.scopes.push(Scope { names: HashMap::from([(s, 0)]), with: false });
+                self.scopes.push(Scope { names: SymMap::from_iter([(s, 0)]), with: false });
                 let body = self.child(l.body(), l.syntax());
                 self.scopes.pop();
                 Ok(LambdaDef { param: Param::Ident, body: body?, nslots: 1, pos, name, arg: Some(s) })
             }
             ast::Param::Pattern(pat) => {
-                let mut names = HashMap::new();
+                let mut names = SymMap::default();
                 let mut formals_ast = Vec::new();
                 for (i, entry) in pat.pat_entries().enumerate() {
                     let id = entry.ident().ok_or_else(|| err("syntax error", pos))?;

@@ -11,7 +11,7 @@ use crate::compile::{self, AttrName, AttrValue, BinOp, CompileEnv, Expr, Param};
 use crate::error::{ErrorKind, EvalError, Result};
 use crate::io::EvalIo;
 use crate::source::Pos;
-use crate::sym::Sym;
+use crate::sym::{Sym, SymMap};
 use crate::value::{Attr, Attrs, Closure, Context, Env, NixStr, PrimOpApp, Slots, Thunk, ThunkState, Value};
 
 /// Settings of one evaluation.
@@ -74,7 +74,7 @@ pub struct Coerce {
 pub struct Evaluator {
     pub io: Box<dyn EvalIo>,
     pub settings: Settings,
-    pub globals: HashMap<Sym, Value>,
+    pub globals: SymMap<Value>,
     pub builtins: Value,
     import_cache: HashMap<String, Value>,
     stack_base: usize,
@@ -107,7 +107,7 @@ impl Evaluator {
         let mut ev = Evaluator {
             io,
             settings,
-            globals: HashMap::new(),
+            globals: SymMap::default(),
             builtins: Value::Null,
             import_cache: HashMap::new(),
             stack_base: stack_addr(),
@@ -321,11 +321,11 @@ impl Evaluator {
 
     /// Forces a value completely (`deepSeq`, `--strict`).
     pub fn force_deep(&mut self, v: &Value) -> Result<()> {
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = rustc_hash::FxHashSet::default();
         self.force_deep_inner(v, &mut seen)
     }
 
-    fn force_deep_inner(&mut self, v: &Value, seen: &mut std::collections::HashSet<usize>) -> Result<()> {
+    fn force_deep_inner(&mut self, v: &Value, seen: &mut rustc_hash::FxHashSet<usize>) -> Result<()> {
         self.check_stack(Pos::none())?;
         match self.force(v)? {
             Value::Attrs(a) => {

@@ -1,6 +1,6 @@
 //! eval: the Nix language.
 //!
-//! Parses with `rnix` and checks scopes (`compile`), evaluates lazily (`eval`, `value`), provides the builtins
+//! Parses with `rnix` (`syntax`) and checks scopes (`compile`), evaluates lazily (`eval`, `value`), provides the builtins
 //! (`builtins`), prints values (`print`) and computes derivations exactly as Nix does (`derivation`,
 //! `store_path`). It depends on no other crate of the workspace and reaches files and the store only through the
 //! `EvalIo` trait (`io`), which `cli` implements; `FsIo` is a plain file-system implementation.
@@ -16,6 +16,7 @@ pub mod print;
 pub mod source;
 pub mod store_path;
 pub mod sym;
+mod syntax;
 pub mod value;
 
 pub use error::{ErrorKind, EvalError, Result};

@@ -1,7 +1,7 @@
 //! Printing values as `nix-instantiate --eval` does (Nix's "ambiguous" printer), plus Nix's float and string
 //! literal formats that `toString`, `toJSON` and error messages share.
 
-use std::collections::HashSet;
+use rustc_hash::FxHashSet as HashSet;
 use std::fmt::Write;
 use std::rc::Rc;
 
@@ -76,7 +76,7 @@ pub fn attr_name(s: &str) -> String {
 /// met a second time as `«repeated»`.
 pub fn print_value(v: &Value) -> String {
     let mut out = String::new();
-    let mut seen = HashSet::new();
+    let mut seen = HashSet::default();
     print_into(v, &mut out, &mut seen);
     out
 }

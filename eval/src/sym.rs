@@ -2,15 +2,19 @@
 //! address for equality and by text for ordering (attribute sets are kept sorted by name, as Nix prints them).
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::fmt;
+
+/// A map keyed by symbols. Symbols hash by address, so a fast non-keyed hash is enough.
+pub type SymMap<V> = rustc_hash::FxHashMap<Sym, V>;
 
 /// An interned string. Interned text lives for the rest of the process, which is what an evaluator run needs.
 #[derive(Clone, Copy)]
 pub struct Sym(&'static str);
 
 thread_local! {
-    static TABLE: RefCell<HashSet<&'static str>> = RefCell::new(HashSet::new());
+    // FxHash: interning runs for every identifier the compiler meets, and SipHash's resistance to chosen keys buys
+    // nothing for names read from the user's own files.
+    static TABLE: RefCell<rustc_hash::FxHashSet<&'static str>> = RefCell::new(Default::default());
 }
 
 impl Sym {

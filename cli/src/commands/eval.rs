@@ -2,6 +2,7 @@
 //! on a thread with a large stack; store objects (`.drv` files, `toFile`, `path`, fetches) go into the fhskit store
 //! through `eval_store::StoreIo`, and store paths are computed for that store's directory.
 
+use std::mem::ManuallyDrop;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -192,66 +193,76 @@ fn run(args: CommonArgs, mode: Mode, store_dir: Option<String>) -> Result<String
     let outcome = eval::with_big_stack(move || -> Result<String, String> {
         let io = StoreIo::new(config, print_trace);
         let mut ev = Evaluator::new(Box::new(io), settings);
-        let render = |e: eval::EvalError| e.render(show_trace);
-        let cwd_s = cwd.to_string_lossy().into_owned();
-        let mut v = if let Some(text) = &args.expr {
-            ev.eval_str(text, &cwd_s).map_err(render)?
-        } else if let Some(text) = &stdin_text {
-            let e = ev.compile("«stdin»", text, &cwd_s, None).map_err(render)?;
-            let env = std::rc::Rc::new(eval::value::Env::root());
-            ev.eval(&e, &env).map_err(render)?
-        } else {
-            let f = args.file.as_ref().map(|f| cwd.join(f)).unwrap_or_default();
-            let f = eval::compile::canon_path(&f.to_string_lossy());
-            ev.eval_file(&f).map_err(render)?
-        };
-        v = apply_auto_args(&mut ev, v, &args, &cwd_s).map_err(render)?;
-        for path in &args.attr {
-            v = select_path(&mut ev, v, path).map_err(render)?;
-        }
-        match mode {
-            Mode::Eval { strict, json, xml } => {
-                if strict {
-                    ev.force_deep(&v).map_err(render)?;
-                }
-                if json {
-                    let mut ctx = Default::default();
-                    let s = eval::builtins::json::to_json(
-                        &mut ev,
-                        &v,
-                        eval::source::Pos::none(),
-                        &mut ctx,
-                        false,
-                    )
-                    .map_err(render)?;
-                    Ok(format!("{s}\n"))
-                } else if xml {
-                    let mut ctx = Default::default();
-                    let mut out = String::from("<?xml version='1.0' encoding='utf-8'?>\n<expr>\n");
-                    eval::builtins::json::to_xml(
-                        &mut ev,
-                        &v,
-                        eval::source::Pos::none(),
-                        1,
-                        &mut out,
-                        &mut ctx,
-                    )
-                    .map_err(render)?;
-                    out.push_str("</expr>\n");
-                    Ok(out)
-                } else {
-                    Ok(format!("{}\n", eval::print::print_value(&v)))
-                }
-            }
-            Mode::Instantiate => {
-                let mut out = String::new();
-                collect_drvs(&mut ev, &v, &mut out, true).map_err(render)?;
-                Ok(out)
-            }
-        }
+        let out = evaluate(&mut ev, &args, mode, stdin_text.as_deref(), &cwd, show_trace);
+        finish(ev);
+        out
     })
     .context("starting the evaluation thread")?;
     outcome.map_err(EvalFailure::Eval)
+}
+
+/// Ends a run without freeing what the evaluator holds: the process exits after printing, and freeing every
+/// syntax tree, thunk and set of the run would cost as much as a tenth of a run over a large file. The store
+/// handle is still dropped, so that its temporary roots and scratch directories are removed.
+fn finish(mut ev: Evaluator) {
+    drop(std::mem::replace(&mut ev.io, Box::new(eval::FsIo::new(PathBuf::new(), "/nix/store"))));
+    std::mem::forget(ev);
+}
+
+/// Evaluates what the arguments name and renders it for `mode`.
+fn evaluate(
+    ev: &mut Evaluator,
+    args: &CommonArgs,
+    mode: Mode,
+    stdin_text: Option<&str>,
+    cwd: &std::path::Path,
+    show_trace: bool,
+) -> Result<String, String> {
+    let render = |e: eval::EvalError| e.render(show_trace);
+    let cwd_s = cwd.to_string_lossy().into_owned();
+    let mut v = if let Some(text) = &args.expr {
+        ev.eval_str(text, &cwd_s).map_err(render)?
+    } else if let Some(text) = stdin_text {
+        let e = ev.compile("«stdin»", text, &cwd_s, None).map_err(render)?;
+        let env = std::rc::Rc::new(eval::value::Env::root());
+        ev.eval(&e, &env).map_err(render)?
+    } else {
+        let f = args.file.as_ref().map(|f| cwd.join(f)).unwrap_or_default();
+        let f = eval::compile::canon_path(&f.to_string_lossy());
+        ev.eval_file(&f).map_err(render)?
+    };
+    v = apply_auto_args(ev, v, args, &cwd_s).map_err(render)?;
+    for path in &args.attr {
+        v = select_path(ev, v, path).map_err(render)?;
+    }
+    let v = ManuallyDrop::new(v);
+    match mode {
+        Mode::Eval { strict, json, xml } => {
+            if strict {
+                ev.force_deep(&v).map_err(render)?;
+            }
+            if json {
+                let mut ctx = Default::default();
+                let s = eval::builtins::json::to_json(ev, &v, eval::source::Pos::none(), &mut ctx, false)
+                    .map_err(render)?;
+                Ok(format!("{s}\n"))
+            } else if xml {
+                let mut ctx = Default::default();
+                let mut out = String::from("<?xml version='1.0' encoding='utf-8'?>\n<expr>\n");
+                eval::builtins::json::to_xml(ev, &v, eval::source::Pos::none(), 1, &mut out, &mut ctx)
+                    .map_err(render)?;
+                out.push_str("</expr>\n");
+                Ok(out)
+            } else {
+                Ok(format!("{}\n", eval::print::print_value(&v)))
+            }
+        }
+        Mode::Instantiate => {
+            let mut out = String::new();
+            collect_drvs(ev, &v, &mut out, true).map_err(render)?;
+            Ok(out)
+        }
+    }
 }
 
 fn apply_auto_args(ev: &mut Evaluator, v: Value, args: &CommonArgs, cwd: &str) -> eval::Result<Value> {

@@ -6,13 +6,12 @@ pub mod fs;
 pub mod json;
 pub mod strings;
 
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use crate::error::{ErrorKind, EvalError, Result};
 use crate::eval::{Coerce, Evaluator, type_err};
 use crate::source::Pos;
-use crate::sym::Sym;
+use crate::sym::{Sym, SymMap};
 use crate::value::{Attr, Attrs, NixStr, PrimFn, PrimOp, Value};
 
 /// Names reachable without `builtins.` (besides the `__`-prefixed forms).
@@ -44,7 +43,7 @@ pub(crate) fn install(ev: &mut Evaluator) {
     table.push(("derivationStrict", 1, crate::derivation::derivation_strict));
 
     let mut attrs: Vec<Attr> = Vec::new();
-    let mut globals: HashMap<Sym, Value> = HashMap::new();
+    let mut globals: SymMap<Value> = SymMap::default();
     for (name, arity, f) in table {
         let v = Value::PrimOp(Rc::new(PrimOp { name, arity, f }));
         attrs.push(Attr { name: Sym::new(name), value: v.clone(), pos: Pos::none() });

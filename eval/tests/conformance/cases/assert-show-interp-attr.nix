@@ -1,0 +1,1 @@
+let x = "k"; s = { k = false; }; in assert s."${x}"   ; 1
