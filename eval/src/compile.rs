@@ -712,13 +712,13 @@ impl Compiler<'_, '_> {
         if parts.len() == 1
             && let StrPart::Lit(s) = &parts[0]
         {
-            return Ok(Expr::Const(Value::Path(Rc::from(s.as_str()))));
+            return Ok(Expr::Const(Value::path(s.as_str())));
         }
         let mut e = self.interp(parts, pos, false);
         if let Expr::Interp(items, _) = &mut e
             && let Some(Expr::Const(Value::String(s))) = items.first()
         {
-            let p = Value::Path(Rc::from(s.s.as_str()));
+            let p = Value::path(s.s.as_str());
             items[0] = Expr::Const(p);
         }
         Ok(e)

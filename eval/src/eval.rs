@@ -1003,7 +1003,7 @@ impl Evaluator {
                     }
                     s.push_str(&part.s);
                 }
-                Ok(Value::Path(Rc::from(compile::canon_path(&s).as_str())))
+                Ok(Value::path(compile::canon_path(&s)))
             }
             _ => {
                 let mut s = String::new();

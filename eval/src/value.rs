@@ -18,7 +18,9 @@ pub enum Value {
     Int(i64),
     Float(f64),
     String(Rc<NixStr>),
-    Path(Rc<str>),
+    /// A `String` behind the `Rc`, not a `str`: a thin pointer keeps every value at 16 bytes (lists, sets and
+    /// thunks hold millions of them), and paths are few.
+    Path(Rc<String>),
     Attrs(Rc<Attrs>),
     List(Rc<Vec<Value>>),
     Lambda(Rc<Closure>),
@@ -213,6 +215,10 @@ pub enum ThunkState {
 }
 
 impl Value {
+    pub fn path(s: impl Into<String>) -> Value {
+        Value::Path(Rc::new(s.into()))
+    }
+
     pub fn str(s: impl Into<String>) -> Value {
         Value::String(Rc::new(NixStr::plain(s)))
     }
@@ -291,3 +297,6 @@ impl Value {
         matches!(self, Value::Lambda(_) | Value::PrimOp(_) | Value::PrimOpApp(_))
     }
 }
+
+// Lists, sets and thunks hold values by the million; a larger `Value` costs memory everywhere.
+const _: () = assert!(std::mem::size_of::<Value>() == 16);

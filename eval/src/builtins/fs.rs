@@ -286,13 +286,13 @@ pub(crate) fn prim_find_file(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<
         let candidate =
             if rest.is_empty() { path.clone() } else { format!("{}/{rest}", path.trim_end_matches('/')) };
         if ev.io.path_exists(&candidate) {
-            return Ok(Value::Path(Rc::from(crate::compile::canon_path(&candidate).as_str())));
+            return Ok(Value::path(crate::compile::canon_path(&candidate)));
         }
     }
     if let Some(rest) = name.strip_prefix("nix/")
         && corepkg_source(rest).is_some()
     {
-        return Ok(Value::Path(Rc::from(format!("{COREPKGS}{rest}").as_str())));
+        return Ok(Value::path(format!("{COREPKGS}{rest}")));
     }
     Err(EvalError::eval(
         format!("file '{name}' was not found in the Nix search path (add it using $NIX_PATH or -I)"),

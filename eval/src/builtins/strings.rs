@@ -63,7 +63,7 @@ pub(crate) fn table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
                 Some(0) => "/".to_string(),
                 Some(i) => s.s[..i].to_string(),
             };
-            if is_path { Ok(Value::Path(Rc::from(dir.as_str()))) } else { Ok(str_value(NixStr { s: dir, ctx: s.ctx })) }
+            if is_path { Ok(Value::path(dir)) } else { Ok(str_value(NixStr { s: dir, ctx: s.ctx })) }
         }),
         ("parseDrvName", 1, |ev, a, p| {
             let s = ev.force_str(&a[0], p)?;
