@@ -313,8 +313,9 @@ impl Compiler<'_, '_> {
                 Expr::List(items)
             }
             ast::Expr::Apply(a) => {
-                let f = self.child(a.lambda(), a.syntax())?;
-                let arg = Rc::new(self.child(a.argument(), a.syntax())?);
+                let [f, arg] = exprs(a.syntax());
+                let f = self.child(f, a.syntax())?;
+                let arg = Rc::new(self.child(arg, a.syntax())?);
                 match f {
                     Expr::Call(f, mut args, p) => {
                         args.push(arg);
@@ -324,9 +325,10 @@ impl Compiler<'_, '_> {
                 }
             }
             ast::Expr::IfElse(i) => {
-                let c = self.child(i.condition(), i.syntax())?;
-                let t = self.child(i.body(), i.syntax())?;
-                let f = self.child(i.else_body(), i.syntax())?;
+                let [c, t, f] = exprs(i.syntax());
+                let c = self.child(c, i.syntax())?;
+                let t = self.child(t, i.syntax())?;
+                let f = self.child(f, i.syntax())?;
                 Expr::If(Box::new((c, t, f)), pos)
             }
             ast::Expr::Assert(a) => {
@@ -352,7 +354,22 @@ impl Compiler<'_, '_> {
             }
             ast::Expr::BinOp(b) => {
                 use ast::BinOpKind as K;
-                let op = match b.operator() {
+                // One walk over the children for the operands and the operator (rnix's accessors walk once each).
+                let (mut lhs, mut rhs, mut op_tok) = (None, None, None);
+                for el in b.syntax().children_with_tokens() {
+                    match el {
+                        rowan::NodeOrToken::Node(n) => match ast::Expr::cast(n) {
+                            Some(e) if lhs.is_none() => lhs = Some(e),
+                            Some(e) if rhs.is_none() => rhs = Some(e),
+                            _ => {}
+                        },
+                        rowan::NodeOrToken::Token(t) if op_tok.is_none() => {
+                            op_tok = K::from_kind(t.kind()).map(|k| (k, self.pos_tok(&t)));
+                        }
+                        rowan::NodeOrToken::Token(_) => {}
+                    }
+                }
+                let op = match op_tok.map(|o| o.0) {
                     Some(K::Concat) => BinOp::Concat,
                     Some(K::Update) => BinOp::Update,
                     Some(K::Add) => BinOp::Add,
@@ -372,20 +389,15 @@ impl Compiler<'_, '_> {
                     Some(K::PipeLeft) => BinOp::PipeLeft,
                     None => return Err(err("syntax error, missing operator", pos)),
                 };
-                let op_pos = b
-                    .syntax()
-                    .children_with_tokens()
-                    .filter_map(|c| c.into_token())
-                    .find(|t| ast::BinOpKind::from_kind(t.kind()).is_some())
-                    .map_or(pos, |t| self.pos_tok(&t));
+                let op_pos = op_tok.map_or(pos, |o| o.1);
                 if matches!(op, BinOp::PipeRight | BinOp::PipeLeft) && !self.cenv.pipe_operators {
                     return Err(err(
                         "experimental Nix feature 'pipe-operators' is disabled; add '--extra-experimental-features pipe-operators' to enable it",
                         op_pos,
                     ));
                 }
-                let l = self.child(b.lhs(), b.syntax())?;
-                let r = self.child(b.rhs(), b.syntax())?;
+                let l = self.child(lhs, b.syntax())?;
+                let r = self.child(rhs, b.syntax())?;
                 match op {
                     BinOp::PipeRight => Expr::Call(Box::new(r), vec![Rc::new(l)], op_pos),
                     BinOp::PipeLeft => Expr::Call(Box::new(l), vec![Rc::new(r)], op_pos),
@@ -393,9 +405,22 @@ impl Compiler<'_, '_> {
                 }
             }
             ast::Expr::Select(s) => {
-                let inner = self.child(s.expr(), s.syntax())?;
-                let path = self.attrpath(s.attrpath(), s.syntax())?;
-                let default = match s.default_expr() {
+                let (mut attrpath, mut es) = (None, [None, None]);
+                let mut n = 0;
+                for c in s.syntax().children() {
+                    if c.kind() == rnix::SyntaxKind::NODE_ATTRPATH {
+                        attrpath = attrpath.or_else(|| ast::Attrpath::cast(c));
+                    } else if let Some(e) = ast::Expr::cast(c)
+                        && n < 2
+                    {
+                        es[n] = Some(e);
+                        n += 1;
+                    }
+                }
+                let [e, default] = es;
+                let inner = self.child(e, s.syntax())?;
+                let path = self.attrpath(attrpath, s.syntax())?;
+                let default = match default {
                     Some(d) => Some(self.expr(&d)?),
                     None => None,
                 };
@@ -818,9 +843,17 @@ impl Compiler<'_, '_> {
                     }
                 }
                 ast::Entry::AttrpathValue(av) => {
-                    let ap = av.attrpath().ok_or_else(|| err("syntax error", self.pos(av.syntax())))?;
+                    let (mut ap, mut value) = (None, None);
+                    for c in av.syntax().children() {
+                        if c.kind() == rnix::SyntaxKind::NODE_ATTRPATH {
+                            ap = ap.or_else(|| ast::Attrpath::cast(c));
+                        } else if value.is_none() {
+                            value = ast::Expr::cast(c);
+                        }
+                    }
+                    let ap = ap.ok_or_else(|| err("syntax error", self.pos(av.syntax())))?;
                     let path: Vec<ast::Attr> = ap.attrs().collect();
-                    let value = av.value().ok_or_else(|| err("syntax error", self.pos(av.syntax())))?;
+                    let value = value.ok_or_else(|| err("syntax error", self.pos(av.syntax())))?;
                     let apos = self.pos(ap.syntax());
                     self.add_attr(&mut p, &[], &path, value, apos, is_let)?;
                 }
@@ -1101,6 +1134,17 @@ impl Compiler<'_, '_> {
             }
         }
     }
+}
+
+/// The first `N` children of `node` that are expressions, found in one walk; rnix's accessors (`lambda()`,
+/// `argument()`, …) each walk the children again, and the walks are most of the compiler's time.
+fn exprs<const N: usize>(node: &SyntaxNode) -> [Option<ast::Expr>; N] {
+    let mut out = std::array::from_fn(|_| None);
+    let mut found = node.children().filter_map(ast::Expr::cast);
+    for slot in &mut out {
+        *slot = found.next();
+    }
+    out
 }
 
 fn merge_into(target: &mut PAttrs, incoming: PAttrs) -> Result<()> {
