@@ -1,7 +1,7 @@
-//! From source text to the evaluator's IR: parse with `rnix`, then one pass that resolves every variable to an
-//! environment slot (or a dynamic `with` lookup), merges nested attribute paths and rejects what Nix rejects at
-//! parse time and rnix accepts (undefined variables, duplicate attributes and formals, mixed nested attribute
-//! definitions, `args@{ args, … }`, a bare CR ending a comment). `eval` walks the resulting `Expr` tree.
+//! From source text to the evaluator's IR: parse with `rnix` (through `syntax`), then one pass that resolves every
+//! variable to an environment slot (or a dynamic `with` lookup), merges nested attribute paths and rejects what Nix
+//! rejects at parse time and rnix accepts (undefined variables, duplicate attributes and formals, mixed nested
+//! attribute definitions, `args@{ args, … }`, a bare CR ending a comment). `eval` walks the resulting `Expr` tree.
 
 use std::rc::Rc;
 
