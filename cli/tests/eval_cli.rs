@@ -123,6 +123,28 @@ fn eval_is_read_only_and_store_dir_can_be_chosen() {
     assert!(err.contains("not in the store directory /nix/store"), "{err}");
 }
 
+#[test]
+fn eval_reads_standard_input() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fhskit"))
+        .args(["eval", "--strict", "-"])
+        .env("FHSKIT_STORE", format!("local?root={}", tmp.path().join("root").display()))
+        .current_dir(golden())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Relative paths in standard input are relative to the working directory.
+    let src =
+        "let x = builtins.readFile ./source.txt; in { n = builtins.stringLength x; p = __curPos.line; }\n";
+    child.stdin.take().unwrap().write_all(src.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let len = fs::read(golden().join("source.txt")).unwrap().len();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{{ n = {len}; p = 1; }}\n"));
+}
+
 /// Serves `body` to each of `count` HTTP requests on 127.0.0.1; returns the base URL.
 fn serve(body: Vec<u8>, count: usize) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
