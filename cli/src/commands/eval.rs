@@ -235,6 +235,7 @@ fn evaluate(
     for path in &args.attr {
         v = select_path(ev, v, path).map_err(render)?;
     }
+    // As in `finish`: the value is the whole result graph, and the process ends after printing it.
     let v = ManuallyDrop::new(v);
     match mode {
         Mode::Eval { strict, json, xml } => {
