@@ -163,6 +163,9 @@ fn join_lets(head: &GreenNode, tail: &GreenNode) -> Option<GreenNode> {
     let (head_let, before) = head_root.split_last()?;
     let tail_root: Vec<_> = tail.children().collect();
     let (tail_let, after) = tail_root.split_first()?;
+    if !is(head_let, SyntaxKind::NODE_LET_IN) || !is(tail_let, SyntaxKind::NODE_LET_IN) {
+        return None;
+    }
     let head_let: Vec<_> = head_let.as_node()?.children().collect();
     let tail_let: Vec<_> = tail_let.as_node()?.children().collect();
     let [head_let @ .., in_token, x] = &head_let[..] else { return None };
