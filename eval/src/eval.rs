@@ -1196,29 +1196,15 @@ impl Evaluator {
                 }
                 x.len().cmp(&y.len())
             }
-            _ if a.show_type() == b.show_type() => {
-                return Err(EvalError::eval(
-                    format!(
-                        "cannot compare {} with {}; values of that type are incomparable (values are {} and {})",
-                        a.show_type(),
-                        b.show_type(),
-                        crate::print::short(&a),
-                        crate::print::short(&b)
-                    ),
-                    pos,
-                ));
-            }
             _ => {
-                return Err(EvalError::eval(
-                    format!(
-                        "cannot compare {} with {}; values are {} and {}",
-                        a.show_type(),
-                        b.show_type(),
-                        crate::print::short(&a),
-                        crate::print::short(&b)
-                    ),
-                    pos,
-                ));
+                let values = format!("{} and {}", crate::print::short(&a), crate::print::short(&b));
+                let why = if a.show_type() == b.show_type() {
+                    format!("values of that type are incomparable (values are {values})")
+                } else {
+                    format!("values are {values}")
+                };
+                let msg = format!("cannot compare {} with {}; {why}", a.show_type(), b.show_type());
+                return Err(EvalError::eval(msg, pos));
             }
         })
     }
