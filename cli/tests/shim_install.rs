@@ -275,13 +275,13 @@ fn bad_input_gets_one_clear_error() {
 #[test]
 fn the_32_bit_shim_installs_at_lib_ld_linux_so_2() {
     if ld_shim::embedded::I686.is_none() {
-        eprintln!(
-            "skipped: fhskit was built without the 32-bit shim (no i686-unknown-linux-gnu Rust target)"
+        test_support::unmet(
+            "fhskit was built without the 32-bit shim (no i686-unknown-linux-gnu Rust target)",
         );
         return;
     }
     if !Path::new(HOST_LD_I686).exists() {
-        eprintln!("skipped: no 32-bit loader at {HOST_LD_I686}");
+        test_support::unmet(format!("no 32-bit loader at {HOST_LD_I686}"));
         return;
     }
     let dir = scratch("i686");
@@ -290,7 +290,7 @@ fn the_32_bit_shim_installs_at_lib_ld_linux_so_2() {
     let (program, lib_dir) = match build(&dir, &root.join("lib/ld-linux.so.2"), true) {
         Ok(built) => built,
         Err(err) => {
-            eprintln!("skipped: cc -m32 cannot build the fixtures: {err}");
+            test_support::unmet(format!("cc -m32 cannot build the fixtures: {err}"));
             return;
         }
     };
@@ -318,7 +318,7 @@ fn install_at_the_real_loader_path_in_a_mount_namespace() {
     let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout == b"0\n").unwrap_or(false);
     let have_unshare = Command::new("unshare").arg("--version").output().is_ok();
     if !is_root || !have_unshare {
-        eprintln!("skipped: needs root and unshare for a private mount namespace");
+        test_support::unmet("needs root and unshare for a private mount namespace");
         return;
     }
     let dir = scratch("mountns");
@@ -352,7 +352,7 @@ fn install_at_the_real_loader_path_in_a_mount_namespace() {
         .output()
         .unwrap();
     if !out.status.success() && text(&out.stderr).contains("Operation not permitted") {
-        eprintln!("skipped: mount namespaces are not permitted here: {}", text(&out.stderr));
+        test_support::unmet(format!("mount namespaces are not permitted here: {}", text(&out.stderr)));
         return;
     }
     let stdout = assert_ok(&out);
@@ -514,14 +514,14 @@ fn the_aarch64_shim_installs_and_serves_programs_under_qemu() {
     const AARCH64_LIBS: &str = "/usr/aarch64-linux-gnu/lib";
     const AARCH64_LD: &str = "/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1";
     if ld_shim::embedded::AARCH64.is_none() {
-        eprintln!(
-            "skipped: fhskit was built without the aarch64 shim (no aarch64-unknown-linux-gnu Rust target)"
+        test_support::unmet(
+            "fhskit was built without the aarch64 shim (no aarch64-unknown-linux-gnu Rust target)",
         );
         return;
     }
     let have = |tool: &str| Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
     if !have("qemu-aarch64") || !have("aarch64-linux-gnu-gcc") || !Path::new(AARCH64_LD).exists() {
-        eprintln!("skipped: needs qemu-aarch64, aarch64-linux-gnu-gcc and {AARCH64_LD}");
+        test_support::unmet(format!("needs qemu-aarch64, aarch64-linux-gnu-gcc and {AARCH64_LD}"));
         return;
     }
     let dir = scratch("aarch64");

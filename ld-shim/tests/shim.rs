@@ -367,7 +367,7 @@ fn have(tool: &str) -> bool {
 #[test]
 fn setuid_programs_ignore_the_environment() {
     if !is_root() || !have("setpriv") {
-        eprintln!("skipped: needs root and setpriv to make a setuid program and run it as uid 65534");
+        test_support::unmet("needs root and setpriv to make a setuid program and run it as uid 65534");
         return;
     }
     let (root, p) = install_tree("setuid", |_| CONFIG.to_owned());
@@ -459,13 +459,13 @@ fn direct_mode_runs_a_program_like_ld_so_without_leaking_the_path() {
 
 fn i686_ready() -> Option<&'static str> {
     let Some(shim) = SHIM_I686 else {
-        eprintln!(
-            "skipped: the 32-bit shim was not built (the i686-unknown-linux-gnu Rust target is not installed)"
+        test_support::unmet(
+            "the 32-bit shim was not built (the i686-unknown-linux-gnu Rust target is not installed)",
         );
         return None;
     };
     if !Path::new(HOST_LD_I686).exists() {
-        eprintln!("skipped: no 32-bit loader at {HOST_LD_I686}");
+        test_support::unmet(format!("no 32-bit loader at {HOST_LD_I686}"));
         return None;
     }
     Some(shim)
@@ -477,7 +477,7 @@ fn the_32_bit_shim_loads_32_bit_programs() {
     let p = match compile(&scratch("i686"), shim, true) {
         Ok(p) => p,
         Err(err) => {
-            eprintln!("skipped: cc -m32 cannot build the fixtures: {err}");
+            test_support::unmet(format!("cc -m32 cannot build the fixtures: {err}"));
             return;
         }
     };
@@ -504,13 +504,13 @@ fn the_32_bit_shim_loads_32_bit_programs() {
 #[test]
 fn the_aarch64_shim_loads_aarch64_programs_under_qemu() {
     let Some(shim) = SHIM_AARCH64 else {
-        eprintln!(
-            "skipped: the aarch64 shim was not built (no aarch64-unknown-linux-gnu target or cross linker)"
+        test_support::unmet(
+            "the aarch64 shim was not built (no aarch64-unknown-linux-gnu target or cross linker)",
         );
         return;
     };
     if !have("qemu-aarch64") || !have("aarch64-linux-gnu-gcc") || !Path::new(AARCH64_LD).exists() {
-        eprintln!("skipped: needs qemu-aarch64, aarch64-linux-gnu-gcc and {AARCH64_LD}");
+        test_support::unmet(format!("needs qemu-aarch64, aarch64-linux-gnu-gcc and {AARCH64_LD}"));
         return;
     }
     let dir = scratch("aarch64");
@@ -580,7 +580,7 @@ fn check_executable(path: &str) {
 #[test]
 fn the_executables_are_small_self_relocating_static_pies() {
     if !have("readelf") {
-        eprintln!("skipped: readelf (binutils) is not installed");
+        test_support::unmet("readelf (binutils) is not installed");
         return;
     }
     check_executable(SHIM);
@@ -610,7 +610,7 @@ fn programs_start_through_the_shim_with_a_small_stack_limit() {
 #[test]
 fn a_system_binary_runs_through_the_shim_at_the_fhs_loader_path() {
     if !is_root() || !have("unshare") {
-        eprintln!("skipped: needs root and unshare for a private mount namespace");
+        test_support::unmet("needs root and unshare for a private mount namespace");
         return;
     }
     let dir = scratch("mountns");
@@ -624,7 +624,7 @@ fn a_system_binary_runs_through_the_shim_at_the_fhs_loader_path() {
         .output()
         .unwrap();
     if !out.status.success() && stderr(&out).contains("Operation not permitted") {
-        eprintln!("skipped: mount namespaces are not permitted here: {}", stderr(&out));
+        test_support::unmet(format!("mount namespaces are not permitted here: {}", stderr(&out)));
         return;
     }
     assert_eq!(assert_ok(&out), "through the shim\n");

@@ -83,7 +83,7 @@ fn normalised_error(stderr: &str, file: &Path) -> String {
 #[test]
 fn print_options_match_patchelf_0_19() {
     let Some(reference) = reference() else {
-        println!("skipped: no patchelf 0.19 installed (set FHSKIT_PATCHELF_REF, as .ci/run does)");
+        test_support::unmet("no patchelf 0.19 installed (set FHSKIT_PATCHELF_REF, as .ci/run does)");
         return;
     };
     let mut inputs: Vec<PathBuf> = ALL_FIXTURES.iter().filter_map(|n| try_fixture(n).ok()).collect();
@@ -175,7 +175,7 @@ fn observable(reference: &Path, file: &Path) -> Vec<String> {
 #[test]
 fn edits_match_patchelf_0_19() {
     let Some(reference) = reference() else {
-        println!("skipped: no patchelf 0.19 installed (set FHSKIT_PATCHELF_REF, as .ci/run does)");
+        test_support::unmet("no patchelf 0.19 installed (set FHSKIT_PATCHELF_REF, as .ci/run does)");
         return;
     };
     let dir = TestDir::new("differential_edits");

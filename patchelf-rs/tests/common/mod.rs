@@ -405,7 +405,7 @@ pub fn optional_fixture(name: &str) -> Option<PathBuf> {
     match try_fixture(name) {
         Ok(p) => Some(p),
         Err(e) => {
-            println!("skipped: fixture {name} cannot be built here ({e})");
+            test_support::unmet(format!("fixture {name} cannot be built here ({e})"));
             None
         }
     }

@@ -337,7 +337,7 @@ fn clear_symbol_version_in_a_program_exporting_nothing() {
 fn static_programs_fail_or_warn_like_patchelf() {
     let dir = TestDir::new("static_dynamic_options");
     let Ok(prog) = compile_c(dir.path(), "static", "int main(void) { return 0; }\n", &["-static"]) else {
-        println!("skipped: no static C library");
+        test_support::unmet("no static C library");
         return;
     };
     let before = fs::read(&prog).unwrap();
@@ -373,7 +373,7 @@ fn resolution_cache_lists_libraries_by_name() {
     let prog = dir.copy_fixture("usefoo", "prog");
     let libc_dir = "/usr/lib/x86_64-linux-gnu";
     if !Path::new(libc_dir).join("libc.so.6").exists() {
-        println!("skipped: no {libc_dir}/libc.so.6");
+        test_support::unmet(format!("no {libc_dir}/libc.so.6"));
         return;
     }
     let libfoo_dir = fixture("libfoo").parent().unwrap().display().to_string();
