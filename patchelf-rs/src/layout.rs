@@ -129,6 +129,9 @@ impl Layout<'_, '_, '_> {
     fn run(&self, page_size: u64, clobber: bool, log: &mut dyn Write, debug: bool) -> Result<Rewrite> {
         let ed = self.ed;
         let elf = ed.elf;
+        // The largest page a loader of this machine may use: the zero-filled page tails it leaves (see
+        // `zero_filled_tails`) are that long.
+        let runtime_page = page_size.max(crate::elf::default_page_size(elf.ehdr.e_machine));
         // Like patchelf, a new segment is aligned to at least what the file's LOADs already ask for: a `--page-size`
         // below the real page size (or not a power of two) must not give a segment the kernel maps wrong.
         let page_size = elf
@@ -317,8 +320,11 @@ impl Layout<'_, '_, '_> {
             (false, _) => (0, 0),
             (true, Some(i)) => {
                 let last = phdrs[i];
-                let off =
+                let mut off =
                     align_up(file_len, 16).ok_or_else(|| Error::Unsupported("file too large".into()))?;
+                if pht == PhtPlace::Moved {
+                    off = clear_of(off, count as u64 * phsz, &zero_filled_tails(&elf.phdrs, runtime_page));
+                }
                 let vaddr = last.p_vaddr + (off - last.p_offset);
                 let limit = if fmt.is64 { u64::MAX } else { u64::from(u32::MAX) };
                 if vaddr.checked_add(seg.len).is_none_or(|e| e > limit) {
@@ -332,7 +338,11 @@ impl Layout<'_, '_, '_> {
                 }
                 (off, vaddr)
             }
-            (true, None) => self.place_segment(seg.len, page_size, pht == PhtPlace::Moved)?,
+            (true, None) => self.place_segment(
+                seg.len,
+                page_size,
+                (pht == PhtPlace::Moved).then_some((count as u64 * phsz, runtime_page)),
+            )?,
         };
         if need_load {
             trace(format!("new segment at offset 0x{seg_off:x}, address 0x{seg_vaddr:x}, {} bytes", seg.len));
@@ -913,9 +923,10 @@ impl Layout<'_, '_, '_> {
     }
 
     /// File offset and address of the new segment: after the file's end and above every segment, congruent modulo
-    /// the page size. When the program headers move there in an executable, the segment keeps the first LOAD's
-    /// offset-to-address delta so kernels before 5.18 (which derive `AT_PHDR` from it) still report them right.
-    fn place_segment(&self, len: u64, page: u64, holds_pht: bool) -> Result<(u64, u64)> {
+    /// the page size. When the program headers (`pht`: their size and the loader's page size) move to its start,
+    /// they avoid the zero-filled page tails of other segments, and in an executable the segment keeps the first
+    /// LOAD's offset-to-address delta so kernels before 5.18 (which derive `AT_PHDR` from it) still report them right.
+    fn place_segment(&self, len: u64, page: u64, pht: Option<(u64, u64)>) -> Result<(u64, u64)> {
         let elf = self.ed.elf;
         let overflow = || Error::Unsupported("new segment does not fit in the address space".into());
         let loads: Vec<&Phdr> = elf.phdrs.iter().filter(|p| p.p_type == PT_LOAD).collect();
@@ -923,20 +934,23 @@ impl Layout<'_, '_, '_> {
         let max_end = loads.iter().map(|p| p.mem_end()).max().unwrap_or(0);
         let base = align_up(max_end, page).ok_or_else(overflow)?;
         let mut off = align_up(self.image_end(), 16).ok_or_else(overflow)?;
-        let mut vaddr = base.checked_add(off % page).ok_or_else(overflow)?;
         let is_exec = elf.ehdr.e_type == ET_EXEC || elf.phdrs.iter().any(|p| p.p_type == PT_INTERP);
-        if holds_pht && is_exec {
-            let delta = first.p_vaddr.wrapping_sub(first.p_offset);
-            if delta % page == 0 {
-                let want = base.saturating_sub(delta);
-                if want > off && want - off <= 1 << 20 {
-                    off = align_up(want, 16).ok_or_else(overflow)?;
-                }
-                if off.wrapping_add(delta) >= base {
-                    vaddr = off.wrapping_add(delta);
-                }
+        let delta = first.p_vaddr.wrapping_sub(first.p_offset);
+        let keep_delta = pht.is_some() && is_exec && delta % page == 0;
+        if keep_delta {
+            let want = base.saturating_sub(delta);
+            if want > off && want - off <= 1 << 20 {
+                off = align_up(want, 16).ok_or_else(overflow)?;
             }
         }
+        if let Some((pht_len, runtime_page)) = pht {
+            off = clear_of(off, pht_len, &zero_filled_tails(&elf.phdrs, runtime_page));
+        }
+        let vaddr = if keep_delta && off.wrapping_add(delta) >= base {
+            off.wrapping_add(delta)
+        } else {
+            base.checked_add(off % page).ok_or_else(overflow)?
+        };
         let limit = if elf.fmt.is64 { u64::MAX } else { u64::from(u32::MAX) };
         if vaddr.checked_add(len).is_none_or(|e| e > limit) || off.checked_add(len).is_none_or(|e| e > limit)
         {
@@ -944,6 +958,30 @@ impl Layout<'_, '_, '_> {
         }
         Ok((off, vaddr))
     }
+}
+
+/// File ranges a loader shows as zeros although the file holds bytes there: after a LOAD with a zero-filled tail
+/// (`p_memsz > p_filesz`, `.bss`), the rest of the page its file image ends in is cleared. glibc finds the program
+/// headers of a library without `PT_PHDR` through the first LOAD whose mapped pages cover `e_phoff`; headers placed
+/// in such a tail read as zeros there (no segments for `dl_iterate_phdr`, no unwind tables for C++ exceptions).
+fn zero_filled_tails(phdrs: &[Phdr], page: u64) -> Vec<(u64, u64)> {
+    phdrs
+        .iter()
+        .filter(|p| p.p_type == PT_LOAD && p.p_memsz > p.p_filesz)
+        .filter_map(|p| {
+            let end = p.file_end();
+            let page_end = align_up(end, page.min(p.p_align.max(1)).max(1))?;
+            (page_end > end).then_some((end, page_end))
+        })
+        .collect()
+}
+
+/// The first offset at or after `off` where `len` bytes overlap none of `ranges`.
+fn clear_of(mut off: u64, len: u64, ranges: &[(u64, u64)]) -> u64 {
+    while let Some(r) = ranges.iter().find(|r| overlaps(**r, (off, off.saturating_add(len.max(1))))) {
+        off = align_up(r.1, 16).unwrap_or(u64::MAX);
+    }
+    off
 }
 
 #[cfg(test)]
@@ -1087,6 +1125,44 @@ mod tests {
             let stack = elf.phdrs.iter().find(|p| p.p_type == PT_GNU_STACK).expect("PT_GNU_STACK added");
             assert_eq!(stack.p_flags & PF_X, PF_X);
         }
+    }
+
+    fn load(offset: u64, filesz: u64, memsz: u64, align: u64) -> Phdr {
+        Phdr {
+            p_type: PT_LOAD,
+            p_offset: offset,
+            p_vaddr: offset + 0x1000,
+            p_filesz: filesz,
+            p_memsz: memsz,
+            p_align: align,
+            ..Phdr::default()
+        }
+    }
+
+    #[test]
+    fn only_segments_with_a_zero_filled_tail_hide_the_rest_of_their_page() {
+        let phdrs = [
+            load(0, 0x800, 0x800, 0x1000),        // no .bss: the page's rest shows file bytes
+            load(0x1800, 0x900, 0x5000, 0x1000),  // .bss: 0x2100..0x3000 reads as zeros
+            load(0x4000, 0x1000, 0x3000, 0x1000), // .bss, but the file image ends on a page boundary
+            load(0x6010, 0x10, 0x20, 0x200000),   // 2 MiB alignment: only the loader's page counts
+        ];
+        assert_eq!(zero_filled_tails(&phdrs, 0x1000), vec![(0x2100, 0x3000), (0x6020, 0x7000)]);
+        // A machine whose loader may use 64 KiB pages: the tail reaches to the segment's own alignment at most.
+        assert_eq!(zero_filled_tails(&phdrs[1..2], 0x10000), vec![(0x2100, 0x3000)]);
+        assert_eq!(
+            zero_filled_tails(&[load(0x1800, 0x900, 0x5000, 0x10000)], 0x10000),
+            vec![(0x2100, 0x10000)]
+        );
+    }
+
+    #[test]
+    fn a_moved_table_skips_zero_filled_tails() {
+        let tails = [(0x2100, 0x3000), (0x3000, 0x3008)];
+        assert_eq!(clear_of(0x2000, 0x100, &tails), 0x2000, "ends where the tail starts");
+        assert_eq!(clear_of(0x2010, 0x100, &tails), 0x3010, "both tails skipped");
+        assert_eq!(clear_of(0x2200, 0x38, &tails), 0x3010);
+        assert_eq!(clear_of(0x4000, 0x38, &tails), 0x4000);
     }
 
     #[test]
