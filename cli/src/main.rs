@@ -9,6 +9,7 @@ mod dlopen;
 mod eval_store;
 mod realise;
 mod strategy;
+mod substitute;
 
 use std::process::ExitCode;
 
@@ -26,6 +27,11 @@ struct Cli {
     /// More logging: -v for debug, -vv for trace (RUST_LOG overrides).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+
+    /// Set a substitution setting by its Nix name for this command (e.g. `--option substituters ''`); wins over
+    /// the `[cache]` table of the configuration file.
+    #[arg(long = "option", num_args = 2, value_names = ["NAME", "VALUE"], global = true, action = clap::ArgAction::Append)]
+    option: Vec<String>,
 
     #[command(subcommand)]
     command: Command,
@@ -86,6 +92,8 @@ enum Command {
         #[command(flatten)]
         args: commands::profile::ProfileArgs,
     },
+    /// Serve the store as a Nix binary cache over HTTP (nix-serve's job).
+    Serve(commands::cache::ServeArgs),
     /// Declared FHS environments: build, enter, run in, diagnose.
     Env {
         #[command(subcommand)]
@@ -96,6 +104,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    if let Err(err) = substitute::set_options(&cli.option) {
+        report(&err);
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Run(args) => commands::run::run(args, cli.verbose),
         Command::Patch(args) => commands::patch::run(args),
@@ -110,6 +122,7 @@ fn main() -> ExitCode {
         Command::Shim { command } => commands::shim::run(command),
         Command::Store { command, args } => commands::store::run(command, args),
         Command::Profile { command, args } => commands::profile::run(command, args),
+        Command::Serve(args) => commands::cache::serve(args),
     };
     match result {
         Ok(code) => code,

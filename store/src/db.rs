@@ -189,6 +189,19 @@ impl Db {
         tx.commit().map_err(err("commit a registration"))
     }
 
+    /// Replaces the signatures recorded for a valid path.
+    pub fn set_sigs(&mut self, path: &StorePath, sigs: &[String]) -> Result<()> {
+        let sigs = (!sigs.is_empty()).then(|| sigs.join(" "));
+        let n = self
+            .conn
+            .execute("UPDATE ValidPaths SET sigs = ?1 WHERE path = ?2", params![sigs, path.to_string()])
+            .map_err(self.err("record signatures"))?;
+        if n == 0 {
+            return Err(StoreError::NotValid(path.to_string()));
+        }
+        Ok(())
+    }
+
     /// Records derivation outputs (`drv` must be valid).
     pub fn register_outputs(&mut self, drv: &StorePath, outputs: &[(String, StorePath)]) -> Result<()> {
         let path = self.path.clone();

@@ -494,6 +494,33 @@ impl Store {
         crate::refscan::scan_tree(src, &graph.paths)
     }
 
+    /// Every valid path, sorted.
+    pub fn all_paths(&self) -> Result<Vec<StorePath>> {
+        let mut paths = self.db().graph()?.paths;
+        paths.sort();
+        Ok(paths)
+    }
+
+    /// Adds signatures (`name:base64`, e.g. from `fhskit store sign` or a binary cache) to a valid path; returns
+    /// how many were new.
+    pub fn add_signatures(&self, path: &StorePath, sigs: &[String]) -> Result<usize> {
+        let _lock = self.lock_writers()?;
+        let mut db = self.db();
+        let mut info = db.query_info(path)?.ok_or_else(|| StoreError::NotValid(path.to_string()))?;
+        let before = info.sigs.len();
+        for s in sigs {
+            if !info.sigs.contains(s) {
+                info.sigs.push(s.clone());
+            }
+        }
+        info.sigs.sort();
+        let added = info.sigs.len() - before;
+        if added > 0 {
+            db.set_sigs(path, &info.sigs)?;
+        }
+        Ok(added)
+    }
+
     /// Records a derivation's outputs (for `keep-outputs` in the collector).
     pub fn register_derivation_outputs(
         &self,

@@ -207,6 +207,7 @@ fn print_report(report: &fhsenv::BuildReport, out: &Path, verbose: u8) {
 
 fn build(spec_path: &Path, out: Option<&Path>, verbose: u8) -> anyhow::Result<ExitCode> {
     let spec = EnvSpec::load(spec_path)?;
+    crate::substitute::realise_dirs(spec.all_packages().map(|(p, _)| p))?;
     let out = out.map_or_else(|| default_out(spec_path, &spec), Path::to_path_buf);
     let report =
         fhsenv::build(&spec, &out).with_context(|| format!("failed to build env {}", spec_path.display()))?;
@@ -221,6 +222,7 @@ fn open_env(env: &Path, verbose: u8) -> anyhow::Result<BuiltEnv> {
         return Ok(BuiltEnv::open(env)?);
     }
     let spec = EnvSpec::load(env)?;
+    crate::substitute::realise_dirs(spec.all_packages().map(|(p, _)| p))?;
     let out = default_out(env, &spec);
     if let Ok(built) = BuiltEnv::open(&out)
         && built.is_current(&spec)

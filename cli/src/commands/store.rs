@@ -149,11 +149,58 @@ pub enum StoreCommand {
     /// Recompute NAR hashes and check references of valid paths (all, or those given); exit 1 on problems.
     Verify {
         paths: Vec<String>,
+        /// Also require a valid signature by a key of `trusted-public-keys` (or `secret-key-files`) on every path
+        /// that was not built here and is not content-addressed.
+        #[arg(long)]
+        sigs: bool,
         /// Repair the (single) given path from this NAR file, which must match the registered hash.
         #[arg(long, value_name = "NAR")]
         repair_from: Option<PathBuf>,
         #[command(flatten)]
         json: JsonArg,
+    },
+    /// Copy paths with their closures to or from a binary cache (`nix copy`): file://DIR, http(s)://…, s3://BUCKET.
+    #[command(group(clap::ArgGroup::new("direction").required(true).args(["to", "from"])))]
+    Copy {
+        /// Destination cache URL, with Nix's parameters (`?compression=zstd&secret-key=FILE&…`).
+        #[arg(long, value_name = "URL")]
+        to: Option<String>,
+        /// Source cache URL: the paths and their references are substituted into the local store.
+        #[arg(long, value_name = "URL")]
+        from: Option<String>,
+        /// Accept paths from the cache without a signature by a trusted key.
+        #[arg(long)]
+        no_check_sigs: bool,
+        /// NARs compressed and transferred at once (default: the number of cores, for downloads
+        /// `max-substitution-jobs`).
+        #[arg(long)]
+        jobs: Option<usize>,
+        #[arg(required = true)]
+        paths: Vec<String>,
+        #[command(flatten)]
+        json: JsonArg,
+    },
+    /// Make a signing key pair for binary caches (`nix-store --generate-binary-cache-key NAME SK PK`).
+    GenerateKey {
+        /// The key name, usually `host-1` (signatures say which key made them by this name).
+        name: String,
+        /// Where to write the secret key (mode 0600); must not exist.
+        secret_key_file: std::path::PathBuf,
+        /// Where to write the public key (for `trusted-public-keys`); must not exist.
+        public_key_file: std::path::PathBuf,
+    },
+    /// Sign store paths with a secret key, in the local store or (with --cache) in a binary cache's narinfos.
+    Sign {
+        #[arg(long, short = 'k', value_name = "FILE", required = true)]
+        key_file: Vec<std::path::PathBuf>,
+        /// Sign the narinfos of this binary cache instead of the local store's records.
+        #[arg(long, value_name = "URL")]
+        cache: Option<String>,
+        /// Sign the closures of the paths.
+        #[arg(long)]
+        closure: bool,
+        #[arg(required = true)]
+        paths: Vec<String>,
     },
     /// Hard-link identical files in the store; reports the bytes saved.
     Optimise {
@@ -173,11 +220,11 @@ pub fn run(command: StoreCommand, args: StoreArgs) -> Result<ExitCode> {
     Ok(code)
 }
 
-fn paths_of(store: &Store, texts: &[String]) -> Result<Vec<StorePath>> {
+pub(super) fn paths_of(store: &Store, texts: &[String]) -> Result<Vec<StorePath>> {
     texts.iter().map(|t| store.resolve_user_path(t).map_err(Into::into)).collect()
 }
 
-fn valid(store: &Store, texts: &[String]) -> Result<Vec<StorePath>> {
+pub(super) fn valid(store: &Store, texts: &[String]) -> Result<Vec<StorePath>> {
     let paths = paths_of(store, texts)?;
     for p in &paths {
         if !store.is_valid(p)? {
@@ -212,9 +259,10 @@ fn mib(bytes: u64) -> String {
 
 fn dispatch(command: StoreCommand, args: &StoreArgs, out: &mut impl Write) -> Result<ExitCode> {
     match command {
-        StoreCommand::Hash { .. } | StoreCommand::Dump { .. } | StoreCommand::Restore { .. } => {
-            run_offline(command, out)
-        }
+        StoreCommand::Hash { .. }
+        | StoreCommand::Dump { .. }
+        | StoreCommand::Restore { .. }
+        | StoreCommand::GenerateKey { .. } => run_offline(command, out),
         other => dispatch_store(other, &args.open()?, out),
     }
 }
@@ -266,6 +314,9 @@ fn run_offline(command: StoreCommand, out: &mut impl Write) -> Result<ExitCode> 
                 let _ = std::fs::remove_dir_all(&dir).or_else(|_| std::fs::remove_file(&dir));
                 return Err(anyhow::Error::new(e).context(format!("cannot restore into {}", dir.display())));
             }
+        }
+        StoreCommand::GenerateKey { name, secret_key_file, public_key_file } => {
+            super::cache::generate_key(&name, &secret_key_file, &public_key_file)?;
         }
         other => return Err(anyhow::anyhow!("internal error: {other:?} needs a store")),
     }
@@ -421,7 +472,7 @@ fn dispatch_store(command: StoreCommand, store: &Store, out: &mut impl Write) ->
                 Err(e) => return Err(e.into()),
             }
         }
-        StoreCommand::Verify { paths, repair_from, json } => {
+        StoreCommand::Verify { paths, sigs, repair_from, json } => {
             let paths = if paths.is_empty() { None } else { Some(valid(store, &paths)?) };
             if let Some(nar) = repair_from {
                 let [p] = paths.as_deref().unwrap_or_default() else {
@@ -435,18 +486,27 @@ fn dispatch_store(command: StoreCommand, store: &Store, out: &mut impl Write) ->
                 eprintln!("repaired '{p}'");
             }
             let report = store.verify(paths.as_deref())?;
+            let mut problems: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
+            if sigs {
+                problems.extend(super::cache::untrusted(store, paths.as_deref())?);
+            }
             if json.json {
-                let problems: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
                 writeln!(out, "{}", json!({ "checked": report.checked, "problems": problems }))?;
             } else {
-                for p in &report.problems {
+                for p in &problems {
                     eprintln!("error: {p}");
                 }
-                writeln!(out, "checked {} paths, {} problems", report.checked, report.problems.len())?;
+                writeln!(out, "checked {} paths, {} problems", report.checked, problems.len())?;
             }
-            if !report.problems.is_empty() {
+            if !problems.is_empty() {
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        StoreCommand::Copy { to, from, no_check_sigs, jobs, paths, json } => {
+            super::cache::copy(store, to, from, no_check_sigs, jobs, &paths, json.json, out)?;
+        }
+        StoreCommand::Sign { key_file, cache, closure, paths } => {
+            super::cache::sign(store, &key_file, cache.as_deref(), closure, &paths, out)?;
         }
         StoreCommand::Optimise { json } => {
             let r = store.optimise()?;
@@ -456,7 +516,10 @@ fn dispatch_store(command: StoreCommand, store: &Store, out: &mut impl Write) ->
                 writeln!(out, "{} freed by hard-linking {} files", mib(r.bytes_saved), r.files_linked)?;
             }
         }
-        offline @ (StoreCommand::Hash { .. } | StoreCommand::Dump { .. } | StoreCommand::Restore { .. }) => {
+        offline @ (StoreCommand::Hash { .. }
+        | StoreCommand::Dump { .. }
+        | StoreCommand::Restore { .. }
+        | StoreCommand::GenerateKey { .. }) => {
             return run_offline(offline, out);
         }
     }
