@@ -353,6 +353,62 @@ fn output_takes_an_at_file_and_follows_patchelfs_modes() {
 }
 
 #[test]
+fn output_onto_a_device_or_fifo_writes_into_it_and_through_a_symlink_to_its_target() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = TestDir::new("output_special");
+    let input = dir.copy_fixture("hello", "in");
+    let set = |out: &std::path::Path| {
+        patchelf([
+            "--set-rpath".as_ref(),
+            "/x".as_ref(),
+            "--output".as_ref(),
+            out.as_os_str(),
+            input.as_os_str(),
+        ])
+    };
+    // A character device like /dev/null (made here, so a failure cannot break the machine's own): written
+    // into, never replaced by a regular file.
+    if test_support::is_root() {
+        let null = dir.join("null");
+        let c = std::ffi::CString::new(null.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; (1, 3) is the null device.
+        assert_eq!(unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) }, 0);
+        set(&null).success();
+        assert!(fs::symlink_metadata(&null).unwrap().file_type().is_char_device(), "the device was replaced");
+    } else {
+        test_support::unmet("root, to make a device node");
+    }
+    // A FIFO gets the whole result, in order.
+    let fifo = dir.join("fifo");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || fs::read(fifo).unwrap())
+    };
+    set(&fifo).success();
+    let streamed = dir.join("streamed");
+    fs::write(&streamed, reader.join().unwrap()).unwrap();
+    fs::set_permissions(&streamed, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    assert_eq!(patchelf_ok(["--print-rpath".as_ref(), streamed.as_os_str()]), "/x\n");
+    assert_runs(&streamed, "elf-hello: ok 1\n");
+    // A symlink is followed (a dangling one creates its target, as patchelf's open(O_CREAT) does); the link stays.
+    let link = dir.join("link");
+    std::os::unix::fs::symlink("target", &link).unwrap();
+    set(&link).success();
+    assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert_eq!(patchelf_ok(["--print-rpath".as_ref(), dir.join("target").as_os_str()]), "/x\n");
+    // A directory is refused with the path and the reason; nothing is left behind in it.
+    let sub = dir.join("sub");
+    fs::create_dir(&sub).unwrap();
+    let run = set(&sub).failure(1);
+    assert!(run.stderr.contains("sub") && run.stderr.contains("Is a directory"), "{run:#?}");
+    assert!(fs::read_dir(&sub).unwrap().next().is_none());
+}
+
+#[test]
 fn a_symlink_named_patchelf_works_and_names_itself_patchelf() {
     let dir = TestDir::new("symlink_patchelf");
     let link = dir.join("patchelf");
