@@ -13,29 +13,31 @@ use store::{Store, StorePath};
 
 static OPTIONS: OnceLock<Vec<(String, String)>> = OnceLock::new();
 
-/// Records the global `--option NAME VALUE` pairs (once, from `main`).
+/// Records the global `--option NAME VALUE` pairs (once, from `main`). Each part of fhskit reads the names it
+/// knows from them ([`options`]); [`settings`] takes the substitution ones.
 pub fn set_options(pairs: &[String]) -> Result<()> {
     let mut options = Vec::new();
     for pair in pairs.chunks(2) {
         let [name, value] = pair else { anyhow::bail!("--option needs a NAME and a VALUE") };
-        if !cache::settings::is_known(name) {
-            anyhow::bail!(
-                "--option {name}: unknown setting (the settings are Nix's: substituters, trusted-public-keys, require-sigs, …)"
-            );
-        }
         options.push((name.clone(), value.clone()));
     }
     let _ = OPTIONS.set(options);
     Ok(())
 }
 
+/// Every `--option NAME VALUE` pair, in order.
+pub fn options() -> &'static [(String, String)] {
+    OPTIONS.get().map(Vec::as_slice).unwrap_or_default()
+}
+
 /// The settings: the `[cache]` table of the configuration file, then `--option`.
 pub fn settings() -> Result<cache::Settings> {
-    let options = OPTIONS.get().map(Vec::as_slice).unwrap_or_default();
+    let options: Vec<(String, String)> =
+        options().iter().filter(|(name, _)| cache::settings::is_known(name)).cloned().collect();
     let config = std::env::var_os("FHSKIT_CONFIG").map(std::path::PathBuf::from);
     let explicit = config.is_some();
     let config = config.or_else(pkgs::config::default_config_file);
-    Ok(cache::Settings::load(config.as_deref(), explicit, options)?)
+    Ok(cache::Settings::load(config.as_deref(), explicit, &options)?)
 }
 
 pub fn http(settings: &cache::Settings) -> Result<cache::HttpClient> {

@@ -167,8 +167,10 @@ fn file_cache_round_trip_with_signatures() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("is untrusted"));
     // Bad input: a missing key file, an unknown setting, a cache of another store directory.
     t.fails("a", &["store", "sign", "-k", "/nonexistent/key", top], &[]);
-    let err = t.fails("a", &["--option", "substituterz", "x", "store", "roots"], &[]);
-    assert!(err.contains("unknown setting"), "{err}");
+    std::fs::write(t.p("config.toml"), "[cache]\nsubstituterz = []\n").unwrap();
+    let err = t.fails("b", &["store", "copy", "--from", "file:///nonexistent", top], &[]);
+    assert!(err.contains("setting 'substituterz': unknown setting"), "{err}");
+    std::fs::write(t.p("config.toml"), "").unwrap();
     std::fs::create_dir_all(t.p("other")).unwrap();
     std::fs::write(t.p("other/nix-cache-info"), "StoreDir: /gnu/store\n").unwrap();
     let err = t.fails("b", &["store", "copy", "--from", &format!("file://{}", t.s("other")), top], &[]);
