@@ -52,6 +52,10 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// Evaluate a Nix expression, write the `.drv` files of its derivations and print their paths.
     Instantiate(commands::eval::InstantiateArgs),
+    /// Build derivations as nix-build does: evaluate, realise in the sandbox, print the outputs, make ./result links.
+    Build(commands::build::BuildArgs),
+    /// Show the build log of a derivation or of an output.
+    Log(commands::build::LogArgs),
     /// ELF surgery with patchelf's options (the same engine as the `patchelf-rs` binary).
     #[command(disable_help_flag = true, disable_version_flag = true)]
     Patchelf {
@@ -115,6 +119,8 @@ fn main() -> ExitCode {
         Command::SteamRun(args) => commands::steam_run::run(args, cli.verbose),
         Command::Eval(args) => commands::eval::run_eval(args),
         Command::Instantiate(args) => commands::eval::run_instantiate(args),
+        Command::Build(args) => commands::build::run_build(args),
+        Command::Log(args) => commands::build::run_log(args),
         Command::Patchelf { args } => commands::patchelf::run(args),
         Command::Pkgs { command, common } => commands::pkgs::run(command, common),
         Command::Locate { args, common } => commands::pkgs::locate(args, common),

@@ -64,6 +64,15 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A step of an isolated child's set-up failed (`isolate`).
+    #[error("failed to {action}")]
+    Spawn {
+        /// The step, naming its paths.
+        action: String,
+        /// The kernel's reason.
+        #[source]
+        source: nix::Error,
+    },
     /// The Landlock sandbox could not be applied as strictly as requested.
     #[error("landlock sandbox: {0}")]
     Sandbox(String),

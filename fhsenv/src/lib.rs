@@ -3,13 +3,15 @@
 //! Turns an environment spec (`spec`: a list of package directories plus options) into an FHS tree (`tree`): a
 //! symlink farm for `/usr`, `/lib*`, `/bin`, `/etc` with an `ld.so.cache` written by our own writer (`ldcache`), and
 //! enters that tree with user and mount namespaces (`plan` → `mount`, `userns`, `launch`), optionally sandboxed with
-//! Landlock (`sandbox`). It takes plain paths and never touches the store: `cli` decides where built trees live.
+//! Landlock (`sandbox`). `isolate` starts one process in fresh namespaces over a prepared root from a caller that
+//! may have threads (the builder's sandbox). It takes plain paths and never touches the store: `cli` decides where built trees live.
 //! It reads ELF headers itself (`elf`) rather than depending on `patchelf-rs`.
 #![deny(clippy::print_stdout, clippy::print_stderr, clippy::exit)]
 
 pub mod doctor;
 pub mod elf;
 pub mod error;
+pub mod isolate;
 pub mod launch;
 pub mod ldcache;
 pub mod mount;

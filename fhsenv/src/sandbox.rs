@@ -94,6 +94,34 @@ pub fn apply(spec: &SandboxSpec, writable: &[PathBuf]) -> Result<String> {
     Ok(format!("sandbox: {state} (kernel landlock ABI {abi}): {}", parts.join("; ")))
 }
 
+/// A Landlock ruleset for a child started by `isolate` (which applies it just before exec): read and execute
+/// beneath each of `readable`, everything beneath each of `writable`, and (ABI 6) no connecting to abstract unix
+/// sockets or signalling processes outside the child's domain. Paths are opened here, so they name host inodes; a
+/// rule on a directory that a mount later covers still applies inside. Best effort: `None` when the kernel has no
+/// Landlock, and newer rights the kernel lacks are dropped.
+pub fn ruleset(readable: &[PathBuf], writable: &[PathBuf]) -> Result<Option<std::os::fd::OwnedFd>> {
+    if kernel_abi() == 0 {
+        return Ok(None);
+    }
+    let mut created = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(AccessFs::from_all(TESTED_ABI))
+        .map_err(ll)?
+        .scope(landlock::Scope::AbstractUnixSocket | landlock::Scope::Signal)
+        .map_err(ll)?
+        .create()
+        .map_err(ll)?;
+    for (dirs, access) in
+        [(readable, AccessFs::from_read(TESTED_ABI)), (writable, AccessFs::from_all(TESTED_ABI))]
+    {
+        for dir in dirs {
+            let fd = PathFd::new(dir).map_err(|e| Error::Sandbox(format!("cannot open {}: {e}", dir.display())))?;
+            created = created.add_rule(PathBeneath::new(fd, access)).map_err(ll)?;
+        }
+    }
+    Ok(created.into())
+}
+
 fn describe(dirs: &[&Path]) -> String {
     if dirs.is_empty() {
         return "nothing".into();

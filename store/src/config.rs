@@ -105,6 +105,17 @@ impl StoreConfig {
     pub fn physical_state_dir(&self) -> PathBuf {
         self.physical(&self.state_dir)
     }
+
+    /// Where build logs go: Nix's `<state>/../log/nix` for a Nix-style state directory (`/nix/var/log/nix`, so
+    /// Nix finds the logs of a chroot store), else `<state>/log`.
+    pub fn physical_log_dir(&self) -> PathBuf {
+        match self.state_dir.parent() {
+            Some(var) if self.state_dir.file_name().is_some_and(|n| n == "nix") && var.ends_with("var") => {
+                self.physical(&var.join("log/nix"))
+            }
+            _ => self.physical(&self.state_dir.join("log")),
+        }
+    }
 }
 
 fn default_base() -> Result<PathBuf> {
@@ -135,5 +146,7 @@ mod tests {
         assert_eq!(n.store_dir.as_str(), "/nix/store");
         assert_eq!(n.physical_store_dir(), Path::new("/tmp/x/nix/store"));
         assert_eq!(n.physical_state_dir(), Path::new("/tmp/x/nix/var/nix"));
+        assert_eq!(n.physical_log_dir(), Path::new("/tmp/x/nix/var/log/nix"));
+        assert_eq!(c.physical_log_dir(), Path::new("/tmp/b/var/log"));
     }
 }

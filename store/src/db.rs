@@ -132,6 +132,16 @@ impl Db {
 
     /// Registers paths in one transaction. Each path's references must be valid already or be in `infos`.
     pub fn register(&mut self, infos: &[PathInfo]) -> Result<()> {
+        self.register_with_outputs(infos, &[])
+    }
+
+    /// Registers paths and, in the same transaction, the `DerivationOutputs` rows of the derivations among them
+    /// (`drv_outputs`: each `.drv` path with its output names and paths), as Nix does when a `.drv` becomes valid.
+    pub fn register_with_outputs(
+        &mut self,
+        infos: &[PathInfo],
+        drv_outputs: &[(StorePath, Vec<(String, StorePath)>)],
+    ) -> Result<()> {
         let path = self.path.clone();
         let err = |action| {
             let path = path.clone();
@@ -185,6 +195,18 @@ impl Db {
                     add_ref.execute([referrer, rid]).map_err(err("register a reference"))?;
                 }
             }
+            let mut add_output = tx
+                .prepare_cached("INSERT OR REPLACE INTO DerivationOutputs (drv, id, path) VALUES (?1, ?2, ?3)")
+                .map_err(err("prepare a derivation output insert"))?;
+            for (drv, outputs) in drv_outputs {
+                let drv_id: i64 =
+                    id.query_row([drv.to_string()], |r| r.get(0)).map_err(err("find a registered derivation"))?;
+                for (name, out) in outputs {
+                    add_output
+                        .execute(params![drv_id, name, out.to_string()])
+                        .map_err(err("register a derivation output"))?;
+                }
+            }
         }
         tx.commit().map_err(err("commit a registration"))
     }
@@ -226,6 +248,43 @@ impl Db {
             .map_err(err("register a derivation output"))?;
         }
         tx.commit().map_err(err("commit derivation outputs"))
+    }
+
+    /// The `DerivationOutputs` rows of `drv`: output name → path.
+    pub fn derivation_outputs(&self, drv: &StorePath) -> Result<Vec<(String, StorePath)>> {
+        let mut s = self
+            .conn
+            .prepare_cached(
+                "SELECT d.id, d.path FROM DerivationOutputs AS d JOIN ValidPaths AS v ON d.drv = v.id
+                 WHERE v.path = ?1 ORDER BY d.id",
+            )
+            .map_err(self.err("query derivation outputs"))?;
+        let rows = s
+            .query_map([drv.to_string()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(self.err("query derivation outputs"))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (name, path) = r.map_err(self.err("query derivation outputs"))?;
+            out.push((name, self.parse(&path)?));
+        }
+        Ok(out)
+    }
+
+    /// The derivations that list `path` as an output (Nix's `queryValidDerivers`).
+    pub fn derivers_of_output(&self, path: &StorePath) -> Result<Vec<StorePath>> {
+        let mut s = self
+            .conn
+            .prepare_cached(
+                "SELECT v.path FROM DerivationOutputs AS d JOIN ValidPaths AS v ON d.drv = v.id WHERE d.path = ?1",
+            )
+            .map_err(self.err("query derivers"))?;
+        let rows =
+            s.query_map([path.to_string()], |r| r.get::<_, String>(0)).map_err(self.err("query derivers"))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(self.parse(&r.map_err(self.err("query derivers"))?)?);
+        }
+        Ok(out)
     }
 
     pub fn query_info(&self, path: &StorePath) -> Result<Option<PathInfo>> {

@@ -30,6 +30,12 @@ pub enum StoreError {
     StorePath(#[from] StorePathError),
     #[error(transparent)]
     Hash(#[from] HashError),
+    #[error("cannot read the derivation {path}")]
+    Derivation {
+        path: String,
+        #[source]
+        source: crate::derivation::DerivationError,
+    },
     #[error(
         "refusing to use {store} as the store: Nix manages it ({db} exists), and two garbage collectors on one \
          directory delete each other's paths"

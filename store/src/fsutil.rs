@@ -15,7 +15,7 @@ use crate::error::{Result, StoreError, io_err};
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A name unique to this process and call, for temporary entries beside their target.
-pub(crate) fn unique_name(prefix: &str) -> String {
+pub fn unique_name(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -24,7 +24,7 @@ pub(crate) fn unique_name(prefix: &str) -> String {
 }
 
 /// Writes `data` to a temporary file beside `path` and renames it into place.
-pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(unique_name(".tmp"));
     let write = || -> std::io::Result<()> {
@@ -43,7 +43,7 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 /// copy the canonical attributes of a store object as it goes (see [`canonicalise`]): one pass over the tree
 /// instead of a copy and a second walk. Files are written through their descriptor (mode at creation, mtime and
 /// owner set on the open file); a directory gets its mode and mtime after its entries are in.
-pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+pub fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
     let as_root = nix::unistd::geteuid().is_root();
     copy_canonical(src, dst, as_root)
 }
@@ -108,10 +108,14 @@ fn set_owner_and_mtime(path: &Path, as_root: bool) -> Result<()> {
 }
 
 /// Makes a freshly written tree look like every store object: files 0444 or 0555 (by the owner's execute bit),
-/// directories 0555, mtime 1, owner root when running as root.
-pub(crate) fn canonicalise(path: &Path) -> Result<()> {
+/// directories 0555, mtime 1, owner root when running as root. Anything but regular files, directories and
+/// symlinks (sockets, FIFOs, devices) is refused, as Nix refuses it in build outputs.
+pub fn canonicalise(path: &Path) -> Result<()> {
     let meta = fs::symlink_metadata(path).map_err(io_err("read metadata of", path))?;
     let ft = meta.file_type();
+    if !(ft.is_dir() || ft.is_file() || ft.is_symlink()) {
+        return Err(StoreError::Invalid(format!("file '{}' has an unsupported type", path.display())));
+    }
     if ft.is_dir() {
         let entries: Vec<PathBuf> = fs::read_dir(path)
             .map_err(io_err("list directory", path))?
@@ -152,7 +156,7 @@ pub(crate) fn canonicalise(path: &Path) -> Result<()> {
 }
 
 /// Removes a tree whose directories may be read-only; returns the apparent size of what it removed.
-pub(crate) fn remove_tree(path: &Path) -> Result<u64> {
+pub fn remove_tree(path: &Path) -> Result<u64> {
     let meta = match fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),

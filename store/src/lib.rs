@@ -18,9 +18,10 @@
 
 pub mod config;
 mod db;
+pub mod derivation;
 mod error;
 mod export;
-mod fsutil;
+pub mod fsutil;
 pub mod gc;
 pub mod hash;
 mod local;
@@ -34,10 +35,11 @@ pub mod verify;
 
 pub use config::StoreConfig;
 pub use db::{Graph, PathInfo};
+pub use derivation::{Derivation, DerivationOutput, FixedOutputHash, OutputHashMode};
 pub use error::{Result, StoreError};
 pub use gc::{GcOptions, GcResult, Root};
 pub use hash::{Hash, HashAlgo, HashFormat};
-pub use local::{NarMetadata, PreparedTree, ScratchDir, Store};
+pub use local::{BuiltOutput, NarMetadata, PreparedTree, ScratchDir, Store, now};
 pub use profile::{DeleteSpec, Generation, Profile};
 pub use store_path::{ContentAddress, FileIngestion, StoreDir, StorePath};
 pub use verify::{OptimiseReport, Problem, VerifyReport};

@@ -3,7 +3,7 @@
 //! store, renames it into place and only then registers it, all under the shared writer lock and with a temporary
 //! root; a crash at any point leaves no registered path incomplete.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -11,6 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::config::StoreConfig;
 use crate::db::{Db, PathInfo};
+use crate::derivation::Derivation;
 use crate::error::{Result, StoreError, io_err};
 use crate::fsutil;
 use crate::hash::{Hash, HashAlgo, Hasher};
@@ -66,6 +67,14 @@ impl PreparedTree {
     }
 }
 
+/// A finished build output for [`Store::add_built`]: where its tree is now and what to register.
+#[derive(Debug, Clone)]
+pub struct BuiltOutput {
+    /// The canonicalised tree: in a scratch directory of the store, or already at its store path.
+    pub staged: PathBuf,
+    pub info: PathInfo,
+}
+
 /// Metadata that comes with a NAR (from an export, a binary cache or the user).
 #[derive(Debug, Clone)]
 pub struct NarMetadata {
@@ -78,7 +87,8 @@ pub struct NarMetadata {
     pub sigs: Vec<String>,
 }
 
-fn now() -> i64 {
+/// Seconds since the epoch, as the `registrationTime` column holds them.
+pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
@@ -387,8 +397,82 @@ impl Store {
             tracing::debug!(path = ?dest, "replacing an unregistered leftover");
             fsutil::remove_tree(&dest)?;
         }
+        let drv_outputs = self.outputs_of_staged_derivation(&info.path, staged)?;
         fs::rename(staged, &dest).map_err(io_err("move into the store", &dest))?;
-        self.db().register(std::slice::from_ref(&info))
+        self.db().register_with_outputs(std::slice::from_ref(&info), &drv_outputs)
+    }
+
+    /// For a `.drv` about to be registered: its statically known outputs, for the `DerivationOutputs` table.
+    fn outputs_of_staged_derivation(
+        &self,
+        path: &StorePath,
+        staged: &Path,
+    ) -> Result<Vec<(StorePath, Vec<(String, StorePath)>)>> {
+        if !path.is_derivation() {
+            return Ok(Vec::new());
+        }
+        let Ok(text) = fs::read_to_string(staged) else {
+            // A directory or binary file named `.drv` is not a derivation; Nix stores it all the same.
+            return Ok(Vec::new());
+        };
+        let drv = Derivation::parse(&text, self.store_dir())
+            .map_err(|source| StoreError::Derivation { path: path.to_string(), source })?;
+        let outputs = drv.output_paths().map(|(n, p)| (n.to_owned(), p.clone())).collect();
+        Ok(vec![(path.clone(), outputs)])
+    }
+
+    /// Reads and parses a valid `.drv` file of this store.
+    pub fn read_derivation(&self, drv: &StorePath) -> Result<Derivation> {
+        let file = self.physical_path(drv);
+        let text = fs::read_to_string(&file).map_err(io_err("read", &file))?;
+        Derivation::parse(&text, self.store_dir())
+            .map_err(|source| StoreError::Derivation { path: drv.to_string(), source })
+    }
+
+    /// The outputs the database records for `drv` (output name → path); empty when none are recorded.
+    pub fn derivation_outputs(&self, drv: &StorePath) -> Result<BTreeMap<String, StorePath>> {
+        Ok(self.db().derivation_outputs(drv)?.into_iter().collect())
+    }
+
+    /// The valid derivations that have `path` among their outputs.
+    pub fn derivers_of_output(&self, path: &StorePath) -> Result<Vec<StorePath>> {
+        self.db().derivers_of_output(path)
+    }
+
+    /// Registers the outputs of a build in one transaction: each staged tree (complete and canonical, on the
+    /// store's file system) is renamed to its store path, then all of them become valid together, so a crash
+    /// leaves either every output registered or none. References must be valid or among `outputs`; an output
+    /// that is valid already keeps its files and registration. Takes the writer lock.
+    pub fn add_built(&self, outputs: Vec<BuiltOutput>) -> Result<()> {
+        let _lock = self.lock_writers()?;
+        let ours: BTreeSet<StorePath> = outputs.iter().map(|o| o.info.path.clone()).collect();
+        for o in &outputs {
+            for r in &o.info.references {
+                if !ours.contains(r) {
+                    if !self.is_valid(r)? {
+                        return Err(StoreError::NotValid(r.to_string()));
+                    }
+                    self.add_temp_root(r)?;
+                }
+            }
+        }
+        let mut infos = Vec::new();
+        for o in outputs {
+            self.add_temp_root(&o.info.path)?;
+            if self.is_valid(&o.info.path)? {
+                continue;
+            }
+            let dest = self.physical_path(&o.info.path);
+            if o.staged != dest {
+                if fs::symlink_metadata(&dest).is_ok() {
+                    tracing::debug!(path = ?dest, "replacing an unregistered leftover");
+                    fsutil::remove_tree(&dest)?;
+                }
+                fs::rename(&o.staged, &dest).map_err(io_err("move into the store", &dest))?;
+            }
+            infos.push(o.info);
+        }
+        self.db().register(&infos)
     }
 
     /// Restores a NAR read from `input` as `meta.path`, checking the NAR hash (when given), the content address

@@ -1,5 +1,5 @@
-//! Reference scanning: which of a set of store paths a tree refers to, found by searching every file and symlink
-//! target for the paths' 32-character hash parts (one Aho-Corasick automaton, files scanned in parallel, each
+//! Reference scanning: which of a set of store paths a tree refers to, found by searching every file, entry name and
+//! symlink target for the paths' 32-character hash parts (one Aho-Corasick automaton, files scanned in parallel, each
 //! streamed in chunks that overlap by a hash length so matches across chunk borders are found).
 
 use std::collections::BTreeSet;
@@ -52,7 +52,12 @@ fn collect(path: &Path, files: &mut Vec<PathBuf>, ac: &AhoCorasick, found: &mut 
         }
     } else if meta.is_dir() {
         for e in fs::read_dir(path).map_err(io_err("list directory", path))? {
-            collect(&e.map_err(io_err("list directory", path))?.path(), files, ac, found)?;
+            let e = e.map_err(io_err("list directory", path))?;
+            // Nix scans the NAR serialisation, which holds entry names too.
+            for m in ac.find_overlapping_iter(e.file_name().as_encoded_bytes()) {
+                found[m.pattern().as_usize()] = true;
+            }
+            collect(&e.path(), files, ac, found)?;
         }
     } else if meta.is_file() && meta.len() >= HASH_LEN as u64 {
         files.push(path.to_path_buf());

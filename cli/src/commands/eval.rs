@@ -77,6 +77,8 @@ pub struct InstantiateArgs {
 enum Mode {
     Eval { strict: bool, json: bool, xml: bool },
     Instantiate,
+    /// As `Instantiate`, each line `DRV!OUTPUT` with the output the value selects (`fhskit build`).
+    Build,
 }
 
 pub fn run_eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
@@ -111,6 +113,20 @@ pub fn run_instantiate(args: InstantiateArgs) -> anyhow::Result<ExitCode> {
         println!("{}", link.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Evaluates for `fhskit build`: the derivations the arguments name, each with the output its value selects
+/// (`outputName`), their `.drv` files written to the store. `Err(Ok(message))` is an evaluation error in Nix's
+/// format (printed as it is, exit code 1).
+pub fn instantiate_for_build(common: CommonArgs) -> Result<Vec<(String, String)>, Result<String, anyhow::Error>> {
+    match run(common, Mode::Build, None) {
+        Ok(text) => Ok(text
+            .lines()
+            .filter_map(|l| l.rsplit_once('!').map(|(d, o)| (d.to_owned(), o.to_owned())))
+            .collect()),
+        Err(EvalFailure::Eval(msg)) => Err(Ok(msg)),
+        Err(EvalFailure::Other(e)) => Err(Err(e)),
+    }
 }
 
 /// How a failed evaluation ends: its message (already in Nix's format) and exit code 1.
@@ -258,9 +274,9 @@ fn evaluate(
                 Ok(format!("{}\n", eval::print::print_value(&v)))
             }
         }
-        Mode::Instantiate => {
+        Mode::Instantiate | Mode::Build => {
             let mut out = String::new();
-            collect_drvs(ev, &v, &mut out, true).map_err(render)?;
+            collect_drvs(ev, &v, &mut out, true, matches!(mode, Mode::Build)).map_err(render)?;
             Ok(out)
         }
     }
@@ -343,13 +359,18 @@ fn select_path(ev: &mut Evaluator, mut v: Value, path: &str) -> eval::Result<Val
     Ok(v)
 }
 
-fn collect_drvs(ev: &mut Evaluator, v: &Value, out: &mut String, top: bool) -> eval::Result<()> {
+fn collect_drvs(ev: &mut Evaluator, v: &Value, out: &mut String, top: bool, with_output: bool) -> eval::Result<()> {
     match ev.force(v)? {
         Value::Attrs(a) => {
             if ev.is_derivation(&a)? {
                 let d = a.get_str("drvPath").cloned().unwrap_or(Value::Null);
                 let s = ev.force_str(&d, Default::default())?;
                 out.push_str(&s);
+                if with_output {
+                    let o = a.get_str("outputName").cloned().unwrap_or_else(|| Value::str("out".to_owned()));
+                    out.push('!');
+                    out.push_str(&ev.force_str(&o, Default::default())?);
+                }
                 out.push('\n');
                 return Ok(());
             }
@@ -360,13 +381,13 @@ fn collect_drvs(ev: &mut Evaluator, v: &Value, out: &mut String, top: bool) -> e
                 };
             if recurse {
                 for e in &a.entries {
-                    collect_drvs(ev, &e.value, out, false)?;
+                    collect_drvs(ev, &e.value, out, false, with_output)?;
                 }
             }
         }
         Value::List(l) => {
             for x in l.iter() {
-                collect_drvs(ev, x, out, false)?;
+                collect_drvs(ev, x, out, false, with_output)?;
             }
         }
         _ => {}

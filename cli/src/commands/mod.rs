@@ -1,5 +1,6 @@
 //! One module per `fhskit` command; each turns parsed arguments into calls to the libraries.
 
+pub mod build;
 pub mod cache;
 pub mod env;
 pub mod eval;

@@ -132,7 +132,7 @@ pub enum StoreCommand {
         /// Stop after freeing this many bytes.
         #[arg(long, value_name = "BYTES")]
         max_freed: Option<u64>,
-        /// Keep the outputs of live derivations.
+        /// Keep the outputs of live derivations (default: the `keep-outputs` setting of nix.conf).
         #[arg(long)]
         keep_outputs: bool,
         /// Do not keep the derivations of live paths.
@@ -140,6 +140,21 @@ pub enum StoreCommand {
         no_keep_derivations: bool,
         #[command(flatten)]
         json: JsonArg,
+    },
+    /// Build derivations (`DRV`, `DRV!out,dev`) and print their output paths (`nix-store --realise`).
+    Realise {
+        #[arg(required = true)]
+        paths: Vec<String>,
+        #[command(flatten)]
+        options: crate::commands::build::BuildOptions,
+    },
+    /// Query derivations (`nix-store --query`): `--outputs` prints their output paths.
+    Query {
+        /// The output paths of each derivation.
+        #[arg(long, required = true)]
+        outputs: bool,
+        #[arg(required = true)]
+        paths: Vec<String>,
     },
     /// Delete specific paths (and dead paths referring to them); refuses live ones.
     Delete {
@@ -445,7 +460,12 @@ fn dispatch_store(command: StoreCommand, store: &Store, out: &mut impl Write) ->
             no_keep_derivations,
             json,
         } => {
-            let options = GcOptions { keep_derivations: !no_keep_derivations, keep_outputs, max_freed };
+            let settings = crate::commands::build::load_settings(&[])?;
+            let options = GcOptions {
+                keep_derivations: !no_keep_derivations && settings.keep_derivations,
+                keep_outputs: keep_outputs || settings.keep_outputs,
+                max_freed,
+            };
             if roots {
                 print_roots(store, out, json.json)?;
             } else if print_live || print_dead {
@@ -460,6 +480,10 @@ fn dispatch_store(command: StoreCommand, store: &Store, out: &mut impl Write) ->
                 report_deleted(&result, out, json.json)?;
             }
         }
+        StoreCommand::Realise { paths, options } => {
+            return crate::commands::build::run_realise(store, &paths, &options, out);
+        }
+        StoreCommand::Query { outputs: _, paths } => crate::commands::build::run_query_outputs(store, &paths, out)?,
         StoreCommand::Delete { paths } => {
             let paths = valid(store, &paths)?;
             match store.delete_paths(&paths, &GcOptions::default()) {
