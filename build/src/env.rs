@@ -39,7 +39,10 @@ pub(crate) struct EnvContext<'a> {
 
 /// `/<nix32(sha256("nix-output:<output>"))>`: what `placeholder "out"` evaluates to.
 pub fn hash_placeholder(output: &str) -> String {
-    format!("/{}", store::Hash::digest(HashAlgo::Sha256, format!("nix-output:{output}").as_bytes()).to_nix32())
+    format!(
+        "/{}",
+        store::Hash::digest(HashAlgo::Sha256, format!("nix-output:{output}").as_bytes()).to_nix32()
+    )
 }
 
 /// Replaces each output's placeholder by its path.
@@ -58,7 +61,12 @@ impl Rewrites {
 }
 
 /// A Boolean attribute: `"1"` in the environment, or a JSON `true` with structured attributes.
-pub(crate) fn bool_attr(drv: &Derivation, structured: Option<&Map<String, Value>>, name: &str, default: bool) -> bool {
+pub(crate) fn bool_attr(
+    drv: &Derivation,
+    structured: Option<&Map<String, Value>>,
+    name: &str,
+    default: bool,
+) -> bool {
     match structured {
         Some(j) => j.get(name).and_then(Value::as_bool).unwrap_or(default),
         None => drv.env.get(name).map(|v| v == "1").unwrap_or(default),
@@ -72,9 +80,10 @@ pub(crate) fn strings_attr(
     name: &str,
 ) -> Option<Vec<String>> {
     match structured {
-        Some(j) => j.get(name).and_then(Value::as_array).map(|a| {
-            a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
-        }),
+        Some(j) => j
+            .get(name)
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()),
         None => drv.env.get(name).map(|v| v.split_whitespace().map(str::to_owned).collect()),
     }
 }
@@ -150,10 +159,7 @@ pub(crate) fn attrs_sh(json: &Map<String, Value>) -> String {
 
 /// The closure of `roots` plus the closures of the outputs of every derivation in it (Nix's `exportReferences`);
 /// each root must be in the input closure.
-fn export_references(
-    cx: &EnvContext<'_>,
-    roots: &[StorePath],
-) -> Result<BTreeSet<StorePath>> {
+fn export_references(cx: &EnvContext<'_>, roots: &[StorePath]) -> Result<BTreeSet<StorePath>> {
     for r in roots {
         if !cx.input_closure.contains(r) {
             return Err(BuildError::Unsupported(format!(
@@ -201,7 +207,10 @@ fn path_infos_json(store: &Store, paths: &BTreeSet<StorePath>) -> Result<Value> 
         o.insert("path".into(), json!(p.to_string()));
         o.insert("narHash".into(), json!(info.nar_hash.to_typed(HashFormat::Nix32)));
         o.insert("narSize".into(), json!(info.nar_size));
-        o.insert("references".into(), json!(info.references.iter().map(ToString::to_string).collect::<Vec<_>>()));
+        o.insert(
+            "references".into(),
+            json!(info.references.iter().map(ToString::to_string).collect::<Vec<_>>()),
+        );
         if let Some(ca) = &info.ca {
             o.insert("ca".into(), json!(ca.to_string()));
         }
@@ -222,9 +231,8 @@ fn parse_store_path(store: &Store, text: &str, what: &str) -> Result<StorePath> 
 /// Computes the builder's environment, arguments and build-directory files.
 pub(crate) fn builder_env(cx: &EnvContext<'_>, drv_path: &StorePath) -> Result<BuilderEnv> {
     let drv = cx.drv;
-    let rewrites = Rewrites(
-        drv.output_paths().map(|(name, path)| (hash_placeholder(name), path.to_string())).collect(),
-    );
+    let rewrites =
+        Rewrites(drv.output_paths().map(|(name, path)| (hash_placeholder(name), path.to_string())).collect());
     let mut out = BuilderEnv::default();
     let vars = &mut out.vars;
     vars.insert("PATH".into(), "/path-not-set".into());
@@ -239,10 +247,8 @@ pub(crate) fn builder_env(cx: &EnvContext<'_>, drv_path: &StorePath) -> Result<B
                 drv.env.get("passAsFile").map(|v| v.split_whitespace().collect()).unwrap_or_default();
             for (k, v) in &drv.env {
                 if pass_as_file.contains(k.as_str()) {
-                    let name = format!(
-                        ".attr-{}",
-                        store::Hash::digest(HashAlgo::Sha256, k.as_bytes()).to_nix32()
-                    );
+                    let name =
+                        format!(".attr-{}", store::Hash::digest(HashAlgo::Sha256, k.as_bytes()).to_nix32());
                     vars.insert(format!("{k}Path"), format!("{top}/{name}"));
                     out.files.push((name, rewrites.apply(v).into_bytes()));
                 } else {
@@ -279,7 +285,8 @@ pub(crate) fn builder_env(cx: &EnvContext<'_>, drv_path: &StorePath) -> Result<B
                 .outputs
                 .iter()
                 .map(|(name, o)| {
-                    let p = o.path.as_ref().map(ToString::to_string).unwrap_or_else(|| hash_placeholder(name));
+                    let p =
+                        o.path.as_ref().map(ToString::to_string).unwrap_or_else(|| hash_placeholder(name));
                     (name.clone(), Value::String(p))
                 })
                 .collect();
@@ -309,7 +316,7 @@ pub(crate) fn builder_env(cx: &EnvContext<'_>, drv_path: &StorePath) -> Result<B
         None => {
             if let Some(spec) = drv.env.get("exportReferencesGraph") {
                 let tokens: Vec<&str> = spec.split_whitespace().collect();
-                if tokens.len() % 2 != 0 {
+                if !tokens.len().is_multiple_of(2) {
                     return Err(BuildError::Unsupported(format!(
                         "odd number of tokens in 'exportReferencesGraph': '{spec}'"
                     )));

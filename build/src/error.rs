@@ -96,7 +96,10 @@ fn summary(failures: &[Failure]) -> String {
 
 pub type Result<T, E = BuildError> = std::result::Result<T, E>;
 
-pub(crate) fn io_err(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> BuildError {
+pub(crate) fn io_err(
+    action: &'static str,
+    path: impl Into<PathBuf>,
+) -> impl FnOnce(std::io::Error) -> BuildError {
     let path = path.into();
     move |source| BuildError::Io { action, path, source }
 }
@@ -107,7 +110,11 @@ mod tests {
 
     fn f(kind: FailureKind) -> Failure {
         let dir = store::StoreDir::new("/nix/store").unwrap();
-        Failure { drv: dir.parse_path("/nix/store/hxcnl7nh8wbfiwfzkfnac84cgnf766kc-triv.drv").unwrap(), kind, message: String::new() }
+        Failure {
+            drv: dir.parse_path("/nix/store/hxcnl7nh8wbfiwfzkfnac84cgnf766kc-triv.drv").unwrap(),
+            kind,
+            message: String::new(),
+        }
     }
 
     #[test]

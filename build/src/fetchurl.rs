@@ -14,7 +14,12 @@ use std::time::Duration;
 use store::{Derivation, nar};
 
 /// Fetches into `dest` (which must not exist). Errors are log text, as Nix's builtin prints them.
-pub(crate) fn fetch(drv: &Derivation, dest: &Path, mirrors: &[String], log: &mut dyn FnMut(&str)) -> Result<(), String> {
+pub(crate) fn fetch(
+    drv: &Derivation,
+    dest: &Path,
+    mirrors: &[String],
+    log: &mut dyn FnMut(&str),
+) -> Result<(), String> {
     let env = &drv.env;
     if !drv.is_fixed_output() && env.get("__impure").is_none_or(|v| v != "1") {
         return Err("'builtin:fetchurl' must be a fixed-output or impure derivation".into());
@@ -81,8 +86,7 @@ fn fetch_one(
         }
         Box::new(resp)
     };
-    let mut reader: Box<dyn Read> =
-        if xz { Box::new(liblzma::read::XzDecoder::new(reader)) } else { reader };
+    let mut reader: Box<dyn Read> = if xz { Box::new(liblzma::read::XzDecoder::new(reader)) } else { reader };
     if unpack {
         let options = nar::RestoreOptions { read_only: false, confine_symlinks: None };
         nar::restore(&mut reader, dest, &options).map_err(|e| format!("unpacking '{url}': {e}"))

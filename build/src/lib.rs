@@ -146,7 +146,10 @@ pub struct Builder<'a> {
 
 impl std::fmt::Debug for Builder<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Builder").field("store", &self.store.store_dir()).field("settings", &self.settings).finish()
+        f.debug_struct("Builder")
+            .field("store", &self.store.store_dir())
+            .field("settings", &self.settings)
+            .finish()
     }
 }
 

@@ -111,11 +111,8 @@ pub(crate) fn build(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
         }
     }
     b.observer.event(&Event::Started { drv: job.drv_path, check: job.check });
-    let result = if job.drv.builder.starts_with("builtin:") {
-        build_builtin(b, job)
-    } else {
-        build_external(b, job)
-    };
+    let result =
+        if job.drv.builder.starts_with("builtin:") { build_builtin(b, job) } else { build_external(b, job) };
     if result.is_ok() {
         locks.delete_on_drop();
     }
@@ -178,8 +175,9 @@ fn build_builtin(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
     let scratch = sandbox::sandboxes_dir(store).join(sandbox::unique_dir_name());
     fs::create_dir_all(&scratch).map_err(|e| job.error(e))?;
     let chroot = Chroot { dir: scratch.clone(), root: scratch.clone(), store_in_root: scratch };
-    let mut log = BuildLog::create(&b.log_dir, job.drv_path, b.settings.compress_build_log, b.settings.log_lines)
-        .map_err(|e| job.error(e))?;
+    let mut log =
+        BuildLog::create(&b.log_dir, job.drv_path, b.settings.compress_build_log, b.settings.log_lines)
+            .map_err(|e| job.error(e))?;
     let out = job.drv.outputs.get("out").and_then(|o| o.path.clone());
     let observer = b.observer;
     let drv_path = job.drv_path;
@@ -187,9 +185,12 @@ fn build_builtin(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
         log.write(format!("{line}\n").as_bytes(), |l| observer.event(&Event::Log { drv: drv_path, line: l }));
     };
     let result = match (name, &out) {
-        ("fetchurl", Some(out)) => {
-            crate::fetchurl::fetch(job.drv, &chroot.output_location(out), &b.settings.hashed_mirrors, &mut emit)
-        }
+        ("fetchurl", Some(out)) => crate::fetchurl::fetch(
+            job.drv,
+            &chroot.output_location(out),
+            &b.settings.hashed_mirrors,
+            &mut emit,
+        ),
         ("fetchurl", None) => Err("'builtin:fetchurl' requires an 'out' output".to_owned()),
         (other, _) => Err(format!("unsupported builtin builder '{other}'")),
     };
@@ -219,7 +220,9 @@ fn builder_failed(b: &Builder<'_>, job: &Job<'_>, status: &str, log: &BuildLog) 
 fn status_text(status: &WaitStatus) -> String {
     match status {
         WaitStatus::Exited(_, code) => format!("failed with exit code {code}"),
-        WaitStatus::Signaled(_, sig, _) => format!("failed due to signal {} ({})", *sig as i32, signal_name(*sig)),
+        WaitStatus::Signaled(_, sig, _) => {
+            format!("failed due to signal {} ({})", *sig as i32, signal_name(*sig))
+        }
         other => format!("died abnormally ({other:?})"),
     }
 }
@@ -344,7 +347,8 @@ fn build_external(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
         cores: b.settings.effective_cores(),
         fixed_output,
     };
-    let benv = env::builder_env(&cx, job.drv_path).map_err(|e| job.failure(FailureKind::Builder, e.to_string()))?;
+    let benv =
+        env::builder_env(&cx, job.drv_path).map_err(|e| job.failure(FailureKind::Builder, e.to_string()))?;
     for w in &benv.warnings {
         b.observer.event(&Event::Note(&format!("warning: {w}")));
     }
@@ -352,13 +356,15 @@ fn build_external(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
         let p = build_dir.tmp.join(name);
         write_builder_file(&p, data, owner).map_err(|e| job.error(e))?;
     }
-    let mut log = BuildLog::create(&b.log_dir, job.drv_path, b.settings.compress_build_log, b.settings.log_lines)
-        .map_err(|e| job.error(e))?;
-    let (read_end, write_end) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| job.error(format!("cannot create a pipe: {e}")))?;
+    let mut log =
+        BuildLog::create(&b.log_dir, job.drv_path, b.settings.compress_build_log, b.settings.log_lines)
+            .map_err(|e| job.error(e))?;
+    let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| job.error(format!("cannot create a pipe: {e}")))?;
     let null = fs::File::open("/dev/null").map_err(|e| job.error(e))?;
     let program = PathBuf::from(&job.drv.builder);
-    let argv0 = program.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| OsString::from(&job.drv.builder));
+    let argv0 =
+        program.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| OsString::from(&job.drv.builder));
     let mut args = vec![argv0];
     args.extend(benv.args.iter().map(OsString::from));
     let env_list: Vec<(OsString, OsString)> =
@@ -445,10 +451,14 @@ fn build_external(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
     let mut last_output = started;
     let mut buf = vec![0u8; 65536];
     let mut stop: Option<String> = None;
-    let mut exited: Option<WaitStatus> = None;
+    let mut exited: Option<(WaitStatus, Instant)> = None;
+    let mut eof = false;
     let drv_path = job.drv_path;
     let observer = b.observer;
-    loop {
+    // Until the builder has exited and the log is closed: a builder may close its output early (`exec >$out`),
+    // and processes it started may hold the log open after it exits (they die with it in a pid namespace;
+    // unsandboxed, its process group is killed, and a process that left the group is not waited for long).
+    while !(eof && exited.is_some()) {
         let now = Instant::now();
         let mut wait = Duration::from_millis(200);
         if b.settings.max_silent_time > 0 {
@@ -478,43 +488,47 @@ fn build_external(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
             child.kill();
             child.kill_group();
         }
-        match poll_in(&read_end, wait) {
-            Ok(false) | Err(nix::Error::EINTR) => {}
-            Ok(true) => match nix::unistd::read(&read_end, &mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    last_output = Instant::now();
-                    log.write(&buf[..n], |l| observer.event(&crate::Event::Log { drv: drv_path, line: l }));
-                    if b.settings.max_log_size > 0 && log.size > b.settings.max_log_size && stop.is_none() {
-                        stop = Some(format!(
-                            "{} killed after writing more than {} bytes of log output",
-                            job.goal_name(),
-                            b.settings.max_log_size
-                        ));
-                        child.kill();
-                        child.kill_group();
+        if eof {
+            std::thread::sleep(wait.min(Duration::from_millis(10)));
+        } else {
+            match poll_in(&read_end, wait) {
+                Ok(false) | Err(nix::Error::EINTR) => {}
+                Ok(true) => match nix::unistd::read(&read_end, &mut buf) {
+                    Ok(0) => eof = true,
+                    Ok(n) => {
+                        last_output = Instant::now();
+                        log.write(&buf[..n], |l| {
+                            observer.event(&crate::Event::Log { drv: drv_path, line: l })
+                        });
+                        if b.settings.max_log_size > 0 && log.size > b.settings.max_log_size && stop.is_none()
+                        {
+                            stop = Some(format!(
+                                "{} killed after writing more than {} bytes of log output",
+                                job.goal_name(),
+                                b.settings.max_log_size
+                            ));
+                            child.kill();
+                            child.kill_group();
+                        }
                     }
-                }
-                Err(nix::Error::EINTR | nix::Error::EAGAIN) => {}
-                Err(_) => break,
-            },
-            Err(_) => break,
-        }
-        if exited.is_none() {
-            exited = child.try_wait().map_err(|e| job.error(e))?;
-            if exited.is_some() {
-                // An unsandboxed builder may leave processes holding the log open: end them.
-                child.kill_group();
+                    Err(nix::Error::EINTR | nix::Error::EAGAIN) => {}
+                    Err(_) => eof = true,
+                },
+                Err(_) => eof = true,
             }
         }
-    }
-    let status = match exited {
-        Some(s) => s,
-        None => {
-            child.kill_group();
-            child.wait().map_err(|e| job.error(e))?
+        match exited {
+            None => {
+                if let Some(s) = child.try_wait().map_err(|e| job.error(e))? {
+                    child.kill_group();
+                    exited = Some((s, Instant::now()));
+                }
+            }
+            Some((_, at)) if at.elapsed() > Duration::from_secs(1) => eof = true,
+            Some(_) => {}
         }
-    };
+    }
+    let status = exited.map(|(s, _)| s).expect("the loop ends once the builder has exited");
     log.finish(|l| observer.event(&crate::Event::Log { drv: drv_path, line: l }));
 
     if let Some(why) = stop {
@@ -566,7 +580,12 @@ fn poll_in(fd: &std::os::fd::OwnedFd, wait: Duration) -> nix::Result<bool> {
 fn write_builder_file(path: &Path, data: &[u8], owner: Option<(u32, u32)>) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(0o666).custom_flags(libc::O_NOFOLLOW).open(path)?;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o666)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
     f.write_all(data)?;
     if let Some((uid, gid)) = owner {
         std::os::unix::fs::fchown(&f, Some(uid), Some(gid))?;

@@ -98,7 +98,7 @@ mod tests {
         first.delete_on_drop();
         drop(first);
         assert!(!a.exists() && !b.exists());
-        let again = PathLocks::try_lock(&[a.clone()]).unwrap();
+        let again = PathLocks::try_lock(std::slice::from_ref(&a)).unwrap();
         assert!(again.is_some());
     }
 }

@@ -24,7 +24,9 @@ pub fn read_log(log_dir: &Path, drv: &StorePath) -> Result<Option<Vec<u8>>> {
     let compressed = PathBuf::from(format!("{}.bz2", plain.display()));
     let mut out = Vec::new();
     if let Ok(f) = File::open(&compressed) {
-        bzip2::read::MultiBzDecoder::new(f).read_to_end(&mut out).map_err(io_err("decompress", &compressed))?;
+        bzip2::read::MultiBzDecoder::new(f)
+            .read_to_end(&mut out)
+            .map_err(io_err("decompress", &compressed))?;
         return Ok(Some(out));
     }
     match File::open(&plain) {
@@ -85,6 +87,10 @@ impl BuildLog {
                 self.sink = None;
             }
         }
+        self.split(data, &mut line);
+    }
+
+    fn split(&mut self, data: &[u8], line: &mut impl FnMut(&str)) {
         for &b in data {
             if b == b'\n' {
                 let text = String::from_utf8_lossy(&self.partial).into_owned();
@@ -107,10 +113,9 @@ impl BuildLog {
     }
 
     /// Passes on an unterminated last line and closes the file.
-    pub fn finish(&mut self, line: impl FnMut(&str)) {
+    pub fn finish(&mut self, mut line: impl FnMut(&str)) {
         if !self.partial.is_empty() {
-            self.size -= 1;
-            self.write(b"\n", line);
+            self.split(b"\n", &mut line);
         }
         match self.sink.take() {
             Some(Sink::Bzip2(e)) => {

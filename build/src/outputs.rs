@@ -12,9 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 use serde_json::{Map, Value};
-use store::{
-    BuiltOutput, ContentAddress, Derivation, Hash, OutputHashMode, PathInfo, Store, StorePath, nar,
-};
+use store::{BuiltOutput, ContentAddress, Derivation, Hash, OutputHashMode, PathInfo, Store, StorePath, nar};
 
 use crate::env::strings_attr;
 use crate::error::{Failure, FailureKind};
@@ -61,7 +59,10 @@ pub(crate) fn register(o: &Outputs<'_>) -> Result<BTreeMap<String, StorePath>, F
             return Err(fail(
                 o,
                 FailureKind::Other,
-                format!("output '{name}' of '{}' has no known path (content-addressed derivations are not supported)", o.drv_path),
+                format!(
+                    "output '{name}' of '{}' has no known path (content-addressed derivations are not supported)",
+                    o.drv_path
+                ),
             ));
         };
         if !o.check && store.is_valid(path).map_err(|e| store_err(o, e))? {
@@ -122,7 +123,9 @@ pub(crate) fn register(o: &Outputs<'_>) -> Result<BTreeMap<String, StorePath>, F
                     ),
                 ));
             }
-            if fixed.mode != OutputHashMode::Recursive && (!meta.is_file() || meta.permissions().mode() & 0o100 != 0) {
+            if fixed.mode != OutputHashMode::Recursive
+                && (!meta.is_file() || meta.permissions().mode() & 0o100 != 0)
+            {
                 return Err(fail(
                     o,
                     FailureKind::Builder,
@@ -197,20 +200,19 @@ fn hash_file(path: &std::path::Path, algo: store::HashAlgo) -> store::Result<Has
 }
 
 /// `--check`: the rebuilt outputs must have the registered NAR hashes.
-fn compare(o: &Outputs<'_>, infos: &BTreeMap<String, PathInfo>) -> Result<BTreeMap<String, StorePath>, Failure> {
+fn compare(
+    o: &Outputs<'_>,
+    infos: &BTreeMap<String, PathInfo>,
+) -> Result<BTreeMap<String, StorePath>, Failure> {
     let mut done = BTreeMap::new();
     for (name, new) in infos {
-        let old = o
-            .store
-            .path_info(&new.path)
-            .map_err(|e| store_err(o, e))?
-            .ok_or_else(|| {
-                fail(
-                    o,
-                    FailureKind::Other,
-                    format!("some outputs of '{}' are not valid, so checking is not possible", o.drv_path),
-                )
-            })?;
+        let old = o.store.path_info(&new.path).map_err(|e| store_err(o, e))?.ok_or_else(|| {
+            fail(
+                o,
+                FailureKind::Other,
+                format!("some outputs of '{}' are not valid, so checking is not possible", o.drv_path),
+            )
+        })?;
         if old.nar_hash != new.nar_hash {
             let real = o.store.physical_path(&new.path);
             if o.keep_failed {
@@ -231,7 +233,11 @@ fn compare(o: &Outputs<'_>, infos: &BTreeMap<String, PathInfo>) -> Result<BTreeM
             return Err(fail(
                 o,
                 FailureKind::NotDeterministic,
-                format!("derivation '{}' may not be deterministic: output '{}' differs", o.drv_path, real.display()),
+                format!(
+                    "derivation '{}' may not be deterministic: output '{}' differs",
+                    o.drv_path,
+                    real.display()
+                ),
             ));
         }
         done.insert(name.clone(), new.path.clone());
@@ -288,9 +294,9 @@ fn check_outputs(o: &Outputs<'_>, infos: &BTreeMap<String, PathInfo>) -> Result<
                     continue;
                 };
                 let list = |k: &str| -> Option<Vec<String>> {
-                    spec.get(k).and_then(Value::as_array).map(|a| {
-                        a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
-                    })
+                    spec.get(k)
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
                 };
                 Checks {
                     ignore_self_refs: false,
@@ -326,41 +332,46 @@ fn check_outputs(o: &Outputs<'_>, infos: &BTreeMap<String, PathInfo>) -> Result<
                 return Err(fail(
                     o,
                     FailureKind::Builder,
-                    format!("closure of path '{}' is too large at {size} bytes; limit is {max} bytes", info.path),
+                    format!(
+                        "closure of path '{}' is too large at {size} bytes; limit is {max} bytes",
+                        info.path
+                    ),
                 ));
             }
         }
-        let check_refs = |spec: &Option<Vec<String>>, allowed: bool, recursive: bool| -> Result<(), Failure> {
-            let Some(spec) = spec else { return Ok(()) };
-            let mut set = BTreeSet::new();
-            for s in spec {
-                if let Ok((p, "")) = o.store.store_dir().parse_path_prefix(s) {
-                    set.insert(p);
-                } else if let Some(out) = o.drv.outputs.get(s).and_then(|x| x.path.clone()) {
-                    set.insert(out);
-                } else {
-                    return Err(fail(
-                        o,
-                        FailureKind::Builder,
-                        format!("derivation contains an illegal reference specifier '{s}'"),
-                    ));
+        let check_refs =
+            |spec: &Option<Vec<String>>, allowed: bool, recursive: bool| -> Result<(), Failure> {
+                let Some(spec) = spec else { return Ok(()) };
+                let mut set = BTreeSet::new();
+                for s in spec {
+                    if let Ok((p, "")) = o.store.store_dir().parse_path_prefix(s) {
+                        set.insert(p);
+                    } else if let Some(out) = o.drv.outputs.get(s).and_then(|x| x.path.clone()) {
+                        set.insert(out);
+                    } else {
+                        return Err(fail(
+                            o,
+                            FailureKind::Builder,
+                            format!("derivation contains an illegal reference specifier '{s}'"),
+                        ));
+                    }
                 }
-            }
-            let mut used = if recursive { closure_of(o, &by_path, &info.path)?.0 } else { info.references.clone() };
-            if recursive && checks.ignore_self_refs {
-                used.remove(&info.path);
-            }
-            let bad: Vec<&StorePath> = used.iter().filter(|u| set.contains(*u) != allowed).collect();
-            if bad.is_empty() {
-                return Ok(());
-            }
-            let list: String = bad.iter().map(|b| format!("\n  {b}")).collect();
-            Err(fail(
-                o,
-                FailureKind::Builder,
-                format!("output '{}' is not allowed to refer to the following paths:{list}", info.path),
-            ))
-        };
+                let mut used =
+                    if recursive { closure_of(o, &by_path, &info.path)?.0 } else { info.references.clone() };
+                if recursive && checks.ignore_self_refs {
+                    used.remove(&info.path);
+                }
+                let bad: Vec<&StorePath> = used.iter().filter(|u| set.contains(*u) != allowed).collect();
+                if bad.is_empty() {
+                    return Ok(());
+                }
+                let list: String = bad.iter().map(|b| format!("\n  {b}")).collect();
+                Err(fail(
+                    o,
+                    FailureKind::Builder,
+                    format!("output '{}' is not allowed to refer to the following paths:{list}", info.path),
+                ))
+            };
         check_refs(&checks.allowed_references, true, false)?;
         check_refs(&checks.allowed_requisites, true, true)?;
         check_refs(&checks.disallowed_references, false, false)?;

@@ -199,7 +199,8 @@ pub(crate) fn prepare(input: &SandboxInput<'_>) -> Result<(Chroot, Vec<Mount>)> 
     let as_root = nix::unistd::geteuid().is_root();
     let chown = |p: &Path| -> Result<()> {
         if as_root {
-            std::os::unix::fs::chown(p, Some(host_uid), Some(host_gid)).map_err(io_err("change the owner of", p))?;
+            std::os::unix::fs::chown(p, Some(host_uid), Some(host_gid))
+                .map_err(io_err("change the owner of", p))?;
         }
         Ok(())
     };
@@ -210,6 +211,11 @@ pub(crate) fn prepare(input: &SandboxInput<'_>) -> Result<(Chroot, Vec<Mount>)> 
     fs::create_dir_all(&store_in_root).map_err(io_err("create directory", &store_in_root))?;
     mkdir(&store_in_root, 0o1775)?;
     chown(&store_in_root)?;
+    let mut ancestor = store_in_root.parent();
+    while let Some(a) = ancestor.filter(|a| *a != root && a.starts_with(&root)) {
+        fs::set_permissions(a, fs::Permissions::from_mode(0o755)).map_err(io_err("set the mode of", a))?;
+        ancestor = a.parent();
+    }
     mkdir(&root.join("tmp"), 0o1777)?;
     mkdir(&root.join("etc"), 0o755)?;
     let top = input.settings.sandbox_build_dir.display();
@@ -310,7 +316,8 @@ pub(crate) fn prepare(input: &SandboxInput<'_>) -> Result<(Chroot, Vec<Mount>)> 
             });
         }
         let target = inside(&root, &sp.target);
-        if !target.starts_with(&root) || sp.target.components().any(|c| c == std::path::Component::ParentDir) {
+        if !target.starts_with(&root) || sp.target.components().any(|c| c == std::path::Component::ParentDir)
+        {
             return Err(BuildError::Setting {
                 name: "sandbox-paths".into(),
                 reason: format!("sandbox path '{}' escapes the chroot", sp.target.display()),
@@ -359,7 +366,14 @@ pub(crate) fn isolate(c: SandboxChild<'_>) -> Result<Isolate> {
         None
     };
     Ok(Isolate {
-        namespaces: Namespaces { user: userns, mount: true, pid: true, net: !c.fixed_output, ipc: true, uts: true },
+        namespaces: Namespaces {
+            user: userns,
+            mount: true,
+            pid: true,
+            net: !c.fixed_output,
+            ipc: true,
+            uts: true,
+        },
         id_map: userns.then_some(IdMap {
             inner_uid: uid,
             outer_uid: host_uid,

@@ -49,7 +49,8 @@ pub(crate) fn remove_stale(dir: &Path) {
 impl Graph {
     /// Finds what needs building (`dry`: asks the substituter only whether it has paths, fetches nothing).
     pub fn plan(b: &Builder<'_>, targets: &[DerivedPath], mode: BuildMode, dry: bool) -> Result<Graph> {
-        let mut g = Graph { nodes: Vec::new(), index: HashMap::new(), drvs: HashMap::new(), plan: Plan::default() };
+        let mut g =
+            Graph { nodes: Vec::new(), index: HashMap::new(), drvs: HashMap::new(), plan: Plan::default() };
         let mut order = Vec::new();
         for t in targets {
             g.visit(b, &t.drv, t.outputs.as_ref(), mode == BuildMode::Check, dry, &mut order)?;
@@ -68,7 +69,8 @@ impl Graph {
         let drv = b.store.read_derivation(drv_path)?;
         if !dry && b.store.derivation_outputs(drv_path)?.is_empty() {
             // Registered before fhskit recorded outputs (or by an older tool): record them now, for the collector.
-            let outs: Vec<(String, StorePath)> = drv.output_paths().map(|(n, p)| (n.to_owned(), p.clone())).collect();
+            let outs: Vec<(String, StorePath)> =
+                drv.output_paths().map(|(n, p)| (n.to_owned(), p.clone())).collect();
             if !outs.is_empty() {
                 b.store.register_derivation_outputs(drv_path, &outs)?;
             }
@@ -128,7 +130,9 @@ impl Graph {
         let mut missing = Vec::new();
         for n in &names {
             let out = drv.outputs.get(*n).ok_or_else(|| {
-                BuildError::Unsupported(format!("derivation '{drv_path}' does not have an output named '{n}'"))
+                BuildError::Unsupported(format!(
+                    "derivation '{drv_path}' does not have an output named '{n}'"
+                ))
             })?;
             let path = out.path.clone().ok_or_else(|| {
                 BuildError::Unsupported(format!(
@@ -211,15 +215,19 @@ fn can_build_here(b: &Builder<'_>, node: &Node) -> std::result::Result<(), Strin
     let drv = &node.drv;
     let builtin = drv.builder.starts_with("builtin:");
     let structured = crate::env::structured_attrs(&node.drv_path, drv).map_err(|e| e.to_string())?;
-    let features: BTreeSet<String> = crate::env::strings_attr(drv, structured.as_ref(), "requiredSystemFeatures")
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
-    let platform_ok = builtin || drv.platform == b.settings.system || b.settings.extra_platforms.contains(&drv.platform);
+    let features: BTreeSet<String> =
+        crate::env::strings_attr(drv, structured.as_ref(), "requiredSystemFeatures")
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+    let platform_ok =
+        builtin || drv.platform == b.settings.system || b.settings.extra_platforms.contains(&drv.platform);
     let features_ok = features.is_subset(&b.settings.system_features);
     if platform_ok && features_ok {
         if b.settings.max_jobs == 0 && !builtin {
-            return Err("unable to start any build; either increase '--max-jobs' or enable remote builds".into());
+            return Err(
+                "unable to start any build; either increase '--max-jobs' or enable remote builds".into()
+            );
         }
         return Ok(());
     }
@@ -290,7 +298,11 @@ pub(crate) fn realise(b: &Builder<'_>, targets: &[DerivedPath], mode: BuildMode)
                         let r = local::build(b, &job);
                         let _ = tx.send((i, r));
                     })
-                    .map_err(|e| BuildError::Io { action: "start a build thread for", path: node.drv_path.to_absolute(), source: e })?;
+                    .map_err(|e| BuildError::Io {
+                        action: "start a build thread for",
+                        path: node.drv_path.to_absolute(),
+                        source: e,
+                    })?;
                 running += 1;
             }
             if running == 0 {
@@ -379,7 +391,10 @@ impl Progress {
             let f = Failure {
                 drv: drv.clone(),
                 kind: FailureKind::DependencyFailed,
-                message: format!("{} dependencies of derivation '{drv}' failed to build", self.failed_inputs[d]),
+                message: format!(
+                    "{} dependencies of derivation '{drv}' failed to build",
+                    self.failed_inputs[d]
+                ),
             };
             self.fail(b, graph, d, f);
         } else if self.pending[d] == 0 && self.failed_inputs[d] == 0 {

@@ -244,7 +244,10 @@ impl Settings {
             }
             "sandbox-build-dir" => {
                 if !value.starts_with('/') {
-                    return Err(BuildError::Setting { name: name.into(), reason: "must be an absolute path".into() });
+                    return Err(BuildError::Setting {
+                        name: name.into(),
+                        reason: "must be an absolute path".into(),
+                    });
                 }
                 self.sandbox_build_dir = value.into();
             }
@@ -335,7 +338,8 @@ mod tests {
 
     #[test]
     fn conf_text() {
-        let c = parse_conf("# comment\nkeep-outputs = true\n\nsandbox = false # trailing\ninclude /x.conf\n").unwrap();
+        let c = parse_conf("# comment\nkeep-outputs = true\n\nsandbox = false # trailing\ninclude /x.conf\n")
+            .unwrap();
         assert_eq!(
             c,
             [

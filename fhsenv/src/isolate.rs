@@ -114,7 +114,14 @@ enum Step {
     Loopback,
     Hostname(CString),
     Domainname(CString),
-    Mount { source: CString, target: CString, fstype: CString, flags: libc::c_ulong, data: CString, optional: bool },
+    Mount {
+        source: CString,
+        target: CString,
+        fstype: CString,
+        flags: libc::c_ulong,
+        data: CString,
+        optional: bool,
+    },
     Chdir(CString),
     PivotHere,
     Umask(libc::mode_t),
@@ -131,7 +138,8 @@ enum Step {
 }
 
 fn cstr(s: &OsStr, what: &Path) -> Result<CString> {
-    CString::new(s.as_bytes()).map_err(|_| Error::Plan { path: what.into(), reason: "contains a NUL byte".into() })
+    CString::new(s.as_bytes())
+        .map_err(|_| Error::Plan { path: what.into(), reason: "contains a NUL byte".into() })
 }
 
 fn cpath(p: &Path) -> Result<CString> {
@@ -229,7 +237,10 @@ impl Isolate {
                                 source: c"none".into(),
                                 target: cpath(target)?,
                                 fstype: empty.clone(),
-                                flags: libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY | locked_flags(source),
+                                flags: libc::MS_BIND
+                                    | libc::MS_REMOUNT
+                                    | libc::MS_RDONLY
+                                    | locked_flags(source),
                                 data: empty.clone(),
                                 optional: false,
                             },
@@ -308,7 +319,10 @@ impl Isolate {
     /// Starts the child. Returns once it has exec'd (or failed to, with the step that failed).
     pub fn spawn(&self) -> Result<Child> {
         if self.namespaces.user && self.id_map.is_none() {
-            return Err(Error::Plan { path: self.program.clone(), reason: "a user namespace needs id maps".into() });
+            return Err(Error::Plan {
+                path: self.program.clone(),
+                reason: "a user namespace needs id maps".into(),
+            });
         }
         let (steps, what) = self.steps()?;
         let program = cpath(&self.program)?;
@@ -350,9 +364,7 @@ impl Isolate {
         // SAFETY: clone(2) without CLONE_VM and without a new stack behaves like fork(2): the child gets a copy of
         // the address space and continues here with a return value of 0. It then only runs `child`, which makes
         // raw system calls on data prepared above and never returns.
-        let pid = unsafe {
-            libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize)
-        };
+        let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
         if pid == 0 {
             // SAFETY: we are the child; see `child`.
             unsafe {
@@ -370,12 +382,12 @@ impl Isolate {
         drop(err_write);
         drop(sync_read);
         let child = Child { pid };
-        if let (true, Some(map)) = (self.namespaces.user, self.id_map) {
-            if let Err(e) = write_id_maps(pid, &map) {
-                child.kill();
-                let _ = child.wait();
-                return Err(e);
-            }
+        if let (true, Some(map)) = (self.namespaces.user, self.id_map)
+            && let Err(e) = write_id_maps(pid, &map)
+        {
+            child.kill();
+            let _ = child.wait();
+            return Err(e);
         }
         // The child goes on (or, without a user namespace, is not waiting and sees nothing).
         let _ = nix::unistd::write(&sync_write, b"1");
@@ -386,7 +398,8 @@ impl Isolate {
             let step = u32::from_ne_bytes(report[..4].try_into().expect("4 bytes")) as usize;
             let errno = i32::from_ne_bytes(report[4..].try_into().expect("4 bytes"));
             let _ = child.wait();
-            let action = what.get(step).cloned().unwrap_or_else(|| format!("execute {}", self.program.display()));
+            let action =
+                what.get(step).cloned().unwrap_or_else(|| format!("execute {}", self.program.display()));
             return Err(Error::Spawn { action, source: nix::Error::from_raw(errno) });
         }
         Ok(child)
@@ -490,8 +503,8 @@ unsafe fn child(
     argv: &[*const libc::c_char],
     envp: &[*const libc::c_char],
 ) -> ! {
-    // SAFETY (whole body): each call below is a raw system call on pointers to memory prepared before the clone,
-    // which stays valid in this copy of the address space; on failure `fail` reports and exits.
+    // SAFETY: each call below is a raw system call on pointers to memory prepared before the clone, which stays
+    // valid in this copy of the address space; on failure `fail` reports and exits.
     unsafe {
         for (i, step) in steps.iter().enumerate() {
             let ok = match step {
@@ -613,7 +626,8 @@ unsafe fn loopback_up() -> bool {
 /// make its mounts private there (probed with a child that exits right after).
 pub fn user_namespaces_work() -> bool {
     let Ok((sync_read, sync_write)) = pipe() else { return false };
-    let flags = (libc::SIGCHLD | libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID) as libc::c_long;
+    let flags =
+        (libc::SIGCHLD | libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID) as libc::c_long;
     // SAFETY: as in `spawn`: a fork-like clone whose child only makes raw system calls and exits.
     let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
     if pid == 0 {
@@ -636,7 +650,8 @@ pub fn user_namespaces_work() -> bool {
     }
     let child = Child { pid: Pid::from_raw(pid as i32) };
     let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
-    let map = IdMap { inner_uid: uid, outer_uid: uid, inner_gid: gid, outer_gid: gid, allow_setgroups: false };
+    let map =
+        IdMap { inner_uid: uid, outer_uid: uid, inner_gid: gid, outer_gid: gid, allow_setgroups: false };
     let mapped = write_id_maps(child.pid, &map).is_ok();
     if mapped {
         let _ = nix::unistd::write(&sync_write, b"1");
@@ -682,7 +697,8 @@ mod tests {
             die_with_parent: true,
         };
         let (_, what) = iso.steps().unwrap();
-        let pos = |s: &str| what.iter().position(|w| w.starts_with(s)).unwrap_or_else(|| panic!("{s}: {what:?}"));
+        let pos =
+            |s: &str| what.iter().position(|w| w.starts_with(s)).unwrap_or_else(|| panic!("{s}: {what:?}"));
         assert_eq!(pos("wait for"), 0);
         assert!(pos("make every mount private") < pos("bind-mount the root"));
         assert!(pos("bind-mount the root") < pos("bind-mount /a"));

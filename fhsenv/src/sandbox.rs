@@ -115,7 +115,8 @@ pub fn ruleset(readable: &[PathBuf], writable: &[PathBuf]) -> Result<Option<std:
         [(readable, AccessFs::from_read(TESTED_ABI)), (writable, AccessFs::from_all(TESTED_ABI))]
     {
         for dir in dirs {
-            let fd = PathFd::new(dir).map_err(|e| Error::Sandbox(format!("cannot open {}: {e}", dir.display())))?;
+            let fd = PathFd::new(dir)
+                .map_err(|e| Error::Sandbox(format!("cannot open {}: {e}", dir.display())))?;
             created = created.add_rule(PathBeneath::new(fd, access)).map_err(ll)?;
         }
     }

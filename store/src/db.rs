@@ -196,11 +196,14 @@ impl Db {
                 }
             }
             let mut add_output = tx
-                .prepare_cached("INSERT OR REPLACE INTO DerivationOutputs (drv, id, path) VALUES (?1, ?2, ?3)")
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO DerivationOutputs (drv, id, path) VALUES (?1, ?2, ?3)",
+                )
                 .map_err(err("prepare a derivation output insert"))?;
             for (drv, outputs) in drv_outputs {
-                let drv_id: i64 =
-                    id.query_row([drv.to_string()], |r| r.get(0)).map_err(err("find a registered derivation"))?;
+                let drv_id: i64 = id
+                    .query_row([drv.to_string()], |r| r.get(0))
+                    .map_err(err("find a registered derivation"))?;
                 for (name, out) in outputs {
                     add_output
                         .execute(params![drv_id, name, out.to_string()])

@@ -351,9 +351,7 @@ impl Parser<'_> {
 
     fn path(&mut self, store_dir: &StoreDir, at: usize) -> Result<StorePath, DerivationError> {
         let s = self.string()?;
-        store_dir
-            .parse_path(&s)
-            .map_err(|e| DerivationError::Malformed { offset: at, reason: e.to_string() })
+        store_dir.parse_path(&s).map_err(|e| DerivationError::Malformed { offset: at, reason: e.to_string() })
     }
 }
 
@@ -399,7 +397,12 @@ mod tests {
 
     #[test]
     fn malformed() {
-        for bad in ["", "Derive(", "Derive([],[],[],\"x\",\"b\",[],[])x", "Derive([(\"out\",\"/tmp/x\",\"\",\"\")],[],[],\"\",\"\",[],[])"] {
+        for bad in [
+            "",
+            "Derive(",
+            "Derive([],[],[],\"x\",\"b\",[],[])x",
+            "Derive([(\"out\",\"/tmp/x\",\"\",\"\")],[],[],\"\",\"\",[],[])",
+        ] {
             assert!(Derivation::parse(bad, &dir()).is_err(), "{bad}");
         }
     }

@@ -39,6 +39,30 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     })
 }
 
+/// Renames `from` to `to`. A read-only directory moving to another parent needs write permission on itself (for
+/// its `..` entry, rename(2)), which a canonical store object lacks unless the caller is root: it is made
+/// writable for the move and given its mode back after.
+pub fn rename(from: &Path, to: &Path) -> std::io::Result<()> {
+    match fs::rename(from, to) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let meta = fs::symlink_metadata(from)?;
+            if !meta.is_dir() || meta.mode() & 0o200 != 0 {
+                return Err(e);
+            }
+            let mode = meta.mode() & 0o7777;
+            fs::set_permissions(from, fs::Permissions::from_mode(mode | 0o200))?;
+            match fs::rename(from, to) {
+                Ok(()) => fs::set_permissions(to, fs::Permissions::from_mode(mode)),
+                Err(e) => {
+                    let _ = fs::set_permissions(from, fs::Permissions::from_mode(mode));
+                    Err(e)
+                }
+            }
+        }
+        r => r,
+    }
+}
+
 /// Copies `src` (file, symlink or directory, not following symlinks) to `dst`, which must not exist, giving the
 /// copy the canonical attributes of a store object as it goes (see [`canonicalise`]): one pass over the tree
 /// instead of a copy and a second walk. Files are written through their descriptor (mode at creation, mtime and

@@ -315,7 +315,7 @@ impl Store {
         fs::create_dir(&trash).map_err(io_err("create directory", &trash))?;
         for p in paths {
             let phys = self.physical_path(p);
-            match fs::rename(&phys, trash.join(p.base_name())) {
+            match fsutil::rename(&phys, &trash.join(p.base_name())) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(io_err("move to the trash", &phys)(e)),

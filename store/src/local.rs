@@ -67,6 +67,9 @@ impl PreparedTree {
     }
 }
 
+/// A derivation and its outputs (name, path), for the `DerivationOutputs` table.
+type DrvOutputs = (StorePath, Vec<(String, StorePath)>);
+
 /// A finished build output for [`Store::add_built`]: where its tree is now and what to register.
 #[derive(Debug, Clone)]
 pub struct BuiltOutput {
@@ -237,7 +240,7 @@ impl Store {
     pub fn prepare_tree(&self, src: &Path) -> Result<PreparedTree> {
         let tmp = self.scratch_dir()?;
         let staged = tmp.path().join("x");
-        match fs::rename(src, &staged) {
+        match fsutil::rename(src, &staged) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
                 fsutil::copy_tree(src, &staged)?;
@@ -398,7 +401,7 @@ impl Store {
             fsutil::remove_tree(&dest)?;
         }
         let drv_outputs = self.outputs_of_staged_derivation(&info.path, staged)?;
-        fs::rename(staged, &dest).map_err(io_err("move into the store", &dest))?;
+        fsutil::rename(staged, &dest).map_err(io_err("move into the store", &dest))?;
         self.db().register_with_outputs(std::slice::from_ref(&info), &drv_outputs)
     }
 
@@ -407,7 +410,7 @@ impl Store {
         &self,
         path: &StorePath,
         staged: &Path,
-    ) -> Result<Vec<(StorePath, Vec<(String, StorePath)>)>> {
+    ) -> Result<Vec<DrvOutputs>> {
         if !path.is_derivation() {
             return Ok(Vec::new());
         }
@@ -468,7 +471,7 @@ impl Store {
                     tracing::debug!(path = ?dest, "replacing an unregistered leftover");
                     fsutil::remove_tree(&dest)?;
                 }
-                fs::rename(&o.staged, &dest).map_err(io_err("move into the store", &dest))?;
+                fsutil::rename(&o.staged, &dest).map_err(io_err("move into the store", &dest))?;
             }
             infos.push(o.info);
         }

@@ -138,7 +138,7 @@ impl Store {
                 )
                 .map_err(|e| io_err("swap in the repaired copy of", &dest)(e.into()))?;
             } else {
-                fs::rename(&staged, &dest).map_err(io_err("move into the store", &dest))?;
+                fsutil::rename(&staged, &dest).map_err(io_err("move into the store", &dest))?;
             }
             Ok(())
         })();

@@ -140,7 +140,10 @@ fn apply_conf(settings: &mut Settings, text: &str, origin: &Path, depth: usize) 
                 Ok(t) if depth < 8 => apply_conf(settings, &t, &path, depth + 1)?,
                 Ok(_) => bail!("{origin_s}: includes nest too deeply"),
                 Err(_) if name == "!include" => {}
-                Err(e) => return Err(e).with_context(|| format!("cannot read {} (included by {origin_s})", path.display())),
+                Err(e) => {
+                    return Err(e)
+                        .with_context(|| format!("cannot read {} (included by {origin_s})", path.display()));
+                }
             }
             continue;
         }
@@ -376,7 +379,9 @@ pub fn run_build(args: BuildArgs) -> Result<ExitCode> {
                     link.push(format!("-{name}"));
                 }
                 let link = PathBuf::from(link);
-                store.add_root(&link, path).with_context(|| format!("cannot make the GC root {}", link.display()))?;
+                store
+                    .add_root(&link, path)
+                    .with_context(|| format!("cannot make the GC root {}", link.display()))?;
             }
             printed.push(path.clone());
         }
@@ -389,7 +394,12 @@ pub fn run_build(args: BuildArgs) -> Result<ExitCode> {
 }
 
 /// `fhskit store realise`: builds derivations (or checks that plain paths are valid) and prints the outputs.
-pub fn run_realise(store: &Store, paths: &[String], options: &BuildOptions, out: &mut impl Write) -> Result<ExitCode> {
+pub fn run_realise(
+    store: &Store,
+    paths: &[String],
+    options: &BuildOptions,
+    out: &mut impl Write,
+) -> Result<ExitCode> {
     let mut targets = Vec::new();
     let mut plain = Vec::new();
     for p in paths {
@@ -428,7 +438,8 @@ pub fn run_query_outputs(store: &Store, paths: &[String], out: &mut impl Write) 
             writeln!(out, "{path}")?;
             continue;
         }
-        let drv = store.read_derivation(&path).with_context(|| format!("cannot read the derivation '{path}'"))?;
+        let drv =
+            store.read_derivation(&path).with_context(|| format!("cannot read the derivation '{path}'"))?;
         for (_, o) in drv.output_paths() {
             writeln!(out, "{o}")?;
         }

@@ -75,7 +75,11 @@ pub struct InstantiateArgs {
 }
 
 enum Mode {
-    Eval { strict: bool, json: bool, xml: bool },
+    Eval {
+        strict: bool,
+        json: bool,
+        xml: bool,
+    },
     Instantiate,
     /// As `Instantiate`, each line `DRV!OUTPUT` with the output the value selects (`fhskit build`).
     Build,
@@ -118,15 +122,26 @@ pub fn run_instantiate(args: InstantiateArgs) -> anyhow::Result<ExitCode> {
 /// Evaluates for `fhskit build`: the derivations the arguments name, each with the output its value selects
 /// (`outputName`), their `.drv` files written to the store. `Err(Ok(message))` is an evaluation error in Nix's
 /// format (printed as it is, exit code 1).
-pub fn instantiate_for_build(common: CommonArgs) -> Result<Vec<(String, String)>, Result<String, anyhow::Error>> {
-    match run(common, Mode::Build, None) {
-        Ok(text) => Ok(text
-            .lines()
-            .filter_map(|l| l.rsplit_once('!').map(|(d, o)| (d.to_owned(), o.to_owned())))
-            .collect()),
-        Err(EvalFailure::Eval(msg)) => Err(Ok(msg)),
-        Err(EvalFailure::Other(e)) => Err(Err(e)),
+/// Several `-A` select several values, as in nix-build.
+pub fn instantiate_for_build(
+    common: CommonArgs,
+) -> Result<Vec<(String, String)>, Result<String, anyhow::Error>> {
+    let runs: Vec<CommonArgs> = if common.attr.len() > 1 {
+        common.attr.iter().map(|a| CommonArgs { attr: vec![a.clone()], ..common.clone() }).collect()
+    } else {
+        vec![common]
+    };
+    let mut out = Vec::new();
+    for args in runs {
+        match run(args, Mode::Build, None) {
+            Ok(text) => out.extend(
+                text.lines().filter_map(|l| l.rsplit_once('!').map(|(d, o)| (d.to_owned(), o.to_owned()))),
+            ),
+            Err(EvalFailure::Eval(msg)) => return Err(Ok(msg)),
+            Err(EvalFailure::Other(e)) => return Err(Err(e)),
+        }
     }
+    Ok(out)
 }
 
 /// How a failed evaluation ends: its message (already in Nix's format) and exit code 1.
@@ -359,7 +374,13 @@ fn select_path(ev: &mut Evaluator, mut v: Value, path: &str) -> eval::Result<Val
     Ok(v)
 }
 
-fn collect_drvs(ev: &mut Evaluator, v: &Value, out: &mut String, top: bool, with_output: bool) -> eval::Result<()> {
+fn collect_drvs(
+    ev: &mut Evaluator,
+    v: &Value,
+    out: &mut String,
+    top: bool,
+    with_output: bool,
+) -> eval::Result<()> {
     match ev.force(v)? {
         Value::Attrs(a) => {
             if ev.is_derivation(&a)? {

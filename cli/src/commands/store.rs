@@ -483,7 +483,9 @@ fn dispatch_store(command: StoreCommand, store: &Store, out: &mut impl Write) ->
         StoreCommand::Realise { paths, options } => {
             return crate::commands::build::run_realise(store, &paths, &options, out);
         }
-        StoreCommand::Query { outputs: _, paths } => crate::commands::build::run_query_outputs(store, &paths, out)?,
+        StoreCommand::Query { outputs: _, paths } => {
+            crate::commands::build::run_query_outputs(store, &paths, out)?
+        }
         StoreCommand::Delete { paths } => {
             let paths = valid(store, &paths)?;
             match store.delete_paths(&paths, &GcOptions::default()) {

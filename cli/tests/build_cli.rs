@@ -1,0 +1,397 @@
+//! `fhskit build`, `fhskit store realise`, `fhskit store query --outputs` and `fhskit log` end to end, with real
+//! sandboxes, as root and as uid 65534: derivations whose builder is Debian's static busybox, put into a store in a
+//! temporary directory; fixed-output fetches from an HTTP server on 127.0.0.1. Contents:
+//! - a build: output path, `./result` GC root, registration (NAR hash, deriver, references, DerivationOutputs), log
+//! - the builder's environment and sandbox (variables, ids, hostname, /etc, /dev, only inputs visible, read-only
+//!   inputs, no network, umask, timestamps) and canonical outputs
+//! - references found by scanning; multiple outputs and `result-<output>` links
+//! - `builtin:fetchurl` (`<nix/fetchurl.nix>`), the fake-hash workflow, exit status 102
+//! - failures: builder exit (100), `--keep-failed`, timeouts (101), `--keep-going`, dependency failures
+//! - `--check` (104, `.check` with `-K`), `--dry-run`, passAsFile, structured attrs, exportReferencesGraph
+
+mod build_support;
+
+use std::collections::HashMap;
+
+use build_support::{Env, Server, User, sha256_nix32, text, users};
+
+fn each_user(test: impl Fn(Env)) {
+    for user in users() {
+        eprintln!("--- as {user:?}");
+        if let Some(env) = Env::new(user) {
+            test(env);
+        }
+    }
+}
+
+#[test]
+fn a_build_is_registered_with_its_outputs() {
+    each_user(|env| {
+        let f = env.nix("hello", r#"mk "hello" "echo building; echo hi > $out""#);
+        let out = env.run(&["build", f.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", text(&out));
+        let path = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(err.contains("this derivation will be built:\n  "), "{err}");
+        assert!(err.contains("building '") && err.contains("-hello.drv'...\nbuilding\n"), "{err}");
+        assert!(path.starts_with(env.store_dir().to_str().unwrap()) && path.ends_with("-hello"), "{path}");
+        assert_eq!(env.read(&path), "hi\n");
+        let link = env.work().join("result");
+        assert_eq!(std::fs::read_link(&link).unwrap().to_str().unwrap(), path);
+        // The link is a GC root, and the derivation is the output's deriver.
+        let roots = env.ok(&["store", "roots"]);
+        assert!(roots.contains(&format!("{} -> {path}", link.display())), "{roots}");
+        let info = env.ok(&["store", "path-info", "--json", &path]);
+        let v: serde_json::Value = serde_json::from_str(&info).unwrap();
+        let drv = v[0]["deriver"].as_str().unwrap().to_owned();
+        assert!(drv.ends_with("-hello.drv"));
+        assert!(v[0]["ultimate"].as_bool().unwrap());
+        assert_eq!(v[0]["narSize"], 120);
+        assert_eq!(v[0]["references"].as_array().unwrap().len(), 0);
+        assert_eq!(env.ok(&["store", "query", "--outputs", &drv]).trim(), path);
+        assert_eq!(env.ok(&["log", &path]), "building\n");
+        assert_eq!(env.ok(&["log", &drv]), "building\n");
+        // Realising again builds nothing and prints the same path.
+        let out = env.run(&["store", "realise", &drv]);
+        assert!(out.status.success());
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), path);
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("building"), "{}", text(&out));
+        // The collector keeps it while ./result exists, and the .drv (keep-derivations).
+        env.ok(&["store", "gc"]);
+        assert!(std::path::Path::new(&path).exists() && std::path::Path::new(&drv).exists());
+        std::fs::remove_file(&link).unwrap();
+        env.ok(&["store", "gc"]);
+        assert!(!std::path::Path::new(&path).exists());
+        // No sandbox or build directory is left.
+        for dir in [env.store_dir().join(".builds"), env.store_base().join("var/builds")] {
+            let left: Vec<_> = std::fs::read_dir(&dir).map(|d| d.flatten().collect()).unwrap_or_default();
+            assert!(left.is_empty(), "{} holds {left:?}", dir.display());
+        }
+    });
+}
+
+#[test]
+fn the_builder_sees_nix_s_environment_and_sandbox() {
+    each_user(|env| {
+        let server = Server::start(HashMap::from([("/x".to_owned(), b"x".to_vec())]));
+        let script = format!(
+            r#"
+            exec > $out 2>&1
+            for v in PATH HOME NIX_STORE NIX_BUILD_TOP TMPDIR TEMPDIR TMP TEMP PWD NIX_LOG_FD TERM NIX_BUILD_CORES name; do
+              eval echo "$v=\$$v"
+            done
+            echo cwd=$(pwd)
+            echo ids=$(id -u):$(id -g)
+            echo host=$(hostname)
+            echo umask=$(umask)
+            grep nixbld /etc/passwd
+            cat /etc/hosts
+            echo store=$(ls $NIX_STORE | sed 's/^[a-z0-9]*-//' | sort | tr '\n' ' ')
+            echo sh=$(test -x /bin/sh && echo yes)
+            echo dev=$(ls /dev | tr '\n' ' ')
+            touch {bb}/x 2>/dev/null && echo input-writable || echo input-read-only
+            echo mtime=$(stat -c %Y {bb}/bin/busybox)
+            wget -q -O - {url} >/dev/null 2>&1 && echo net=yes || echo net=no
+            echo proc=$(cat /proc/self/status | grep -c PPid)
+            "#,
+            bb = env.busybox,
+            url = server.url("/x"),
+        );
+        let f = env.nix("envtest", &format!("mk \"envtest\" ''{}''", script.replace("${", "''${")));
+        let path = env.ok(&["build", "--cores", "3", f.to_str().unwrap()]);
+        let got = env.read(&path);
+        for want in [
+            "PATH=/path-not-set\n",
+            "HOME=/homeless-shelter\n",
+            &format!("NIX_STORE={}\n", env.store_dir().display()),
+            "NIX_BUILD_TOP=/build\n",
+            "TMPDIR=/build\n",
+            "TEMPDIR=/build\n",
+            "TMP=/build\n",
+            "TEMP=/build\n",
+            "PWD=/build\n",
+            "NIX_LOG_FD=2\n",
+            "TERM=xterm-256color\n",
+            "NIX_BUILD_CORES=3\n",
+            "name=envtest\n",
+            "cwd=/build\n",
+            "ids=1000:100\n",
+            "host=localhost\n",
+            "umask=0022\n",
+            "nixbld:x:1000:100:Nix build user:/build:/noshell\n",
+            "127.0.0.1 localhost\n",
+            "store=busybox envtest\n",
+            "sh=yes\n",
+            "input-read-only\n",
+            "mtime=1\n",
+            "net=no\n",
+            "proc=1\n",
+        ] {
+            assert!(got.contains(want), "missing {want:?} in:\n{got}");
+        }
+        let devs: Vec<&str> =
+            got.lines().find_map(|l| l.strip_prefix("dev=")).unwrap_or_default().split(' ').collect();
+        for dev in ["null", "zero", "full", "random", "urandom", "tty", "shm", "pts", "fd", "stdin"] {
+            assert!(devs.contains(&dev), "/dev/{dev}: {got}");
+        }
+        assert_eq!(server.hits("/x"), 0, "the sandbox has no network");
+    });
+}
+
+#[test]
+fn outputs_are_canonical_and_references_scanned() {
+    each_user(|env| {
+        let f = env.nix(
+            "refs",
+            r#"let
+  a = mk "dep-a" "mkdir -p $out/bin; echo '#!/bin/sh' > $out/bin/run; chmod 4777 $out/bin/run; echo data > $out/data";
+  b = mk "uses-a" "mkdir $out; echo ${a}/bin/run > $out/ref; ln -s ${a}/data $out/link; touch -d @12345 $out/ref";
+  unused = mk "unused" "echo > $out";
+  c = mk "mentions-not" "echo ${builtins.substring 0 5 (toString a)} > $out";
+in { inherit a b c; }"#,
+        );
+        let out = env.ok(&["build", f.to_str().unwrap(), "-A", "b"]);
+        let b = out.trim();
+        let info: serde_json::Value =
+            serde_json::from_str(&env.ok(&["store", "path-info", "--json", b])).unwrap();
+        let refs: Vec<&str> =
+            info[0]["references"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+        assert_eq!(refs.len(), 1, "{refs:?}");
+        assert!(refs[0].ends_with("-dep-a"));
+        // Canonical: mode 0444/0555 without set-id bits, mtime 1.
+        let run = format!("{}/bin/run", refs[0]);
+        let meta = std::fs::metadata(&run).unwrap();
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o555, "{run}");
+        assert_eq!(meta.mtime(), 1);
+        assert_eq!(std::fs::metadata(format!("{b}/ref")).unwrap().mtime(), 1);
+        assert_eq!(std::fs::metadata(b).unwrap().permissions().mode() & 0o7777, 0o555);
+        if env.user == User::Root {
+            assert_eq!(meta.uid(), 0, "root's store objects belong to root");
+        }
+        let closure = env.ok(&["store", "closure", b]);
+        assert_eq!(closure.lines().count(), 2, "{closure}");
+        let c = env.ok(&["build", f.to_str().unwrap(), "-A", "c", "--no-out-link"]);
+        let info: serde_json::Value =
+            serde_json::from_str(&env.ok(&["store", "path-info", "--json", c.trim()])).unwrap();
+        assert_eq!(info[0]["references"].as_array().unwrap().len(), 0, "a prefix of a hash is no reference");
+        assert!(!env.work().join("result-2").exists());
+    });
+}
+
+#[test]
+fn several_outputs_and_result_links() {
+    let Some(env) = Env::new(users()[0]) else { return };
+    let f = env.nix(
+        "multi",
+        r#"let d = mkWith { outputs = [ "out" "dev" ]; } "multi" "echo o > $out; echo d > $dev"; in [ d d.dev ]"#,
+    );
+    let out = env.ok(&["build", f.to_str().unwrap()]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[0].ends_with("-multi") && lines[1].ends_with("-multi-dev"), "{out}");
+    let link = |name: &str| std::fs::read_link(env.work().join(name)).unwrap().to_string_lossy().into_owned();
+    assert_eq!(link("result"), lines[0]);
+    assert_eq!(link("result-dev"), lines[1]);
+    assert_eq!(env.read(lines[1]), "d\n");
+    let drv = env.ok(&["instantiate", f.to_str().unwrap()]);
+    let drv = drv.lines().next().unwrap();
+    let outs = env.ok(&["store", "query", "--outputs", drv]);
+    assert_eq!(outs.lines().collect::<Vec<_>>(), [lines[1], lines[0]], "sorted by output name");
+    let only_dev = env.ok(&["store", "realise", &format!("{drv}!dev")]);
+    assert_eq!(only_dev.trim(), lines[1]);
+}
+
+#[test]
+fn fixed_output_fetch_and_the_fake_hash_workflow() {
+    each_user(|env| {
+        let data = b"the tarball\n".to_vec();
+        let server = Server::start(HashMap::from([("/src.txt".to_owned(), data.clone())]));
+        let good = sha256_nix32(env.tmp.path(), &data);
+        let fake = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+        let write = |hash: &str| {
+            env.nix(
+                "fetch",
+                &format!(
+                    r#"let src = import <nix/fetchurl.nix> {{ url = "{}"; hash = "{hash}"; }};
+in {{ inherit src; use = mk "uses-src" "cat ${{src}} > $out"; }}"#,
+                    server.url("/src.txt")
+                ),
+            )
+        };
+        let f = write(fake);
+        let err = env.fails(&["build", f.to_str().unwrap(), "-A", "use"], 102);
+        assert!(err.contains("error: hash mismatch in fixed-output derivation '"), "{err}");
+        assert!(err.contains(&format!("\n         specified: {fake}\n            got:    sha256-")), "{err}");
+        let got = err.split("got:    ").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+        assert!(err.contains("1 dependencies of derivation"), "{err}");
+        // The printed hash works, without downloading again.
+        let f = write(&got);
+        let out = env.ok(&["build", f.to_str().unwrap(), "-A", "use"]);
+        assert_eq!(env.read(&out), "the tarball\n");
+        assert_eq!(server.hits("/src.txt"), 1);
+        let f = write(&format!("sha256:{good}"));
+        let out2 = env.ok(&["build", f.to_str().unwrap(), "-A", "use"]);
+        assert_eq!(out, out2);
+        // The fetched file is a content-addressed path.
+        let src = env.ok(&["build", f.to_str().unwrap(), "-A", "src", "--no-out-link"]);
+        let src = src.trim();
+        assert!(src.ends_with("-src.txt"));
+        assert_eq!(env.read(src), "the tarball\n");
+        let info: serde_json::Value =
+            serde_json::from_str(&env.ok(&["store", "path-info", "--json", src])).unwrap();
+        assert_eq!(info[0]["ca"].as_str().unwrap(), format!("fixed:sha256:{good}"));
+        // A fixed-output derivation of its own has the network (the sandbox of others has none).
+        let f = env.nix(
+            "wget",
+            &format!(
+                r#"mkWith {{ outputHashMode = "flat"; outputHashAlgo = "sha256"; outputHash = "{good}"; }} "wget"
+  "wget -q -O $out {}""#,
+                server.url("/src.txt")
+            ),
+        );
+        let w = env.ok(&["build", f.to_str().unwrap(), "--no-out-link"]);
+        assert_eq!(env.read(&w), "the tarball\n");
+        assert_eq!(server.hits("/src.txt"), 2);
+        // A download that fails: exit 1 (not a permanent failure), the server's error in the log.
+        let f = env.nix(
+            "missing",
+            &format!(r#"import <nix/fetchurl.nix> {{ url = "{}"; hash = "{fake}"; }}"#, server.url("/nope")),
+        );
+        let err = env.fails(&["build", f.to_str().unwrap()], 1);
+        assert!(err.contains("HTTP error 404"), "{err}");
+    });
+}
+
+#[test]
+fn failures_exit_statuses_and_keep_failed() {
+    each_user(|env| {
+        let f = env.nix(
+            "fail",
+            r#"{
+  bad = mk "bad" "echo line one; echo line two >&2; touch /build/left-here; exit 3";
+  slow = mk "slow" "sleep 30; echo > $out";
+  silent = mk "silent" "echo start; sleep 30; echo > $out";
+  good = mk "good" "echo > $out";
+  dep = mk "needs-bad" "cat ${mk "bad" "exit 3"} > $out";
+}"#,
+        );
+        let fs = f.to_str().unwrap();
+        let err = env.fails(&["build", fs, "-A", "bad"], 100);
+        assert!(err.contains("-bad.drv' failed with exit code 3;\n       last 2 log lines:\n       > line one\n       > line two\n       For full logs, run 'fhskit log "), "{err}");
+        let err = env.fails(&["build", fs, "-A", "bad", "--keep-failed"], 100);
+        let kept =
+            err.split("note: keeping build directory '").nth(1).expect(&err).split('\'').next().unwrap();
+        assert!(std::path::Path::new(kept).join("left-here").exists(), "{err}");
+        let err = env.fails(&["build", fs, "-A", "slow", "--timeout", "1"], 101);
+        assert!(err.contains("timed out after 1 seconds"), "{err}");
+        let err = env.fails(&["build", fs, "-A", "silent", "--max-silent-time", "1"], 101);
+        assert!(err.contains("timed out after 1 seconds of silence"), "{err}");
+        let err = env.fails(&["build", fs, "-A", "dep"], 100);
+        assert!(
+            err.contains("error: 1 dependencies of derivation '")
+                && err.contains("-needs-bad.drv' failed to build"),
+            "{err}"
+        );
+        // Without --keep-going the first failure stops the rest; with it, the others are built.
+        let err = env.fails(&["build", fs, "-A", "bad", "-A", "good", "--keep-going", "-j", "2"], 100);
+        assert!(err.contains("-bad.drv' failed"), "{err}");
+        let good_drv = env.ok(&["instantiate", fs, "-A", "good"]);
+        let good = env.ok(&["store", "query", "--outputs", good_drv.trim()]);
+        assert!(std::path::Path::new(good.trim()).exists(), "good was built with --keep-going: {err}");
+        // Nothing of the failed builds is registered or left in the store.
+        let dead = env.ok(&["store", "gc", "--print-dead"]);
+        assert!(!dead.contains("-bad\n") && !dead.contains("-slow\n"), "{dead}");
+        let left: Vec<_> = std::fs::read_dir(env.store_dir().join(".builds")).unwrap().flatten().collect();
+        assert!(left.is_empty(), "{left:?}");
+    });
+}
+
+#[test]
+fn check_rebuilds_and_compares() {
+    each_user(|env| {
+        let f = env.nix(
+            "check",
+            r#"{
+  same = mk "same" "echo same > $out";
+  random = mk "random" "head -c 16 /dev/urandom | od -x > $out";
+}"#,
+        );
+        let fs = f.to_str().unwrap();
+        let same = env.ok(&["build", fs, "-A", "same"]);
+        let out = env.run(&["build", fs, "-A", "same", "--check"]);
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("checking outputs of '"), "{}", text(&out));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), same);
+        let random = env.ok(&["build", fs, "-A", "random"]);
+        let before = env.read(&random);
+        let err = env.fails(&["build", fs, "-A", "random", "--check"], 104);
+        assert!(err.contains("may not be deterministic: output '") && err.contains("' differs\n"), "{err}");
+        let err = env.fails(&["build", fs, "-A", "random", "--check", "-K"], 104);
+        let check = format!("{}.check", random.trim());
+        assert!(err.contains(&format!("differs from '{check}'")), "{err}");
+        assert!(std::path::Path::new(&check).exists());
+        assert_eq!(env.read(&random), before, "the registered output is untouched");
+        // Checking what was never built is refused.
+        let f2 = env.nix("never", r#"mk "never" "echo > $out""#);
+        let err = env.fails(&["build", f2.to_str().unwrap(), "--check"], 1);
+        assert!(err.contains("are not valid, so checking is not possible"), "{err}");
+    });
+}
+
+#[test]
+fn dry_run_and_realise_of_drv_paths() {
+    let Some(env) = Env::new(users()[0]) else { return };
+    let f = env.nix("dry", r#"let a = mk "a" "echo a > $out"; in mk "b" "cat ${a} > $out""#);
+    let out = env.run(&["build", "--dry-run", f.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("these 2 derivations will be built:\n  ") && err.find("-a.drv") < err.find("-b.drv"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty() && !env.work().join("result").exists());
+    let drv = env.ok(&["instantiate", f.to_str().unwrap()]);
+    let out = env.ok(&["store", "realise", drv.trim()]);
+    assert!(out.trim().ends_with("-b"));
+    assert_eq!(env.read(&out), "a\n");
+    // A .drv given to `build` builds every output and links the result.
+    let again = env.ok(&["build", drv.trim()]);
+    assert_eq!(again, out);
+    assert!(env.work().join("result").exists());
+}
+
+#[test]
+fn pass_as_file_structured_attrs_and_references_graph() {
+    each_user(|env| {
+        let f = env.nix(
+            "attrs",
+            r#"let
+  dep = mk "dep" "echo dep > $out";
+  paf = mkWith { big = "large value"; passAsFile = [ "big" ]; } "paf"
+    "test -z \"$big\" && cat $bigPath > $out";
+  sa = mkWith { __structuredAttrs = true; number = 3; list = [ "a" "b" ]; flag = true; } "sa"
+    "out=$(awk -F\"'\" '/^declare -A outputs/ {print $4}' $NIX_ATTRS_SH_FILE); cat $NIX_ATTRS_SH_FILE $NIX_ATTRS_JSON_FILE > $out";
+  erg = mkWith { exportReferencesGraph = [ "graph" dep ]; } "erg" "cat graph > $out";
+in { inherit paf sa erg; }"#,
+        );
+        let fs = f.to_str().unwrap();
+        let paf = env.ok(&["build", fs, "-A", "paf", "--no-out-link"]);
+        assert_eq!(env.read(&paf), "large value");
+        let sa = env.ok(&["build", fs, "-A", "sa", "--no-out-link"]);
+        let text = env.read(&sa);
+        let sh = format!(
+            "declare flag=1\ndeclare -a list=('a' 'b' )\ndeclare name='sa'\ndeclare number=3\n\
+             declare -A outputs=(['out']='{}' )\n",
+            sa.trim()
+        );
+        for line in sh.lines() {
+            assert!(text.contains(&format!("{line}\n")), "{line:?} not in {text}");
+        }
+        assert!(text.contains(&format!("\"outputs\":{{\"out\":\"{}\"}}", sa.trim())), "{text}");
+        assert!(text.contains("\"list\":[\"a\",\"b\"]"), "{text}");
+        let erg = env.ok(&["build", fs, "-A", "erg", "--no-out-link"]);
+        let graph = env.read(&erg);
+        assert!(graph.contains("-dep\n\n0\n"), "{graph}");
+    });
+}
