@@ -28,8 +28,8 @@ struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
 
-    /// Set a substitution setting by its Nix name for this command (e.g. `--option substituters ''`); wins over
-    /// the `[cache]` table of the configuration file.
+    /// Set a Nix setting for this command (`--option substituters ''`, `--option sandbox false`, `--option
+    /// keep-outputs true`, …); wins over the configuration files.
     #[arg(long = "option", num_args = 2, value_names = ["NAME", "VALUE"], global = true, action = clap::ArgAction::Append)]
     option: Vec<String>,
 

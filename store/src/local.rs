@@ -406,11 +406,7 @@ impl Store {
     }
 
     /// For a `.drv` about to be registered: its statically known outputs, for the `DerivationOutputs` table.
-    fn outputs_of_staged_derivation(
-        &self,
-        path: &StorePath,
-        staged: &Path,
-    ) -> Result<Vec<DrvOutputs>> {
+    fn outputs_of_staged_derivation(&self, path: &StorePath, staged: &Path) -> Result<Vec<DrvOutputs>> {
         if !path.is_derivation() {
             return Ok(Vec::new());
         }

@@ -41,9 +41,6 @@ pub struct BuildOptions {
     /// Kill a builder that runs longer than this many seconds.
     #[arg(long, value_name = "S")]
     pub timeout: Option<u64>,
-    /// Set a Nix setting (`sandbox false`, `keep-outputs true`, `sandbox-paths /bin/sh=/path`, …).
-    #[arg(long = "option", num_args = 2, value_names = ["NAME", "VALUE"])]
-    pub option: Vec<String>,
     /// Do not show build logs.
     #[arg(short = 'Q', long = "no-build-output")]
     pub quiet: bool,
@@ -125,7 +122,7 @@ fn config_files() -> Vec<PathBuf> {
 fn apply(settings: &mut Settings, name: &str, value: &str, origin: &str) -> Result<()> {
     let known = settings.set(name, value).with_context(|| format!("in {origin}"))?;
     let base = name.strip_prefix("extra-").unwrap_or(name);
-    if !known && !OTHER_NIX_SETTINGS.contains(&base) {
+    if !known && !OTHER_NIX_SETTINGS.contains(&base) && !cache::settings::is_known(name) {
         eprintln!("warning: unknown setting '{name}'");
     }
     Ok(())
@@ -153,8 +150,8 @@ fn apply_conf(settings: &mut Settings, text: &str, origin: &Path, depth: usize) 
 }
 
 /// The builder's settings: Nix's defaults, then `/etc/fhskit/nix.conf`, `$XDG_CONFIG_HOME/fhskit/nix.conf`,
-/// `NIX_CONFIG`, then `--option` pairs.
-pub fn load_settings(options: &[String]) -> Result<Settings> {
+/// `NIX_CONFIG`, then the global `--option NAME VALUE` pairs.
+pub fn load_settings() -> Result<Settings> {
     let mut s = Settings::default();
     for f in config_files() {
         if let Ok(text) = std::fs::read_to_string(&f) {
@@ -164,15 +161,15 @@ pub fn load_settings(options: &[String]) -> Result<Settings> {
     if let Ok(text) = std::env::var("NIX_CONFIG") {
         apply_conf(&mut s, &text, Path::new("NIX_CONFIG"), 0)?;
     }
-    for pair in options.chunks(2) {
-        apply(&mut s, &pair[0], &pair[1], "--option")?;
+    for (name, value) in crate::substitute::options() {
+        apply(&mut s, name, value, "--option")?;
     }
     Ok(s)
 }
 
 impl BuildOptions {
     fn settings(&self) -> Result<Settings> {
-        let mut s = load_settings(&self.option)?;
+        let mut s = load_settings()?;
         if let Some(j) = &self.max_jobs {
             s.set("max-jobs", j).context("in --max-jobs")?;
         }

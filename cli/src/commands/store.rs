@@ -460,7 +460,7 @@ fn dispatch_store(command: StoreCommand, store: &Store, out: &mut impl Write) ->
             no_keep_derivations,
             json,
         } => {
-            let settings = crate::commands::build::load_settings(&[])?;
+            let settings = crate::commands::build::load_settings()?;
             let options = GcOptions {
                 keep_derivations: !no_keep_derivations && settings.keep_derivations,
                 keep_outputs: keep_outputs || settings.keep_outputs,
