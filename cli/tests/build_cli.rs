@@ -395,3 +395,187 @@ in { inherit paf sa erg; }"#,
         assert!(graph.contains("-dep\n\n0\n"), "{graph}");
     });
 }
+
+#[test]
+fn independent_derivations_build_in_parallel() {
+    each_user(|env| {
+        // Each builder waits for the other to have started: only a parallel build finishes.
+        let shared = env.work().display().to_string();
+        let waits = |me: &str, other: &str| {
+            format!(
+                "touch {shared}/{me}; i=0; while [ ! -e {shared}/{other} ]; do sleep 0.1; i=$((i+1)); \
+                 if [ $i -gt 300 ]; then exit 1; fi; done; echo {me} > $out"
+            )
+        };
+        let f = env.nix(
+            "par",
+            &format!(
+                "{{ x = mk \"par-x\" \"{}\"; y = mk \"par-y\" \"{}\"; }}",
+                waits("x", "y"),
+                waits("y", "x")
+            ),
+        );
+        let out = env.ok(&[
+            "build",
+            f.to_str().unwrap(),
+            "-A",
+            "x",
+            "-A",
+            "y",
+            "-j",
+            "2",
+            "--option",
+            "sandbox",
+            "false",
+        ]);
+        assert_eq!(out.lines().count(), 2, "{out}");
+        assert!(env.work().join("result").exists() && env.work().join("result-2").exists());
+    });
+}
+
+#[test]
+fn two_processes_never_build_the_same_output_at_once() {
+    each_user(|env| {
+        let count = env.work().join("count");
+        let f = env
+            .nix("lock", &format!(r#"mk "locked" "echo run >> {}; sleep 2; echo > $out""#, count.display()));
+        let args = ["build", f.to_str().unwrap(), "--no-out-link", "--option", "sandbox", "false"];
+        let first = env
+            .command()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !count.exists() {
+            assert!(std::time::Instant::now() < deadline, "the first build did not start");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let second = env.run(&args);
+        let first = first.wait_with_output().unwrap();
+        assert!(first.status.success(), "{}", text(&first));
+        assert!(second.status.success(), "{}", text(&second));
+        assert_eq!(first.stdout, second.stdout);
+        let err = String::from_utf8_lossy(&second.stderr);
+        assert!(err.contains("waiting for lock on '"), "{err}");
+        assert_eq!(std::fs::read_to_string(&count).unwrap(), "run\n", "built once");
+    });
+}
+
+/// Processes whose command line contains `needle`.
+fn processes_with(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline"))
+            && String::from_utf8_lossy(&cmd).replace('\0', " ").contains(needle)
+        {
+            found.push(e.file_name().to_string_lossy().into_owned());
+        }
+    }
+    found
+}
+
+#[test]
+fn a_killed_build_leaves_nothing_behind() {
+    each_user(|env| {
+        let tag = format!("{}.{}", std::process::id(), env.user as u8 + 5);
+        let f = env.nix(
+            "killed",
+            &format!(r#"{{ slow = mk "slow" "echo partial > $out; sleep {tag}"; quick = mk "quick" "echo > $out"; }}"#),
+        );
+        let fs = f.to_str().unwrap();
+        let mut child = env
+            .command()
+            .args(["build", fs, "-A", "slow"])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while processes_with(&format!("sleep {tag}")).is_empty() {
+            assert!(std::time::Instant::now() < deadline, "the builder did not start");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        child.wait().unwrap();
+        // The builder dies with fhskit.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !processes_with(&format!("sleep {tag}")).is_empty() {
+            assert!(std::time::Instant::now() < deadline, "the builder outlived fhskit");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let builds = env.store_dir().join(".builds");
+        let count = |d: &std::path::Path| std::fs::read_dir(d).map(|r| r.count()).unwrap_or(0);
+        assert_eq!(count(&builds), 1, "the sandbox of the killed build is still there");
+        // Nothing was registered; the next build removes what the killed one left.
+        let drv = env.ok(&["instantiate", fs, "-A", "slow"]);
+        let out = env.ok(&["store", "query", "--outputs", drv.trim()]);
+        let info = env.run(&["store", "path-info", out.trim()]);
+        assert!(!info.status.success(), "{}", text(&info));
+        env.ok(&["build", fs, "-A", "quick", "--no-out-link"]);
+        assert_eq!(count(&builds), 0);
+        assert_eq!(count(&env.store_base().join("var/builds")), 0);
+    });
+}
+
+#[test]
+fn keep_outputs_and_keep_derivations_in_the_collector() {
+    let Some(env) = Env::new(users()[0]) else { return };
+    let f = env.nix("gc", r#"let a = mk "gc-a" "echo a > $out"; in mk "gc-b" "cat ${a} > $out""#);
+    let link = env.ok(&["instantiate", f.to_str().unwrap(), "--add-root", "drv-root"]);
+    let drv = std::fs::read_link(link.trim()).unwrap().to_string_lossy().into_owned();
+    let b = env.ok(&["build", f.to_str().unwrap(), "--no-out-link"]);
+    let a_drv = env.ok(&["store", "closure", &drv]);
+    let a_drv = a_drv.lines().find(|l| l.ends_with("-gc-a.drv")).unwrap().to_owned();
+    let a = env.ok(&["store", "query", "--outputs", &a_drv]);
+    let conf = env.work().join("config/fhskit");
+    std::fs::create_dir_all(&conf).unwrap();
+    // keep-outputs: outputs of live derivations stay.
+    std::fs::write(conf.join("nix.conf"), "keep-outputs = true\n").unwrap();
+    let dead = env.ok(&["store", "gc", "--print-dead"]);
+    assert!(!dead.contains(b.trim()) && !dead.contains(a.trim()), "{dead}");
+    // Without it they go, the derivations stay.
+    std::fs::write(conf.join("nix.conf"), "# default\n").unwrap();
+    let dead = env.ok(&["store", "gc", "--print-dead"]);
+    assert!(dead.contains(b.trim()) && dead.contains(a.trim()) && !dead.contains(drv.trim()), "{dead}");
+    // keep-derivations false: a result root does not keep its derivation.
+    std::fs::remove_file(env.work().join("drv-root")).unwrap();
+    env.ok(&["build", f.to_str().unwrap()]);
+    std::fs::write(conf.join("nix.conf"), "keep-derivations = false\n").unwrap();
+    let dead = env.ok(&["store", "gc", "--print-dead"]);
+    assert!(dead.contains(drv.trim()) && !dead.contains(b.trim()), "{dead}");
+    std::fs::write(conf.join("nix.conf"), "").unwrap();
+    let dead = env.ok(&["store", "gc", "--print-dead"]);
+    assert!(!dead.contains(drv.trim()), "{dead}");
+}
+
+#[test]
+fn landlock_keeps_an_unprivileged_builder_from_writing_its_sandbox() {
+    if !users().contains(&User::Nobody) {
+        return;
+    }
+    let Some(env) = Env::new(User::Nobody) else { return };
+    let f = env.nix(
+        "ll",
+        r#"mk "ll" "if echo x >> /etc/passwd 2>/dev/null; then echo writable; else echo denied; fi > $out""#,
+    );
+    let out = env.ok(&["build", f.to_str().unwrap(), "--no-out-link"]);
+    // SAFETY: landlock_create_ruleset(2) with the VERSION flag only returns the ABI version.
+    let abi =
+        unsafe { libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, 1u32) };
+    if abi > 0 {
+        assert_eq!(env.read(&out), "denied\n");
+    } else {
+        test_support::unmet("Landlock in the kernel");
+    }
+    let f = env.nix(
+        "ll2",
+        r#"mk "ll2" "if echo x >> /etc/passwd 2>/dev/null; then echo writable; else echo denied; fi > $out""#,
+    );
+    let out = env.ok(&["build", f.to_str().unwrap(), "--no-out-link", "--option", "landlock", "false"]);
+    assert_eq!(env.read(&out), "writable\n", "without Landlock the sandbox's /etc is the user's own");
+}
