@@ -223,7 +223,7 @@ fn process(path: &Path, inv: &Invocation, stdout: &mut dyn Write, stderr: &mut d
     let elf = Elf::parse(data)?;
     if inv.opts.modifies() || inv.output.is_some() {
         // A rewrite keeps section headers consistent, so broken ones fail here, before any edit reports anything.
-        elf.sections()?;
+        elf.check_sections(&elf.sections()?)?;
     }
     let mut ed = Editor::new(&elf, inv.debug);
     ed.run(&inv.opts, stdout, stderr)?;

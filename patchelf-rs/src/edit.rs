@@ -32,7 +32,10 @@ pub struct Editor<'e, 'a> {
     pub(crate) phdr_flags: Vec<(usize, u32)>,
     /// Flags of a `PT_GNU_STACK` header to add.
     pub(crate) add_gnu_stack: Option<u32>,
-    /// A resolution-cache note that no longer matches the file and goes away.
+    /// Whether an edit invalidated any resolution-cache note (patchelf's rules: a changed run path, any
+    /// `--remove-rpath`, a removed, replaced or added `DT_NEEDED`).
+    drop_cache: bool,
+    /// The resolution-cache note that goes away.
     pub(crate) drop_note: Option<crate::ldcache::Existing>,
     /// A resolution-cache note record to add.
     pub(crate) add_note: Option<Vec<u8>>,
@@ -61,6 +64,7 @@ impl<'e, 'a> Editor<'e, 'a> {
             patches: Vec::new(),
             phdr_flags: Vec::new(),
             add_gnu_stack: None,
+            drop_cache: false,
             drop_note: None,
             add_note: None,
             debug,
@@ -147,6 +151,7 @@ impl<'e, 'a> Editor<'e, 'a> {
             }
             // patchelf puts new entries first, in sorted order.
             self.dyns.splice(0..0, new);
+            self.drop_cache = true;
         }
         if !opts.clear_symbol_version.is_empty() {
             self.clear_symbol_versions(opts, log)?;
@@ -164,12 +169,11 @@ impl<'e, 'a> Editor<'e, 'a> {
                 self.dyns.insert(0, Dyn { tag: DT_DEBUG, val: 0 });
             }
         }
-        // A resolution cache describes the run path and DT_NEEDED it was built from; any change makes it stale.
-        if let Some(existing) = crate::ldcache::find(self.elf)
-            && self.elf.dynamic.is_some()
-            && self.link_signature(true)? != self.link_signature(false)?
+        // A resolution cache describes the run path and DT_NEEDED it was built from: edits of those drop it.
+        if self.drop_cache
+            && let Some(existing) = crate::ldcache::find(self.elf)
         {
-            debug!(self, log, "dropping the stale resolution cache note");
+            debug!(self, log, "removing the resolution cache note");
             self.drop_note = Some(existing);
         }
         if opts.build_resolution_cache {
@@ -181,59 +185,58 @@ impl<'e, 'a> Editor<'e, 'a> {
         Ok(())
     }
 
-    /// The NEEDED and run-path strings, of the original file or of the edited state.
-    fn link_signature(&mut self, original: bool) -> Result<Vec<(u64, Vec<u8>)>> {
-        let entries: Vec<Dyn> = if original {
-            self.elf.dynamic.as_ref().map(|d| d.entries.clone()).unwrap_or_default()
-        } else {
-            self.dyns.clone()
-        };
-        let table = if original { self.elf.dynstr()?.to_vec() } else { self.strtab()?.clone() };
-        let mut sig = Vec::new();
-        for d in entries.iter().filter(|d| matches!(d.tag, DT_NEEDED | DT_RPATH | DT_RUNPATH)) {
-            sig.push((d.tag, str_at(&table, d.val)?.to_vec()));
-        }
-        Ok(sig)
-    }
-
     fn build_resolution_cache(&mut self, log: &mut dyn Write) -> Result<()> {
+        use crate::ldcache::Resolution;
+        // A note already there (and not dropped by this call) is kept only when it says exactly what a new one
+        // would; any other outcome is an error rather than a stale note left behind.
+        let existing = if self.drop_note.is_some() { None } else { crate::ldcache::find(self.elf) };
+        let stale = || {
+            Error::Unsupported(
+                "--build-resolution-cache: a resolution cache note is already present; rebuild from an unpatched \
+                 binary"
+                    .into(),
+            )
+        };
+        let warn = |log: &mut dyn Write, what: &str| {
+            let _ = writeln!(log, "warning: --build-resolution-cache: {what}; no cache written");
+        };
         if self.elf.dynamic.is_none() {
+            if existing.is_some() {
+                return Err(stale());
+            }
             // Like patchelf, a static file is not an error for this option (it runs over whole package trees).
-            let _ = writeln!(
-                log,
-                "warning: --build-resolution-cache: no dynamic section (statically linked?); no cache written"
-            );
+            warn(log, "no dynamic section (statically linked?)");
             return Ok(());
         }
-        let rpath = self.current_rpath()?.map(|(_, s)| s);
+        let rpath = self.current_rpath()?.map(|(_, s)| s).unwrap_or_default();
         let needed: Vec<u64> = self.dyns.iter().filter(|d| d.tag == DT_NEEDED).map(|d| d.val).collect();
         let mut names = Vec::new();
         for off in needed {
             names.push(self.string(off)?);
         }
-        let desc = match rpath {
-            Some(r) if !names.is_empty() => crate::ldcache::descriptor(&names, &r),
-            _ => None,
-        };
-        let Some(desc) = desc else {
-            let _ = writeln!(
-                log,
-                "warning: --build-resolution-cache: no DT_NEEDED entries or run path to resolve; no cache written"
-            );
-            return Ok(());
-        };
-        if let Some(existing) = crate::ldcache::find(self.elf)
-            && self.drop_note.is_none()
-        {
-            if existing.desc == desc {
-                debug!(self, log, "resolution cache note already up to date");
+        let desc = match crate::ldcache::resolve(&names, &rpath) {
+            Resolution::Descriptor(d) => d,
+            other => {
+                if existing.is_some() {
+                    return Err(stale());
+                }
+                warn(
+                    log,
+                    if other == Resolution::NothingToResolve {
+                        "no DT_NEEDED entries or run path to resolve"
+                    } else {
+                        "no libraries resolved against the run path"
+                    },
+                );
                 return Ok(());
             }
-            return Err(Error::Unsupported(
-                "--build-resolution-cache: a resolution cache note is already present; rebuild from an \
-                     unpatched binary"
-                    .into(),
-            ));
+        };
+        if let Some(existing) = existing {
+            if existing.desc.as_ref() == Some(&desc) {
+                debug!(self, log, "resolution cache already up to date");
+                return Ok(());
+            }
+            return Err(stale());
         }
         debug!(self, log, "writing a resolution cache note of {} bytes", desc.len());
         self.add_note = Some(crate::ldcache::note(self.elf.fmt, &desc));
@@ -351,6 +354,7 @@ impl<'e, 'a> Editor<'e, 'a> {
         let old = current.as_ref().map(|(_, s)| s.clone());
         let new = match op {
             RpathOp::Remove => {
+                self.drop_cache = true;
                 if current.is_none() {
                     debug!(self, log, "no RPATH to delete");
                     return Ok(());
@@ -360,6 +364,7 @@ impl<'e, 'a> Editor<'e, 'a> {
             }
             RpathOp::Shrink { allowed_prefixes } => {
                 let Some(old) = &old else {
+                    self.drop_cache = true;
                     debug!(self, log, "no RPATH to shrink");
                     return Ok(());
                 };
@@ -386,6 +391,9 @@ impl<'e, 'a> Editor<'e, 'a> {
             debug!(self, log, "converting DT_RUNPATH to DT_RPATH");
             targets = indices(&self.dyns, DT_RUNPATH);
             self.dyns.iter_mut().filter(|d| d.tag == DT_RUNPATH).for_each(|d| d.tag = DT_RPATH);
+        }
+        if old.as_deref() != Some(new.as_slice()) {
+            self.drop_cache = true;
         }
         // No run path counts as an empty one: setting or adding "" to a file without one changes nothing.
         if old.as_deref().unwrap_or_default() == new.as_slice() {
@@ -570,6 +578,7 @@ impl<'e, 'a> Editor<'e, 'a> {
                 let name = self.string(d.val)?;
                 if opts.remove_needed.contains(&name) {
                     debug!(self, log, "removing DT_NEEDED entry '{}'", lossy(&name));
+                    self.drop_cache = true;
                     continue;
                 }
             }
@@ -591,6 +600,7 @@ impl<'e, 'a> Editor<'e, 'a> {
             {
                 debug!(self, log, "replacing DT_NEEDED entry '{}' with '{}'", lossy(&name), lossy(new));
                 self.dyns[i].val = self.add_string(new)?;
+                self.drop_cache = true;
             }
         }
         // The version-needs records name the same libraries; ld.so asserts if they no longer match DT_NEEDED.
@@ -603,6 +613,7 @@ impl<'e, 'a> Editor<'e, 'a> {
                 let off = self.add_string(new)?;
                 let bytes = self.elf.fmt.u32_bytes(u32::try_from(off).map_err(|_| too_big())?);
                 self.patches.push((rec.field, bytes));
+                self.drop_cache = true;
             }
         }
         Ok(())

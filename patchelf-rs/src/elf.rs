@@ -36,12 +36,19 @@ impl Ehdr {
 
 #[derive(Debug, Clone)]
 pub struct Dynamic {
-    /// Index of the `PT_DYNAMIC` program header.
-    pub phdr_index: usize,
+    /// Index of the `PT_DYNAMIC` program header; `None` when only a `.dynamic` section header locates the table
+    /// (a file without `PT_DYNAMIC`, which patchelf, being section-based, still edits).
+    pub phdr_index: Option<usize>,
+    /// File offset, address and size in bytes of the table.
+    pub offset: u64,
+    pub vaddr: u64,
+    pub size: u64,
     /// Entries before the first `DT_NULL`.
     pub entries: Vec<Dyn>,
-    /// How many entries the segment has room for (including the terminator).
+    /// How many entries the table has room for (including the terminator).
     pub capacity: u64,
+    /// Whether a `DT_NULL` ends the entries within the table.
+    pub terminated: bool,
 }
 
 #[derive(Debug)]
@@ -108,28 +115,39 @@ impl<'a> Elf<'a> {
     }
 
     fn read_dynamic(&self) -> Result<Option<Dynamic>, Malformed> {
-        let Some(phdr_index) = self.phdrs.iter().position(|p| p.p_type == PT_DYNAMIC) else {
-            return Ok(None);
+        let phdr_index = self.phdrs.iter().position(|p| p.p_type == PT_DYNAMIC);
+        let (offset, vaddr, size) = match phdr_index {
+            Some(i) => (self.phdrs[i].p_offset, self.phdrs[i].p_vaddr, self.phdrs[i].p_filesz),
+            // No PT_DYNAMIC: a `.dynamic` section inside a LOAD still says where the table is. Static files have
+            // neither, and broken section headers just leave the file without one.
+            None => match self.sections().ok().and_then(|s| s.into_iter().find(|s| s.sh_type == SHT_DYNAMIC))
+            {
+                Some(s) if self.vaddr_to_offset(s.sh_addr, s.sh_size, "").ok() == Some(s.sh_offset) => {
+                    (s.sh_offset, s.sh_addr, s.sh_size)
+                }
+                _ => return Ok(None),
+            },
         };
-        let ph = self.phdrs[phdr_index];
         let esz = self.fmt.dyn_size();
-        let capacity = ph.p_filesz / esz;
+        let capacity = size / esz;
         if capacity > MAX_DYN_ENTRIES {
             return Err(Malformed::Invalid("dynamic segment is absurdly large"));
         }
-        slice(self.data, ph.p_offset, capacity * esz, "dynamic section out of bounds")?;
+        slice(self.data, offset, capacity * esz, "dynamic section out of bounds")?;
         let mut entries = Vec::new();
+        let mut terminated = false;
         for i in 0..capacity {
-            let off = ph.p_offset + i * esz;
+            let off = offset + i * esz;
             let tag = self.fmt.word(self.data, off, "dynamic section out of bounds")?;
             if tag == DT_NULL {
+                terminated = true;
                 break;
             }
             let val =
                 self.fmt.word(self.data, off + self.fmt.word_size(), "dynamic section out of bounds")?;
             entries.push(Dyn { tag, val });
         }
-        Ok(Some(Dynamic { phdr_index, entries, capacity }))
+        Ok(Some(Dynamic { phdr_index, offset, vaddr, size, entries, capacity, terminated }))
     }
 
     /// patchelf works only on executables and shared objects (`ET_EXEC`, `ET_DYN`): relocatable objects, core
@@ -172,9 +190,14 @@ impl<'a> Elf<'a> {
         Ok((off, size))
     }
 
+    /// The dynamic string table; like patchelf, one whose last byte is not a NUL is refused.
     pub fn dynstr(&self) -> Result<&'a [u8]> {
         let (off, size) = self.dynstr_range()?;
-        Ok(slice(self.data, off, size, "string table out of bounds")?)
+        let table = slice(self.data, off, size, "string table out of bounds")?;
+        if table.last() != Some(&0) {
+            return Err(Malformed::Invalid("string table is not NUL-terminated").into());
+        }
+        Ok(table)
     }
 
     /// The interpreter path (without its NUL) from `PT_INTERP`.
@@ -190,13 +213,44 @@ impl<'a> Elf<'a> {
             return Ok(Vec::new());
         }
         if u64::from(self.ehdr.e_shentsize) != self.fmt.shdr_size() {
-            return Err(Malformed::Invalid("section header entry size is wrong"));
+            return Err(Malformed::Invalid("section headers have wrong size"));
         }
         let n = u64::from(self.ehdr.e_shnum);
         slice(self.data, self.ehdr.e_shoff, n * self.fmt.shdr_size(), "section header table out of bounds")?;
         (0..n)
             .map(|i| Shdr::read(self.fmt, self.data, self.ehdr.e_shoff + i * self.fmt.shdr_size()))
             .collect()
+    }
+
+    /// The checks patchelf makes of section headers before it edits a file, with its wording: the name table is
+    /// in the file, non-empty and NUL-terminated, every name lies in it, and `.dynamic` is in the file and
+    /// aligned. A rewrite keeps section headers consistent, so it refuses headers that do not pass.
+    pub fn check_sections(&self, shdrs: &[Shdr]) -> Result<(), Malformed> {
+        if shdrs.is_empty() {
+            return Ok(());
+        }
+        let names = shdrs
+            .get(usize::from(self.ehdr.e_shstrndx))
+            .ok_or(Malformed::OutOfBounds("string table index out of bounds"))?;
+        if names.sh_offset > self.data.len() as u64 {
+            return Err(Malformed::OutOfBounds("string table offset out of bounds"));
+        }
+        let table = slice(self.data, names.sh_offset, names.sh_size, "data region extends past file end")?;
+        match table.last() {
+            None => return Err(Malformed::Invalid("string table size is zero")),
+            Some(&b) if b != 0 => return Err(Malformed::Invalid("string table is not zero terminated")),
+            _ => {}
+        }
+        if shdrs[1..].iter().any(|s| u64::from(s.sh_name) >= names.sh_size) {
+            return Err(Malformed::OutOfBounds("section name offset out of bounds"));
+        }
+        for s in shdrs.iter().filter(|s| s.sh_type == SHT_DYNAMIC) {
+            slice(self.data, s.sh_offset, s.sh_size, "data offset extends past file end")?;
+            if s.sh_offset % self.fmt.word_size() != 0 {
+                return Err(Malformed::Invalid("section content is not naturally aligned"));
+            }
+        }
+        Ok(())
     }
 
     /// Name of a section from the section-name string table; empty when unavailable.
@@ -258,7 +312,7 @@ impl<'a> Elf<'a> {
     /// The symbol count `.gnu.hash` implies, and whether it is exact (false when no symbol is hashed: then it is
     /// only the index of the first hashed symbol).
     fn gnu_hash_symbol_count(&self, addr: u64) -> Result<(u64, bool)> {
-        const W: &str = "gnu hash table out of range";
+        const W: &str = ".gnu.hash table header out of range";
         let off = self.vaddr_to_offset(addr, 16, W)?;
         let nbuckets = u64::from(self.fmt.u32(self.data, off, W)?);
         let symoffset = u64::from(self.fmt.u32(self.data, off + 4, W)?);

@@ -42,25 +42,22 @@ pub fn write(input: &mut File, input_len: u64, dest: &Path, rewrite: &Rewrite) -
         .tempfile_in(&dir)
         .map_err(|e| Error::io("creating a temporary file in", &dir, e))?;
     let writing = |e| Error::io("writing", &dest, e);
-    // The image up to the insertion point, the inserted bytes, then the rest (a trailing payload) behind them.
-    let at = rewrite.insert_at.min(input_len);
+    // The input with the new bytes in between, then the patches at their output offsets.
     input.seek(SeekFrom::Start(0)).map_err(writing)?;
-    let mut copied = std::io::copy(&mut Read::by_ref(input).take(at), tmp.as_file_mut()).map_err(writing)?;
-    if at < input_len {
-        let out = tmp.as_file_mut();
-        out.seek(SeekFrom::Start(at + rewrite.insert.len() as u64)).map_err(writing)?;
-        input.seek(SeekFrom::Start(at)).map_err(writing)?;
-        copied += std::io::copy(input, out).map_err(writing)?;
+    let mut copied = 0;
+    for (at, bytes) in &rewrite.inserts {
+        let at = (*at).clamp(copied, input_len);
+        copied +=
+            std::io::copy(&mut Read::by_ref(input).take(at - copied), tmp.as_file_mut()).map_err(writing)?;
+        tmp.as_file_mut().write_all(bytes).map_err(writing)?;
     }
+    copied += std::io::copy(input, tmp.as_file_mut()).map_err(writing)?;
     if copied != input_len {
         return Err(changed(&dest));
     }
     let file = tmp.as_file();
     for (off, bytes) in &rewrite.patches {
         file.write_all_at(bytes, *off).map_err(writing)?;
-    }
-    if !rewrite.insert.is_empty() {
-        file.write_all_at(&rewrite.insert, at).map_err(writing)?;
     }
     if let Some(meta) = &existing {
         file.set_permissions(meta.permissions()).map_err(writing)?;
@@ -91,42 +88,52 @@ fn follow_symlinks(path: &Path) -> Result<PathBuf> {
     Err(Error::io("resolving", path, std::io::Error::from_raw_os_error(40))) // ELOOP
 }
 
-/// Writes the result into a target that is not a regular file, front to back in blocks: the image with its
-/// patches, the inserted bytes, the rest of the input.
+/// Writes the result into a target that is not a regular file, front to back in blocks, each with the patches
+/// that fall into it.
 fn stream(input: &mut File, input_len: u64, mut target: File, dest: &Path, rewrite: &Rewrite) -> Result<()> {
     const BLOCK: u64 = 1 << 20;
     let writing = |e| Error::io("writing", dest, e);
-    let at = rewrite.insert_at.min(input_len);
     input.seek(SeekFrom::Start(0)).map_err(writing)?;
+    let mut out_pos = 0u64;
+    let mut emit = |buf: &mut [u8], target: &mut File| -> Result<()> {
+        let (start, end) = (out_pos, out_pos + buf.len() as u64);
+        // In the order given: a later patch of the same bytes wins, as in the file-to-file path.
+        for (off, bytes) in &rewrite.patches {
+            let (p_start, p_end) = (*off, off + bytes.len() as u64);
+            let (from, to) = (p_start.max(start), p_end.min(end));
+            if from < to {
+                buf[(from - start) as usize..(to - start) as usize]
+                    .copy_from_slice(&bytes[(from - p_start) as usize..(to - p_start) as usize]);
+            }
+        }
+        target.write_all(buf).map_err(writing)?;
+        out_pos = end;
+        Ok(())
+    };
     let mut buf = Vec::with_capacity(BLOCK as usize);
-    let mut pos = 0;
-    while pos < input_len {
-        // Blocks end at the insertion point, so the inserted bytes go between two of them.
-        let end = if pos < at { at.min(pos + BLOCK) } else { input_len.min(pos + BLOCK) };
+    let mut pos = 0u64;
+    let mut inserts = rewrite.inserts.iter().peekable();
+    loop {
+        if let Some((at, bytes)) = inserts.peek()
+            && (*at).min(input_len) <= pos
+        {
+            emit(&mut bytes.clone(), &mut target)?;
+            inserts.next();
+            continue;
+        }
+        if pos >= input_len {
+            break;
+        }
+        // Blocks end at the next insertion point, so inserted bytes go between two of them.
+        let next = inserts.peek().map_or(input_len, |(at, _)| (*at).min(input_len));
+        let end = next.min(pos + BLOCK);
         buf.clear();
         let n = Read::by_ref(input).take(end - pos).read_to_end(&mut buf).map_err(writing)?;
         if n as u64 != end - pos {
             return Err(changed(dest));
         }
-        if pos < at {
-            // In the order given: a later patch of the same bytes wins, as in the file-to-file path.
-            for (off, bytes) in &rewrite.patches {
-                let (p_start, p_end) = (*off, off + bytes.len() as u64);
-                let (from, to) = (p_start.max(pos), p_end.min(end));
-                if from < to {
-                    buf[(from - pos) as usize..(to - pos) as usize]
-                        .copy_from_slice(&bytes[(from - p_start) as usize..(to - p_start) as usize]);
-                }
-            }
-        }
-        target.write_all(&buf).map_err(writing)?;
+        emit(&mut buf, &mut target)?;
         pos = end;
-        if pos == at {
-            target.write_all(&rewrite.insert).map_err(writing)?;
-        }
-    }
-    if input_len == 0 {
-        target.write_all(&rewrite.insert).map_err(writing)?;
     }
     target.flush().map_err(writing)
 }
@@ -152,9 +159,13 @@ mod tests {
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         fs::write(&input_path, &data).unwrap();
         let rewrite = Rewrite {
-            patches: vec![(10, b"abc".to_vec()), (1_048_570, vec![7; 20]), (11, b"Z".to_vec())],
-            insert_at: 2_000_000,
-            insert: b"inserted".to_vec(),
+            inserts: vec![(100, vec![9; 5000]), (2_000_000, b"inserted".to_vec())],
+            patches: vec![
+                (10, b"abc".to_vec()),
+                (1_048_570, vec![7; 20]),
+                (11, b"Z".to_vec()),
+                (2_004_990, vec![1; 30]),
+            ],
         };
         let fifo = dir.path().join("fifo");
         let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();

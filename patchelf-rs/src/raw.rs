@@ -24,6 +24,7 @@ pub const ET_DYN: u16 = 3;
 pub const SHT_NOBITS: u32 = 8;
 pub const SHT_DYNAMIC: u32 = 6;
 pub const SHT_NOTE: u32 = 7;
+pub const SHT_SYMTAB: u32 = 2;
 pub const SHT_STRTAB: u32 = 3;
 pub const SHT_DYNSYM: u32 = 11;
 pub const SHF_ALLOC: u64 = 2;

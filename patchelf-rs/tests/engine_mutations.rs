@@ -53,8 +53,7 @@ fn hot_ranges(data: &[u8]) -> Vec<(usize, usize)> {
         let ph = elf.ehdr.e_phoff as usize;
         ranges.push((ph, ph + elf.phdrs.len() * elf.fmt.phdr_size() as usize));
         if let Some(d) = &elf.dynamic {
-            let p = elf.phdrs[d.phdr_index];
-            ranges.push((p.p_offset as usize, (p.p_offset + p.p_filesz) as usize));
+            ranges.push((d.offset as usize, (d.offset + d.size) as usize));
         }
         if let Ok((off, size)) = elf.dynstr_range() {
             ranges.push((off as usize, (off + size.min(256)) as usize));

