@@ -472,6 +472,8 @@ fn s3_closure_of_110_paths() {
 /// What the misbehaving server does to NAR requests.
 #[derive(Clone, Copy)]
 enum Fault {
+    /// None: a plain static server that also stores PUT uploads, as an HTTP binary cache for writing.
+    None,
     DropMidNar,
     Error500,
 }
@@ -483,7 +485,7 @@ fn faulty_server(dir: PathBuf, fault: Fault) -> (String, std::sync::Arc<std::syn
     let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let c = count.clone();
     std::thread::spawn(move || {
-        for conn in listener.incoming().take(200) {
+        for conn in listener.incoming().take(400) {
             let Ok(mut conn) = conn else { continue };
             c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let mut reader = BufReader::new(conn.try_clone().unwrap());
@@ -491,11 +493,28 @@ fn faulty_server(dir: PathBuf, fault: Fault) -> (String, std::sync::Arc<std::syn
             if reader.read_line(&mut first).is_err() {
                 continue;
             }
+            let mut length = 0usize;
             loop {
                 let mut h = String::new();
                 if reader.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
                     break;
                 }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            if first.starts_with("PUT ") {
+                let target = first.split(' ').nth(1).unwrap_or("/").trim_start_matches('/').to_owned();
+                let mut body = vec![0u8; length];
+                let stored = !target.contains("..")
+                    && reader.read_exact(&mut body).is_ok()
+                    && std::fs::create_dir_all(dir.join(&target).parent().unwrap()).is_ok()
+                    && std::fs::write(dir.join(&target), &body).is_ok();
+                let status = if stored { "201 Created" } else { "500 Internal Server Error" };
+                let _ = conn.write_all(
+                    format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
+                );
+                continue;
             }
             let target = first.split(' ').nth(1).unwrap_or("/").trim_start_matches('/').to_owned();
             let body = std::fs::read(dir.join(&target));
@@ -602,4 +621,20 @@ fn faults_register_nothing_and_fall_back_with_one_warning() {
     assert!(err.contains("substitution failed") && err.contains("500"), "{err}");
     assert!(err.contains("cannot open package directory") && !err.contains("panicked"), "{err}");
     assert!(!valid(&good, "c", &gpaths[0]));
+}
+
+#[test]
+fn http_cache_written_with_put() {
+    let t = T::new();
+    let (sk, pk) = t.key("put-1");
+    let paths = t.chain("a", 3, None);
+    let top = paths.last().unwrap().clone();
+    std::fs::create_dir_all(t.p("served")).unwrap();
+    let (url, _) = faulty_server(t.p("served"), Fault::None);
+    t.ok("a", &["store", "copy", "--to", &format!("{url}?secret-key={sk}&compression=xz"), &top], &[]);
+    assert_eq!(std::fs::read_to_string(t.p("served/nix-cache-info")).unwrap(), "StoreDir: /nix/store\n");
+    assert!(narinfo_path(&t.p("served"), &top).exists());
+    let got =
+        t.ok("b", &["--option", "trusted-public-keys", &pk, "store", "copy", "--from", &url, &top], &[]);
+    assert_eq!(got.lines().count(), 3);
 }
