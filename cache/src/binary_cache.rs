@@ -110,14 +110,6 @@ pub fn parse_cache_info(text: &str) -> (Option<String>, Option<bool>, Option<i64
     (dir, mass, prio)
 }
 
-/// How an add went.
-#[derive(Debug, Clone)]
-pub struct Added {
-    pub info: NarInfo,
-    /// False when the cache already had the path.
-    pub uploaded: bool,
-}
-
 impl BinaryCache {
     /// Opens the cache `url` for a store whose directory is `store_dir`. With `write`, a missing `nix-cache-info`
     /// (and a missing local directory) is created; without, a cache lacking it is refused.
@@ -265,11 +257,6 @@ impl BinaryCache {
         Ok(Some(info))
     }
 
-    /// The raw narinfo text of a hash part (for `serve`-like reuse and tests).
-    pub fn narinfo_text(&self, hash_part: &str) -> Result<Option<String>> {
-        self.read_text(&format!("{hash_part}.narinfo"), 16 * 1024 * 1024)
-    }
-
     /// True if and only if the cache has a narinfo for `path`.
     pub fn has(&self, path: &StorePath) -> Result<bool> {
         self.backend.exists(&format!("{}.narinfo", path.hash_part()))
@@ -278,36 +265,19 @@ impl BinaryCache {
     /// The decompressed NAR stream of `info`.
     pub fn nar(&self, info: &NarInfo) -> Result<Reader> {
         let key = info.url.as_str();
-        let reader = if key.contains("://") {
+        if key.contains("://") {
             return Err(CacheError::BadUrl {
                 url: key.to_owned(),
                 reason: "absolute NAR URLs are not supported".into(),
             });
-        } else {
-            self.backend.get(key)?
-        };
+        }
+        let reader = self.backend.get(key)?;
         let reader = reader.ok_or_else(|| CacheError::NarGone {
             path: info.path.to_string(),
             url: self.url.clone(),
             file: key.to_owned(),
         })?;
         info.compression.decoder(reader)
-    }
-
-    /// Uploads a build log as `log/<drv base name>`.
-    pub fn add_log(&self, drv: &StorePath, log: &[u8]) -> Result<()> {
-        self.backend.put_bytes(&format!("log/{}", drv.base_name()), log, backend::MIME_LOG)
-    }
-
-    /// Adds the valid local path `info` (its references must be in the cache already, or be itself): the NAR
-    /// first ([`BinaryCache::upload_nar`]), then the narinfo. Does nothing when the narinfo exists.
-    pub fn add(&self, store: &Store, info: &PathInfo) -> Result<Added> {
-        if self.has(&info.path)? {
-            return Ok(Added { info: NarInfo::from_path_info(info), uploaded: false });
-        }
-        let narinfo = self.upload_nar(store, info)?;
-        self.write_narinfo(&narinfo)?;
-        Ok(Added { info: narinfo, uploaded: true })
     }
 
     /// Compresses the NAR of the valid local path `info` into a temporary file while hashing it, uploads it as
@@ -318,7 +288,8 @@ impl BinaryCache {
         let dir = self.backend.temp_dir();
         let tmp = TempFile::new(&dir)?;
         let physical = store.physical_path(&info.path);
-        let (file_hash, file_size, nar_hash, nar_size) = self.compress_nar(&physical, tmp.path())?;
+        let (file_hash, file_size, nar_hash, nar_size) =
+            self.compress_nar(&physical, info.nar_size, tmp.path())?;
         if nar_hash != info.nar_hash || nar_size != info.nar_size {
             return Err(CacheError::Mismatch {
                 what: "hash",
@@ -355,10 +326,13 @@ impl BinaryCache {
 
     /// Dumps `path` as a NAR through the compressor into `dest`, hashing both streams: returns (FileHash,
     /// FileSize, NarHash, NarSize).
-    fn compress_nar(&self, path: &Path, dest: &Path) -> Result<(Hash, u64, Hash, u64)> {
+    fn compress_nar(&self, path: &Path, nar_size: u64, dest: &Path) -> Result<(Hash, u64, Hash, u64)> {
         let file = std::fs::File::create(dest).map_err(io_err("create", dest.display()))?;
         let file_hasher = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
-        let threads = if self.params.parallel_compression { crate::jobs() as u32 } else { 1 };
+        // Several threads only pay for large NARs (xz and zstd split their input into blocks of tens of MiB,
+        // and each thread holds its own window); copies compress several small NARs side by side instead.
+        let threads =
+            if self.params.parallel_compression && nar_size >= 64 << 20 { crate::jobs() as u32 } else { 1 };
         let encoder = crate::compression::encoder_mt(
             &self.params.compression,
             file_hasher,

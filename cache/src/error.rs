@@ -38,8 +38,6 @@ pub enum CacheError {
     Missing { path: String, url: String },
     #[error("NAR of '{path}' is missing from binary cache '{url}' ({file})")]
     NarGone { path: String, url: String, file: String },
-    #[error("cannot add '{path}' to the binary cache because the reference '{reference}' is not valid")]
-    MissingReference { path: String, reference: String },
     #[error("compression '{0}' is not supported (use xz, zstd, bzip2, gzip or none)")]
     Compression(String),
     #[error("{0}")]

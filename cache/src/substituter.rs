@@ -483,6 +483,12 @@ impl Substituters {
         Ok(report)
     }
 
+    /// True if and only if some cache has an acceptable narinfo for `path` (asks the caches, through the disk
+    /// cache; fetches nothing).
+    pub fn has(&self, path: &StorePath) -> bool {
+        self.lookup(path, 0, &Mutex::new(Vec::new())).is_some()
+    }
+
     /// What a substitution of `paths` would fetch: the narinfos of the missing paths and their missing
     /// references (for "these N paths will be fetched" lines), and the paths no cache has.
     pub fn query_missing(
