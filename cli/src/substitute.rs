@@ -160,3 +160,53 @@ pub fn realise_dirs<'a>(dirs: impl Iterator<Item = &'a std::path::Path>) -> Resu
     substitute(&store, &wanted)?;
     Ok(())
 }
+
+/// The binary caches as the builder's substituter (`fhskit build`, `store realise`): each missing output or
+/// input is fetched with its closure before anything is built; a cache that fails is skipped from then on, and
+/// the first failure is reported in one warning, after which the builder builds what could not be fetched.
+pub struct BuildSubstituter {
+    subs: cache::Substituters,
+    bars: Bars,
+    warned: std::sync::atomic::AtomicBool,
+}
+
+impl BuildSubstituter {
+    /// `None` when substitution is off or no cache is configured.
+    pub fn open(store: &Store) -> Result<Option<BuildSubstituter>> {
+        let settings = settings()?;
+        if !settings.substitute || settings.substituters.is_empty() {
+            return Ok(None);
+        }
+        let subs = cache::Substituters::open(&settings, store.store_dir(), &http(&settings)?)
+            .context("cannot set up the substituters")?;
+        let s = BuildSubstituter { subs, bars: Bars::new("copying"), warned: Default::default() };
+        if !s.subs.open_errors.is_empty() {
+            s.warn(&s.subs.open_errors);
+        }
+        Ok(Some(s))
+    }
+
+    fn warn(&self, problems: &[String]) {
+        if !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            eprintln!("warning: substitution failed; building instead: {}", problems.join("; "));
+        }
+    }
+}
+
+impl build::Substituter for BuildSubstituter {
+    fn has(&self, path: &StorePath) -> bool {
+        self.subs.has(path)
+    }
+
+    fn substitute(
+        &self,
+        store: &Store,
+        path: &StorePath,
+    ) -> std::result::Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+        let report = self.subs.substitute(store, std::slice::from_ref(path), &self.bars)?;
+        if !report.problems.is_empty() {
+            self.warn(&report.problems);
+        }
+        Ok(store.is_valid(path)?)
+    }
+}

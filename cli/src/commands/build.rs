@@ -294,7 +294,11 @@ fn realise(
 ) -> Result<std::result::Result<build::Realised, ExitCode>> {
     let settings = options.settings()?;
     let printer = Printer { quiet: options.quiet };
-    let builder = Builder::new(store, settings)?.with_observer(&printer);
+    let substituter = crate::substitute::BuildSubstituter::open(store)?;
+    let mut builder = Builder::new(store, settings)?.with_observer(&printer);
+    if let Some(s) = &substituter {
+        builder = builder.with_substituter(s);
+    }
     if options.dry_run {
         let plan = builder.plan(targets, options.mode())?;
         printer.event(&Event::Planned(&plan));
