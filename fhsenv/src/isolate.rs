@@ -494,7 +494,8 @@ unsafe fn fail(err_fd: RawFd, step: usize) -> ! {
 ///
 /// # Safety
 /// Must only be called in the child of a fork-like clone. Everything it touches was prepared before the clone; it
-/// makes only async-signal-safe system calls (signal-safety(7)) and never returns.
+/// makes only async-signal-safe system calls (signal-safety(7)) and never returns. glibc does not know about the
+/// clone, so wrappers that act on all threads (set*id) must not be used: they are made as raw system calls.
 unsafe fn child(
     steps: &[Step],
     sync_fd: RawFd,
@@ -584,8 +585,14 @@ unsafe fn child(
                     }
                     true
                 }
-                Step::DropGroups => libc::setgroups(0, std::ptr::null()) == 0,
-                Step::SwitchIds(uid, gid) => libc::setgid(*gid) == 0 && libc::setuid(*uid) == 0,
+                // Raw system calls: glibc's wrappers would also change the ids of the parent's other threads, which
+                // it still believes this process has, and wait for them forever (nptl's setxid broadcast).
+                Step::DropGroups => {
+                    libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>()) == 0
+                }
+                Step::SwitchIds(uid, gid) => {
+                    libc::syscall(libc::SYS_setgid, *gid) == 0 && libc::syscall(libc::SYS_setuid, *uid) == 0
+                }
                 Step::NoNewPrivs => libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0,
                 Step::Landlock(fd) => libc::syscall(libc::SYS_landlock_restrict_self, *fd, 0u32) == 0,
                 Step::DieWithParent => libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) == 0,
