@@ -3,10 +3,11 @@
 //! This is the only crate that prints, exits, draws progress or uses `anyhow`. It glues the libraries together:
 //! `patchelf-rs` for ELF surgery, and later `store`, `pkgs`, `fhsenv`, `eval` and `ld-shim`.
 
-mod closure;
+mod analysis;
 mod commands;
 mod dlopen;
 mod eval_store;
+mod launcher;
 mod realise;
 mod strategy;
 mod substitute;
@@ -115,7 +116,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => commands::run::run(args, cli.verbose),
         Command::Patch(args) => commands::patch::run(args),
-        Command::Generate(args) => commands::generate::run(args),
+        Command::Generate(args) => commands::generate::run(args, cli.verbose),
         Command::SteamRun(args) => commands::steam_run::run(args, cli.verbose),
         Command::Eval(args) => commands::eval::run_eval(args),
         Command::Instantiate(args) => commands::eval::run_instantiate(args),

@@ -155,6 +155,75 @@ fn bundled_application_and_its_launcher_script_run_in_the_harness() {
 }
 
 #[test]
+fn programs_that_reexecute_themselves_work_with_every_strategy() {
+    let world = World::new();
+    let harness = Harness::new(&world);
+    // In a directory of its own: the patch strategy mirrors the program's directory.
+    let prog = world.path("reexec/run-reexec");
+    world.cc(&prog, &["run-reexec.c"], &[]);
+    let prog = prog.display().to_string();
+    for strategy in ["auto", "patch", "shim", "fhs"] {
+        let o = world.fhskit(&["run", "--offline", "--strategy", strategy, &prog]);
+        let out = ok(&o);
+        assert!(
+            out.contains("child ok: token") && out.contains("re-executed itself"),
+            "{strategy}: {}",
+            text(&o)
+        );
+        let o = harness.run(&world, &[&harness.fhskit, "run", "--offline", "--strategy", strategy, &prog]);
+        let out = ok(&o);
+        assert!(
+            out.contains("child ok: token") && out.contains("re-executed itself"),
+            "{strategy}: {}",
+            text(&o)
+        );
+    }
+}
+
+#[test]
+fn a_bundle_whose_libraries_have_their_own_runpath_runs_patched() {
+    // Qt, Electron and most commercial bundles: every object carries DT_RUNPATH=$ORIGIN…, and glibc then ignores the
+    // executable's run path for that object's own needs (here libz), so each object must be patched.
+    let world = World::new();
+    let harness = Harness::new(&world);
+    let app = world.path("bundle");
+    world.cc(
+        &app.join("lib/libappgreet.so.1"),
+        &["run-greet.c"],
+        &[
+            "-shared",
+            "-fPIC",
+            "-Wl,-soname,libappgreet.so.1",
+            "-Wl,-rpath,$ORIGIN",
+            "-Wl,--enable-new-dtags",
+            "-l:libz.so.1",
+        ],
+    );
+    world.cc(
+        &app.join("bin/app"),
+        &["run-app.c"],
+        &[
+            &format!("-L{}", app.join("lib").display()),
+            "-l:libappgreet.so.1",
+            "-Wl,-rpath,$ORIGIN/../lib",
+            "-Wl,--enable-new-dtags",
+        ],
+    );
+    let bin = app.join("bin/app").display().to_string();
+    for strategy in ["patch", "shim", "fhs", "auto"] {
+        let o = world.fhskit(&["-v", "run", "--offline", "--strategy", strategy, &bin, "zz"]);
+        assert!(ok(&o).contains("crc32(zz) = 618208161"), "{strategy}: {}", text(&o));
+        if strategy == "patch" {
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(err.contains("patched: ") && err.contains("libappgreet.so.1"), "{err}");
+        }
+        let o =
+            harness.run(&world, &[&harness.fhskit, "run", "--offline", "--strategy", strategy, &bin, "zz"]);
+        assert!(ok(&o).contains("crc32(zz) = 618208161"), "{strategy} in the harness: {}", text(&o));
+    }
+}
+
+#[test]
 fn thirty_two_bit_program_gets_the_32_bit_loader_and_libc() {
     let world = World::new();
     let harness = Harness::new(&world);

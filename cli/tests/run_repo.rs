@@ -119,7 +119,6 @@ fn a_soname_no_repository_package_ships_is_reported_before_running() {
         "[signed-by={} arch=amd64] http://127.0.0.1:{port}/ testing main",
         repo.join("key.gpg").display()
     );
-    ok(&world.fhskit(&["pkgs", "update", "--repo", &spec]));
     let lib = world.path("gone/libfhskitgone.so.3");
     world.cc(&lib, &["run-missing-lib.c"], &["-shared", "-fPIC", "-Wl,-soname,libfhskitgone.so.3"]);
     let prog = world.path("needs-gone");
@@ -129,6 +128,17 @@ fn a_soname_no_repository_package_ships_is_reported_before_running() {
         &[&format!("-L{}", lib.parent().unwrap().display()), "-l:libfhskitgone.so.3"],
     );
     std::fs::remove_dir_all(world.path("gone")).unwrap();
+    // Before any `pkgs update`, the cause is that the index was never downloaded, and the hint says what to run.
+    let o = world.fhskit(&["run", "--no-host", "--repo", &spec, prog.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("was never downloaded") && err.contains("hint: run `fhskit pkgs update`"), "{err}");
+    assert!(!err.contains("--ignore-missing"), "run has no --ignore-missing: {err}");
+    // Offline, the cause is that repositories were not to be used.
+    let o = world.fhskit(&["run", "--offline", prog.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("--offline") && err.contains("libfhskitgone.so.3"), "{err}");
+    ok(&world.fhskit(&["pkgs", "update", "--repo", &spec]));
     let o = world.fhskit(&["run", "--repo", &spec, prog.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -138,4 +148,53 @@ fn a_soname_no_repository_package_ships_is_reported_before_running() {
         "{err}"
     );
     assert!(o.stdout.is_empty(), "{}", text(&o));
+}
+
+#[test]
+fn a_launcher_script_gets_its_shell_and_tools_from_the_repository() {
+    // As on NixOS: no dpkg database to find /bin/sh or dirname in; the repository's Contents index names their
+    // packages (dash, coreutils), which the FHS env then holds.
+    let world = World::new();
+    let harness = Harness::new(&world);
+    let repo = build_repo(&world, &["zlib1g", "dash", "coreutils"]);
+    let port = serve(repo.clone());
+    let spec = format!(
+        "[signed-by={} arch=amd64] http://127.0.0.1:{port}/ testing main",
+        repo.join("key.gpg").display()
+    );
+    ok(&world.fhskit(&["pkgs", "update", "--repo", &spec]));
+    let app = world.path("app");
+    world.cc(
+        &app.join("lib/libappgreet.so.1"),
+        &["run-greet.c"],
+        &["-shared", "-fPIC", "-Wl,-soname,libappgreet.so.1", "-l:libz.so.1"],
+    );
+    world.cc(
+        &app.join("bin/app"),
+        &["run-app.c"],
+        &[&format!("-L{}", app.join("lib").display()), "-l:libappgreet.so.1", "-Wl,-rpath,$ORIGIN/../lib"],
+    );
+    run_support::copy(&fixtures().join("run-launcher.sh"), &app.join("run.sh"));
+    std::fs::set_permissions(app.join("run.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap();
+    let script = app.join("run.sh").display().to_string();
+    let o = harness.run(&world, &[&harness.fhskit, "-v", "run", "--no-host", "--repo", &spec, &script, "zz"]);
+    assert!(ok(&o).contains("crc32(zz) = 618208161"), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    for want in [
+        "with the fhs strategy",
+        "dash:amd64",
+        "/bin/sh",
+        "coreutils:amd64",
+        "command dirname",
+        "from repository",
+    ] {
+        assert!(err.contains(want), "missing {want} in\n{err}");
+    }
+    // patch and shim cannot run a script, and say so.
+    for strategy in ["patch", "shim"] {
+        let o = world.fhskit(&["run", "--no-host", "--repo", &spec, "--strategy", strategy, &script]);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert!(String::from_utf8_lossy(&o.stderr).contains("is a launcher script"), "{}", text(&o));
+    }
 }

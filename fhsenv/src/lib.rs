@@ -4,13 +4,15 @@
 //! symlink farm for `/usr`, `/lib*`, `/bin`, `/etc` with an `ld.so.cache` written by our own writer (`ldcache`), and
 //! enters that tree with user and mount namespaces (`plan` → `mount`, `userns`, `launch`), optionally sandboxed with
 //! Landlock (`sandbox`). `isolate` starts one process in fresh namespaces over a prepared root from a caller that
-//! may have threads (the builder's sandbox). It takes plain paths and never touches the store: `cli` decides where built trees live.
-//! It reads ELF headers itself (`elf`) rather than depending on `patchelf-rs`.
+//! may have threads (the builder's sandbox). `interp` runs a program through another loader mounted at its own
+//! interpreter path (how `fhskit run`'s shim strategy keeps `/proc/self/exe` the program's). It takes plain paths
+//! and never touches the store: `cli` decides where built trees live. Every ELF fact (a library's class, machine and
+//! soname) comes from `patchelf-rs`'s read API.
 #![deny(clippy::print_stdout, clippy::print_stderr, clippy::exit)]
 
 pub mod doctor;
-pub mod elf;
 pub mod error;
+pub mod interp;
 pub mod isolate;
 pub mod launch;
 pub mod ldcache;

@@ -15,7 +15,9 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::elf::{self, Class};
+use patchelf_rs::dynamic::{Class, DynamicInfo, peek_class};
+use patchelf_rs::raw::{EM_386, EM_X86_64, ET_DYN};
+
 use crate::error::{Error, Result};
 use crate::ldcache::{self, CacheEntry};
 use crate::profile;
@@ -176,7 +178,7 @@ struct Item {
     source: PathBuf,
     /// The package entry is itself a symlink (the loader cache keys such links by their own name).
     is_link: bool,
-    elf: Option<elf::ElfInfo>,
+    elf: Option<DynamicInfo>,
 }
 
 /// Lib directory names inside `usr/`.
@@ -274,10 +276,10 @@ impl Farm {
                         let name = rest.file_name().and_then(OsStr::to_str).unwrap_or("");
                         let cacheable = is_cache_candidate(&rest, name);
                         let (class, info) = if cacheable {
-                            let info = elf::inspect(&source);
+                            let info = DynamicInfo::read(&source).ok().flatten();
                             (info.as_ref().map(|i| i.class), info)
                         } else if rest.components().count() == 1 {
-                            (elf::peek_class(&source), None)
+                            (peek_class(&source), None)
                         } else {
                             // Deeper files (a runtime's modules, gcc's multilib objects) keep the directory's
                             // word for their architecture: opening each one would cost a read per file.
@@ -389,7 +391,7 @@ impl Farm {
     fn cache_entries(&self) -> Vec<CacheEntry> {
         let mut out = Vec::new();
         for (dest, item) in &self.items {
-            let Some(info) = item.elf.as_ref().filter(|i| i.shared) else { continue };
+            let Some(info) = item.elf.as_ref().filter(|i| i.e_type == ET_DYN) else { continue };
             let Some(name) = dest.file_name().and_then(OsStr::to_str) else { continue };
             let parent = dest.parent().unwrap_or(Path::new(""));
             let (lib_dir, hwcaps) = match parent.strip_prefix(LIB64).or_else(|_| parent.strip_prefix(LIB32)) {
@@ -468,10 +470,10 @@ fn is_cache_candidate(rest: &Path, name: &str) -> bool {
 }
 
 /// The cache flags of a library, `None` for machines the x86 loaders do not load.
-fn cache_flags(info: &elf::ElfInfo) -> Option<i32> {
+fn cache_flags(info: &DynamicInfo) -> Option<i32> {
     match (info.class, info.machine) {
-        (Class::Elf64, elf::EM_X86_64) => Some(ldcache::FLAG_X8664_LIBC6),
-        (Class::Elf32, elf::EM_386) => {
+        (Class::Elf64, EM_X86_64) => Some(ldcache::FLAG_X8664_LIBC6),
+        (Class::Elf32, EM_386) => {
             let libc6 = info.soname.as_deref() == Some("libc.so.6")
                 || info.needed.iter().any(|n| n == "libc.so.6" || n == "ld-linux.so.2");
             Some(if libc6 { ldcache::FLAG_ELF_LIBC6 } else { ldcache::FLAG_ELF })
@@ -494,7 +496,10 @@ fn host_driver_entries(dirs: &[&str]) -> Vec<CacheEntry> {
             if !is_cache_candidate(Path::new(&name), &name) {
                 continue;
             }
-            let Some(info) = elf::inspect(&entry.path()).filter(|i| i.shared) else { continue };
+            let Some(info) = DynamicInfo::read(&entry.path()).ok().flatten().filter(|i| i.e_type == ET_DYN)
+            else {
+                continue;
+            };
             let Some(flags) = cache_flags(&info) else { continue };
             let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
             let key = if is_link { name.clone() } else { info.soname.clone().unwrap_or(name) };
@@ -584,6 +589,13 @@ fn write_tree(
         ("lib32", "usr/lib32"),
     ] {
         symlink(Path::new(target), &tmp.join(link))?;
+    }
+    // Paths compiled into Debian's libraries (a `DT_RUNPATH` of /usr/lib/x86_64-linux-gnu/pulseaudio, Mesa's
+    // /usr/lib/x86_64-linux-gnu/dri) name the multiarch directories, whose contents the farm keeps one level up.
+    for (link, target) in [("usr/lib/x86_64-linux-gnu", "."), ("usr/lib/i386-linux-gnu", "../lib32")] {
+        if !farm.dirs.contains(Path::new(link)) && !farm.items.contains_key(Path::new(link)) {
+            symlink(Path::new(target), &tmp.join(link))?;
+        }
     }
     // 32-bit programs ask for /lib/ld-linux.so.2; /lib is the 64-bit directory.
     if farm.items.contains_key(Path::new("usr/lib32/ld-linux.so.2"))

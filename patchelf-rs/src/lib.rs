@@ -9,6 +9,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr, clippy::exit)]
 
 pub mod cli;
+pub mod dynamic;
 pub mod edit;
 pub mod elf;
 pub mod error;

@@ -1,5 +1,6 @@
 //! Unpacking `.deb` files without dpkg: the `ar` container, `control.tar[.xz|.gz|.zst]` (whose `control`,
-//! `md5sums`, `shlibs` and `symbols` are kept under `DEBIAN/` in the result, as `dpkg-deb -R` does) and
+//! `md5sums`, `shlibs`, `symbols` and `postinst` are kept under `DEBIAN/` in the result, as `dpkg-deb -R` does;
+//! `postinst` tells which alternatives the package registers, see [`crate::alternatives`]) and
 //! `data.tar[.xz|.gz|.zst|.lzma]`.
 //!
 //! Extraction never trusts the archive: absolute paths and `..` components are rejected, nothing is written
@@ -18,7 +19,8 @@ use crate::compression::Compression;
 use crate::error::{Error, Result, io};
 
 /// Control files copied into `DEBIAN/` of the unpacked tree.
-const KEPT_CONTROL: &[&str] = &["control", "md5sums", "shlibs", "symbols", "triggers", "conffiles"];
+const KEPT_CONTROL: &[&str] =
+    &["control", "md5sums", "shlibs", "symbols", "triggers", "conffiles", "postinst"];
 
 /// What the control archive said.
 #[derive(Debug, Clone, Default)]

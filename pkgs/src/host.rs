@@ -1,7 +1,8 @@
 //! Host packages: when the host's dpkg database (`var/lib/dpkg/status` under the host root) has exactly the chosen
 //! package version and architecture installed, its files can be copied from the host instead of downloaded.
 //!
-//! Every regular file is checked against the MD5 the package shipped (`info/<pkg>.md5sums`, or the `Conffiles`
+//! The package's `postinst` goes to `DEBIAN/postinst` of the copy, as unpacking a `.deb` keeps it. Every regular
+//! file is checked against the MD5 the package shipped (`info/<pkg>.md5sums`, or the `Conffiles`
 //! hashes in `status`); anything missing, changed or unhashed makes the copy fail, and the caller downloads the
 //! package instead. Nothing is read from the network, so this works offline.
 
@@ -126,6 +127,12 @@ impl HostDb {
             }
         }
         let mut copied = 0;
+        // The maintainer script says which alternatives the package registers (as `deb::unpack` keeps it).
+        if let Some(postinst) = self.info_file(pkg, "postinst") {
+            let meta = dest.join("DEBIAN");
+            fs::create_dir_all(&meta).map_err(io("create directory", &meta))?;
+            fs::copy(&postinst, meta.join("postinst")).map_err(io("copy", &postinst))?;
+        }
         for line in list_text.lines() {
             let rel = line.trim().trim_start_matches('/');
             if rel.is_empty() || rel == "." {

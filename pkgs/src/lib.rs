@@ -8,10 +8,14 @@
 //! Data flow: [`config`] names the repositories, [`index`] downloads and verifies their indexes into the
 //! [`cache`], [`packages`] parses them into a [`packages::Universe`], [`resolve`] computes a closure recorded in a
 //! [`lock`] file, [`fetch`] downloads the `.deb` files, [`deb`] unpacks them (or [`host`] copies them from the host's
-//! dpkg database) and [`soname`] answers "which package ships this library?".
+//! dpkg database) and [`soname`] answers "which package ships this library?". [`closure`] puts these together for a
+//! program: from the sonames, files and commands it needs to the packages that provide them, recursively, as the
+//! loader of an installed system would find them ([`alternatives`] included).
 #![deny(clippy::print_stdout, clippy::print_stderr, clippy::exit)]
 
+pub mod alternatives;
 pub mod cache;
+pub mod closure;
 pub mod compression;
 pub mod config;
 pub mod deb;

@@ -10,8 +10,10 @@ use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use store::Store;
 
+use pkgs::closure::ClosurePackage as Package;
+
 use super::run::{SourceArgs, analyse_and_realise};
-use crate::realise::Package;
+use crate::realise::Hints;
 use crate::strategy::sanitize;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -57,9 +59,10 @@ fn quote(s: &str) -> String {
     out
 }
 
-pub fn run(args: GenerateArgs) -> Result<ExitCode> {
+pub fn run(args: GenerateArgs, verbose: u8) -> Result<ExitCode> {
     let store = Store::open(args.sources.store_config()?)?;
-    let (analysis, closure) = analyse_and_realise(&store, &args.binary, &args.sources, &[])?;
+    let hints = Hints { ignore_missing: false };
+    let (analysis, closure) = analyse_and_realise(&store, &args.binary, &args.sources, &[], hints, verbose)?;
     let program = std::path::absolute(&args.binary)?;
     let name = format!("{}-fhs", sanitize(&program));
     let mut packages: Vec<&Package> = closure.packages.iter().collect();
@@ -85,7 +88,7 @@ pub fn run(args: GenerateArgs) -> Result<ExitCode> {
                 }
                 writeln!(text, "]")?;
             }
-            for (soname, path) in &analysis.bundled {
+            for (soname, path) in &analysis.bundle.provided {
                 writeln!(text, "# bundled with the program: {soname} ({})", path.display())?;
             }
         }
@@ -101,13 +104,13 @@ pub fn run(args: GenerateArgs) -> Result<ExitCode> {
             writeln!(text, "  targetPkgs = pkgs: [")?;
             for p in packages.iter().filter(|p| !p.key.ends_with(":i386")) {
                 writeln!(text, "    # {} {}: {}", p.key, p.version, why(p))?;
-                writeln!(text, "    (builtins.storePath {})", quote(&p.store_path))?;
+                writeln!(text, "    (builtins.storePath {})", quote(&p.location))?;
             }
             writeln!(text, "  ];")?;
             writeln!(text, "  multiPkgs = pkgs: [")?;
             for p in packages.iter().filter(|p| p.key.ends_with(":i386")) {
                 writeln!(text, "    # {} {}: {}", p.key, p.version, why(p))?;
-                writeln!(text, "    (builtins.storePath {})", quote(&p.store_path))?;
+                writeln!(text, "    (builtins.storePath {})", quote(&p.location))?;
             }
             writeln!(text, "  ];")?;
             writeln!(text, "  runScript = {};", quote(&program.display().to_string()))?;

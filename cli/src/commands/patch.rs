@@ -12,11 +12,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
+use patchelf_rs::dynamic::{self, Class, DynamicInfo};
+use pkgs::closure::{Need, Needs};
 use store::Store;
 
 use super::run::SourceArgs;
-use crate::closure::{self, Class, ElfFacts};
-use crate::realise::{self, Needs};
+use crate::realise::{self, Hints};
 use crate::strategy;
 
 /// Sonames that belong to the C library: left to the host's loader with `--keep-libc`.
@@ -61,7 +62,7 @@ pub struct PatchArgs {
 }
 
 /// The ELF files named by the arguments (directories walked), with the base each one is relative to.
-fn collect(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, PathBuf, ElfFacts)>> {
+fn collect(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, PathBuf, DynamicInfo)>> {
     let mut out = Vec::new();
     for input in inputs {
         let input =
@@ -81,7 +82,7 @@ fn collect(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, PathBuf, ElfFacts)>> {
                     if ft.is_dir() {
                         stack.push(e.path());
                     } else if ft.is_file()
-                        && let Ok(Some(f)) = closure::read_elf(&e.path())
+                        && let Ok(Some(f)) = DynamicInfo::read(&e.path())
                         && f.dynamic
                     {
                         out.push((input.clone(), e.path(), f));
@@ -89,7 +90,7 @@ fn collect(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, PathBuf, ElfFacts)>> {
                 }
             }
         } else {
-            match closure::read_elf(&input)? {
+            match DynamicInfo::read(&input)? {
                 Some(f) if f.dynamic => {
                     out.push((input.parent().unwrap_or(Path::new("/")).to_path_buf(), input.clone(), f))
                 }
@@ -108,17 +109,11 @@ fn collect(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, PathBuf, ElfFacts)>> {
 }
 
 /// The library `soname` found in one of `f`'s `$ORIGIN` run-path directories, if any holds one of its class.
-fn bundled_by_origin(f: &ElfFacts, soname: &str) -> Result<Option<ElfFacts>> {
-    for entry in f.rpath.iter().chain(f.runpath.iter()).filter(|e| e.contains("ORIGIN")) {
-        let candidate = closure::expand_origin(entry, &f.path, f.class).join(soname);
-        if candidate.is_file()
-            && let Some(lib) =
-                closure::read_elf(&candidate)?.filter(|l| l.class == f.class && l.machine == f.machine)
-        {
-            return Ok(Some(lib));
-        }
-    }
-    Ok(None)
+fn bundled_by_origin(f: &DynamicInfo, soname: &str) -> Option<DynamicInfo> {
+    f.rpath.iter().chain(f.runpath.iter()).filter(|e| e.contains("ORIGIN")).find_map(|entry| {
+        let candidate = dynamic::expand(entry, &f.path, f.class, f.machine).join(soname);
+        dynamic::read_matching(&candidate, f.class, f.machine)
+    })
 }
 
 pub fn run(args: PatchArgs) -> Result<ExitCode> {
@@ -138,35 +133,36 @@ pub fn run(args: PatchArgs) -> Result<ExitCode> {
         })
         .collect();
     let mut needs = Needs { machine, ..Default::default() };
-    for (_, _, f) in &files {
-        if let (Some(i), false) = (&f.interpreter, args.keep_libc)
-            && let Some(name) = Path::new(i).file_name()
-        {
-            needs.sonames.insert((f.class, name.to_string_lossy().into_owned()));
+    let require = |needs: &mut Needs, class: Class, soname: String, by: &Path| {
+        let need = Need::Soname(class, soname);
+        needs.needed_by.entry(need.clone()).or_default().insert(by.to_path_buf());
+        needs.required.insert(need);
+    };
+    for (_, path, f) in &files {
+        if let (Some(name), false) = (f.loader_name(), args.keep_libc) {
+            require(&mut needs, f.class, name, path);
         }
         for n in &args.runtime_dependencies {
-            needs.sonames.insert((f.class, n.clone()));
+            require(&mut needs, f.class, n.clone(), path);
         }
     }
     // Needs of the inputs and of the libraries they reach through their own `$ORIGIN` run paths (an application's
     // bundled `lib/`): bundled libraries stay where they are, found through the kept `$ORIGIN` entries, and what
     // they need in turn comes from the closure through the executable's DT_RPATH.
-    let mut queue: Vec<ElfFacts> = files.iter().map(|(_, _, f)| f.clone()).collect();
+    let mut queue: Vec<DynamicInfo> = files.iter().map(|(_, _, f)| f.clone()).collect();
     let mut seen: BTreeSet<PathBuf> = queue.iter().map(|f| f.path.clone()).collect();
     while let Some(f) = queue.pop() {
         for n in &f.needed {
             if provided.contains(&(f.class, n.clone())) || n.contains('/') {
                 continue;
             }
-            match bundled_by_origin(&f, n)? {
+            match bundled_by_origin(&f, n) {
                 Some(lib) => {
                     if seen.insert(lib.path.clone()) {
                         queue.push(lib);
                     }
                 }
-                None => {
-                    needs.sonames.insert((f.class, n.clone()));
-                }
+                None => require(&mut needs, f.class, n.clone(), &f.path),
             }
         }
     }
@@ -174,22 +170,8 @@ pub fn run(args: PatchArgs) -> Result<ExitCode> {
     if args.keep_libc {
         needs.ignore.extend(LIBC_SONAMES.iter().map(|s| (*s).to_owned()));
     }
-    let closure = realise::realise(&store, &needs, &args.sources.source_options())?;
-    if !closure.unresolved.is_empty() {
-        let list: Vec<String> = closure
-            .unresolved
-            .iter()
-            .map(
-                |(s, c)| {
-                    if c.is_empty() { s.clone() } else { format!("{s} (could come from {})", c.join(", ")) }
-                },
-            )
-            .collect();
-        bail!(
-            "cannot patch: no source provides {}\nhint: pass --ignore-missing SONAME for libraries the program can do without",
-            list.join(", ")
-        );
-    }
+    let closure = realise::resolve(&store, &needs, &args.sources.source_options())?;
+    realise::check("cannot patch", &closure, Hints { ignore_missing: true })?;
     let libc_dirs: BTreeSet<PathBuf> = if args.keep_libc {
         closure
             .packages
@@ -200,22 +182,18 @@ pub fn run(args: PatchArgs) -> Result<ExitCode> {
     } else {
         BTreeSet::new()
     };
-    let rpath_for = |f: &ElfFacts| -> Vec<PathBuf> {
-        let mut dirs: Vec<PathBuf> = f
-            .rpath
-            .iter()
-            .chain(f.runpath.iter())
-            .filter(|e| e.contains("ORIGIN"))
-            .map(PathBuf::from)
-            .collect();
+    let rpath_for = |f: &DynamicInfo| -> Vec<String> {
+        let mut dirs: Vec<String> =
+            f.rpath.iter().chain(f.runpath.iter()).filter(|e| e.contains("ORIGIN")).cloned().collect();
         for d in closure.lib_dirs(f.class) {
-            if !libc_dirs.iter().any(|l| d.starts_with(l)) && !dirs.contains(&d) {
+            let d = d.display().to_string();
+            if !libc_dirs.iter().any(|l| Path::new(&d).starts_with(l)) && !dirs.contains(&d) {
                 dirs.push(d);
             }
         }
         dirs
     };
-    let interp_for = |f: &ElfFacts| -> Result<Option<PathBuf>> {
+    let interp_for = |f: &DynamicInfo| -> Result<Option<PathBuf>> {
         if args.keep_libc || f.interpreter.is_none() {
             return Ok(None);
         }
@@ -232,7 +210,7 @@ pub fn run(args: PatchArgs) -> Result<ExitCode> {
         for (_, path, f) in &files {
             strategy::apply_patchelf(
                 path,
-                &strategy::patch_options(interp_for(f)?.as_deref(), &rpath_for(f)),
+                &strategy::patch_options(interp_for(f)?.as_deref(), &rpath_for(f), true),
             )?;
             println!("{}", path.display());
         }
@@ -252,7 +230,7 @@ pub fn run(args: PatchArgs) -> Result<ExitCode> {
             fs::copy(path, tmp.path()).with_context(|| format!("cannot copy {}", path.display()))?;
             strategy::apply_patchelf(
                 tmp.path(),
-                &strategy::patch_options(interp_for(f)?.as_deref(), &rpath_for(f)),
+                &strategy::patch_options(interp_for(f)?.as_deref(), &rpath_for(f), true),
             )?;
             tmp.persist(&dest).with_context(|| format!("cannot write {}", dest.display()))?;
             println!("{}", dest.display());
@@ -284,10 +262,13 @@ pub fn run(args: PatchArgs) -> Result<ExitCode> {
         fs::copy(path, &dest).with_context(|| format!("cannot copy {}", path.display()))?;
         let mode = fs::metadata(&dest)?.permissions().mode();
         fs::set_permissions(&dest, fs::Permissions::from_mode(mode | 0o200))?;
-        strategy::apply_patchelf(&dest, &strategy::patch_options(interp_for(f)?.as_deref(), &rpath_for(f)))?;
+        strategy::apply_patchelf(
+            &dest,
+            &strategy::patch_options(interp_for(f)?.as_deref(), &rpath_for(f), true),
+        )?;
     }
     let name = format!("{}-patched", strategy::sanitize(&args.binaries[0]));
-    let refs = closure.store_paths(&store)?;
+    let refs = realise::store_paths(&store, &closure)?;
     let path = store.add_tree(&name, &root, &refs)?;
     if args.add_to_profile {
         let profile = store.default_profile();

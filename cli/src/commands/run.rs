@@ -1,18 +1,19 @@
-//! `fhskit run [--strategy auto|patch|shim|fhs] BINARY [ARGS…]`: the main job. Analyse the program (`closure`),
-//! realise the packages that provide what it needs (`realise`), then run it as the strategy says (`strategy`).
-//! A second run of the same file reads the cached plan and starts at once.
+//! `fhskit run [--strategy auto|patch|shim|fhs] BINARY [ARGS…]`: the main job. Analyse the program (`analysis`),
+//! realise the packages that provide what it needs (`realise` over `pkgs::closure`), then run it as the strategy
+//! says (`strategy`). A second run of the same file reads the cached plan and starts at once.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use clap::Args;
+use pkgs::closure::Closure;
 use store::{Store, StoreConfig};
 
-use crate::closure::{self, Analysis};
+use crate::analysis::{self, Analysis};
 use crate::dlopen;
-use crate::realise::{self, Closure, Needs, SourceOptions};
+use crate::realise::{self, Hints, SourceOptions};
 use crate::strategy::{self, Strategy};
 
 /// Where libraries may come from (shared by run, patch, generate, steam-run).
@@ -102,62 +103,21 @@ impl RunArgs {
     }
 }
 
-/// Analyses `binary` and realises its closure; fails naming every unresolvable soname with the packages that could
-/// provide it, before anything runs.
+/// Analyses `binary` and realises its closure; fails naming every need nothing provides, with why and a hint,
+/// before anything runs. Optional libraries left out are reported in one line each.
 pub fn analyse_and_realise(
     store: &Store,
     binary: &std::path::Path,
     sources: &SourceArgs,
     ignore: &[String],
+    hints: Hints,
+    verbose: u8,
 ) -> Result<(Analysis, Closure)> {
-    let first = closure::analyse(binary, &[])?;
-    let needed: Vec<String> = first.external.iter().map(|(_, s)| s.clone()).collect();
-    let (required, optional) = dlopen::extra_sonames(&needed, &sources.dlopen);
-    let analysis = if required.is_empty() { first } else { closure::analyse(binary, &required)? };
-    let class = analysis.program.class;
-    let mut needs = Needs {
-        machine: analysis.program.machine,
-        sonames: analysis.external.clone(),
-        optional: optional.into_iter().map(|s| (class, s)).collect(),
-        ignore: ignore.to_vec(),
-        ..Default::default()
-    };
-    if let Some(l) = &analysis.launcher {
-        // The launcher's interpreter must exist inside an FHS env, with the tools such scripts use.
-        if let Some(interp) = l.interpreter.split_whitespace().next() {
-            needs.paths.push(interp.to_owned());
-            if interp.ends_with("/env")
-                && let Some(prog) = l.interpreter.split_whitespace().nth(1)
-            {
-                needs.paths.push(format!("/bin/{prog}"));
-            }
-        }
-        needs.paths.push("/bin/ls".into());
-    }
-    let closure = realise::realise(store, &needs, &sources.source_options())?;
-    if !closure.unresolved.is_empty() {
-        let mut msg = format!("cannot run {}: no source provides", binary.display());
-        for (soname, cands) in &closure.unresolved {
-            let by = analysis
-                .needed_by
-                .get(soname)
-                .and_then(|s| s.iter().next())
-                .map(|p| format!(" (needed by {})", p.display()))
-                .unwrap_or_default();
-            if cands.is_empty() {
-                msg.push_str(&format!(
-                    "\n  {soname}{by}: no package in the configured repositories ships it"
-                ));
-            } else {
-                msg.push_str(&format!("\n  {soname}{by}: could come from {}", cands.join(", ")));
-            }
-        }
-        msg.push_str("\nhint: configure a repository that has these packages (--repo, or `fhskit pkgs update` for the host's apt sources), or pass --dlopen/--ignore-missing for optional ones");
-        bail!(msg);
-    }
-    for s in &closure.optional_missing {
-        tracing::info!("optional library {s} (dlopen list) is not available; continuing without it");
-    }
+    let analysis = analysis::analyse(binary, &dlopen::required(&sources.dlopen))?;
+    let needs = analysis::needs(&analysis, ignore);
+    let closure = realise::resolve(store, &needs, &sources.source_options())?;
+    realise::check(&format!("cannot run {}", binary.display()), &closure, hints)?;
+    realise::report_left_out(&closure, verbose);
     Ok((analysis, closure))
 }
 
@@ -172,14 +132,19 @@ pub fn run(args: RunArgs, verbose: u8) -> Result<ExitCode> {
         return strategy::execute(&plan, args.args());
     }
     let store = Store::open(config)?;
-    let (analysis, closure) = analyse_and_realise(&store, &binary, &args.sources, &[])?;
+    let hints = Hints { ignore_missing: false };
+    let (analysis, closure) = analyse_and_realise(&store, &binary, &args.sources, &[], hints, verbose)?;
     let (chosen, reason) = match args.strategy {
         Strategy::Auto => strategy::choose(&analysis),
         s => (s, "chosen with --strategy".to_owned()),
     };
-    let (plan, refs) = strategy::prepare(&store, chosen, reason, &binary, &analysis, &closure)?;
+    let (plan, refs) = strategy::prepare(&store, chosen, reason, &analysis, &closure)?;
     strategy::remember(&store, &key, &plan, &refs)?;
     drop(store);
+    if matches!(plan.strategy, Strategy::Shim | Strategy::Fhs) && !fhsenv::userns::single_threaded() {
+        // Namespaces need a single-threaded process; the plan is stored, so the new process starts at once.
+        return Err(strategy::reexec_prepared());
+    }
     announce(args.strategy, &plan, verbose);
     strategy::execute(&plan, args.args())
 }

@@ -19,7 +19,7 @@
 //! Every file is written beside its target and renamed into place; paths are resolved inside the root as a chroot
 //! would, so an absolute symlink in the root (`lib64 -> /usr/lib64`) never leads outside it.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
@@ -32,8 +32,10 @@ use clap::{Args, Subcommand};
 use ld_shim::system::{self, System};
 use store::{Store, StoreConfig, StorePath};
 
-use crate::closure::Class;
-use crate::realise::{self, Closure, Needs, SourceOptions};
+use patchelf_rs::dynamic::Class;
+use pkgs::closure::{Closure, Need, Needs};
+
+use crate::realise::{self, SourceOptions};
 
 #[derive(Debug, Subcommand)]
 pub enum ShimCommand {
@@ -94,6 +96,10 @@ pub struct PackageArgs {
     /// the C library, its loader becomes the configured loader unless `--loader` is given.
     #[arg(long = "package", value_name = "NAME[:ARCH]")]
     pub names: Vec<String>,
+    /// The steam-run library set as the default libraries (64- and 32-bit: the C/C++ runtime, X11, Wayland, GL,
+    /// Vulkan, audio, GTK, SDL2, TLS, …), resolved and realised like `--package` (nixpkgs' steam-run multiPkgs).
+    #[arg(long)]
+    pub steam_libraries: bool,
     /// Take packages only from the host's dpkg database, never from apt repositories.
     #[arg(long)]
     pub offline: bool,
@@ -286,7 +292,8 @@ fn install(args: &InstallArgs) -> Result<ExitCode> {
         let loader = loader.map(Path::to_owned);
         plans.push(Plan { paths, shim: bytes, loader, lib_dirs, set: None, existing });
     }
-    let store = if args.packages.names.is_empty() { None } else { Some(open_store(&args.packages)?) };
+    let declared = !args.packages.names.is_empty() || args.packages.steam_libraries;
+    let store = if declared { Some(open_store(&args.packages)?) } else { None };
     if let Some(store) = &store {
         // The store is written before the root: a failed realisation leaves the root as it was.
         let closure = realise_packages(store, &args.packages)?;
@@ -341,14 +348,19 @@ fn open_store(args: &PackageArgs) -> Result<Store> {
     Store::open(config).with_context(|| format!("cannot open the store at {}", dir.display()))
 }
 
-/// Realises the declared packages and the packages their libraries need into the store.
-///
-/// Packages named alone are realised without their dependencies when they come from the host, so this runs in two
-/// rounds: the packages, then the packages again with every library they hold as a wanted soname, which makes
-/// `realise` follow each library's `DT_NEEDED` to the packages that provide it (libc6 and its loader included).
+/// Realises the declared packages (and with `--steam-libraries` the steam-run library set) and the packages their
+/// libraries need into the store. A declared package nothing provides is an error; a library one of them needs is
+/// only warned about (programs then look for it in the loader's default directories).
 fn realise_packages(store: &Store, args: &PackageArgs) -> Result<Closure> {
-    let mut needs =
-        Needs { machine: patchelf_rs::raw::EM_X86_64, packages: args.names.clone(), ..Default::default() };
+    let mut needs = Needs { machine: patchelf_rs::raw::EM_X86_64, ..Default::default() };
+    for name in &args.names {
+        needs.required.insert(Need::Package(name.clone()));
+    }
+    if args.steam_libraries {
+        let set = super::steam_run::set_needs(true);
+        needs.required.extend(set.required);
+        needs.optional.extend(set.optional);
+    }
     let options = SourceOptions {
         host: !args.no_host,
         host_root: args.host_root.clone().unwrap_or_else(|| PathBuf::from("/")),
@@ -357,48 +369,31 @@ fn realise_packages(store: &Store, args: &PackageArgs) -> Result<Closure> {
         config: args.config.clone(),
         jobs: 4,
     };
-    let fail = || format!("cannot realise packages {}", args.names.join(", "));
-    let declared = realise::realise(store, &needs, &options).with_context(fail)?;
-    needs.sonames = libraries_of(&declared);
-    let closure = realise::realise(store, &needs, &options).with_context(fail)?;
-    if !closure.unresolved.is_empty() {
-        let missing: Vec<&str> = closure.unresolved.keys().map(String::as_str).collect();
+    let what = if args.steam_libraries && args.names.is_empty() {
+        "the steam-run library set".to_owned()
+    } else {
+        format!("packages {}", args.names.join(", "))
+    };
+    let closure =
+        realise::resolve(store, &needs, &options).with_context(|| format!("cannot realise {what}"))?;
+    let (packages, libraries): (Vec<_>, Vec<_>) =
+        closure.missing.iter().cloned().partition(|m| matches!(m.need, Need::Package(_)));
+    if !packages.is_empty() {
+        return Err(realise::missing_error(
+            &format!("cannot realise {what}"),
+            &packages,
+            realise::Hints { ignore_missing: false },
+        ));
+    }
+    if !libraries.is_empty() {
+        let names: Vec<String> = libraries.iter().map(|m| m.need.to_string()).collect();
         eprintln!(
             "warning: no package provides {} (needed by the declared packages); programs look for them in the \
              loader's default directories",
-            missing.join(", ")
+            names.join(", ")
         );
     }
     Ok(closure)
-}
-
-/// The libraries (class and file name) the packages of `closure` hold in their library directories.
-fn libraries_of(closure: &Closure) -> BTreeSet<(Class, String)> {
-    let mut libraries = BTreeSet::new();
-    for class in [Class::Elf64, Class::Elf32] {
-        for dir in closure.lib_dirs(class) {
-            let Some(package) = closure.packages.iter().find(|package| dir.starts_with(&package.dir)) else {
-                continue;
-            };
-            let Ok(entries) = sorted_entries(&dir) else { continue };
-            for entry in entries {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if !name.contains(".so") {
-                    continue;
-                }
-                let inner =
-                    Path::new("/").join(entry.path().strip_prefix(&package.dir).unwrap_or(&entry.path()));
-                let Some(file) = resolve_file_in(&package.dir, &inner) else { continue };
-                if let Ok(Some(facts)) = crate::closure::read_elf(&file)
-                    && facts.class == class
-                    && [patchelf_rs::raw::EM_X86_64, patchelf_rs::raw::EM_386].contains(&facts.machine)
-                {
-                    libraries.insert((class, name));
-                }
-            }
-        }
-    }
-    libraries
 }
 
 /// Builds the library set of `class` in the store: a directory of symlinks to every entry of `lib_dirs` (first, so
@@ -423,7 +418,16 @@ fn build_store_set(
         };
         links += link_package_libraries(&package.dir, &dir, &tree)?;
     }
-    let references = closure.store_paths(store)?;
+    // Libraries an installed system reaches through alternatives links (libblas.so.3).
+    for (rel, target) in closure.links() {
+        let Some(name) = rel.file_name() else { continue };
+        let link = tree.join(name);
+        if fs::symlink_metadata(&link).is_err() && crate::realise::package_of(closure, &target).is_some() {
+            symlink(&target, &link).with_context(|| format!("cannot create {}", link.display()))?;
+            links += 1;
+        }
+    }
+    let references = realise::store_paths(store, closure)?;
     let name = format!("ld-shim-libraries-{}", system.nix);
     let path = store
         .add_tree(&name, &tree, &references)

@@ -7,18 +7,21 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use std::collections::BTreeSet;
+
+use anyhow::Result;
 use clap::Args;
+use patchelf_rs::dynamic::Class;
+use pkgs::closure::{Need, Needs, OptionalGroup};
 use sha2::{Digest, Sha256};
 use store::Store;
 
 use super::run::SourceArgs;
-use crate::closure::Class;
-use crate::realise::{self, Needs};
-use crate::strategy::{self, Plan, Strategy};
+use crate::realise::{self, Hints};
+use crate::strategy::{self, Plan, PlanPackage, Strategy};
 
 /// Always required: the C and C++ runtime and a shell, so scripts and most programs start.
-const CORE: &[&str] = &[
+pub const CORE: &[&str] = &[
     "libc.so.6",
     "libm.so.6",
     "libdl.so.2",
@@ -130,6 +133,9 @@ pub fn run(args: SteamRunArgs, verbose: u8) -> Result<ExitCode> {
             let store = Store::open(config)?;
             let plan = build(&store, &args, &key, verbose)?;
             drop(store);
+            if !fhsenv::userns::single_threaded() {
+                return Err(strategy::reexec_prepared());
+            }
             plan
         }
     };
@@ -137,62 +143,82 @@ pub fn run(args: SteamRunArgs, verbose: u8) -> Result<ExitCode> {
         plan.describe();
     }
     let mut plan = plan;
-    plan.program = program;
+    plan.program = program.clone();
+    plan.exec = program;
     strategy::execute(&plan, &args.command[1..])
 }
 
-fn build(store: &Store, args: &SteamRunArgs, key: &str, verbose: u8) -> Result<Plan> {
+/// The needs of the steam-run set: the C/C++ runtime, the loaders and a shell required, every library of the
+/// default set (and the other shell tools) optional, for 64-bit and with `with_32` also 32-bit programs.
+pub fn set_needs(with_32: bool) -> Needs {
     let machine = patchelf_rs::raw::EM_X86_64;
     let mut classes = vec![Class::Elf64];
-    if args.with_32 {
+    if with_32 {
         classes.push(Class::Elf32);
     }
     let mut needs = Needs { machine, ..Default::default() };
     for class in &classes {
         for s in CORE {
-            needs.sonames.insert((*class, (*s).to_owned()));
+            needs.required.insert(Need::Soname(*class, (*s).to_owned()));
         }
         let loader = if *class == Class::Elf64 { "ld-linux-x86-64.so.2" } else { "ld-linux.so.2" };
-        needs.sonames.insert((*class, loader.to_owned()));
+        needs.required.insert(Need::Soname(*class, loader.to_owned()));
         for s in DEFAULT_SET {
-            needs.optional.insert((*class, (*s).to_owned()));
+            let label = format!("{s} ({}-bit)", class.bits());
+            needs.optional.push(OptionalGroup {
+                label,
+                needs: BTreeSet::from([Need::Soname(*class, (*s).to_owned())]),
+            });
         }
     }
-    needs.paths = vec!["/bin/sh".into(), "/bin/bash".into(), "/bin/ls".into(), "/usr/bin/env".into()];
-    let closure = realise::realise(store, &needs, &args.sources.source_options())?;
-    if !closure.unresolved.is_empty() {
-        let list: Vec<String> = closure.unresolved.keys().cloned().collect();
-        bail!("cannot build the steam-run env: no source provides {}", list.join(", "));
+    needs.required.insert(Need::Path("/bin/sh".into()));
+    for p in ["/bin/bash", "/bin/ls", "/usr/bin/env"] {
+        needs.optional.push(OptionalGroup { label: p.into(), needs: BTreeSet::from([Need::Path(p.into())]) });
     }
-    let total = DEFAULT_SET.len() * classes.len();
+    needs
+}
+
+fn build(store: &Store, args: &SteamRunArgs, key: &str, verbose: u8) -> Result<Plan> {
+    let needs = set_needs(args.with_32);
+    let closure = realise::resolve(store, &needs, &args.sources.source_options())?;
+    realise::check("cannot build the steam-run env", &closure, Hints { ignore_missing: false })?;
+    let total = needs.optional.len();
     eprintln!(
-        "fhskit: steam-run env with {} packages; {} of {} default libraries available",
+        "fhskit: steam-run env with {} packages; {} of {} default libraries and tools available",
         closure.packages.len(),
-        total - closure.optional_missing.len(),
+        total - closure.left_out.len(),
         total
     );
-    if verbose > 0 && !closure.optional_missing.is_empty() {
-        eprintln!("  not available: {}", closure.optional_missing.join(", "));
+    if verbose > 0 {
+        for l in &closure.left_out {
+            eprintln!("  not available: {} ({})", l.label, l.missing.reason);
+        }
     }
     let name = if args.with_32 { "steam-run-32" } else { "steam-run" };
-    let (env, env_path) = strategy::build_env(store, name, &closure, &[])?;
+    let (env, env_path) = strategy::build_env(store, name, &closure, &[], &[])?;
     // The key is not a file identity here; the cached-plan check needs `program` to exist, so it names the env.
     let stored = Plan {
         strategy: Strategy::Fhs,
         reason: "steam-run".into(),
         program: env.clone(),
         elf: PathBuf::new(),
-        class: Class::Elf64,
-        machine,
-        patched: None,
+        class: 64,
+        machine: patchelf_rs::raw::EM_X86_64,
+        exec: env.clone(),
+        env: Vec::new(),
         shim: None,
+        interpreter: None,
         loader: None,
         library_path: Vec::new(),
-        env: Some(env),
-        packages: closure.packages.clone(),
+        layers: None,
+        env_dir: Some(env),
+        binds: Vec::new(),
+        packages: PlanPackage::of(&closure),
         bundled: Vec::new(),
+        patched: Vec::new(),
+        left_out: closure.left_out.iter().map(|l| l.label.clone()).collect(),
     };
-    let mut refs = closure.store_paths(store)?;
+    let mut refs = realise::store_paths(store, &closure)?;
     refs.push(env_path);
     strategy::remember(store, key, &stored, &refs)?;
     Ok(stored)
