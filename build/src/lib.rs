@@ -221,6 +221,15 @@ impl<'a> Builder<'a> {
         self.userns_works() || nix::unistd::geteuid().is_root()
     }
 
+    fn warn_once_unsandboxed(&self) {
+        if !self.warned_no_sandbox.swap(true, Ordering::Relaxed) {
+            self.observer.event(&Event::Note(
+                "warning: building without the sandbox ('sandbox' is false): builders see the whole host, its \
+                 network and its files",
+            ));
+        }
+    }
+
     fn warn_once_no_sandbox(&self) {
         if !self.warned_no_sandbox.swap(true, Ordering::Relaxed) {
             self.observer.event(&Event::Note(

@@ -256,7 +256,10 @@ fn use_sandbox(b: &Builder<'_>, job: &Job<'_>, fixed_output: bool) -> Result<boo
             true
         }
         SandboxMode::Relaxed => !fixed_output && !no_chroot,
-        SandboxMode::Off => false,
+        SandboxMode::Off => {
+            b.warn_once_unsandboxed();
+            false
+        }
     };
     // A store whose files are not where its paths say can only be built into through the sandbox.
     let diverted = b.store.physical_store_dir() != b.store.store_dir().as_path();
@@ -488,12 +491,20 @@ fn build_external(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
             child.kill();
             child.kill_group();
         }
+        let exit_fd = if exited.is_none() { child.exit_fd().map(|f| f.as_raw_fd()) } else { None };
         if eof {
-            std::thread::sleep(wait.min(Duration::from_millis(10)));
+            match exit_fd {
+                Some(fd) => {
+                    let _ = poll_fds(&[fd], wait);
+                }
+                None => std::thread::sleep(wait.min(Duration::from_millis(10))),
+            }
         } else {
-            match poll_in(&read_end, wait) {
-                Ok(false) | Err(nix::Error::EINTR) => {}
-                Ok(true) => match nix::unistd::read(&read_end, &mut buf) {
+            let fds: Vec<i32> = std::iter::once(read_end.as_raw_fd()).chain(exit_fd).collect();
+            match poll_fds(&fds, wait) {
+                Ok(ready) if !ready[0] => {}
+                Err(nix::Error::EINTR) => {}
+                Ok(_) => match nix::unistd::read(&read_end, &mut buf) {
                     Ok(0) => eof = true,
                     Ok(n) => {
                         last_output = Instant::now();
@@ -568,13 +579,17 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// Waits up to `wait` for `fd` to become readable (or hung up).
-fn poll_in(fd: &std::os::fd::OwnedFd, wait: Duration) -> nix::Result<bool> {
-    let mut p = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+/// Waits up to `wait` for one of `fds` to become readable (or hung up); which ones are.
+fn poll_fds(fds: &[i32], wait: Duration) -> nix::Result<Vec<bool>> {
+    let mut p: Vec<libc::pollfd> =
+        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
     let ms = wait.as_millis().min(60_000) as libc::c_int;
-    // SAFETY: one valid pollfd for the duration of the call.
-    let r = unsafe { libc::poll(&mut p, 1, ms) };
-    if r < 0 { Err(nix::Error::last()) } else { Ok(r > 0) }
+    // SAFETY: valid pollfds for the duration of the call.
+    let r = unsafe { libc::poll(p.as_mut_ptr(), p.len() as libc::nfds_t, ms) };
+    if r < 0 {
+        return Err(nix::Error::last());
+    }
+    Ok(p.iter().map(|x| x.revents != 0).collect())
 }
 
 fn write_builder_file(path: &Path, data: &[u8], owner: Option<(u32, u32)>) -> std::io::Result<()> {

@@ -95,7 +95,18 @@ pub(crate) fn register(o: &Outputs<'_>) -> Result<BTreeMap<String, StorePath>, F
         store::fsutil::canonicalise(location).map_err(|e| {
             fail(o, FailureKind::Builder, format!("output '{name}' of '{}': {e}", o.drv_path))
         })?;
-        let references = store.scan_references(location, &candidates).map_err(|e| store_err(o, e))?;
+        // `unsafeDiscardReferences.<output> = true` (structured attributes only): no scan, no references.
+        let discard = o
+            .structured
+            .and_then(|a| a.get("unsafeDiscardReferences"))
+            .and_then(|d| d.get(name))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let references = if discard {
+            BTreeSet::new()
+        } else {
+            store.scan_references(location, &candidates).map_err(|e| store_err(o, e))?
+        };
         let (nar_hash, nar_size) =
             nar::hash_path(location, store::HashAlgo::Sha256).map_err(|e| store_err(o, e))?;
         let fixed = out.fixed_hash(name).map_err(|e| fail(o, FailureKind::Builder, e.to_string()))?;

@@ -354,6 +354,9 @@ fn dry_run_and_realise_of_drv_paths() {
     let drv = env.ok(&["instantiate", f.to_str().unwrap()]);
     let out = env.ok(&["store", "realise", drv.trim()]);
     assert!(out.trim().ends_with("-b"));
+    // Without a file, ./default.nix.
+    std::fs::copy(&f, env.work().join("default.nix")).unwrap();
+    assert_eq!(env.ok(&["build", "--no-out-link"]), out);
     assert_eq!(env.read(&out), "a\n");
     // A .drv given to `build` builds every output and links the result.
     let again = env.ok(&["build", drv.trim()]);
@@ -373,7 +376,9 @@ fn pass_as_file_structured_attrs_and_references_graph() {
   sa = mkWith { __structuredAttrs = true; number = 3; list = [ "a" "b" ]; flag = true; } "sa"
     "out=$(awk -F\"'\" '/^declare -A outputs/ {print $4}' $NIX_ATTRS_SH_FILE); cat $NIX_ATTRS_SH_FILE $NIX_ATTRS_JSON_FILE > $out";
   erg = mkWith { exportReferencesGraph = [ "graph" dep ]; } "erg" "cat graph > $out";
-in { inherit paf sa erg; }"#,
+  discard = mkWith { __structuredAttrs = true; unsafeDiscardReferences.out = true; } "discard"
+    "out=$(awk -F\"'\" '/^declare -A outputs/ {print $4}' $NIX_ATTRS_SH_FILE); echo ${dep} > $out";
+in { inherit paf sa erg discard; }"#,
         );
         let fs = f.to_str().unwrap();
         let paf = env.ok(&["build", fs, "-A", "paf", "--no-out-link"]);
@@ -393,6 +398,11 @@ in { inherit paf sa erg; }"#,
         let erg = env.ok(&["build", fs, "-A", "erg", "--no-out-link"]);
         let graph = env.read(&erg);
         assert!(graph.contains("-dep\n\n0\n"), "{graph}");
+        let discard = env.ok(&["build", fs, "-A", "discard", "--no-out-link"]);
+        assert!(env.read(&discard).contains("-dep"));
+        let info: serde_json::Value =
+            serde_json::from_str(&env.ok(&["store", "path-info", "--json", discard.trim()])).unwrap();
+        assert_eq!(info[0]["references"].as_array().unwrap().len(), 0, "unsafeDiscardReferences");
     });
 }
 

@@ -106,6 +106,8 @@ pub struct Isolate {
 #[derive(Debug)]
 pub struct Child {
     pid: Pid,
+    /// A pidfd (pidfd_open(2), Linux 5.3): readable once the child has exited.
+    pidfd: Option<OwnedFd>,
 }
 
 /// One step of the child, with everything it needs prepared.
@@ -381,7 +383,13 @@ impl Isolate {
         let pid = Pid::from_raw(pid as i32);
         drop(err_write);
         drop(sync_read);
-        let child = Child { pid };
+        // SAFETY: pidfd_open(2) on our own child, which cannot be reaped before we wait for it; a returned
+        // descriptor is owned by nothing else.
+        let pidfd = unsafe {
+            let fd = libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0u32);
+            (fd >= 0).then(|| <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as RawFd))
+        };
+        let child = Child { pid, pidfd };
         if let (true, Some(map)) = (self.namespaces.user, self.id_map)
             && let Err(e) = write_id_maps(pid, &map)
         {
@@ -442,6 +450,11 @@ fn write_id_maps(pid: Pid, map: &IdMap) -> Result<()> {
 impl Child {
     pub fn pid(&self) -> Pid {
         self.pid
+    }
+
+    /// A descriptor that polls readable once the child has exited (where the kernel has pidfds).
+    pub fn exit_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.pidfd.as_ref().map(std::os::fd::AsFd::as_fd)
     }
 
     /// Sends SIGKILL to the child (and with it its whole pid namespace).
@@ -655,7 +668,7 @@ pub fn user_namespaces_work() -> bool {
     if pid < 0 {
         return false;
     }
-    let child = Child { pid: Pid::from_raw(pid as i32) };
+    let child = Child { pid: Pid::from_raw(pid as i32), pidfd: None };
     let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
     let map =
         IdMap { inner_uid: uid, outer_uid: uid, inner_gid: gid, outer_gid: gid, allow_setgroups: false };

@@ -311,8 +311,12 @@ fn realise(
 }
 
 /// `fhskit build`.
-pub fn run_build(args: BuildArgs) -> Result<ExitCode> {
+pub fn run_build(mut args: BuildArgs) -> Result<ExitCode> {
     let store = open_store(args.common.store.as_deref())?;
+    if args.common.file.is_none() && args.common.expr.is_none() {
+        // As nix-build: ./default.nix.
+        args.common.file = Some(PathBuf::from("default.nix"));
+    }
     // A `.drv` path (or a link to one) is built as it is, every output.
     let direct = match (&args.common.file, &args.common.expr) {
         (Some(f), None) if f.to_string_lossy().ends_with(".drv") || f.to_string_lossy().contains(".drv!") => {
