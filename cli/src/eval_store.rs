@@ -1,22 +1,24 @@
 //! `EvalIo` on the fhskit store, for `fhskit eval` and `fhskit instantiate`.
 //!
-//! Reads go to the file system (through `eval::FsIo`). What the evaluator adds (`.drv` files, `toFile`, `path`,
-//! `filterSource`, fetched files and tarballs) is registered in the store with the content address the evaluator
-//! hashed it with, references included, and the store's path must equal the evaluator's: a disagreement is an
-//! error, never a second path. URLs are fetched with the HTTP client of `pkgs`. The store is opened on first use,
-//! so an evaluation that adds nothing leaves no trace.
+//! Reads go to the file system (through `eval::FsIo`, which maps logical store paths of a chroot store to their
+//! files under the root). What the evaluator adds (`.drv` files, `toFile`, `path`, `filterSource`, fetched files
+//! and tarballs) is registered in the store with the content address the evaluator hashed it with, references
+//! included, and the store's path must equal the evaluator's: a disagreement is an error, never a second path.
+//! URLs are fetched with the HTTP client of `pkgs`, and what a URL gave is remembered in the store's state
+//! directory (`fetcher-cache/`) for the evaluator's `tarball-ttl` logic. The store is opened on first use, so an
+//! evaluation that adds nothing leaves no trace. Without a store (`dummy://`) nothing can be added.
 
 use std::io;
 use std::path::Path;
 
-use eval::io::StoreObject;
+use eval::io::{CachedDownload, Download, StoreObject, Validators};
 use eval::{EvalIo, FileKind, FsIo};
 use store::{FileIngestion, HashAlgo, ScratchDir, Store, StoreConfig, StorePath};
 
-/// The evaluator's IO on the store described by `config`, which is opened on the first write.
+/// The evaluator's IO on the store described by `config` (opened on the first write), or on no store at all.
 pub struct StoreIo {
     fs: FsIo,
-    config: StoreConfig,
+    config: Option<StoreConfig>,
     store: Option<Store>,
     http: Option<pkgs::http::Http>,
     /// Unpacked tarballs, removed with this value.
@@ -28,8 +30,12 @@ fn other(e: impl std::fmt::Display) -> io::Error {
 }
 
 impl StoreIo {
-    pub fn new(config: StoreConfig, trace_sink: fn(&str)) -> StoreIo {
-        let mut fs = FsIo::new(config.physical_store_dir(), config.store_dir.as_str());
+    /// `config: None` is the dummy store: `/nix/store` paths, nothing written.
+    pub fn new(config: Option<StoreConfig>, trace_sink: fn(&str)) -> StoreIo {
+        let mut fs = match &config {
+            Some(c) => FsIo::new(c.physical_store_dir(), c.store_dir.as_str()),
+            None => FsIo::new("/nix/store".into(), "/nix/store"),
+        };
         fs.trace_sink = Some(trace_sink);
         StoreIo { fs, config, store: None, http: None, unpacked: Vec::new() }
     }
@@ -37,9 +43,23 @@ impl StoreIo {
     fn store(&mut self) -> io::Result<&Store> {
         let store = match self.store.take() {
             Some(store) => store,
-            None => Store::open(self.config.clone()).map_err(other)?,
+            None => {
+                let Some(config) = &self.config else {
+                    return Err(io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        "the dummy store (dummy://) cannot hold anything",
+                    ));
+                };
+                Store::open(config.clone()).map_err(other)?
+            }
         };
         Ok(self.store.insert(store))
+    }
+
+    /// Where the fetcher cache keeps what `url` gave: one small file per URL in the store's state directory.
+    fn cache_file(&mut self, url: &str) -> Option<std::path::PathBuf> {
+        let dir = self.store().ok()?.state_dir().join("fetcher-cache");
+        Some(dir.join(eval::store_path::hex(&eval::store_path::sha256(url.as_bytes()))))
     }
 
     fn add(&mut self, name: &str, object: StoreObject<'_>) -> Result<StorePath, Box<dyn std::error::Error>> {
@@ -89,8 +109,8 @@ impl EvalIo for StoreIo {
     }
 
     fn add_to_store(&mut self, store_path: &str, object: StoreObject<'_>) -> io::Result<()> {
-        let dir = self.config.store_dir.as_str();
-        if store_path.strip_prefix(dir).and_then(|r| r.strip_prefix('/')).is_none() {
+        let dir = self.fs.store_dir.clone();
+        if store_path.strip_prefix(dir.as_str()).and_then(|r| r.strip_prefix('/')).is_none() {
             return Err(other(format!(
                 "it is not in the store directory {dir} (paths computed for another --store-dir cannot be added)"
             )));
@@ -98,6 +118,9 @@ impl EvalIo for StoreIo {
         let base = store_path.rsplit('/').next().unwrap_or(store_path);
         let name = base.split_once('-').map_or(base, |(_, n)| n);
         let got = self.add(name, object).map_err(other)?;
+        if got.to_string() == store_path {
+            self.fs.valid.borrow_mut().insert(store_path.to_string());
+        }
         if got.to_string() != store_path {
             return Err(other(format!("the store computed {got} for it (a bug: please report it)")));
         }
@@ -105,8 +128,15 @@ impl EvalIo for StoreIo {
     }
 
     fn fetch_url(&mut self, url: &str) -> io::Result<Vec<u8>> {
+        match self.fetch_url_conditional(url, &Validators::default())? {
+            Download::Fetched { body, .. } => Ok(body),
+            Download::NotModified => Err(other("the server answered 'not modified' to a plain request")),
+        }
+    }
+
+    fn fetch_url_conditional(&mut self, url: &str, have: &Validators) -> io::Result<Download> {
         if url.starts_with("file://") {
-            return self.fs.fetch_url(url);
+            return self.fs.fetch_url_conditional(url, have);
         }
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return Err(io::Error::new(
@@ -118,10 +148,57 @@ impl EvalIo for StoreIo {
             Some(http) => http,
             None => pkgs::http::Http::new().map_err(other)?,
         };
-        self.http.insert(http).get(url, u64::MAX).map_err(|e| match e {
+        let have =
+            pkgs::http::Validators { etag: have.etag.clone(), last_modified: have.last_modified.clone() };
+        let answer = self.http.insert(http).get_conditional(url, &have, u64::MAX).map_err(|e| match e {
             pkgs::Error::Http { reason, .. } => other(reason),
             e => other(e),
+        })?;
+        Ok(match answer {
+            None => return Err(other("server answered 404 Not Found")),
+            Some(pkgs::http::Conditional::NotModified) => Download::NotModified,
+            Some(pkgs::http::Conditional::Fetched { body, validators }) => Download::Fetched {
+                body,
+                validators: Validators { etag: validators.etag, last_modified: validators.last_modified },
+            },
         })
+    }
+
+    fn is_valid_path(&mut self, store_path: &str) -> bool {
+        if self.fs.valid.borrow().contains(store_path) {
+            return true;
+        }
+        let Ok(store) = self.store() else { return false };
+        let valid = store.parse_path(store_path).and_then(|p| store.is_valid(&p)).unwrap_or(false);
+        if valid {
+            self.fs.valid.borrow_mut().insert(store_path.to_string());
+        }
+        valid
+    }
+
+    fn cached_download(&mut self, url: &str) -> Option<CachedDownload> {
+        let text = std::fs::read_to_string(self.cache_file(url)?).ok()?;
+        let mut lines = text.lines();
+        let (checked_at, store_path) = (lines.next()?.parse().ok()?, lines.next()?.to_string());
+        let field = |l: Option<&str>| l.filter(|v| !v.is_empty()).map(str::to_string);
+        let validators = Validators { etag: field(lines.next()), last_modified: field(lines.next()) };
+        Some(CachedDownload { store_path, validators, checked_at })
+    }
+
+    fn record_download(&mut self, url: &str, entry: &CachedDownload) {
+        let Some(file) = self.cache_file(url) else { return };
+        let v = &entry.validators;
+        let text = format!(
+            "{}\n{}\n{}\n{}\n",
+            entry.checked_at,
+            entry.store_path,
+            v.etag.as_deref().unwrap_or(""),
+            v.last_modified.as_deref().unwrap_or("")
+        );
+        // A cache that cannot be written only costs a download next time.
+        if pkgs::cache::write_atomic(&file, text.as_bytes()).is_err() {
+            tracing::debug!("could not write the fetcher cache entry {}", file.display());
+        }
     }
 
     fn unpack_tarball(&mut self, data: &[u8]) -> io::Result<String> {

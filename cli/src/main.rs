@@ -50,9 +50,12 @@ enum Command {
     /// Run a command in an FHS env with a broad default library set for games and desktop programs.
     SteamRun(commands::steam_run::SteamRunArgs),
     /// Evaluate a Nix expression and print the result as `nix-instantiate --eval` does.
-    Eval(commands::eval::EvalArgs),
-    /// Evaluate a Nix expression, write the `.drv` files of its derivations and print their paths.
-    Instantiate(commands::eval::InstantiateArgs),
+    #[command(args_override_self = true)]
+    Eval(commands::eval::NixArgs),
+    /// Evaluate a Nix expression, write the `.drv` files of its derivations and print their paths
+    /// (`nix-instantiate`, with all its options; `--eval` is `fhskit eval`).
+    #[command(args_override_self = true)]
+    Instantiate(commands::eval::NixArgs),
     /// Build derivations as nix-build does: evaluate, realise in the sandbox, print the outputs, make ./result links.
     Build(commands::build::BuildArgs),
     /// Show the build log of a derivation or of an output.

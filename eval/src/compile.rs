@@ -10,6 +10,7 @@ use rnix::ast::{self, AstToken, HasEntry};
 use rowan::ast::AstNode;
 
 use crate::error::{ErrorKind, EvalError, Result};
+use crate::settings::LintLevel;
 use crate::source::{self, Pos};
 use crate::sym::{Sym, SymMap};
 use crate::syntax;
@@ -118,7 +119,13 @@ pub struct LambdaDef {
 #[derive(Debug)]
 pub enum Param {
     Ident,
-    Formals { formals: Vec<(Sym, Option<Rc<Expr>>)>, ellipsis: bool, at: bool },
+    /// `positions[i]` is where formal `i` is named (`unsafeGetAttrPos` on `functionArgs` reports it).
+    Formals {
+        formals: Vec<(Sym, Option<Rc<Expr>>)>,
+        positions: Vec<Pos>,
+        ellipsis: bool,
+        at: bool,
+    },
 }
 
 /// What the compiler needs from the evaluator: the global names (builtins reachable without `builtins.`).
@@ -133,6 +140,19 @@ pub struct CompileEnv<'a> {
     pub home: Option<&'a str>,
     /// Whether the pipe operators `|>` and `<|` are allowed.
     pub pipe_operators: bool,
+    /// How path and URL literals are linted.
+    pub lints: Lints,
+    /// Warnings found while compiling (lints at level `warn`), with their positions; the evaluator prints them.
+    pub warnings: std::cell::RefCell<Vec<(String, Pos)>>,
+}
+
+/// The levels of the literal lints (`lint-absolute-path-literals`, `lint-short-path-literals`,
+/// `lint-url-literals`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Lints {
+    pub absolute_paths: LintLevel,
+    pub short_paths: LintLevel,
+    pub url_literals: LintLevel,
 }
 
 /// Parses and compiles a source. `name` is how the source is named in positions.
@@ -225,6 +245,26 @@ enum PVal {
 
 fn err(msg: impl Into<String>, pos: Pos) -> EvalError {
     EvalError::new(ErrorKind::Parse, msg, pos)
+}
+
+impl CompileEnv<'_> {
+    /// Reports what a lint found at `level`: nothing, a warning, or a parse error. `msg` is built only when needed.
+    fn diagnose(
+        &self,
+        level: LintLevel,
+        setting: &str,
+        pos: Pos,
+        msg: impl FnOnce() -> String,
+    ) -> Result<()> {
+        match level {
+            LintLevel::Ignore => Ok(()),
+            LintLevel::Warn => {
+                self.warnings.borrow_mut().push((format!("{} ({setting})", msg()), pos));
+                Ok(())
+            }
+            LintLevel::Fatal => Err(err(format!("{} ({setting})", msg()), pos)),
+        }
+    }
 }
 
 impl Compiler<'_, '_> {
@@ -626,7 +666,14 @@ impl Compiler<'_, '_> {
                 Ok(f) => Expr::Const(Value::Float(f)),
                 Err(_) => return Err(err(format!("invalid float '{text}'"), pos)),
             },
-            ast::LiteralKind::Uri(_) => Expr::Const(Value::str(text)),
+            ast::LiteralKind::Uri(_) => {
+                let level = self.cenv.lints.url_literals;
+                self.cenv.diagnose(level, "lint-url-literals", pos, || {
+                    let how = if level == LintLevel::Fatal { "disallowed" } else { "discouraged" };
+                    format!("URL literals are {how}. Consider using a string literal \"{text}\" instead")
+                })?;
+                Expr::Const(Value::str(text))
+            }
         })
     }
 
@@ -637,6 +684,15 @@ impl Compiler<'_, '_> {
             match part {
                 ast::InterpolPart::Literal(lit) => {
                     let raw = lit.syntax().text();
+                    if raw.contains('\0') {
+                        // Nix's lexer starts a `''` string's text after its first newline.
+                        let skip = if multiline && raw.starts_with('\n') { 1 } else { 0 };
+                        let at = Pos {
+                            file: self.file,
+                            offset: u32::from(lit.syntax().text_range().start()) + skip,
+                        };
+                        return Err(err(nul_message(&raw[skip as usize..]), at));
+                    }
                     if multiline {
                         parts.extend(indented_parts(raw));
                     } else {
@@ -707,6 +763,7 @@ impl Compiler<'_, '_> {
                                 pos,
                             ));
                         }
+                        self.lint_path(&text, pos)?;
                         let resolved = if let Some(rest) = text.strip_prefix("~/") {
                             let home = self
                                 .cenv
@@ -747,6 +804,32 @@ impl Compiler<'_, '_> {
             items[0] = Expr::Const(p);
         }
         Ok(e)
+    }
+
+    /// The lints on the literal part a path starts with (`/…`, `~/…`, or relative without `./`/`../`).
+    fn lint_path(&self, literal: &str, pos: Pos) -> Result<()> {
+        let lints = self.cenv.lints;
+        let not_portable = |kind: &str| {
+            format!(
+                "{kind} path literals are not portable. Consider replacing path literal '{literal}' by a string, relative path, or parameter"
+            )
+        };
+        if literal.starts_with('/') {
+            self.cenv.diagnose(lints.absolute_paths, "lint-absolute-path-literals", pos, || {
+                not_portable("absolute")
+            })
+        } else if literal.starts_with('~') {
+            self.cenv
+                .diagnose(lints.absolute_paths, "lint-absolute-path-literals", pos, || not_portable("home"))
+        } else if !literal.starts_with('.') {
+            self.cenv.diagnose(lints.short_paths, "lint-short-path-literals", pos, || {
+                format!(
+                    "relative path literal '{literal}' should be prefixed with '.' for clarity: './{literal}'"
+                )
+            })
+        } else {
+            Ok(())
+        }
     }
 
     fn attrpath(&mut self, ap: Option<ast::Attrpath>, parent: &SyntaxNode) -> Result<Vec<AttrName>> {
@@ -887,78 +970,50 @@ impl Compiler<'_, '_> {
         };
         let existing = p.position(name);
         if path.len() == 1 {
-            match existing {
-                None => {
-                    p.index.insert(name, p.statics.len());
-                    p.statics.push((name, PVal::Ast(value), pos));
+            let Some(i) = existing else {
+                p.index.insert(name, p.statics.len());
+                p.statics.push((name, PVal::Ast(value), pos));
+                return Ok(());
+            };
+            // Defined twice: two attribute-set literals merge (whether or not either is `rec`: the first one's
+            // kind wins, as in Nix); anything else is a duplicate.
+            let prev_pos = p.statics[i].2;
+            match (set_literal(&value), self.as_nested(&mut p.statics[i].1)?) {
+                (Some(a), Some(n)) => {
+                    let incoming = self.collect_attrs(a.entries(), false, false)?;
+                    merge_into(n, incoming)
                 }
-                Some(i) => {
-                    // Both sides attribute-set literals: merge; anything else is a duplicate.
-                    let prev_pos = p.statics[i].2;
-                    let new_set = match &value {
-                        ast::Expr::AttrSet(a) => Some(a.clone()),
-                        _ => None,
-                    };
-                    let mergeable = match (&p.statics[i].1, &new_set) {
-                        (PVal::Nested(n), Some(a)) => !n.rec && a.rec_token().is_none(),
-                        (PVal::Ast(ast::Expr::AttrSet(_)), Some(_)) => false,
-                        _ => false,
-                    };
-                    if let (Some(a), true) = (new_set.clone(), mergeable) {
-                        let incoming = self.collect_attrs(a.entries(), false, false)?;
-                        if let PVal::Nested(n) = &mut p.statics[i].1 {
-                            merge_into(n, incoming)?;
-                        }
-                    } else if let (PVal::Nested(n), Some(a)) = (&p.statics[i].1, &new_set)
-                        && (n.rec || a.rec_token().is_some())
-                    {
-                        return Err(err(
-                            format!("attribute '{name}' already defined at {}", loc_str(prev_pos)),
-                            pos,
-                        ));
-                    } else {
-                        return Err(dup_attr(&[prefix, &[name]].concat(), pos, prev_pos));
-                    }
-                }
+                _ => Err(dup_attr(&[prefix, &[name]].concat(), pos, prev_pos)),
             }
-            return Ok(());
-        }
-        match existing {
-            None => {
+        } else {
+            let Some(i) = existing else {
                 let nested = self.nested_from_path(&path[1..], value, pos)?;
                 p.index.insert(name, p.statics.len());
                 p.statics.push((name, nested, pos));
-            }
-            Some(i) => {
-                // Turn a literal set into a nested one so that paths can extend it.
-                if let PVal::Ast(ast::Expr::AttrSet(a)) = &p.statics[i].1 {
-                    let a = a.clone();
-                    let rec = a.rec_token().is_some();
-                    let collected = self.collect_attrs(a.entries(), rec, false)?;
-                    p.statics[i].1 = PVal::Nested(collected);
-                }
-                let prev_pos = p.statics[i].2;
-                match &mut p.statics[i].1 {
-                    PVal::Nested(n) if !n.rec => {
-                        self.add_attr(n, &[prefix, &[name]].concat(), &path[1..], value, pos, false)?
-                    }
-                    PVal::Nested(_) => {
-                        return Err(err(
-                            format!("attribute '{name}' already defined at {}", loc_str(prev_pos)),
-                            pos,
-                        ));
-                    }
-                    _ => {
-                        let mut names = vec![name];
-                        if let Some(n) = self.static_name(&path[1]) {
-                            names.push(n);
-                        }
-                        return Err(dup_attr(&[prefix, &names[..1]].concat(), pos, prev_pos));
-                    }
-                }
+                return Ok(());
+            };
+            // A path through an attribute defined as a set literal (even a `rec` one) extends that set.
+            let prev_pos = p.statics[i].2;
+            match self.as_nested(&mut p.statics[i].1)? {
+                Some(n) => self.add_attr(n, &[prefix, &[name]].concat(), &path[1..], value, pos, false),
+                None => Err(dup_attr(&[prefix, &[name]].concat(), pos, prev_pos)),
             }
         }
-        Ok(())
+    }
+
+    /// The attribute set under construction that `v` is, turning a set literal into one; `None` when `v` is
+    /// not an attribute set literal.
+    fn as_nested<'v>(&mut self, v: &'v mut PVal) -> Result<Option<&'v mut PAttrs>> {
+        if let PVal::Ast(e) = v
+            && let Some(a) = set_literal(e)
+        {
+            let collected = self.collect_attrs(a.entries(), a.rec_token().is_some(), false)?;
+            *v = PVal::Nested(collected);
+        }
+        Ok(match v {
+            PVal::Nested(n) => Some(n),
+            _ => None,
+        })
     }
 
     fn nested_from_path(&mut self, path: &[ast::Attr], value: ast::Expr, pos: Pos) -> Result<PVal> {
@@ -1082,9 +1137,11 @@ impl Compiler<'_, '_> {
             ast::Param::Pattern(pat) => {
                 let mut names = SymMap::default();
                 let mut formals_ast = Vec::new();
+                let mut positions = Vec::new();
                 for (i, entry) in pat.pat_entries().enumerate() {
                     let id = entry.ident().ok_or_else(|| err("syntax error", pos))?;
                     let s = self.ident_sym(&id);
+                    positions.push(self.pos(id.syntax()));
                     if names.insert(s, i as u32).is_some() {
                         return Err(err(
                             format!("duplicate formal function argument '{s}'"),
@@ -1121,7 +1178,12 @@ impl Compiler<'_, '_> {
                     }
                     let body = self.child(l.body(), l.syntax())?;
                     Ok(LambdaDef {
-                        param: Param::Formals { formals, ellipsis: pat.ellipsis_token().is_some(), at },
+                        param: Param::Formals {
+                            formals,
+                            positions,
+                            ellipsis: pat.ellipsis_token().is_some(),
+                            at,
+                        },
                         body,
                         nslots: n + at as u32,
                         pos,
@@ -1147,6 +1209,25 @@ fn exprs<const N: usize>(node: &SyntaxNode) -> [Option<ast::Expr>; N] {
     out
 }
 
+/// Nix's refusal of a string with a NUL byte (strings are C strings in parts of Nix); the NULs show as `␀`.
+pub fn nul_message(s: &str) -> String {
+    format!(
+        "input string '{}' cannot be represented as Nix string because it contains null bytes",
+        s.replace('\0', "␀")
+    )
+}
+
+/// The attribute set literal `e` is (looking through parentheses, which Nix's parser does not keep).
+fn set_literal(e: &ast::Expr) -> Option<ast::AttrSet> {
+    match e {
+        ast::Expr::AttrSet(a) => Some(a.clone()),
+        ast::Expr::Paren(p) => p.expr().as_ref().and_then(set_literal),
+        _ => None,
+    }
+}
+
+/// Adds the attributes of `incoming` (a second literal for the same name) to `target`: static names must be new;
+/// dynamic attributes and `inherit (e)` sources are appended.
 fn merge_into(target: &mut PAttrs, incoming: PAttrs) -> Result<()> {
     let base = target.inherit_from.len();
     target.inherit_from.extend(incoming.inherit_from);

@@ -93,39 +93,83 @@ impl EvalError {
     /// Renders the error as Nix does: the message, its position with a source excerpt and, with `show_trace`,
     /// the enclosing frames (outermost first).
     pub fn render(&self, show_trace: bool) -> String {
-        let mut out = String::from("error:");
-        if show_trace {
+        let mut body = String::new();
+        if show_trace && !self.trace.is_empty() {
+            // As Nix: a frame already shown is held back; more than five held back in a row are summarised.
+            let mut seen = std::collections::HashSet::new();
+            let mut skipped: Vec<&TraceFrame> = Vec::new();
+            let flush = |body: &mut String,
+                         skipped: &mut Vec<&TraceFrame>,
+                         seen: &mut std::collections::HashSet<_>| {
+                if skipped.len() > 5 {
+                    body.push_str(&format!("\n({} duplicate frames omitted)\n", skipped.len()));
+                    seen.clear();
+                } else {
+                    for frame in skipped.iter() {
+                        push_frame(body, frame);
+                    }
+                }
+                skipped.clear();
+            };
             for frame in self.trace.iter().rev() {
-                out.push_str(&format!("\n       … {}", frame.msg));
-                push_position(&mut out, frame.pos, "         ");
-                out.push('\n');
+                if !seen.insert((frame.pos, frame.msg.as_str())) {
+                    skipped.push(frame);
+                    continue;
+                }
+                flush(&mut body, &mut skipped, &mut seen);
+                push_frame(&mut body, frame);
             }
-            if !self.trace.is_empty() {
-                out.push_str("\n       error: ");
-            } else {
-                out.push(' ');
-            }
-        } else {
-            out.push(' ');
+            flush(&mut body, &mut skipped, &mut seen);
+            body.push_str("\nerror: ");
         }
-        out.push_str(&self.msg);
-        push_position(&mut out, self.pos, "       ");
-        out
+        body.push_str(&self.msg);
+        body.push('\n');
+        body.push_str(&position_text(self.pos, ""));
+        indent_message("error: ", &body)
     }
 }
 
-fn push_position(out: &mut String, pos: Pos, indent: &str) {
-    if let Some(loc) = pos.resolve() {
-        out.push_str(&format!("\n{indent}at {loc}:"));
-        let n = loc.line.to_string();
-        let pad = " ".repeat(n.len());
-        out.push_str(&format!("\n{indent}   {n}| {}", loc.line_text));
-        let caret_pad: String = loc
-            .line_text
-            .chars()
-            .take(loc.column as usize - 1)
-            .map(|c| if c == '\t' { '\t' } else { ' ' })
-            .collect();
-        out.push_str(&format!("\n{indent}   {pad}| {caret_pad}^"));
+fn push_frame(body: &mut String, frame: &TraceFrame) {
+    body.push_str(&format!("\n… {}\n", frame.msg));
+    body.push_str(&position_text(frame.pos, "  "));
+}
+
+/// A warning (`prefix` is `warning: ` or `evaluation warning: `) as Nix prints it: the message and, if known, the
+/// position with a source excerpt.
+pub fn render_warning(prefix: &str, msg: &str, pos: Pos) -> String {
+    indent_message(prefix, &format!("{msg}\n{}", position_text(pos, "")))
+}
+
+/// `at FILE:LINE:COL:` and the lines around it (the one before, the line with a caret under the column, the one
+/// after), each line number right-aligned in five columns, as Nix's `printCodeLines`.
+pub fn position_text(pos: Pos, indent: &str) -> String {
+    let Some(loc) = pos.resolve() else { return String::new() };
+    let mut out = format!("{indent}at {loc}:");
+    if let Some(lines) = pos.context_lines() {
+        if let Some(prev) = &lines.prev {
+            out.push_str(&format!("\n {:>5}| {prev}", loc.line - 1));
+        }
+        out.push_str(&format!("\n {:>5}| {}", loc.line, loc.line_text));
+        out.push_str(&format!("\n      |{}^", " ".repeat(loc.column as usize)));
+        if let Some(next) = &lines.next {
+            out.push_str(&format!("\n {:>5}| {next}", loc.line + 1));
+        }
+        out.push('\n');
     }
+    out
+}
+
+/// Nix's layout of a message: the first line after `prefix`, the others indented by its width, trailing
+/// whitespace removed from every line and from the end.
+fn indent_message(prefix: &str, body: &str) -> String {
+    let pad = " ".repeat(prefix.chars().count());
+    let mut out = String::with_capacity(body.len() + 64);
+    for (i, line) in body.trim_end().split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let full = format!("{}{line}", if i == 0 { prefix } else { &pad });
+        out.push_str(full.trim_end());
+    }
+    out
 }

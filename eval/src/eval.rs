@@ -10,37 +10,10 @@ use std::rc::Rc;
 use crate::compile::{self, AttrName, AttrValue, BinOp, CompileEnv, Expr, Param};
 use crate::error::{ErrorKind, EvalError, Result};
 use crate::io::EvalIo;
+pub use crate::settings::Settings;
 use crate::source::Pos;
 use crate::sym::{Sym, SymMap};
 use crate::value::{Attr, Attrs, Closure, Context, Env, NixStr, PrimOpApp, Slots, Thunk, ThunkState, Value};
-
-/// Settings of one evaluation.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    pub store_dir: String,
-    pub system: String,
-    /// Search path entries `(prefix, path)`; an empty prefix matches every lookup.
-    pub nix_path: Vec<(String, String)>,
-    pub pure: bool,
-    pub pipe_operators: bool,
-    pub current_time: i64,
-    /// `--eval` mode writes nothing to the store (as `nix-instantiate --eval`); instantiate mode writes `.drv`s.
-    pub read_only: bool,
-}
-
-impl Default for Settings {
-    fn default() -> Settings {
-        Settings {
-            store_dir: "/nix/store".to_string(),
-            system: "x86_64-linux".to_string(),
-            nix_path: Vec::new(),
-            pure: false,
-            pipe_operators: false,
-            current_time: 0,
-            read_only: true,
-        }
-    }
-}
 
 thread_local! {
     static STACK_BUDGET: Cell<usize> = const { Cell::new(1 << 20) };
@@ -86,7 +59,8 @@ pub struct Evaluator {
     /// Store paths computed for source paths, so each is hashed once.
     pub path_cache: HashMap<String, String>,
     pub call_depth: usize,
-    pub max_call_depth: usize,
+    /// What each search path entry resolved to (a directory, or nothing), so that a URL is fetched once a run.
+    pub(crate) search_path_resolved: HashMap<String, Option<String>>,
 }
 
 impl std::fmt::Debug for Evaluator {
@@ -116,10 +90,29 @@ impl Evaluator {
             drvs: HashMap::new(),
             path_cache: HashMap::new(),
             call_depth: 0,
-            max_call_depth: 1_000_000,
+            search_path_resolved: HashMap::new(),
         };
         crate::builtins::install(&mut ev);
         ev
+    }
+
+    /// Counts one more level of nesting (a call, a level of `toJSON`, `toXML` or deep forcing): deeper than
+    /// `max-call-depth`, or near the end of the native stack, is Nix's "stack overflow" error. Pair with `leave`.
+    pub fn enter(&mut self, pos: Pos) -> Result<()> {
+        if self.call_depth > self.settings.max_call_depth {
+            return Err(EvalError::new(
+                ErrorKind::StackOverflow,
+                "stack overflow; max-call-depth exceeded",
+                pos,
+            ));
+        }
+        self.check_stack(pos)?;
+        self.call_depth += 1;
+        Ok(())
+    }
+
+    pub fn leave(&mut self) {
+        self.call_depth -= 1;
     }
 
     fn check_stack(&self, pos: Pos) -> Result<()> {
@@ -135,16 +128,27 @@ impl Evaluator {
     }
 
     /// Parses and compiles `text` named `name`, relative paths resolving against `base_dir`.
-    pub fn compile(&self, name: &str, text: &str, base_dir: &str, extra: Option<&[Sym]>) -> Result<Expr> {
+    pub fn compile(&mut self, name: &str, text: &str, base_dir: &str, extra: Option<&[Sym]>) -> Result<Expr> {
         let home = self.io.get_env("HOME");
+        let s = &self.settings;
         let cenv = CompileEnv {
             globals: &self.globals,
             extra_scope: extra,
             base_dir,
             home: home.as_deref(),
-            pipe_operators: self.settings.pipe_operators,
+            pipe_operators: s.feature("pipe-operators"),
+            lints: compile::Lints {
+                absolute_paths: s.lint_absolute_paths,
+                short_paths: s.lint_short_paths,
+                url_literals: s.lint_url_literals,
+            },
+            warnings: Default::default(),
         };
-        compile::compile(name, text, &cenv)
+        let e = compile::compile(name, text, &cenv);
+        for (msg, pos) in cenv.warnings.take() {
+            self.io.trace(&crate::error::render_warning("warning: ", &msg, pos));
+        }
+        e
     }
 
     /// Evaluates an expression given as text (`-E`), relative paths resolving against `base_dir`.
@@ -326,7 +330,13 @@ impl Evaluator {
     }
 
     fn force_deep_inner(&mut self, v: &Value, seen: &mut rustc_hash::FxHashSet<usize>) -> Result<()> {
-        self.check_stack(Pos::none())?;
+        self.enter(Pos::none())?;
+        let r = self.force_deep_value(v, seen);
+        self.leave();
+        r
+    }
+
+    fn force_deep_value(&mut self, v: &Value, seen: &mut rustc_hash::FxHashSet<usize>) -> Result<()> {
         match self.force(v)? {
             Value::Attrs(a) => {
                 if !seen.insert(Rc::as_ptr(&a) as usize) {
@@ -708,7 +718,7 @@ impl Evaluator {
             Param::Ident => {
                 Rc::new(Env { vals: Slots::One(arg), parent: Some(c.env.clone()), is_with: false })
             }
-            Param::Formals { formals, ellipsis, at } => {
+            Param::Formals { formals, ellipsis, at, .. } => {
                 let attrs = match self.force(&arg)? {
                     Value::Attrs(a) => a,
                     v => {
@@ -770,17 +780,9 @@ impl Evaluator {
                 env
             }
         };
-        self.call_depth += 1;
-        if self.call_depth > self.max_call_depth {
-            self.call_depth -= 1;
-            return Err(EvalError::new(
-                ErrorKind::StackOverflow,
-                "stack overflow; max-call-depth exceeded",
-                pos,
-            ));
-        }
+        self.enter(pos)?;
         let r = self.eval(&def.body, &env);
-        self.call_depth -= 1;
+        self.leave();
         r.map_err(|e| e.add_trace(pos, format!("while calling {}", lambda_name(def))))
     }
 

@@ -53,6 +53,48 @@ pub trait EvalIo {
     }
     /// Where `builtins.trace`, `warn` and deprecation messages go.
     fn trace(&mut self, msg: &str);
+    /// Whether `store_path` is complete in the store (so a fetch with a known hash need not download it again).
+    fn is_valid_path(&mut self, store_path: &str) -> bool {
+        let _ = store_path;
+        false
+    }
+    /// What downloading `url` gave last time, if the store remembers it (Nix's fetcher cache).
+    fn cached_download(&mut self, url: &str) -> Option<CachedDownload> {
+        let _ = url;
+        None
+    }
+    /// Remembers what downloading `url` gave, for `cached_download`.
+    fn record_download(&mut self, url: &str, entry: &CachedDownload) {
+        let _ = (url, entry);
+    }
+    /// A GET that the server may answer with "not modified" when `have` matches what it would send.
+    fn fetch_url_conditional(&mut self, url: &str, have: &Validators) -> io::Result<Download> {
+        let _ = have;
+        Ok(Download::Fetched { body: self.fetch_url(url)?, validators: Validators::default() })
+    }
+}
+
+/// What identifies a server's copy of a URL for a conditional request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+/// The answer to a conditional GET.
+#[derive(Debug)]
+pub enum Download {
+    NotModified,
+    Fetched { body: Vec<u8>, validators: Validators },
+}
+
+/// A remembered download: the store path it became, the server's validators and when it was last checked (Unix
+/// seconds), so that it is reused without asking for `tarball-ttl` seconds and revalidated after.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CachedDownload {
+    pub store_path: String,
+    pub validators: Validators,
+    pub checked_at: i64,
 }
 
 /// What a store path was computed from, so that a store can register the object with the same content address.
@@ -68,7 +110,8 @@ pub enum StoreObject<'a> {
 }
 
 /// `EvalIo` on the local file system, writing store objects into `store_root` (the physical directory behind the
-/// logical store directory).
+/// logical store directory). When the two differ (a chroot store), every read of a path in the logical store
+/// directory goes to its file under `store_root`, and symlinks met there are followed inside it.
 #[derive(Debug)]
 pub struct FsIo {
     pub store_root: PathBuf,
@@ -77,11 +120,76 @@ pub struct FsIo {
     pub traces: Vec<String>,
     /// Print traces to stderr immediately (used by the CLI through `take`), or collect them.
     pub trace_sink: Option<fn(&str)>,
+    /// Store paths known to be complete, so that each is looked up once.
+    pub valid: std::cell::RefCell<HashSet<String>>,
 }
 
 impl FsIo {
     pub fn new(store_root: PathBuf, store_dir: &str) -> FsIo {
-        FsIo { store_root, store_dir: store_dir.to_string(), traces: Vec::new(), trace_sink: None }
+        FsIo {
+            store_root,
+            store_dir: store_dir.to_string(),
+            traces: Vec::new(),
+            trace_sink: None,
+            valid: Default::default(),
+        }
+    }
+
+    fn is_chroot(&self) -> bool {
+        self.store_root.as_os_str() != self.store_dir.as_str()
+    }
+
+    /// Whether reading `path` needs `resolve`: a logical store path of a chroot store.
+    fn in_chroot_store(&self, path: &str) -> bool {
+        self.is_chroot()
+            && path.strip_prefix(self.store_dir.as_str()).is_some_and(|r| r.is_empty() || r.starts_with('/'))
+    }
+
+    /// The file behind `path`: itself, or for a logical store path of a chroot store, its file under the root.
+    fn on_disk<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, Path> {
+        if self.is_chroot()
+            && let Some(rest) = path.strip_prefix(self.store_dir.as_str())
+            && (rest.is_empty() || rest.starts_with('/'))
+        {
+            return std::borrow::Cow::Owned(self.store_root.join(rest.trim_start_matches('/')));
+        }
+        std::borrow::Cow::Borrowed(Path::new(path))
+    }
+
+    /// Resolves the symlinks of a logical path component by component, each link read on disk (`on_disk`), so
+    /// that an absolute link into the store stays inside a chroot store's root.
+    fn resolve(&self, path: &str) -> io::Result<String> {
+        let mut todo: Vec<String> =
+            path.split('/').filter(|c| !c.is_empty()).rev().map(str::to_string).collect();
+        let mut done = String::new();
+        let mut links = 0;
+        while let Some(c) = todo.pop() {
+            match c.as_str() {
+                "." => continue,
+                ".." => {
+                    let cut = done.rfind('/').unwrap_or(0);
+                    done.truncate(cut);
+                    continue;
+                }
+                _ => {}
+            }
+            let next = format!("{done}/{c}");
+            let meta = std::fs::symlink_metadata(self.on_disk(&next))?;
+            if meta.file_type().is_symlink() {
+                links += 1;
+                if links > 40 {
+                    return Err(io::Error::other("too many levels of symbolic links"));
+                }
+                let target = std::fs::read_link(self.on_disk(&next))?.to_string_lossy().into_owned();
+                if target.starts_with('/') {
+                    done.clear();
+                }
+                todo.extend(target.split('/').filter(|c| !c.is_empty()).rev().map(str::to_string));
+            } else {
+                done = next;
+            }
+        }
+        Ok(if done.is_empty() { "/".to_string() } else { done })
     }
 
     fn physical(&self, store_path: &str) -> io::Result<PathBuf> {
@@ -149,12 +257,22 @@ fn temp_sibling(target: &Path) -> PathBuf {
 
 impl EvalIo for FsIo {
     fn read_file(&self, path: &str) -> io::Result<Vec<u8>> {
+        if self.in_chroot_store(path) {
+            return std::fs::read(self.on_disk(&self.resolve(path)?));
+        }
         std::fs::read(path)
     }
 
     fn read_dir(&self, path: &str) -> io::Result<Vec<(String, FileKind)>> {
+        let resolved;
+        let path = if self.in_chroot_store(path) {
+            resolved = self.resolve(path)?;
+            self.on_disk(&resolved)
+        } else {
+            std::borrow::Cow::Borrowed(Path::new(path))
+        };
         let mut out = Vec::new();
-        for e in std::fs::read_dir(path)? {
+        for e in std::fs::read_dir(&path)? {
             let e = e?;
             let meta = std::fs::symlink_metadata(e.path())?;
             out.push((e.file_name().to_string_lossy().into_owned(), kind_of(&meta)));
@@ -164,15 +282,23 @@ impl EvalIo for FsIo {
     }
 
     fn file_kind(&self, path: &str) -> io::Result<FileKind> {
-        Ok(kind_of(&std::fs::symlink_metadata(path)?))
+        Ok(kind_of(&std::fs::symlink_metadata(self.on_disk(path))?))
     }
 
     fn read_link(&self, path: &str) -> io::Result<String> {
-        Ok(std::fs::read_link(path)?.to_string_lossy().into_owned())
+        Ok(std::fs::read_link(self.on_disk(path))?.to_string_lossy().into_owned())
     }
 
     fn canonicalize(&self, path: &str) -> io::Result<String> {
-        Ok(std::fs::canonicalize(path)?.to_string_lossy().into_owned())
+        if self.in_chroot_store(path) {
+            return self.resolve(path);
+        }
+        match std::fs::canonicalize(path) {
+            Ok(p) => Ok(p.to_string_lossy().into_owned()),
+            // A host symlink into a chroot store's logical directory (a `result` link) resolves inside its root.
+            Err(e) if self.is_chroot() => self.resolve(path).map_err(|_| e),
+            Err(e) => Err(e),
+        }
     }
 
     fn add_to_store(&mut self, store_path: &str, object: StoreObject<'_>) -> io::Result<()> {
@@ -195,6 +321,21 @@ impl EvalIo for FsIo {
         std::fs::rename(&tmp, &target)
     }
 
+    fn fetch_url_conditional(&mut self, url: &str, have: &Validators) -> io::Result<Download> {
+        // A file's modification time stands in for the server's validators.
+        let stamp = url
+            .strip_prefix("file://")
+            .and_then(|p| std::fs::metadata(p).ok())
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| format!("{}.{:09}", d.as_secs(), d.subsec_nanos()));
+        if stamp.is_some() && have.last_modified == stamp {
+            return Ok(Download::NotModified);
+        }
+        let body = self.fetch_url(url)?;
+        Ok(Download::Fetched { body, validators: Validators { etag: None, last_modified: stamp } })
+    }
+
     fn fetch_url(&mut self, url: &str) -> io::Result<Vec<u8>> {
         match url.strip_prefix("file://") {
             Some(path) => std::fs::read(path),
@@ -213,6 +354,10 @@ impl EvalIo for FsIo {
         Ok(dir.to_string_lossy().into_owned())
     }
 
+    fn is_valid_path(&mut self, store_path: &str) -> bool {
+        self.physical(store_path).is_ok_and(|p| p.symlink_metadata().is_ok())
+    }
+
     fn trace(&mut self, msg: &str) {
         match self.trace_sink {
             Some(f) => f(msg),
@@ -227,12 +372,20 @@ fn unique() -> u64 {
     N.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Unpacks a plain or gzip-compressed tar archive into the existing directory `dir`.
+/// Unpacks a tar archive (plain, gzip, xz or zstd, recognised by its first bytes) into the existing directory
+/// `dir`.
 pub fn unpack_tarball_into(data: &[u8], dir: &Path) -> io::Result<()> {
     let reader: Box<dyn Read> = if data.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::GzDecoder::new(data))
+    } else if data.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Box::new(liblzma::read::XzDecoder::new(data))
+    } else if data.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(ruzstd::decoding::StreamingDecoder::new(data).map_err(io::Error::other)?)
     } else {
         Box::new(data)
     };
-    tar::Archive::new(reader).unpack(dir)
+    let mut archive = tar::Archive::new(reader);
+    // Store objects have no times; setting each file's would only cost system calls.
+    archive.set_preserve_mtime(false);
+    archive.unpack(dir)
 }

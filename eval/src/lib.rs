@@ -13,6 +13,8 @@ pub mod error;
 pub mod eval;
 pub mod io;
 pub mod print;
+pub mod search_path;
+pub mod settings;
 pub mod source;
 pub mod store_path;
 pub mod sym;

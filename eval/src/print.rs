@@ -77,11 +77,22 @@ pub fn attr_name(s: &str) -> String {
 pub fn print_value(v: &Value) -> String {
     let mut out = String::new();
     let mut seen = HashSet::default();
-    print_into(v, &mut out, &mut seen);
+    print_into(v, &mut out, &mut seen, None, false);
     out
 }
 
-fn print_into(v: &Value, out: &mut String, seen: &mut HashSet<usize>) {
+/// Prints a value as `builtins.trace` shows it: as `print_value`, but an unevaluated part is `«thunk»`, or
+/// `«potential infinite recursion»` while it is being evaluated.
+pub fn print_trace(v: &Value) -> String {
+    let mut out = String::new();
+    let mut seen = HashSet::default();
+    print_into(v, &mut out, &mut seen, None, true);
+    out
+}
+
+/// `holder`: the thunk a value was reached through. Nix keeps lists of one or two elements inside the value
+/// that holds them, so such a list is "the same" (`«repeated»`) only when reached through the same value.
+fn print_into(v: &Value, out: &mut String, seen: &mut HashSet<usize>, holder: Option<usize>, trace: bool) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -100,19 +111,23 @@ fn print_into(v: &Value, out: &mut String, seen: &mut HashSet<usize>) {
             for attr in &a.entries {
                 out.push_str(&attr_name(attr.name.as_str()));
                 out.push_str(" = ");
-                print_into(&attr.value, out, seen);
+                print_into(&attr.value, out, seen, None, trace);
                 out.push_str("; ");
             }
             out.push('}');
         }
         Value::List(l) => {
-            if !l.is_empty() && !seen.insert(Rc::as_ptr(l) as usize) {
+            let id = match holder {
+                Some(h) if l.len() <= 2 => h,
+                _ => Rc::as_ptr(l) as usize,
+            };
+            if !l.is_empty() && !seen.insert(id) {
                 out.push_str("«repeated»");
                 return;
             }
             out.push_str("[ ");
             for x in l.iter() {
-                print_into(x, out, seen);
+                print_into(x, out, seen, None, trace);
                 out.push(' ');
             }
             out.push(']');
@@ -121,7 +136,9 @@ fn print_into(v: &Value, out: &mut String, seen: &mut HashSet<usize>) {
         Value::PrimOp(_) => out.push_str("<PRIMOP>"),
         Value::PrimOpApp(_) => out.push_str("<PRIMOP-APP>"),
         Value::Thunk(t) => match &*t.state.borrow() {
-            ThunkState::Done(v) => print_into(v, out, seen),
+            ThunkState::Done(v) => print_into(v, out, seen, Some(Rc::as_ptr(t) as usize), trace),
+            ThunkState::Blackhole if trace => out.push_str("«potential infinite recursion»"),
+            _ if trace => out.push_str("«thunk»"),
             _ => out.push_str("<CODE>"),
         },
     }

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 /// A position in a registered source: which file and which byte offset.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Pos {
     /// Index into the source table plus one; 0 means "no position".
     pub file: u32,
@@ -79,6 +79,35 @@ impl Pos {
             column: column as u32,
             line_text: src.text[start..end].to_string(),
         })
+    }
+}
+
+/// The lines before and after a position's line, for error excerpts (`None` at the start or end of the text).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContextLines {
+    pub prev: Option<String>,
+    pub next: Option<String>,
+}
+
+impl Pos {
+    pub fn context_lines(self) -> Option<ContextLines> {
+        if self.file == 0 {
+            return None;
+        }
+        let src = SOURCES.with(|s| s.borrow().get(self.file as usize - 1).cloned())?;
+        let line_idx = match src.line_starts.binary_search(&self.offset) {
+            Ok(i) => i,
+            Err(i) => i - 1,
+        };
+        let line = |i: usize| -> Option<String> {
+            let start = *src.line_starts.get(i)? as usize;
+            if start > src.text.len() {
+                return None;
+            }
+            let end = src.text[start..].find('\n').map_or(src.text.len(), |e| start + e);
+            Some(src.text[start..end].to_string())
+        };
+        Some(ContextLines { prev: line_idx.checked_sub(1).and_then(line), next: line(line_idx + 1) })
     }
 }
 

@@ -57,8 +57,12 @@ fn run_case(root: &Path, file: &Path, must_fail: bool) -> Result<(), Failed> {
         .into());
     }
     let text = std::fs::read_to_string(file).map_err(|e| format!("reading {}: {e}", file.display()))?;
-    let pipe_operators = header_lines(&text).any(|l| l.contains("flags: pipe-operators"));
-    let outcome = evaluate(root, file, pipe_operators)?;
+    // `# flags: F G` enables the experimental features F and G for the case.
+    let features: Vec<String> = header_lines(&text)
+        .filter_map(|l| l.strip_prefix("# flags:"))
+        .flat_map(|f| f.split_whitespace().map(str::to_string))
+        .collect();
+    let outcome = evaluate(root, file, features)?;
     let verdict = compare(&expect, &outcome);
     match (verdict, must_fail) {
         (Ok(()), false) => Ok(()),
@@ -88,7 +92,7 @@ fn read_expectation(file: &Path) -> Result<Expect, Failed> {
     }
 }
 
-fn evaluate(root: &Path, file: &Path, pipe_operators: bool) -> Result<Outcome, Failed> {
+fn evaluate(root: &Path, file: &Path, features: Vec<String>) -> Result<Outcome, Failed> {
     let store = tempfile::tempdir().map_err(|e| format!("creating a temporary store: {e}"))?;
     let store_root = store.path().to_path_buf();
     let path = file.to_string_lossy().into_owned();
@@ -98,7 +102,7 @@ fn evaluate(root: &Path, file: &Path, pipe_operators: bool) -> Result<Outcome, F
         let settings = Settings {
             store_dir: "/nix/store".to_string(),
             nix_path: Vec::new(),
-            pipe_operators,
+            features: features.into_iter().collect(),
             current_time: 0,
             read_only: true,
             ..Settings::default()

@@ -318,9 +318,9 @@ pub fn run_build(mut args: BuildArgs) -> Result<ExitCode> {
         args.common.file = Some(PathBuf::from("default.nix"));
     }
     // A `.drv` path (or a link to one) is built as it is, every output.
-    let direct = match (&args.common.file, &args.common.expr) {
-        (Some(f), None) if f.to_string_lossy().ends_with(".drv") || f.to_string_lossy().contains(".drv!") => {
-            Some(derived_path(&store, &f.to_string_lossy())?)
+    let direct = match args.common.args.as_slice() {
+        [f] if !args.common.expr && (f.ends_with(".drv") || f.contains(".drv!")) => {
+            Some(derived_path(&store, f)?)
         }
         _ => None,
     };

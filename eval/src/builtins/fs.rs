@@ -27,15 +27,30 @@ pub(crate) fn table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
             Ok(Value::str(k.nix_name()))
         }),
         ("pathExists", 1, |ev, a, p| {
-            let path = path_arg(ev, &a[0], p)?;
+            let arg = ev.force(&a[0])?;
+            // A string ending in `/` or `/.` must name a directory (symlinks followed all the way); otherwise
+            // the last component itself must exist, so a dangling symlink does.
+            let must_be_dir = matches!(&arg, Value::String(s) if s.s.ends_with('/') || s.s.ends_with("/."));
+            let path = path_arg(ev, &arg, p)?;
             if let Some(rest) = path.strip_prefix(COREPKGS) {
                 return Ok(Value::Bool(corepkg_source(rest).is_some()));
             }
-            let trailing = path.ends_with('/') && path.len() > 1;
-            Ok(Value::Bool(match ev.io.canonicalize(&path) {
-                Ok(c) => !trailing || matches!(ev.io.file_kind(&c), Ok(FileKind::Directory)),
-                Err(_) => false,
-            }))
+            if must_be_dir {
+                let dir = ev.io.canonicalize(&path).and_then(|c| ev.io.file_kind(&c));
+                return Ok(Value::Bool(matches!(dir, Ok(FileKind::Directory))));
+            }
+            let path = crate::compile::canon_path(&path);
+            let exists = match path.rsplit_once('/') {
+                Some((parent, base)) if !base.is_empty() => {
+                    let parent = if parent.is_empty() { "/" } else { parent };
+                    ev.io
+                        .canonicalize(parent)
+                        .and_then(|c| ev.io.file_kind(&format!("{}/{base}", c.trim_end_matches('/'))))
+                        .is_ok()
+                }
+                _ => ev.io.file_kind(&path).is_ok(),
+            };
+            Ok(Value::Bool(exists))
         }),
         ("hashFile", 2, |ev, a, p| {
             let algo_s = ev.force_str(&a[0], p)?;
@@ -135,7 +150,7 @@ fn prim_to_file(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
         refs.push(c.clone());
     }
     let sp = store_path::text_path(&ev.settings.store_dir, &name, s.s.as_bytes(), &refs);
-    if !ev.settings.read_only {
+    if !ev.settings.read_only && !ev.io.is_valid_path(&sp) {
         ev.io
             .add_to_store(&sp, StoreObject::Text { contents: s.s.as_bytes(), references: &refs })
             .map_err(|e| io_err("writing", &sp, &e, p))?;
@@ -225,7 +240,7 @@ pub fn add_path(
             p,
         ));
     }
-    if !ev.settings.read_only {
+    if !ev.settings.read_only && !ev.io.is_valid_path(&sp) {
         let object = match &flat {
             Some(contents) => StoreObject::Flat { contents, algo: Algo::Sha256 },
             None => StoreObject::Tree { src, include: include.as_ref() },
@@ -265,9 +280,10 @@ pub(crate) fn hash_mismatch(what: &str, specified: &Hash, got: &Hash, p: Pos) ->
 }
 
 pub(crate) fn prim_find_file(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
-    let entries = ev.force_list(&a[0], p)?;
+    let list = ev.force_list(&a[0], p)?;
     let name = ev.force_str(&a[1], p)?;
-    for e in entries.iter() {
+    let mut entries = Vec::with_capacity(list.len());
+    for e in list.iter() {
         let e = ev.force_attrs(e, p)?;
         let prefix = match e.get_str("prefix") {
             Some(v) => ev.force_str(&v.clone(), p)?,
@@ -275,29 +291,15 @@ pub(crate) fn prim_find_file(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<
         };
         let pv = e.get_str("path").cloned().ok_or_else(|| EvalError::eval("attribute 'path' missing", p))?;
         let path = ev.coerce_to_string(&pv, p, Coerce { more: false, copy: false })?.s;
-        let rest = if prefix.is_empty() {
-            Some(name.as_str())
-        } else if name == prefix {
-            Some("")
-        } else {
-            name.strip_prefix(&format!("{prefix}/"))
-        };
-        let Some(rest) = rest else { continue };
-        let candidate =
-            if rest.is_empty() { path.clone() } else { format!("{}/{rest}", path.trim_end_matches('/')) };
-        if ev.io.path_exists(&candidate) {
-            return Ok(Value::path(crate::compile::canon_path(&candidate)));
-        }
+        entries.push((prefix, path));
     }
-    if let Some(rest) = name.strip_prefix("nix/")
-        && corepkg_source(rest).is_some()
-    {
-        return Ok(Value::path(format!("{COREPKGS}{rest}")));
-    }
-    Err(EvalError::eval(
-        format!("file '{name}' was not found in the Nix search path (add it using $NIX_PATH or -I)"),
-        p,
-    ))
+    let found = ev.find_in(&entries, &name, p)?;
+    Ok(Value::path(found))
+}
+
+/// Whether `name` is one of the built-in `<nix/…>` files.
+pub(crate) fn corepkg_exists(name: &str) -> bool {
+    corepkg_source(name).is_some()
 }
 
 fn corepkg_source(name: &str) -> Option<&'static str> {
@@ -380,65 +382,142 @@ fn fetch_args(ev: &mut Evaluator, v: &Value, p: Pos) -> Result<FetchArgs> {
     }
 }
 
-fn fetch(ev: &mut Evaluator, url: &str, p: Pos) -> Result<Vec<u8>> {
-    ev.io
-        .fetch_url(url)
-        .map_err(|e| EvalError::new(ErrorKind::Io, format!("unable to download '{url}': {e}"), p))
-}
-
 fn prim_fetchurl(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
     let args = fetch_args(ev, &a[0], p)?;
     let name = args.name.clone().unwrap_or_else(|| url_base_name(&args.url));
     store_path::check_name(&name).map_err(|m| EvalError::eval(m, p))?;
-    let data = fetch(ev, &args.url, p)?;
-    let algo = args.hash.as_ref().map_or(Algo::Sha256, |h| h.algo);
-    let got = Hash { algo, bytes: algo.digest(&data) };
-    if let Some(exp) = &args.hash
-        && *exp != got
-    {
-        return Err(hash_mismatch(&format!("file downloaded from '{}'", args.url), exp, &got, p));
+    let store_dir = ev.settings.store_dir.clone();
+    // With a hash, the store path is known before downloading, and an existing one is not fetched again.
+    if let Some(exp) = &args.hash {
+        let sp = store_path::fixed_output_path(&store_dir, &name, false, exp);
+        if ev.io.is_valid_path(&sp) {
+            return Ok(store_string(sp));
+        }
     }
-    let sp = store_path::fixed_output_path(&ev.settings.store_dir, &name, false, &got);
-    ev.io
-        .add_to_store(&sp, StoreObject::Flat { contents: &data, algo })
-        .map_err(|e| io_err("writing", &sp, &e, p))?;
+    let cache_key = format!("file:{name}:{}", args.url);
+    let sp = fetch_cached(ev, &args.url, &cache_key, args.hash.is_some(), p, |ev, body| {
+        let algo = args.hash.as_ref().map_or(Algo::Sha256, |h| h.algo);
+        let got = Hash { algo, bytes: algo.digest(&body) };
+        if let Some(exp) = &args.hash
+            && *exp != got
+        {
+            return Err(hash_mismatch(&format!("file downloaded from '{}'", args.url), exp, &got, p));
+        }
+        let sp = store_path::fixed_output_path(&store_dir, &name, false, &got);
+        ev.io
+            .add_to_store(&sp, StoreObject::Flat { contents: &body, algo })
+            .map_err(|e| io_err("writing", &sp, &e, p))?;
+        Ok(sp)
+    })?;
     Ok(store_string(sp))
 }
 
 fn prim_fetch_tarball(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
     let args = fetch_args(ev, &a[0], p)?;
     let name = args.name.clone().unwrap_or_else(|| "source".to_string());
-    let data = fetch(ev, &args.url, p)?;
-    let dir = ev
-        .io
-        .unpack_tarball(&data)
-        .map_err(|e| EvalError::new(ErrorKind::Io, format!("unpacking '{}': {e}", args.url), p))?;
-    // A tarball with a single top-level directory is unpacked to that directory, as Nix does.
-    let entries = ev.io.read_dir(&dir).map_err(|e| io_err("opening directory", &dir, &e, p))?;
-    let root = match entries.as_slice() {
-        [(n, FileKind::Directory)] => format!("{dir}/{n}"),
-        _ => dir.clone(),
-    };
-    let mut nar = Vec::new();
-    store_path::nar(ev.io.as_ref(), &root, None, &mut nar).map_err(|e| io_err("reading", &root, &e, p))?;
-    let got = Hash { algo: Algo::Sha256, bytes: store_path::sha256(&nar).to_vec() };
-    if let Some(exp) = &args.hash {
-        let exp_cmp = if exp.algo == Algo::Sha256 {
-            got.clone()
-        } else {
-            Hash { algo: exp.algo, bytes: exp.algo.digest(&nar) }
-        };
-        if *exp != exp_cmp {
-            return Err(hash_mismatch(&format!("file downloaded from '{}'", args.url), exp, &exp_cmp, p));
+    let sp = fetch_tarball_cached(ev, &args.url, &name, args.hash.as_ref(), p)?;
+    Ok(store_string(sp))
+}
+
+/// Downloads a tarball, unpacks it into the store as `name` and returns the store path. With an expected hash
+/// (of the unpacked tree's NAR) an existing store path is used without downloading; without one, the download
+/// is remembered and reused for `tarball-ttl` seconds, then revalidated with the server.
+pub(crate) fn fetch_tarball_cached(
+    ev: &mut Evaluator,
+    url: &str,
+    name: &str,
+    expected: Option<&Hash>,
+    p: Pos,
+) -> Result<String> {
+    store_path::check_name(name).map_err(|m| EvalError::eval(m, p))?;
+    let store_dir = ev.settings.store_dir.clone();
+    if let Some(exp) = expected
+        && exp.algo == Algo::Sha256
+    {
+        let mut inner = [0u8; 32];
+        inner.copy_from_slice(&exp.bytes);
+        let sp = store_path::make_store_path(&store_dir, "source", &inner, name);
+        if ev.io.is_valid_path(&sp) {
+            return Ok(sp);
         }
     }
-    let mut inner = [0u8; 32];
-    inner.copy_from_slice(&got.bytes);
-    let sp = store_path::make_store_path(&ev.settings.store_dir, "source", &inner, &name);
-    ev.io
-        .add_to_store(&sp, StoreObject::Tree { src: &root, include: None })
-        .map_err(|e| io_err("copying", &root, &e, p))?;
-    Ok(store_string(sp))
+    let cache_key = format!("tarball:{name}:{url}");
+    fetch_cached(ev, url, &cache_key, expected.is_some(), p, |ev, body| {
+        let dir = ev
+            .io
+            .unpack_tarball(&body)
+            .map_err(|e| EvalError::new(ErrorKind::Io, format!("unpacking '{url}': {e}"), p))?;
+        // A tarball with a single top-level directory is unpacked to that directory, as Nix does.
+        let entries = ev.io.read_dir(&dir).map_err(|e| io_err("opening directory", &dir, &e, p))?;
+        let root = match entries.as_slice() {
+            [(n, FileKind::Directory)] => format!("{dir}/{n}"),
+            _ => dir.clone(),
+        };
+        let mut nar = Vec::new();
+        store_path::nar(ev.io.as_ref(), &root, None, &mut nar)
+            .map_err(|e| io_err("reading", &root, &e, p))?;
+        let got = Hash { algo: Algo::Sha256, bytes: store_path::sha256(&nar).to_vec() };
+        if let Some(exp) = expected {
+            let exp_cmp = if exp.algo == Algo::Sha256 {
+                got.clone()
+            } else {
+                Hash { algo: exp.algo, bytes: exp.algo.digest(&nar) }
+            };
+            if *exp != exp_cmp {
+                return Err(hash_mismatch(&format!("file downloaded from '{url}'"), exp, &exp_cmp, p));
+            }
+        }
+        let mut inner = [0u8; 32];
+        inner.copy_from_slice(&got.bytes);
+        let sp = store_path::make_store_path(&store_dir, "source", &inner, name);
+        if !ev.io.is_valid_path(&sp) {
+            ev.io
+                .add_to_store(&sp, StoreObject::Tree { src: &root, include: None })
+                .map_err(|e| io_err("copying", &root, &e, p))?;
+        }
+        Ok(sp)
+    })
+}
+
+/// A download through the fetcher cache: a remembered result younger than `tarball-ttl` is used as it is; an
+/// older one is revalidated with a conditional request, and only a changed body is passed to `add`, which puts it
+/// into the store and returns the path. A `locked` download (checked against a hash whose store path is not
+/// there) always asks the server.
+fn fetch_cached(
+    ev: &mut Evaluator,
+    url: &str,
+    key: &str,
+    locked: bool,
+    p: Pos,
+    add: impl FnOnce(&mut Evaluator, Vec<u8>) -> Result<String>,
+) -> Result<String> {
+    let now = ev.settings.current_time;
+    let cached =
+        if locked { None } else { ev.io.cached_download(key).filter(|c| ev.io.is_valid_path(&c.store_path)) };
+    if let Some(c) = &cached
+        && now.saturating_sub(c.checked_at) < ev.settings.tarball_ttl as i64
+    {
+        return Ok(c.store_path.clone());
+    }
+    let have = cached.as_ref().map(|c| c.validators.clone()).unwrap_or_default();
+    let answer = ev
+        .io
+        .fetch_url_conditional(url, &have)
+        .map_err(|e| EvalError::new(ErrorKind::Io, format!("unable to download '{url}': {e}"), p))?;
+    let (store_path, validators) = match (answer, cached) {
+        (crate::io::Download::NotModified, Some(c)) => (c.store_path, c.validators),
+        (crate::io::Download::NotModified, None) => {
+            return Err(EvalError::new(
+                ErrorKind::Io,
+                format!("unable to download '{url}': the server answered 'not modified' to a first request"),
+                p,
+            ));
+        }
+        (crate::io::Download::Fetched { body, validators }, _) => (add(ev, body)?, validators),
+    };
+    let entry = crate::io::CachedDownload { store_path: store_path.clone(), validators, checked_at: now };
+    ev.io.record_download(key, &entry);
+    Ok(store_path)
 }
 
 fn url_base_name(url: &str) -> String {

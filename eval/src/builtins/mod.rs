@@ -2,6 +2,7 @@
 //! names), and the primops on types, attribute sets, lists, numbers and control flow. Strings, files/store,
 //! JSON/TOML/XML and derivations live in the sibling modules.
 
+mod flake;
 pub mod fs;
 pub mod json;
 pub mod strings;
@@ -40,6 +41,10 @@ pub(crate) fn install(ev: &mut Evaluator) {
     strings::table(&mut table);
     fs::table(&mut table);
     json::table(&mut table);
+    // As in Nix, the flake reference builtins exist only with the `flakes` experimental feature.
+    if ev.settings.feature("flakes") {
+        flake::table(&mut table);
+    }
     table.push(("derivationStrict", 1, crate::derivation::derivation_strict));
 
     let mut attrs: Vec<Attr> = Vec::new();
@@ -219,6 +224,7 @@ fn core_table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
         ("mapAttrs", 2, |ev, a, p| {
             let s = ev.force_attrs(&a[1], p)?;
             let f = a[0].clone();
+            // The new attributes have no position (`unsafeGetAttrPos` gives null), as in Nix.
             let entries = s
                 .entries
                 .iter()
@@ -228,7 +234,7 @@ fn core_table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
                         Value::apply_lazy(f.clone(), Value::str(e.name.as_str())),
                         e.value.clone(),
                     ),
-                    pos: e.pos,
+                    pos: Pos::none(),
                 })
                 .collect();
             Ok(Value::attrs(Attrs { entries }))
@@ -259,12 +265,19 @@ fn core_table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
             let f = ev.force(&a[0])?;
             match &f {
                 Value::Lambda(c) => match &c.def.param {
-                    crate::compile::Param::Formals { formals, .. } => Ok(Value::attrs(Attrs::from_unsorted(
-                        formals
-                            .iter()
-                            .map(|(n, d)| Attr { name: *n, value: Value::Bool(d.is_some()), pos: c.def.pos })
-                            .collect(),
-                    ))),
+                    crate::compile::Param::Formals { formals, positions, .. } => {
+                        Ok(Value::attrs(Attrs::from_unsorted(
+                            formals
+                                .iter()
+                                .zip(positions)
+                                .map(|((n, d), pos)| Attr {
+                                    name: *n,
+                                    value: Value::Bool(d.is_some()),
+                                    pos: *pos,
+                                })
+                                .collect(),
+                        )))
+                    }
                     crate::compile::Param::Ident => Ok(Value::attrs(Attrs::default())),
                 },
                 Value::PrimOp(_) | Value::PrimOpApp(_) => Ok(Value::attrs(Attrs::default())),
@@ -344,8 +357,12 @@ fn core_table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
         }),
         ("foldl'", 3, |ev, a, p| {
             let l = ev.force_list(&a[2], p)?;
+            // The initial accumulator is forced only if nothing is applied to it; each result of `op` is forced.
+            if l.is_empty() {
+                return ev.force(&a[1]);
+            }
             let f = ev.force(&a[0])?;
-            let mut acc = ev.force(&a[1])?;
+            let mut acc = a[1].clone();
             for x in l.iter() {
                 let g = ev.call(f.clone(), acc, p)?;
                 acc = ev.call(g, x.clone(), p)?;
@@ -466,7 +483,7 @@ fn prim_trace(ev: &mut Evaluator, a: &[Value], _p: Pos) -> Result<Value> {
     let v = ev.force(&a[0])?;
     let msg = match &v {
         Value::String(s) => format!("trace: {}", s.s),
-        v => format!("trace: {}", crate::print::print_value(v)),
+        v => format!("trace: {}", crate::print::print_trace(v)),
     };
     ev.io.trace(&msg);
     ev.force(&a[1])
@@ -508,7 +525,10 @@ fn prim_list_to_attrs(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> 
 
 fn prim_sort(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
     let l = ev.force_list(&a[1], p)?;
-    let f = ev.force(&a[0])?;
+    if l.is_empty() {
+        return Ok(a[1].clone());
+    }
+    let f = ev.force_function(&a[0], p)?;
     let mut items: Vec<Value> = l.iter().cloned().collect();
     for x in &mut items {
         *x = ev.force(x)?;
@@ -556,28 +576,6 @@ fn prim_sort(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
     Ok(Value::list(items))
 }
 
-fn closure_key(ev: &mut Evaluator, v: &Value, p: Pos) -> Result<String> {
-    Ok(match ev.force(v)? {
-        Value::Int(i) => format!("n:{}", i as f64),
-        Value::Float(f) => format!("n:{f}"),
-        Value::String(s) => format!("s:{}", s.s),
-        Value::Path(s) => format!("p:{s}"),
-        Value::List(l) => {
-            let mut parts = Vec::new();
-            for x in l.iter() {
-                parts.push(closure_key(ev, x, p)?);
-            }
-            format!("l:[{}]", parts.join("\u{0}"))
-        }
-        v => {
-            return Err(EvalError::eval(
-                format!("cannot compare {} with {}", v.show_type(), v.show_type()),
-                p,
-            ));
-        }
-    })
-}
-
 fn prim_generic_closure(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
     let args = ev.force_attrs(&a[0], p)?;
     let start = args
@@ -589,16 +587,32 @@ fn prim_generic_closure(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value
         .cloned()
         .ok_or_else(|| EvalError::eval("attribute 'operator' missing", p))?;
     let mut queue: std::collections::VecDeque<Value> = ev.force_list(&start, p)?.iter().cloned().collect();
-    let mut seen = std::collections::HashSet::new();
+    // The keys seen, kept sorted by Nix's ordering (which also rejects keys that cannot be compared, as Nix's
+    // ordered set of keys does).
+    let mut seen: Vec<Value> = Vec::new();
     let mut out = Vec::new();
     let key_s = Sym::new("key");
     while let Some(item) = queue.pop_front() {
         let s = ev.force_attrs(&item, p)?;
         let k = s.get(key_s).cloned().ok_or_else(|| EvalError::eval("attribute 'key' required", p))?;
-        let k = closure_key(ev, &k, p)?;
-        if !seen.insert(k) {
+        let k = ev.force(&k)?;
+        let (mut lo, mut hi) = (0, seen.len());
+        let mut found = false;
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match ev.compare(&k, &seen[mid], p)? {
+                std::cmp::Ordering::Less => hi = mid,
+                std::cmp::Ordering::Greater => lo = mid + 1,
+                std::cmp::Ordering::Equal => {
+                    found = true;
+                    break;
+                }
+            }
+        }
+        if found {
             continue;
         }
+        seen.insert(lo, k);
         out.push(item.clone());
         let next = ev.call_n(&op, &[item], p)?;
         queue.extend(ev.force_list(&next, p)?.iter().cloned());

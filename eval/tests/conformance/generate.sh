@@ -15,7 +15,7 @@
 # Layout: cases/ (expectations generated here), newer/ (hand-written, for behaviour newer than 2.8 or where current
 # Nix differs), notyetpassing/ (either kind; the runner requires these to fail), data/ (files the cases import or
 # read; not cases). Directives are comment lines at the top of a case: `# hand-written: WHY` and
-# `# flags: pipe-operators` (the runner enables the experimental pipe operators). Outputs must not contain
+# `# flags: FEATURE…` (the runner enables those experimental features, e.g. pipe-operators, flakes). Outputs must not contain
 # absolute paths other than store paths, so that the suite passes in any checkout.
 #
 # Usage: eval/tests/conformance/generate.sh [CASE.nix...]   (no arguments: every case)

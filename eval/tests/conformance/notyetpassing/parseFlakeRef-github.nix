@@ -1,2 +1,0 @@
-# hand-written: builtins.parseFlakeRef, new in Nix 2.16, exists only with the flakes experimental feature (which the evaluator lacks); expectation from the current manual
-builtins.parseFlakeRef "github:NixOS/nixpkgs/23.05?dir=lib"
