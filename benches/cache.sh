@@ -62,15 +62,14 @@ for base in ["/usr/share", "/usr/lib", "/usr/lib/x86_64-linux-gnu"]:
         p = os.path.join(base, name)
         if os.path.isdir(p) and not os.path.islink(p) and p != "/usr/lib/x86_64-linux-gnu":
             cands.append((du(p), p))
-cands.sort(reverse=True)
-chosen, total = [], 0
-for size, p in cands:
-    if size > mb * 1024 * 1024 * 0.4 or len(chosen) >= 100:
-        continue
-    chosen.append(p)
-    total += size
-    if total >= mb * 1024 * 1024 and len(chosen) >= 60:
+# A NAR is larger than `du` says (hard-linked files are stored once per link): aim at half the target in `du`.
+# The 100 largest directories under a size cap, the cap lowered until they sum to half the target.
+cands.sort()
+for cap in sorted({s for s, _ in cands}, reverse=True):
+    chosen = [(s, p) for s, p in cands if s <= cap][-100:]
+    if sum(s for s, _ in chosen) <= mb * 1024 * 1024 / 2:
         break
+chosen = [p for _, p in chosen]
 root = f"local?root={src}"
 paths = []
 for p in chosen:

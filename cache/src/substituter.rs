@@ -303,7 +303,7 @@ impl Substituters {
             progress.start(path, info.nar_size);
             let result = slot.cache.nar(&info).and_then(|reader| {
                 let mut reader = Counting { inner: reader, progress, path };
-                store.add_nar(&mut reader, info.to_metadata()).map_err(|e| match e {
+                store.add_substitute(&mut reader, info.to_metadata()).map_err(|e| match e {
                     StoreError::HashMismatch { expected, got, .. } => CacheError::Mismatch {
                         what: "hash",
                         path: path.to_string(),

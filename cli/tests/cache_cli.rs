@@ -165,6 +165,17 @@ fn file_cache_round_trip_with_signatures() {
     let out = t.run("b", &["--option", "trusted-public-keys", wrong, "store", "verify", "--sigs"], &[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is untrusted"));
+    // Symlinks out of the store, as NixOS paths have them (`/dev/null`, `/etc/…`, `../..`), come back as they were.
+    let links = t.p("src/links");
+    std::fs::create_dir_all(&links).unwrap();
+    std::os::unix::fs::symlink("/dev/null", links.join("masked.service")).unwrap();
+    std::os::unix::fs::symlink("../../bin/man", links.join("man")).unwrap();
+    let lp = t.ok("a", &["store", "add", &links.display().to_string()], &[]).trim().to_owned();
+    t.ok("a", &["store", "copy", "--to", &url, &lp], &[]);
+    t.ok("c", &["--option", "trusted-public-keys", &pk, "store", "copy", "--from", &from, &lp], &[]);
+    let restored = t.p(&format!("root-c{lp}"));
+    assert_eq!(std::fs::read_link(restored.join("masked.service")).unwrap(), Path::new("/dev/null"));
+    assert_eq!(std::fs::read_link(restored.join("man")).unwrap(), Path::new("../../bin/man"));
     // Bad input: a missing key file, an unknown setting, a cache of another store directory.
     t.fails("a", &["store", "sign", "-k", "/nonexistent/key", top], &[]);
     std::fs::write(t.p("config.toml"), "[cache]\nsubstituterz = []\n").unwrap();

@@ -478,7 +478,22 @@ impl Store {
     /// (when given) and that no symlink leaves the store; registers it only when all of that holds.
     pub fn add_nar(&self, input: &mut impl Read, meta: NarMetadata) -> Result<StorePath> {
         let _lock = self.lock_writers()?;
-        self.restore_and_install(input, Some(meta), |_| Ok(None)).map(|(p, _)| p)
+        self.restore_and_install(input, Some(meta), true, |_| Ok(None)).map(|(p, _)| p)
+    }
+
+    /// Restores a NAR fetched from a binary cache as `meta.path`: like [`Store::add_nar`], but its NAR hash is
+    /// required and its symlinks may point anywhere, as in Nix's stores (NixOS paths link to `/etc/…` and
+    /// `/dev/null`, relative links climb out of a package). Restoring never writes through a symlink, so such a
+    /// link is only a dangling name until something follows it.
+    pub fn add_substitute(&self, input: &mut impl Read, meta: NarMetadata) -> Result<StorePath> {
+        if meta.nar_hash.is_none() {
+            return Err(StoreError::Invalid(format!(
+                "no NAR hash given for the substitute of {}",
+                meta.path
+            )));
+        }
+        let _lock = self.lock_writers()?;
+        self.restore_and_install(input, Some(meta), false, |_| Ok(None)).map(|(p, _)| p)
     }
 
     /// Restores one NAR whose metadata follows it in the stream (export format); the caller holds the writer lock.
@@ -487,7 +502,7 @@ impl Store {
         input: &mut impl Read,
         read_meta: impl FnOnce(&mut dyn Read) -> Result<Option<NarMetadata>>,
     ) -> Result<(StorePath, PathInfo)> {
-        self.restore_and_install(input, None, read_meta)
+        self.restore_and_install(input, None, true, read_meta)
     }
 
     /// Restores one NAR into a staging directory; `meta` may come before (given) or after the NAR (`read_meta`).
@@ -495,6 +510,7 @@ impl Store {
         &self,
         input: &mut impl Read,
         meta: Option<NarMetadata>,
+        confine: bool,
         read_meta: impl FnOnce(&mut dyn Read) -> Result<Option<NarMetadata>>,
     ) -> Result<(StorePath, PathInfo)> {
         let tmp = self.store.join(fsutil::unique_name(".tmp"));
@@ -503,7 +519,7 @@ impl Store {
             let staged = tmp.join("x");
             let options = RestoreOptions {
                 read_only: false,
-                confine_symlinks: Some(SymlinkConfinement {
+                confine_symlinks: confine.then(|| SymlinkConfinement {
                     logical: self.store_dir().as_path().join("x"),
                     root: self.store_dir().as_path().to_owned(),
                 }),
