@@ -63,6 +63,11 @@ impl StoreIo {
     }
 
     fn add(&mut self, name: &str, object: StoreObject<'_>) -> Result<StorePath, Box<dyn std::error::Error>> {
+        // A source inside a chroot store is read under its root.
+        let disk = match object {
+            StoreObject::Tree { src, .. } => Some(self.fs.on_disk(src).into_owned()),
+            _ => None,
+        };
         let store = self.store()?;
         Ok(match object {
             StoreObject::Text { contents, references } => {
@@ -75,11 +80,23 @@ impl StoreIo {
                 std::fs::write(&file, contents)?;
                 store.add_fixed(name, &file, FileIngestion::Flat, HashAlgo::parse(algo.name())?)?
             }
-            StoreObject::Tree { src, include: None } => store.add_tree(name, Path::new(src), &[])?,
+            StoreObject::Tree { include: None, .. } => {
+                store.add_tree(name, disk.as_deref().unwrap_or(Path::new("")), &[])?
+            }
             StoreObject::Tree { src, include: Some(include) } => {
+                let disk = disk.unwrap_or_default();
+                // The filter kept logical paths; under a chroot store's root they move with the source.
+                let root = disk.to_string_lossy();
+                let moved: std::collections::HashSet<String>;
+                let include = if root == src {
+                    include
+                } else {
+                    moved = include.iter().map(|p| p.replacen(src, &root, 1)).collect();
+                    &moved
+                };
                 let scratch = store.scratch_dir()?;
                 let staged = scratch.path().join("tree");
-                eval::io::copy_tree(Path::new(src), &staged, Some(include))?;
+                eval::io::copy_tree(&disk, &staged, Some(include))?;
                 let tree = store.prepare_tree(&staged)?;
                 store.add_prepared(name, tree, &[])?
             }

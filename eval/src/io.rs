@@ -146,7 +146,7 @@ impl FsIo {
     }
 
     /// The file behind `path`: itself, or for a logical store path of a chroot store, its file under the root.
-    fn on_disk<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, Path> {
+    pub fn on_disk<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, Path> {
         if self.is_chroot()
             && let Some(rest) = path.strip_prefix(self.store_dir.as_str())
             && (rest.is_empty() || rest.starts_with('/'))

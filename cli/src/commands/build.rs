@@ -311,12 +311,9 @@ fn realise(
 }
 
 /// `fhskit build`.
-pub fn run_build(mut args: BuildArgs) -> Result<ExitCode> {
+pub fn run_build(args: BuildArgs) -> Result<ExitCode> {
     let store = open_store(args.common.store.as_deref())?;
-    if args.common.file.is_none() && args.common.expr.is_none() {
-        // As nix-build: ./default.nix.
-        args.common.file = Some(PathBuf::from("default.nix"));
-    }
+    // Without arguments the evaluation reads ./default.nix, as nix-build does.
     // A `.drv` path (or a link to one) is built as it is, every output.
     let direct = match args.common.args.as_slice() {
         [f] if !args.common.expr && (f.ends_with(".drv") || f.contains(".drv!")) => {
