@@ -173,7 +173,7 @@ impl<'a> Elf<'a> {
             if addr >= p.p_vaddr
                 && addr.checked_add(len).is_some_and(|end| end <= p.p_vaddr.saturating_add(p.p_filesz))
             {
-                let off = p.p_offset + (addr - p.p_vaddr);
+                let off = p.p_offset.checked_add(addr - p.p_vaddr).ok_or(Malformed::OutOfBounds(what))?;
                 slice(self.data, off, len, what)?;
                 return Ok(off);
             }
@@ -249,6 +249,14 @@ impl<'a> Elf<'a> {
             if s.sh_offset % self.fmt.word_size() != 0 {
                 return Err(Malformed::Invalid("section content is not naturally aligned"));
             }
+        }
+        // A section claiming bytes beyond the end is damage a rewrite would carry along (and could make look
+        // different as the file grows).
+        if shdrs
+            .iter()
+            .any(|s| s.has_file_bytes() && s.sh_offset.saturating_add(s.sh_size) > self.data.len() as u64)
+        {
+            return Err(Malformed::OutOfBounds("a section extends past the end of the file"));
         }
         Ok(())
     }

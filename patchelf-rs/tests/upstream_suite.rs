@@ -57,7 +57,7 @@ fn patchelf_0_19_3_test_suite_passes_with_patchelf_rs() {
         let (w, g) =
             (want.get(t).map_or("missing", String::as_str), got.get(t).map_or("missing", String::as_str));
         if w != g {
-            let log = fs::read_to_string(tree.join("tests").join(format!("{t}.log"))).unwrap_or_default();
+            let log = fs::read_to_string(tree.join("tests").join(format!("{t}.sh.log"))).unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
             differences.push(format!("{t}: patchelf {w}, patchelf-rs {g}\n    {}", tail.join("\n    ")));
         }
@@ -124,7 +124,7 @@ fn run_suite(tree: &Path, tool: &Path, tests: &[String]) -> BTreeMap<String, Str
     };
     // Fresh logs for this run; the test programs are built once and reused.
     for t in tests {
-        let _ = fs::remove_file(tree.join("tests").join(format!("{t}.log")));
+        let _ = fs::remove_file(tree.join("tests").join(format!("{t}.sh.log")));
         let _ = fs::remove_file(tree.join("tests").join(format!("{t}.trs")));
     }
     let out = make

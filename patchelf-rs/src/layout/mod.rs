@@ -125,13 +125,14 @@ pub fn plan(
         runtime_page: page_size.max(crate::elf::default_page_size(elf.ehdr.e_machine)),
         clobber,
     };
-    warn_unnamed_sections(elf, &cx.shdrs, log);
     let plan = plan::Plan::new(&cx)?;
     let placement = place::place(&cx, &plan)?;
     if debug {
         let _ = writeln!(log, "layout: {}", placement.describe());
     }
-    write::write(&cx, &plan, &placement)
+    let rewrite = write::write(&cx, &plan, &placement)?;
+    warn_unnamed_sections(elf, &cx.shdrs, log);
+    Ok(rewrite)
 }
 
 /// Warns (as patchelf does) when a symbol refers to a section without a name: damaged section headers, which a
@@ -171,6 +172,15 @@ fn image_end(elf: &Elf<'_>, shdrs: &[Shdr]) -> u64 {
     }
     if !shdrs.is_empty() {
         end = end.max(elf.ehdr.e_shoff + shdrs.len() as u64 * fmt.shdr_size());
+    } else if elf.ehdr.e_shoff != 0 {
+        // No section headers to use, but `e_shoff` points somewhere (`e_shnum` 0 is also how extended numbering
+        // starts: the count is then in the first entry's `sh_size`): keep what it points at inside the image.
+        let shsz = fmt.shdr_size();
+        if let Ok(first) = Shdr::read(fmt, elf.data, elf.ehdr.e_shoff) {
+            let n = first.sh_size.max(1);
+            let whole = n.checked_mul(shsz).and_then(|s| s.checked_add(elf.ehdr.e_shoff));
+            end = end.max(whole.filter(|&e| e <= elf.data.len() as u64).unwrap_or(elf.ehdr.e_shoff + shsz));
+        }
     }
     end.min(elf.data.len() as u64)
 }

@@ -109,6 +109,13 @@ pub(super) fn place(cx: &Context<'_, '_, '_>, plan: &Plan) -> Result<Placement> 
         let (count, nulls) = header_count(plan, 0);
         return Ok(Placement { nulls_to_drop: nulls, ..Placement::nothing(count) });
     }
+    // New space goes above every LOAD's memory image; one that maps more of the file than its memory size is
+    // damaged (the ELF specification forbids it), and space placed after it could be mapped over.
+    if plan.phdrs.iter().any(|p| p.p_type == PT_LOAD && p.p_filesz > p.p_memsz) {
+        return Err(Error::Unsupported(
+            "a loadable segment's file size exceeds its memory size; the file is damaged".into(),
+        ));
+    }
     if cx.elf.ehdr.e_type == ET_EXEC
         && let Some(p) = shift(cx, plan)
     {
@@ -269,7 +276,7 @@ fn append(cx: &Context<'_, '_, '_>, plan: &Plan) -> Result<Placement> {
             if let Some(t) = pht {
                 off = rules::clear_of(off, t.len, &rules::zero_filled_tails(&elf.phdrs, t.runtime_page));
             }
-            let vaddr = last.p_vaddr + (off - last.p_offset);
+            let vaddr = last.p_vaddr.checked_add(off - last.p_offset).ok_or_else(overflow)?;
             let limit = if cx.fmt.is64 { u64::MAX } else { u64::from(u32::MAX) };
             if vaddr.checked_add(seg.len).is_none_or(|e| e > limit) {
                 return Err(overflow());

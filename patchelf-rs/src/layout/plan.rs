@@ -147,7 +147,64 @@ impl Plan {
                 });
             }
         }
+        plan.check_rewritten_ranges(cx)?;
         Ok(plan)
+    }
+
+    /// Refuses a file whose edited tables share bytes with its headers or with each other (hostile or damaged
+    /// input: rewriting one would overwrite the other, and the result would be corrupt).
+    fn check_rewritten_ranges(&self, cx: &Context<'_, '_, '_>) -> Result<()> {
+        const INTERP: &str = "the interpreter";
+        const TABLE: &str = "a table behind the string table";
+        const FIELD: &str = "an edited table";
+        let elf = cx.elf;
+        let mut headers = vec![
+            ("the ELF header", (0, cx.fmt.ehdr_size())),
+            ("the program headers", (elf.ehdr.e_phoff, cx.pht_end)),
+        ];
+        if !cx.shdrs.is_empty() {
+            let shoff = elf.ehdr.e_shoff;
+            headers
+                .push(("the section headers", (shoff, shoff + cx.shdrs.len() as u64 * cx.fmt.shdr_size())));
+        }
+        let mut ranges: Vec<(&str, (u64, u64))> = Vec::new();
+        if self.interp.is_some()
+            && let Some(p) = elf.phdrs.iter().find(|p| p.p_type == PT_INTERP)
+        {
+            ranges.push((INTERP, (p.p_offset, p.file_end())));
+        }
+        if let Some(s) = &self.dynstr {
+            ranges.push(("the dynamic string table", (s.off, s.off + s.size)));
+            if let StrFit::Room(room) = &s.fit {
+                for t in room.shifted.iter().chain(&room.moved) {
+                    ranges.push((TABLE, (t.off, t.off + t.size)));
+                    ranges.push((TABLE, (t.off + room.shift, t.off + room.shift + t.size)));
+                }
+            }
+        }
+        if let (Some(_), Some(d)) = (&self.dynamic, &elf.dynamic) {
+            ranges.push(("the dynamic section", (d.offset, d.offset + d.size)));
+        }
+        if let Some(n) = &cx.ed.drop_note {
+            ranges.push(("the resolution cache note", (n.off, n.off.saturating_add(n.size))));
+        }
+        for (off, bytes) in &cx.ed.patches {
+            ranges.push((FIELD, (*off, off + bytes.len() as u64)));
+        }
+        // Fields edited in place may lie in the tables that shift (version records in `.gnu.version_r`).
+        let compatible =
+            |a: &str, b: &str| a == b || (a == FIELD && b == TABLE) || (a == TABLE && b == FIELD);
+        for (i, (what, r)) in ranges.iter().enumerate() {
+            if let Some((header, _)) = headers.iter().find(|(_, h)| overlaps(*h, *r)) {
+                return Err(Error::Unsupported(format!("{what} overlaps {header}; the file is damaged")));
+            }
+            if let Some((other, _)) =
+                ranges[..i].iter().find(|(o, q)| !compatible(o, what) && overlaps(*q, *r))
+            {
+                return Err(Error::Unsupported(format!("{what} overlaps {other}; the file is damaged")));
+            }
+        }
+        Ok(())
     }
 
     /// Removes a stale resolution-cache note: its bytes are zeroed (the descriptor names store paths a Nix

@@ -75,8 +75,10 @@ pub(super) fn covering_load(phdrs: &[Phdr], start: u64, end: u64) -> Option<usiz
 pub(super) fn address_of(phdrs: &[Phdr], off: u64) -> Option<u64> {
     phdrs
         .iter()
-        .find(|p| p.p_type == PT_LOAD && p.p_offset <= off && off < p.file_end().max(p.p_offset + 1))
-        .map(|p| p.p_vaddr + (off - p.p_offset))
+        .find(|p| {
+            p.p_type == PT_LOAD && p.p_offset <= off && off < p.file_end().max(p.p_offset.saturating_add(1))
+        })
+        .map(|p| p.p_vaddr.wrapping_add(off - p.p_offset))
 }
 
 /// The last LOAD, if new bytes at the image's end can simply extend it: it ends the image, has no zero-filled tail,
@@ -164,7 +166,9 @@ pub(super) fn shift_room(phdrs: &[Phdr], pht_end: u64, used_end: u64, page: u64)
     }
     let below = (base - gap, base);
     let clash = phdrs.iter().enumerate().any(|(i, p)| {
-        i != header && p.p_type == PT_LOAD && overlaps(below, (p.p_vaddr, p.mem_end().max(p.p_vaddr + 1)))
+        i != header
+            && p.p_type == PT_LOAD
+            && overlaps(below, (p.p_vaddr, p.mem_end().max(p.p_vaddr.saturating_add(1))))
     });
     (!clash).then_some(Shift { header, gap })
 }

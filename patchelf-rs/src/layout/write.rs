@@ -74,7 +74,7 @@ pub(super) fn write(cx: &Context<'_, '_, '_>, plan: &Plan, pl: &Placement) -> Re
         if h.file_end() > cx.pht_end {
             let b = &mut phdrs[s.header];
             b.p_offset = cx.pht_end + s.gap;
-            b.p_vaddr += cx.pht_end;
+            b.p_vaddr = b.p_vaddr.wrapping_add(cx.pht_end);
             b.p_paddr = b.p_paddr.wrapping_add(cx.pht_end);
             b.p_filesz -= cx.pht_end;
             b.p_memsz = b.p_memsz.saturating_sub(cx.pht_end);
@@ -428,6 +428,10 @@ pub(super) fn write(cx: &Context<'_, '_, '_>, plan: &Plan, pl: &Placement) -> Re
         if shoff != elf.ehdr.e_shoff {
             patches.push((shoff_offset, fmt.word_bytes(shoff)));
         }
+    } else if elf.ehdr.e_shoff != 0 && out(elf.ehdr.e_shoff) != elf.ehdr.e_shoff {
+        // No section headers we use (`e_shnum` 0, perhaps extended numbering), but `e_shoff` still points at bytes
+        // that moved: keep it pointing at them.
+        patches.push((shoff_offset, fmt.word_bytes(out(elf.ehdr.e_shoff))));
     }
     if shdrs.len() != cx.shdrs.len() {
         let n = u16::try_from(shdrs.len()).map_err(|_| Error::Unsupported("too many sections".into()))?;
