@@ -50,7 +50,7 @@ def timed(argv, env=None):
         err = errfile.read().decode(errors="replace")
     if status != 0:
         sys.exit(f"error: {' '.join(argv)} failed: {err.strip()}")
-    return wall, usage.ru_maxrss
+    return wall, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 def du(path):
     return int(run(["du", "-sk", path]).split()[0]) * 1024
@@ -63,11 +63,11 @@ for base in ["/usr/share", "/usr/lib", "/usr/lib/x86_64-linux-gnu"]:
         if os.path.isdir(p) and not os.path.islink(p) and p != "/usr/lib/x86_64-linux-gnu":
             cands.append((du(p), p))
 # A NAR is larger than `du` says (hard-linked files are stored once per link): aim at half the target in `du`.
-# The 100 largest directories under a size cap, the cap lowered until they sum to half the target.
+# The 100 largest directories under a size cap, the cap lowered until `du` sums to the target.
 cands.sort()
 for cap in sorted({s for s, _ in cands}, reverse=True):
     chosen = [(s, p) for s, p in cands if s <= cap][-100:]
-    if sum(s for s, _ in chosen) <= mb * 1024 * 1024 / 2:
+    if sum(s for s, _ in chosen) <= mb * 1024 * 1024:
         break
 chosen = [p for _, p in chosen]
 root = f"local?root={src}"
@@ -85,9 +85,11 @@ def median(xs):
     return statistics.median(xs)
 
 def row(name, ours, theirs, target):
-    o, t = median([w for w, _ in ours]), median([w for w, _ in theirs])
-    orss, trss = max(r for _, r in ours), max(r for _, r in theirs)
-    print(f"{name:38} fhskit {o:7.2f} s {orss/1024:6.0f} MB | nix {t:7.2f} s {trss/1024:6.0f} MB | ratio {o/t:5.2f}x (target {target})")
+    o, t = median([w for w, _, _ in ours]), median([w for w, _, _ in theirs])
+    oc, tc = median([c for _, _, c in ours]), median([c for _, _, c in theirs])
+    orss, trss = max(r for _, r, _ in ours), max(r for _, r, _ in theirs)
+    print(f"{name:38} fhskit {o:7.2f} s {orss/1024:5.0f} MB | nix {t:7.2f} s {trss/1024:5.0f} MB | ratio {o/t:5.2f}x (target {target})")
+    print(f"{'':38} CPU time: fhskit {oc:.2f} s, nix {tc:.2f} s (load average {os.getloadavg()[0]:.1f})")
 
 def fresh(d):
     shutil.rmtree(d, ignore_errors=True)

@@ -17,6 +17,7 @@ pub const MIME_CACHE_INFO: &str = "text/x-nix-cache-info";
 pub const MIME_NARINFO: &str = "text/x-nix-narinfo";
 pub const MIME_NAR: &str = "application/x-nix-nar";
 pub const MIME_LISTING: &str = "application/json";
+pub const MIME_LOG: &str = "text/plain; charset=utf-8";
 
 /// A streaming read of a cache file.
 pub type Reader = Box<dyn Read + Send>;

@@ -280,6 +280,16 @@ impl BinaryCache {
         info.compression.decoder(reader)
     }
 
+    /// Uploads the build log of `drv` as `log/<drv base name>` (`nix store copy-log`).
+    pub fn add_log(&self, drv: &StorePath, log: &[u8]) -> Result<()> {
+        self.backend.put_bytes(&format!("log/{}", drv.base_name()), log, backend::MIME_LOG)
+    }
+
+    /// The build log of `drv` in this cache, if any.
+    pub fn log(&self, drv: &StorePath) -> Result<Option<String>> {
+        self.read_text(&format!("log/{}", drv.base_name()), 1 << 30)
+    }
+
     /// Compresses the NAR of the valid local path `info` into a temporary file while hashing it, uploads it as
     /// `nar/<FileHash>.nar<ext>` (unless a file of that name exists) with its `.ls` listing when asked, and
     /// returns the signed narinfo to write once the references' narinfos are there.

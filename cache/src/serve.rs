@@ -2,7 +2,8 @@
 //! small HTTP/1.1 server on plain threads (one per connection, keep-alive, at most `max_connections` at once,
 //! others get 503): `GET`/`HEAD` of `/nix-cache-info`, `/<hash>.narinfo` (signed on the fly with the serve keys,
 //! plus the signatures the store holds), `/nar/<hash>-<narhash>.nar` (the nix-serve form; `/nar/<hash>.nar` too)
-//! streamed straight from the store with its exact `Content-Length`, and `/<hash>.ls` listings. NARs are served
+//! streamed straight from the store with its exact `Content-Length`, `/<hash>.ls` listings and `/log/<drv>` build
+//! logs (of a derivation, or of the derivation of an output). NARs are served
 //! uncompressed: on a local network that is faster than compressing on the fly, and clients read it as
 //! `Compression: none`.
 
@@ -18,8 +19,11 @@ use crate::error::{Result, io_err};
 use crate::keys::SecretKey;
 use crate::narinfo::NarInfo;
 
+/// Finds the build log of a derivation (the builder keeps them; `serve` only hands them out).
+pub type LogReader = std::sync::Arc<dyn Fn(&StorePath) -> Option<Vec<u8>> + Send + Sync>;
+
 /// How `serve` behaves.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServeOptions {
     /// Keys that sign every narinfo served.
     pub sign_keys: Vec<SecretKey>,
@@ -28,6 +32,19 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// How long an idle keep-alive connection is kept.
     pub idle_timeout: Duration,
+    /// Answers `/log/<drv>`; without it such requests get 404.
+    pub logs: Option<LogReader>,
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("sign_keys", &self.sign_keys)
+            .field("priority", &self.priority)
+            .field("max_connections", &self.max_connections)
+            .field("logs", &self.logs.is_some())
+            .finish()
+    }
 }
 
 impl Default for ServeOptions {
@@ -37,6 +54,7 @@ impl Default for ServeOptions {
             priority: 30,
             max_connections: 256,
             idle_timeout: Duration::from_secs(60),
+            logs: None,
         }
     }
 }
@@ -288,6 +306,22 @@ fn handle(
         }
         // A failure here leaves the body short; the client notices from Content-Length and the NAR hash.
         store::nar::dump(&store.physical_path(&p), &mut *w).map_err(std::io::Error::other)?;
+        return w.flush();
+    }
+    if let Some(base) = name.strip_prefix("log/") {
+        let log = store.store_dir().from_base_name(base).ok().and_then(|p| {
+            let drv = if p.is_derivation() { p } else { store.path_info(&p).ok()??.deriver? };
+            options.logs.as_ref()?(&drv)
+        });
+        let Some(body) = log else { return not_found(w, "No build log.\n") };
+        write!(
+            w,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n{conn}\r\n",
+            body.len()
+        )?;
+        if !head_only {
+            w.write_all(&body)?;
+        }
         return w.flush();
     }
     not_found(w, "File not found.\n")

@@ -489,6 +489,27 @@ impl Substituters {
         self.lookup(path, 0, &Mutex::new(Vec::new())).is_some()
     }
 
+    /// The build log of `path` (a derivation, or an output whose narinfo names its deriver; `drvs` are further
+    /// derivations known locally) from the first cache that has one (`nix log` with substituters).
+    pub fn log(&self, path: &StorePath, drvs: &[StorePath]) -> Option<String> {
+        for slot in self.slots.iter().filter(|s| !self.is_disabled(s)) {
+            let mut candidates: Vec<StorePath> = drvs.to_vec();
+            if path.is_derivation() {
+                candidates.push(path.clone());
+            } else if let Ok(Some(info)) = self.query(slot, path)
+                && let Some(d) = info.deriver
+            {
+                candidates.push(d);
+            }
+            for d in &candidates {
+                if let Ok(Some(text)) = slot.cache.log(d) {
+                    return Some(text);
+                }
+            }
+        }
+        None
+    }
+
     /// What a substitution of `paths` would fetch: the narinfos of the missing paths and their missing
     /// references (for "these N paths will be fetched" lines), and the paths no cache has.
     pub fn query_missing(

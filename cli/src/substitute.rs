@@ -210,3 +210,14 @@ impl build::Substituter for BuildSubstituter {
         Ok(store.is_valid(path)?)
     }
 }
+
+/// The build log of `path` from the configured caches (`drvs`: its derivations known locally), for `fhskit log`
+/// when the store has none.
+pub fn remote_log(store: &Store, path: &StorePath, drvs: &[StorePath]) -> Result<Option<String>> {
+    let settings = settings()?;
+    if settings.substituters.is_empty() {
+        return Ok(None);
+    }
+    let subs = cache::Substituters::open(&settings, store.store_dir(), &http(&settings)?)?;
+    Ok(subs.log(path, drvs))
+}

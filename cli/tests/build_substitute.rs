@@ -37,11 +37,40 @@ fn build_substitutes_and_falls_back_with_one_warning() {
         std::fs::write(w.join("config/fhskit/config.toml"), body).unwrap();
     };
 
+    // Build logs: uploaded with copy-log, served by `fhskit serve`, and read back by `fhskit log` from the cache
+    // once the local one is gone.
+    env.ok(&["store", "copy-log", "--to", &format!("file://{}", cache.display()), &path]);
+    let drv = env.ok(&["store", "path-info", "--json", &path]);
+    let drv = serde_json::from_str::<serde_json::Value>(&drv).unwrap()[0]["deriver"].as_str().unwrap().to_owned();
+    let base = drv.rsplit('/').next().unwrap().to_owned();
+    assert_eq!(std::fs::read_to_string(cache.join("log").join(&base)).unwrap(), "building\n");
+    let mut serve = env
+        .command()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(serve.stderr.take().unwrap()), &mut line).unwrap();
+    let addr = line.trim().rsplit("http://").next().unwrap().to_owned();
+    let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+    let out_base = path.rsplit('/').next().unwrap();
+    let req = format!("GET /log/{out_base} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    std::io::Write::write_all(&mut conn, req.as_bytes()).unwrap();
+    let mut resp = String::new();
+    std::io::Read::read_to_string(&mut conn, &mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 200") && resp.ends_with("\r\n\r\nbuilding\n"), "{resp}");
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    std::fs::remove_dir_all(env.store_base().join("var/log")).unwrap();
+    assert!(!env.run(&["log", &drv]).status.success());
+
     forget();
     config(&format!(
         "[cache]\nsubstituters = [\"file://{}\"]\ntrusted-public-keys = [\"{pk}\"]\n",
         cache.display()
     ));
+    assert_eq!(env.ok(&["log", &drv]), "building\n", "the log, from the cache");
     let out = env.run(&["build", f]);
     let err = text(&out);
     assert!(out.status.success(), "{err}");

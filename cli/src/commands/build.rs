@@ -473,5 +473,13 @@ pub fn run_log(args: LogArgs) -> Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     }
+    if let Some(text) = crate::substitute::remote_log(&store, &path, &drvs)? {
+        let mut out = std::io::stdout().lock();
+        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            r => r.context("cannot write to stdout")?,
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     bail!("build log of '{path}' is not available")
 }

@@ -103,6 +103,26 @@ fn print_paths<'a>(
     Ok(())
 }
 
+/// `store copy-log --to URL PATH…`.
+pub fn copy_log(store: &Store, url: &str, paths: &[String]) -> Result<()> {
+    let settings = settings()?;
+    let cache = BinaryCache::open(url, store.store_dir(), &http(&settings)?, true)
+        .with_context(|| format!("cannot open binary cache '{url}'"))?;
+    let log_dir = store.config().physical_log_dir();
+    for text in paths {
+        let p = store.resolve_user_path(text)?;
+        let drv = if p.is_derivation() {
+            p.clone()
+        } else {
+            store.path_info(&p)?.and_then(|i| i.deriver).with_context(|| format!("'{p}' has no known derivation"))?
+        };
+        let log = build::log::read_log(&log_dir, &drv)?.with_context(|| format!("build log of '{p}' is not available"))?;
+        cache.add_log(&drv, &log).with_context(|| format!("cannot upload the build log of '{drv}'"))?;
+        eprintln!("copied the build log of '{drv}' to '{}'", cache.url());
+    }
+    Ok(())
+}
+
 /// Writes `contents` to a new file `path` with `mode`; refuses to replace an existing file.
 fn write_new(path: &Path, contents: &str, mode: u32) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
@@ -242,7 +262,11 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         TcpListener::bind(&args.listen).with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr().context("cannot read the listening address")?;
     eprintln!("serving {} on http://{addr}", store.store_dir());
+    let log_dir = store.config().physical_log_dir();
+    let logs: cache::serve::LogReader =
+        std::sync::Arc::new(move |drv: &StorePath| build::log::read_log(&log_dir, drv).ok().flatten());
     let options = cache::serve::ServeOptions {
+        logs: Some(logs),
         sign_keys: keys,
         priority: args.priority,
         max_connections: args.max_connections.max(1),

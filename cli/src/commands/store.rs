@@ -195,6 +195,14 @@ pub enum StoreCommand {
         #[command(flatten)]
         json: JsonArg,
     },
+    /// Upload the build logs of derivations (or of the derivations of outputs) to a binary cache's `log/`
+    /// (`nix store copy-log`); `fhskit log` and Nix read them from there.
+    CopyLog {
+        #[arg(long, value_name = "URL")]
+        to: String,
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
     /// Make a signing key pair for binary caches (`nix-store --generate-binary-cache-key NAME SK PK`).
     GenerateKey {
         /// The key name, usually `host-1` (signatures say which key made them by this name).
@@ -531,6 +539,7 @@ fn dispatch_store(command: StoreCommand, store: &Store, out: &mut impl Write) ->
         StoreCommand::Copy { to, from, no_check_sigs, jobs, paths, json } => {
             super::cache::copy(store, to, from, no_check_sigs, jobs, &paths, json.json, out)?;
         }
+        StoreCommand::CopyLog { to, paths } => super::cache::copy_log(store, &to, &paths)?,
         StoreCommand::Sign { key_file, cache, closure, paths } => {
             super::cache::sign(store, &key_file, cache.as_deref(), closure, &paths, out)?;
         }
