@@ -41,7 +41,8 @@ fn build_substitutes_and_falls_back_with_one_warning() {
     // once the local one is gone.
     env.ok(&["store", "copy-log", "--to", &format!("file://{}", cache.display()), &path]);
     let drv = env.ok(&["store", "path-info", "--json", &path]);
-    let drv = serde_json::from_str::<serde_json::Value>(&drv).unwrap()[0]["deriver"].as_str().unwrap().to_owned();
+    let drv =
+        serde_json::from_str::<serde_json::Value>(&drv).unwrap()[0]["deriver"].as_str().unwrap().to_owned();
     let base = drv.rsplit('/').next().unwrap().to_owned();
     assert_eq!(std::fs::read_to_string(cache.join("log").join(&base)).unwrap(), "building\n");
     let mut serve = env
@@ -51,7 +52,8 @@ fn build_substitutes_and_falls_back_with_one_warning() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(serve.stderr.take().unwrap()), &mut line).unwrap();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(serve.stderr.take().unwrap()), &mut line)
+        .unwrap();
     let addr = line.trim().rsplit("http://").next().unwrap().to_owned();
     let mut conn = std::net::TcpStream::connect(&addr).unwrap();
     let out_base = path.rsplit('/').next().unwrap();

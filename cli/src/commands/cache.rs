@@ -114,9 +114,13 @@ pub fn copy_log(store: &Store, url: &str, paths: &[String]) -> Result<()> {
         let drv = if p.is_derivation() {
             p.clone()
         } else {
-            store.path_info(&p)?.and_then(|i| i.deriver).with_context(|| format!("'{p}' has no known derivation"))?
+            store
+                .path_info(&p)?
+                .and_then(|i| i.deriver)
+                .with_context(|| format!("'{p}' has no known derivation"))?
         };
-        let log = build::log::read_log(&log_dir, &drv)?.with_context(|| format!("build log of '{p}' is not available"))?;
+        let log = build::log::read_log(&log_dir, &drv)?
+            .with_context(|| format!("build log of '{p}' is not available"))?;
         cache.add_log(&drv, &log).with_context(|| format!("cannot upload the build log of '{drv}'"))?;
         eprintln!("copied the build log of '{drv}' to '{}'", cache.url());
     }
