@@ -67,8 +67,12 @@ pub enum LoadError {
     Truncated,
     /// The file is ld-shim itself (it would load itself forever).
     IsShim,
-    /// The entry point lies outside the segments.
+    /// The entry point lies outside the executable segments (a library that is not a loader, such as most
+    /// `lib*.so` files).
     BadEntry,
+    /// The file names an interpreter (`PT_INTERP`): a program or a library that is also a program, such as
+    /// glibc's `libc.so.6`, not a loader (which must be self-contained).
+    HasInterpreter,
 }
 
 impl LoadError {
@@ -90,7 +94,8 @@ impl LoadError {
             Self::MisalignedSegment => "misaligned or unordered loadable segment",
             Self::Truncated => "file is truncated",
             Self::IsShim => "it is ld-shim itself, not the real loader",
-            Self::BadEntry => "entry point outside the loadable segments",
+            Self::BadEntry => "no entry point in an executable segment (a library, not a dynamic loader)",
+            Self::HasInterpreter => "it is a program with an interpreter of its own, not a dynamic loader",
         }
     }
 }
@@ -303,6 +308,11 @@ pub fn plan(header: &[u8], file_size: u64, machine: u16, page: usize) -> Result<
     };
     let mut end = 0usize;
     for ph in elf.program_headers()? {
+        if ph.kind == PT_INTERP {
+            // Jumping to a program's entry as if it were ld.so crashes it: it expects to be started by its own
+            // interpreter (a PIE, `/proc/self/exe`, glibc's executable `libc.so.6`).
+            return Err(LoadError::HasInterpreter);
+        }
         if ph.kind == PT_NOTE && plan.note_count < MAX_NOTES {
             let offset = usize::try_from(ph.offset).map_err(|_| LoadError::Truncated)?;
             let size = usize::try_from(ph.filesz).map_err(|_| LoadError::Truncated)?;
@@ -352,7 +362,10 @@ pub fn plan(header: &[u8], file_size: u64, machine: u16, page: usize) -> Result<
     }
     plan.span = page_up(end, page).ok_or(LoadError::MisalignedSegment)? - plan.first;
     let entry = usize::try_from(elf.entry()).map_err(|_| LoadError::BadEntry)?;
-    if entry < plan.first || entry >= end {
+    let executable = plan.segments().iter().any(|segment| {
+        segment.flags & PF_X != 0 && entry >= segment.vaddr && entry - segment.vaddr < segment.memsz
+    });
+    if entry == 0 || !executable {
         return Err(LoadError::BadEntry);
     }
     plan.entry = entry;
@@ -401,6 +414,15 @@ pub fn is_shim(file: &[u8]) -> bool {
             None => false,
         }
     })
+}
+
+/// Returns true if and only if `file` (the start of an ELF file of either class, holding its program header table)
+/// names an interpreter (`PT_INTERP`), so that it cannot serve as a loader.
+pub fn has_interpreter(file: &[u8]) -> bool {
+    let Ok(elf) = Header::parse(file) else {
+        return false;
+    };
+    elf.program_headers().is_ok_and(|mut headers| headers.any(|ph| ph.kind == PT_INTERP))
 }
 
 #[cfg(all(test, target_pointer_width = "64"))]
@@ -471,8 +493,19 @@ mod tests {
         assert_eq!(plan(&exec, 0x40000, 62, PAGE).unwrap_err(), LoadError::NotSharedObject);
         let misaligned = elf64(62, &[(PT_LOAD, PF_R, 0x10, 0x20, 0x10, 0x10)], 0x20);
         assert_eq!(plan(&misaligned, 0x1000, 62, PAGE).unwrap_err(), LoadError::MisalignedSegment);
-        let outside = elf64(62, &[(PT_LOAD, PF_R, 0, 0, 0x100, 0x100)], 0x5000);
+        let outside = elf64(62, &[(PT_LOAD, PF_R | PF_X, 0, 0, 0x100, 0x100)], 0x5000);
         assert_eq!(plan(&outside, 0x1000, 62, PAGE).unwrap_err(), LoadError::BadEntry);
+        // A plain library: entry 0, or an entry in a segment that is not executable.
+        let library = elf64(62, &[(PT_LOAD, PF_R | PF_X, 0, 0, 0x100, 0x100)], 0);
+        assert_eq!(plan(&library, 0x1000, 62, PAGE).unwrap_err(), LoadError::BadEntry);
+        let data_entry = elf64(62, &[(PT_LOAD, PF_R, 0, 0, 0x100, 0x100)], 0x10);
+        assert_eq!(plan(&data_entry, 0x1000, 62, PAGE).unwrap_err(), LoadError::BadEntry);
+        // A PIE program (or glibc's libc.so.6) has an interpreter of its own.
+        let mut pie = debian_ld_so();
+        pie[64..68].copy_from_slice(&PT_INTERP.to_le_bytes());
+        assert!(has_interpreter(&pie));
+        assert!(!has_interpreter(&debian_ld_so()));
+        assert_eq!(plan(&pie, 0x40000, 62, PAGE).unwrap_err(), LoadError::HasInterpreter);
         assert_eq!(plan(&debian_ld_so()[..100], 0x40000, 62, PAGE).unwrap_err(), LoadError::HeadersTooLarge);
     }
 
@@ -493,7 +526,7 @@ mod tests {
         let mut file = elf64(
             62,
             &[
-                (PT_LOAD, PF_R, 0, 0, 0x200, 0x200),
+                (PT_LOAD, PF_R | PF_X, 0, 0, 0x200, 0x200),
                 (PT_NOTE, PF_R, note_offset as u64, 0, note.len() as u64, 0),
             ],
             0x10,

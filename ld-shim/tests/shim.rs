@@ -119,6 +119,29 @@ fn run(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         .unwrap()
 }
 
+/// Runs `program` with exactly `env` like [`run`], but kills it after 20 seconds, so a hang fails the test.
+fn run_bounded(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut child = Command::new(program)
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!("{} hung with {env:?}: {}", program.display(), stderr(&output));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -258,6 +281,31 @@ fn unusable_loaders_get_one_line_and_exit_127() {
             continue;
         }
         assert_load_error(&run(&p.probe, &[], &[("NIX_LD", &loader)]), &loader, &reason);
+    }
+    // What crashed or hung before: a FIFO (opening it waited for a writer), a PIE program, the program itself
+    // through /proc/self/exe, glibc's executable libc.so.6, and a plain library (entry 0). Each is the same one-line
+    // error, in bounded time.
+    let fifo = dir.join("fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let libc = fs::canonicalize("/lib/x86_64-linux-gnu/libc.so.6").unwrap();
+    let program = "it is a program with an interpreter of its own, not a dynamic loader";
+    let cases: Vec<(String, &str)> = vec![
+        (fifo.display().to_string(), "not a regular file"),
+        (p.probe.display().to_string(), program),
+        ("/proc/self/exe".to_owned(), program),
+        (libc.display().to_string(), program),
+        (
+            p.lib_dir.join("libshimtest.so").display().to_string(),
+            "no entry point in an executable segment (a library, not a dynamic loader)",
+        ),
+    ];
+    for (loader, reason) in cases {
+        assert_load_error(&run_bounded(&p.probe, &[], &[("NIX_LD", &loader)]), &loader, reason);
+        // Run directly (`ld-shim PROGRAM`), the shim checks the loader the same way before executing it.
+        // There /proc/self/exe is the shim.
+        let reason = if loader == "/proc/self/exe" { "it is ld-shim itself, not the real loader" } else { reason };
+        let probe = p.probe.to_str().unwrap();
+        assert_load_error(&run_bounded(Path::new(SHIM), &[probe], &[("NIX_LD", &loader)]), &loader, reason);
     }
     // A copy of the shim is caught too (the note, not the inode, marks it).
     let copy = dir.join("copy-of-shim");

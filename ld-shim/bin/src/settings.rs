@@ -167,6 +167,13 @@ impl ConfigFile {
                 return;
             }
         };
+        if !matches!(sys::fstat(fd), Ok(stat) if stat.is_file()) {
+            if let Some(mut line) = log.line(Level::Warn) {
+                line.push(b"ignoring ").push(self.path).push(b": not a regular file").write_to(2);
+            }
+            sys::close(fd);
+            return;
+        }
         if secure {
             // A setuid program must not take its loader from a file its caller could have written.
             let trusted = matches!(sys::fstat(fd), Ok(stat) if stat.uid == 0 && stat.mode & 0o022 == 0);

@@ -42,6 +42,9 @@ impl From<ld_shim::buf::TooLong> for Errno {
 
 pub const O_RDONLY: usize = 0;
 pub const O_CLOEXEC: usize = 0o2_000_000;
+/// Opening a FIFO for reading blocks until a writer appears (fifo(7)); with this flag it returns at once, and the
+/// caller's file-type check rejects it. Regular files ignore it.
+pub const O_NONBLOCK: usize = 0o4000;
 const AT_FDCWD: isize = -100;
 const AT_EMPTY_PATH: usize = 0x1000;
 
@@ -58,12 +61,12 @@ fn check(ret: isize) -> Result<usize, Errno> {
     if (-4095..0).contains(&ret) { Err(Errno(ret.unsigned_abs())) } else { Ok(ret as usize) }
 }
 
-/// `openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC)`.
+/// `openat(AT_FDCWD, path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)`: never blocks, so a FIFO or device at the path
+/// cannot hang the program; callers check the file type with [`fstat`].
 pub fn open(path: &CStr) -> Result<usize, Errno> {
+    let flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK;
     // SAFETY: `path` is NUL-terminated and outlives the call.
-    check(unsafe {
-        arch::syscall(nr::OPENAT, [AT_FDCWD as usize, path.as_ptr() as usize, O_RDONLY | O_CLOEXEC, 0, 0, 0])
-    })
+    check(unsafe { arch::syscall(nr::OPENAT, [AT_FDCWD as usize, path.as_ptr() as usize, flags, 0, 0, 0]) })
 }
 
 /// `close(fd)`; errors are irrelevant for a read-only descriptor.
