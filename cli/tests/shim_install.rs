@@ -69,6 +69,21 @@ fn build(dir: &Path, interpreter: &Path, m32: bool) -> Result<(PathBuf, PathBuf)
     Ok((program, lib_dir))
 }
 
+/// Copies the file or directory `host` into `root` at `inner` (with `cp` in a child process, see `copy_file`'s
+/// reason in the ld-shim tests) and returns `inner`: `--loader` and `--lib-dir` name paths inside the root.
+fn put_in_root<'a>(root: &Path, host: &Path, inner: &'a str) -> &'a str {
+    let dest = root.join(&inner[1..]);
+    fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    let out = Command::new("cp").arg("-rL").arg(host).arg(&dest).output().unwrap();
+    assert!(out.status.success(), "cp {}: {}", host.display(), text(&out.stderr));
+    inner
+}
+
+/// The host's x86-64 loader, copied into `root` at Debian's path; returns that path.
+fn loader_in_root(root: &Path) -> &'static str {
+    put_in_root(root, Path::new(HOST_LD), "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
+}
+
 fn fhskit(args: &[&OsStr]) -> Output {
     Command::new(FHSKIT).args(args).output().unwrap()
 }
@@ -119,27 +134,38 @@ fn install_runs_programs_with_an_empty_environment_and_uninstall_undoes_it() {
     // Before: the interpreter does not exist.
     assert_does_not_run(&program);
 
+    // The loader and the library directory are paths inside the root, as programs will see them.
+    let loader = loader_in_root(&root);
+    let libs = put_in_root(&root, &lib_dir, "/opt/shimtest/lib");
     let args =
         [os("shim"), os("install"), os("--root"), root.as_os_str(), os("--system"), os("x86_64-linux")];
-    let with_loader =
-        [&args[..], &[os("--loader"), os(HOST_LD), os("--lib-dir"), lib_dir.as_os_str()]].concat();
+    let with_loader = [&args[..], &[os("--loader"), os(loader), os("--lib-dir"), os(libs)]].concat();
     let out = assert_ok(&fhskit(&with_loader));
     assert!(out.contains(&format!("installed the x86_64-linux shim at {}", interp.display())), "{out}");
+    assert!(out.contains(&format!("loader: {}{loader}\n", root.display())), "{out}");
     assert!(out.contains("libraries: 1 in"), "{out}");
     assert!(ld_shim::elf::is_shim(&fs::read(&interp).unwrap()));
     let config = fs::read_to_string(root.join("etc/fhskit/ld-shim-x86_64-linux.conf")).unwrap();
     assert!(config.contains("loader=/var/lib/fhskit/ld-shim/x86_64-linux/ld.so\n"), "{config}");
     assert!(config.contains("library-path=/var/lib/fhskit/ld-shim/x86_64-linux/lib\n"), "{config}");
+    // Relative links: they lead to the root's files from the host and with the root as `/`.
+    let relative_loader = format!("../../../../..{loader}");
     assert_eq!(
         fs::read_link(root.join("var/lib/fhskit/ld-shim/x86_64-linux/ld.so")).unwrap(),
-        Path::new(HOST_LD)
+        Path::new(&relative_loader)
+    );
+    assert_eq!(
+        fs::read_link(root.join("var/lib/fhskit/ld-shim/x86_64-linux/lib/libshimtest.so")).unwrap(),
+        Path::new("../../../../../../opt/shimtest/lib/libshimtest.so")
     );
     // After: the program runs with nothing in its environment; the library comes from the installed set.
     assert_eq!(assert_ok(&run_empty_env(&program)), "answer=42\n");
+    // The same tree as a container's `/`: a program naming the FHS loader path runs in a chroot of the root.
+    run_in_root_as_container(&root, &program);
 
     let status = assert_ok(&fhskit(&[os("shim"), os("status"), os("--root"), root.as_os_str()]));
     assert!(status.contains(&format!("interpreter:  {} (ld-shim)", interp.display())), "{status}");
-    assert!(status.contains(&format!("-> {HOST_LD} (ok)")), "{status}");
+    assert!(status.contains(&format!("-> {relative_loader} (ok)")), "{status}");
     assert!(status.contains("libraries:    1 in"), "{status}");
     assert!(status.contains("shim reports: loader:"), "{status}");
     let json = assert_ok(&fhskit(&[os("shim"), os("status"), os("--root"), root.as_os_str(), os("--json")]));
@@ -162,6 +188,27 @@ fn install_runs_programs_with_an_empty_environment_and_uninstall_undoes_it() {
     assert!(out.contains("nothing to uninstall"), "{out}");
 }
 
+/// Copies `program` into `root` with the FHS loader path as its interpreter, adds the C library, and runs it in a
+/// chroot of `root` (in a user namespace, so this works unprivileged too) with an empty environment.
+fn run_in_root_as_container(root: &Path, program: &Path) {
+    let inside = root.join("bin/needs-lib");
+    put_in_root(root, program, "/bin/needs-lib");
+    set_interpreter(&inside, Path::new(HOST_LD));
+    put_in_root(root, Path::new("/lib/x86_64-linux-gnu/libc.so.6"), "/usr/lib/x86_64-linux-gnu/libc.so.6");
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "/usr/sbin/chroot"])
+        .arg(root)
+        .arg("/bin/needs-lib")
+        .env_clear()
+        .output()
+        .unwrap();
+    if !out.status.success() && text(&out.stderr).contains("unshare failed") {
+        test_support::unmet(format!("user namespaces are not permitted here: {}", text(&out.stderr)));
+        return;
+    }
+    assert_eq!(assert_ok(&out), "answer=42\n");
+}
+
 #[test]
 fn a_real_loader_is_replaced_only_with_force_and_restored_by_uninstall() {
     let dir = scratch("force");
@@ -180,7 +227,8 @@ fn a_real_loader_is_replaced_only_with_force_and_restored_by_uninstall() {
 
     let base =
         [os("shim"), os("install"), os("--root"), root.as_os_str(), os("--system"), os("x86_64-linux")];
-    let with_libs = [&base[..], &[os("--lib-dir"), lib_dir.as_os_str()]].concat();
+    let libs = put_in_root(&root, &lib_dir, "/opt/lib");
+    let with_libs = [&base[..], &[os("--lib-dir"), os(libs)]].concat();
     let refused = fhskit(&with_libs);
     assert_eq!(refused.status.code(), Some(1));
     assert_eq!(
@@ -222,19 +270,67 @@ fn bad_input_gets_one_clear_error() {
     let root = dir.join("root");
     fs::create_dir_all(&root).unwrap();
     fs::write(dir.join("not-elf"), "hello").unwrap();
+    let program = dir.join("program");
+    cc(&[fixture("shim-hello.c").as_os_str(), os("-o"), program.as_os_str()]).unwrap();
     let install = |extra: &[&OsStr]| {
         let base =
             [os("shim"), os("install"), os("--root"), root.as_os_str(), os("--system"), os("x86_64-linux")];
         fhskit(&[&base[..], extra].concat())
     };
+    // Paths inside the root: a host file of that name (the host's own loader) does not count.
+    let put = |host: &Path, inner: &str| {
+        let temp = dir.join(format!("staging{}", inner.replace('/', "-")));
+        let _ = fs::remove_dir_all(&temp);
+        put_in_root(&temp, host, inner);
+        temp
+    };
+    let not_elf = put(&dir.join("not-elf"), "/not-elf");
+    let a_program = put(&program, "/bin/program");
     let cases: Vec<(Output, String)> = vec![
         (
-            install(&[os("--loader"), dir.join("not-elf").as_os_str()]),
-            format!("error: cannot use loader {}/not-elf for x86_64-linux: not an ELF file", dir.display()),
+            fhskit(&[
+                os("shim"),
+                os("install"),
+                os("--root"),
+                not_elf.as_os_str(),
+                os("--system"),
+                os("x86_64-linux"),
+                os("--loader"),
+                os("/not-elf"),
+            ]),
+            format!(
+                "error: cannot use loader {}/not-elf for x86_64-linux: not an ELF file",
+                not_elf.display()
+            ),
+        ),
+        (
+            fhskit(&[
+                os("shim"),
+                os("install"),
+                os("--root"),
+                a_program.as_os_str(),
+                os("--system"),
+                os("x86_64-linux"),
+                os("--loader"),
+                os("/bin/program"),
+            ]),
+            format!(
+                "error: cannot use loader {}/bin/program for x86_64-linux: it is a program with an interpreter of \
+                 its own, not a dynamic loader",
+                a_program.display()
+            ),
         ),
         (
             install(&[os("--loader"), os("/nonexistent/ld.so")]),
-            "error: cannot use loader /nonexistent/ld.so".to_owned(),
+            format!(
+                "error: cannot use loader {}/nonexistent/ld.so: no such file inside the root {}",
+                root.display(),
+                root.display()
+            ),
+        ),
+        (
+            install(&[os("--loader"), os(HOST_LD)]),
+            format!("error: cannot use loader {}{HOST_LD}: no such file inside the root", root.display()),
         ),
         (
             install(&[os("--lib-dir"), os("relative/dir")]),
@@ -257,7 +353,17 @@ fn bad_input_gets_one_clear_error() {
         ),
     ];
     if Path::new(HOST_LD_I686).exists() {
-        let out = install(&[os("--loader"), os(HOST_LD_I686)]);
+        let i686 = put(Path::new(HOST_LD_I686), HOST_LD_I686);
+        let out = fhskit(&[
+            os("shim"),
+            os("install"),
+            os("--root"),
+            i686.as_os_str(),
+            os("--system"),
+            os("x86_64-linux"),
+            os("--loader"),
+            os(HOST_LD_I686),
+        ]);
         assert_eq!(out.status.code(), Some(1));
         assert!(text(&out.stderr).contains("a 32-bit file, the system is 64-bit"), "{}", text(&out.stderr));
     }
@@ -294,17 +400,20 @@ fn the_32_bit_shim_installs_at_lib_ld_linux_so_2() {
             return;
         }
     };
+    let loader = loader_in_root(&root);
+    let i686_loader = put_in_root(&root, Path::new(HOST_LD_I686), "/usr/lib32/ld-linux.so.2");
+    let i686_libs = put_in_root(&root, &lib_dir, "/usr/lib32/shimtest");
     let out = assert_ok(&fhskit(&[
         os("shim"),
         os("install"),
         os("--root"),
         root.as_os_str(),
         os("--loader"),
-        os(HOST_LD),
+        os(loader),
         os("--i686-loader"),
-        os(HOST_LD_I686),
+        os(i686_loader),
         os("--i686-lib-dir"),
-        lib_dir.as_os_str(),
+        os(i686_libs),
     ]));
     assert!(out.contains("installed the i686-linux shim"), "{out}");
     assert!(out.contains("installed the x86_64-linux shim"), "{out}");
@@ -544,6 +653,9 @@ fn the_aarch64_shim_installs_and_serves_programs_under_qemu() {
     let qemu = || Command::new("qemu-aarch64").arg(&program).env_clear().output().unwrap();
     assert!(!qemu().status.success(), "runs before the install");
 
+    put_in_root(&root, Path::new(AARCH64_LD), AARCH64_LD);
+    put_in_root(&root, &Path::new(AARCH64_LIBS).join("libc.so.6"), &format!("{AARCH64_LIBS}/libc.so.6"));
+    let libs = put_in_root(&root, &lib_dir, "/opt/aarch64/lib");
     let out = assert_ok(&fhskit(&[
         os("shim"),
         os("install"),
@@ -554,7 +666,7 @@ fn the_aarch64_shim_installs_and_serves_programs_under_qemu() {
         os("--aarch64-loader"),
         os(AARCH64_LD),
         os("--aarch64-lib-dir"),
-        lib_dir.as_os_str(),
+        os(libs),
         os("--aarch64-lib-dir"),
         os(AARCH64_LIBS),
     ]));
@@ -564,7 +676,7 @@ fn the_aarch64_shim_installs_and_serves_programs_under_qemu() {
     assert_eq!(assert_ok(&qemu()), "answer=42\n");
     let status = assert_ok(&fhskit(&[os("shim"), os("status"), os("--root"), root.as_os_str()]));
     assert!(status.contains("aarch64-linux:\n"), "{status}");
-    assert!(status.contains(&format!("-> {AARCH64_LD} (ok)")), "{status}");
+    assert!(status.contains(&format!("-> ../../../../..{AARCH64_LD} (ok)")), "{status}");
 
     let out = assert_ok(&fhskit(&[os("shim"), os("uninstall"), os("--root"), root.as_os_str()]));
     assert!(out.contains("removed the aarch64-linux shim"), "{out}");

@@ -303,7 +303,8 @@ fn unusable_loaders_get_one_line_and_exit_127() {
         assert_load_error(&run_bounded(&p.probe, &[], &[("NIX_LD", &loader)]), &loader, reason);
         // Run directly (`ld-shim PROGRAM`), the shim checks the loader the same way before executing it.
         // There /proc/self/exe is the shim.
-        let reason = if loader == "/proc/self/exe" { "it is ld-shim itself, not the real loader" } else { reason };
+        let reason =
+            if loader == "/proc/self/exe" { "it is ld-shim itself, not the real loader" } else { reason };
         let probe = p.probe.to_str().unwrap();
         assert_load_error(&run_bounded(Path::new(SHIM), &[probe], &[("NIX_LD", &loader)]), &loader, reason);
     }

@@ -17,7 +17,10 @@
 //! configured loader unless `--loader` names one, so the loader and the C library always match.
 //!
 //! Every file is written beside its target and renamed into place; paths are resolved inside the root as a chroot
-//! would, so an absolute symlink in the root (`lib64 -> /usr/lib64`) never leads outside it.
+//! would, so an absolute symlink in the root (`lib64 -> /usr/lib64`) never leads outside it. `--loader` and
+//! `--lib-dir` name paths as programs will see them, inside the root; under a root other than `/` the links to
+//! them are relative, so the tree works both from the host (programs naming `<root>/lib64/…`) and as a container's
+//! or image's `/`.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -62,23 +65,26 @@ pub struct RootArgs {
 pub struct InstallArgs {
     #[command(flatten)]
     pub root: RootArgs,
-    /// The real ld.so for programs of this host's system (x86-64), as programs will see it. Default: the loader of
-    /// the `--package` set, else the loader `--force` replaced.
+    /// The real ld.so for programs of this host's system (x86-64), as programs will see it: a path inside the root
+    /// (so an installed tree works as a container's `/`). Default: the loader of the `--package` set, else the loader
+    /// `--force` replaced.
     #[arg(long, value_name = "PATH")]
     pub loader: Option<PathBuf>,
-    /// A directory whose libraries those programs get by default (repeatable; earlier ones win on name clashes).
+    /// A directory, inside the root, whose libraries those programs get by default (repeatable; earlier ones win on
+    /// name clashes).
     #[arg(long = "lib-dir", value_name = "DIR")]
     pub lib_dirs: Vec<PathBuf>,
-    /// The real ld.so for 32-bit x86 programs.
+    /// The real ld.so for 32-bit x86 programs (inside the root).
     #[arg(long, value_name = "PATH")]
     pub i686_loader: Option<PathBuf>,
-    /// A directory of 32-bit x86 libraries (repeatable).
+    /// A directory of 32-bit x86 libraries, inside the root (repeatable).
     #[arg(long = "i686-lib-dir", value_name = "DIR")]
     pub i686_lib_dirs: Vec<PathBuf>,
-    /// The real ld.so for aarch64 programs (run through qemu-user and binfmt_misc; `--system aarch64-linux`).
+    /// The real ld.so for aarch64 programs, inside the root (run through qemu-user and binfmt_misc; `--system
+    /// aarch64-linux`).
     #[arg(long, value_name = "PATH")]
     pub aarch64_loader: Option<PathBuf>,
-    /// A directory of aarch64 libraries (repeatable).
+    /// A directory of aarch64 libraries, inside the root (repeatable).
     #[arg(long = "aarch64-lib-dir", value_name = "DIR")]
     pub aarch64_lib_dirs: Vec<PathBuf>,
     /// Replace a real loader found at a loader path (it is backed up and restored by `uninstall`).
@@ -235,14 +241,24 @@ fn check_root(root: &Path) -> Result<PathBuf> {
 }
 
 /// Everything one system's install writes, decided before anything is written.
-struct Plan<'a> {
+struct Plan {
     paths: Paths,
     shim: &'static [u8],
-    loader: Option<PathBuf>,
-    lib_dirs: &'a [PathBuf],
+    loader: Option<ConfiguredLoader>,
+    /// The `--lib-dir` directories as host paths (resolved inside the root).
+    lib_dirs: Vec<PathBuf>,
     /// The library set built in the store from `--package`, when the packages hold libraries of this system.
     set: Option<StoreSet>,
     existing: Existing,
+}
+
+/// The loader the config names, through the `ld.so` link of the state directory.
+struct ConfiguredLoader {
+    /// What the link points to: relative inside a root other than `/` (so it works from the host, through the
+    /// root's directory, and with the root as a container's `/`), else absolute.
+    target: PathBuf,
+    /// The path to show: as the user gave it, or the package's loader in the store.
+    shown: PathBuf,
 }
 
 /// A library set in the store.
@@ -273,12 +289,11 @@ fn install(args: &InstallArgs) -> Result<ExitCode> {
             (args.loader.as_deref(), &args.lib_dirs)
         };
         let paths = Paths::new(&root, system)?;
-        if let Some(loader) = loader {
-            check_loader(loader, &system)?;
-        }
-        for dir in lib_dirs {
-            check_lib_dir(dir)?;
-        }
+        let loader = match loader {
+            Some(loader) => Some(loader_in_root(&root, loader, &paths)?),
+            None => None,
+        };
+        let lib_dirs = lib_dirs.iter().map(|dir| lib_dir_in_root(&root, dir)).collect::<Result<Vec<_>>>()?;
         let existing = Existing::at(&paths.interpreter)?;
         if let Existing::Other = existing
             && !args.force
@@ -289,7 +304,6 @@ fn install(args: &InstallArgs) -> Result<ExitCode> {
                 paths.shown.display()
             );
         }
-        let loader = loader.map(Path::to_owned);
         plans.push(Plan { paths, shim: bytes, loader, lib_dirs, set: None, existing });
     }
     let declared = !args.packages.names.is_empty() || args.packages.steam_libraries;
@@ -309,10 +323,10 @@ fn install(args: &InstallArgs) -> Result<ExitCode> {
             if plan.loader.is_none()
                 && let Some(loader) = closure.file(class, &loader_name)
             {
-                check_loader(loader, &plan.paths.system)?;
-                plan.loader = Some(loader.to_owned());
+                check_loader(loader, loader, &plan.paths.system)?;
+                plan.loader = Some(ConfiguredLoader { target: loader.to_owned(), shown: loader.to_owned() });
             }
-            plan.set = Some(build_store_set(store, &closure, class, plan.lib_dirs, &plan.paths.system)?);
+            plan.set = Some(build_store_set(store, &closure, class, &plan.lib_dirs, &plan.paths.system)?);
         }
         if !used {
             let systems: Vec<&str> = plans.iter().map(|plan| plan.paths.system.nix).collect();
@@ -325,7 +339,7 @@ fn install(args: &InstallArgs) -> Result<ExitCode> {
         }
     }
     for plan in plans {
-        install_one(&plan, store.as_ref())?;
+        install_one(&plan, store.as_ref(), &root)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -411,7 +425,7 @@ fn build_store_set(
         .with_context(|| format!("cannot create a directory in {}", store.state_dir().display()))?;
     let tree = temp.path().join("lib");
     fs::create_dir(&tree).with_context(|| format!("cannot create {}", tree.display()))?;
-    let mut links = link_entries(lib_dirs, &tree)?;
+    let mut links = link_entries(lib_dirs, &tree, None)?;
     for dir in closure.lib_dirs(class) {
         let Some(package) = closure.packages.iter().find(|package| dir.starts_with(&package.dir)) else {
             continue;
@@ -467,15 +481,21 @@ fn link_package_libraries(package: &Path, dir: &Path, tree: &Path) -> Result<usi
 /// Resolves `inner` (an absolute path inside `tree`) to a regular file, following every symlink as a chroot
 /// would; `None` when it names no file.
 fn resolve_file_in(tree: &Path, inner: &Path) -> Option<PathBuf> {
+    resolve_entry_in(tree, inner).filter(|host| fs::metadata(host).is_ok_and(|m| m.is_file()))
+}
+
+/// Resolves `inner` (an absolute path inside `tree`) to the host path of what it names, following every symlink
+/// (the last component's too) as a chroot would; `None` when nothing is there.
+fn resolve_entry_in(tree: &Path, inner: &Path) -> Option<PathBuf> {
     let mut inner = inner.to_owned();
+    if inner == Path::new("/") {
+        return Some(tree.to_owned());
+    }
     for _ in 0..40 {
         let host = resolve_in_root(tree, &inner).ok()?;
         let meta = fs::symlink_metadata(&host).ok()?;
-        if meta.is_file() {
-            return Some(host);
-        }
         if !meta.file_type().is_symlink() {
-            return None;
+            return Some(host);
         }
         let target = fs::read_link(&host).ok()?;
         inner = if target.is_absolute() { target } else { inner.parent()?.join(target) };
@@ -505,7 +525,7 @@ impl Existing {
     }
 }
 
-fn install_one(plan: &Plan<'_>, store: Option<&Store>) -> Result<()> {
+fn install_one(plan: &Plan, store: Option<&Store>, root: &Path) -> Result<()> {
     let Plan { paths, shim, loader, lib_dirs, set, existing } = plan;
     let system = &paths.system;
     create_dirs(&paths.state)?;
@@ -516,7 +536,7 @@ fn install_one(plan: &Plan<'_>, store: Option<&Store>) -> Result<()> {
     let had_backup = fs::symlink_metadata(&backup).is_ok();
     let loader_link = paths.state.join("ld.so");
     let loader_target = match loader {
-        Some(loader) => Some(loader.clone()),
+        Some(loader) => Some(loader.target.clone()),
         None if matches!(existing, Existing::Other) || had_backup => {
             Some(Path::new("backup").join(backup.file_name().expect("backup paths name a file")))
         }
@@ -553,7 +573,9 @@ fn install_one(plan: &Plan<'_>, store: Option<&Store>) -> Result<()> {
             let mut count = 0;
             swap_in(&lib, |fresh| {
                 fs::create_dir(fresh).with_context(|| format!("cannot create {}", fresh.display()))?;
-                count = link_entries(lib_dirs, fresh)?;
+                // Relative links inside a root other than `/`, for the same reason as the loader's.
+                let relative = (root != Path::new("/")).then_some(lib.as_path());
+                count = link_entries(lib_dirs, fresh, relative)?;
                 Ok(())
             })?;
             count
@@ -576,9 +598,10 @@ fn install_one(plan: &Plan<'_>, store: Option<&Store>) -> Result<()> {
     create_dirs(paths.interpreter.parent().unwrap())?;
     write_atomic(&paths.interpreter, shim, 0o755)?;
     println!("installed the {} shim at {}", system.nix, paths.shown.display());
-    match &loader_target {
-        Some(target) => println!("  loader: {}", target.display()),
-        None => println!(
+    match (loader, &loader_target) {
+        (Some(loader), _) => println!("  loader: {}", loader.shown.display()),
+        (None, Some(target)) => println!("  loader: {}", target.display()),
+        (None, None) => println!(
             "  loader: none configured (programs need {} or {}; else the compiled-in default)",
             system.loader_var,
             system::LOADER_VAR,
@@ -592,12 +615,56 @@ fn install_one(plan: &Plan<'_>, store: Option<&Store>) -> Result<()> {
     Ok(())
 }
 
-/// Checks that `loader` is an ELF loader for `system` and not the shim.
-fn check_loader(loader: &Path, system: &System) -> Result<()> {
+/// Resolves `loader` (a path inside `root`, as programs will see it) and checks it; returns what the `ld.so` link
+/// of the state directory points to.
+fn loader_in_root(root: &Path, loader: &Path, paths: &Paths) -> Result<ConfiguredLoader> {
     if !loader.is_absolute() {
         bail!("cannot use loader {}: the path must be absolute", loader.display());
     }
-    let bytes = fs::read(loader).with_context(|| format!("cannot use loader {}", loader.display()))?;
+    let shown = || shown_in_root(root, loader);
+    let file = resolve_file_in(root, loader).with_context(|| {
+        format!("cannot use loader {}: no such file inside the root {}", shown().display(), root.display())
+    })?;
+    if file == paths.interpreter {
+        bail!(
+            "cannot use loader {}: the shim is installed there (without --loader, a real loader --force replaces is              kept as a backup and configured)",
+            shown().display()
+        );
+    }
+    check_loader(&file, &shown(), &paths.system)?;
+    let target = if root == Path::new("/") { loader.to_owned() } else { relative_path(&paths.state, &file) };
+    Ok(ConfiguredLoader { target, shown: shown() })
+}
+
+/// `inner` (a path inside `root`) as messages show it: itself when the root is `/`, else under the root.
+fn shown_in_root(root: &Path, inner: &Path) -> PathBuf {
+    if root == Path::new("/") {
+        inner.to_owned()
+    } else {
+        root.join(inner.strip_prefix("/").unwrap_or(inner))
+    }
+}
+
+/// The relative path that leads from the directory `from` to `to` (both absolute, without symlinks below their
+/// common part).
+fn relative_path(from: &Path, to: &Path) -> PathBuf {
+    let from: Vec<Component> = from.components().collect();
+    let to_parts: Vec<Component> = to.components().collect();
+    let common = from.iter().zip(&to_parts).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..from.len() {
+        out.push("..");
+    }
+    for part in &to_parts[common..] {
+        out.push(part);
+    }
+    out
+}
+
+/// Checks that `file` (shown as `shown`) is an ELF loader for `system`: not the shim, not a program.
+fn check_loader(file: &Path, shown: &Path, system: &System) -> Result<()> {
+    let loader = shown;
+    let bytes = fs::read(file).with_context(|| format!("cannot use loader {}", loader.display()))?;
     let reason = if bytes.len() < 20 || bytes[..4] != *b"\x7fELF" {
         Some("not an ELF file")
     } else if bytes[4] != system.class {
@@ -612,6 +679,8 @@ fn check_loader(loader: &Path, system: &System) -> Result<()> {
         Some("not a dynamic loader (ELF type is not ET_DYN)")
     } else if ld_shim::elf::is_shim(&bytes) {
         Some("it is ld-shim itself, not the real loader")
+    } else if ld_shim::elf::has_interpreter(&bytes) {
+        Some("it is a program with an interpreter of its own, not a dynamic loader")
     } else {
         None
     };
@@ -621,16 +690,19 @@ fn check_loader(loader: &Path, system: &System) -> Result<()> {
     }
 }
 
-fn check_lib_dir(dir: &Path) -> Result<()> {
+/// Resolves `dir` (a path inside `root`) to the host path of a directory.
+fn lib_dir_in_root(root: &Path, dir: &Path) -> Result<PathBuf> {
     if !dir.is_absolute() {
         bail!("cannot use library directory {}: the path must be absolute", dir.display());
     }
-    let meta =
-        fs::metadata(dir).with_context(|| format!("cannot use library directory {}", dir.display()))?;
-    if !meta.is_dir() {
-        bail!("cannot use library directory {}: not a directory", dir.display());
+    let shown = shown_in_root(root, dir);
+    let host = resolve_entry_in(root, dir).with_context(|| {
+        format!("cannot use library directory {}: not found inside the root", shown.display())
+    })?;
+    if !fs::metadata(&host).is_ok_and(|m| m.is_dir()) {
+        bail!("cannot use library directory {}: not a directory", shown.display());
     }
-    Ok(())
+    Ok(host)
 }
 
 /// The entries of `dir`, sorted by name.
@@ -643,8 +715,8 @@ fn sorted_entries(dir: &Path) -> Result<Vec<fs::DirEntry>> {
 }
 
 /// Links every entry of `dirs` into the directory `tree` (earlier directories win on name clashes); returns the
-/// number of links.
-fn link_entries(dirs: &[PathBuf], tree: &Path) -> Result<usize> {
+/// number of links. With `relative_from`, the links are relative to that directory (where `tree` will be).
+fn link_entries(dirs: &[PathBuf], tree: &Path, relative_from: Option<&Path>) -> Result<usize> {
     let mut count = 0;
     for dir in dirs {
         for entry in sorted_entries(dir)? {
@@ -653,7 +725,11 @@ fn link_entries(dirs: &[PathBuf], tree: &Path) -> Result<usize> {
                 tracing::debug!(?link, "library name already taken by an earlier directory");
                 continue;
             }
-            symlink(entry.path(), &link).with_context(|| format!("cannot create {}", link.display()))?;
+            let target = match relative_from {
+                Some(from) => relative_path(from, &entry.path()),
+                None => entry.path(),
+            };
+            symlink(&target, &link).with_context(|| format!("cannot create {}", link.display()))?;
             count += 1;
         }
     }
