@@ -5,7 +5,7 @@
 //! world-readable temporary directory, then runs the probe inside. Contents:
 //! - library only the env provides, the loader path, dlopen through our ld.so.cache
 //! - exit codes, death by signal, exec mode, pid namespace
-//! - Ctrl-C under a pseudo-terminal, orphan reaping, die-with-parent
+//! - Ctrl-C under a pseudo-terminal, orphan reaping, die-with-parent, SIGKILL of the monitor
 //! - cwd preservation (also into a private /tmp), fake root, overlay mode
 //! - Landlock: writes outside the allowed directories and TCP connects fail
 //! - no mounts left behind
@@ -471,4 +471,68 @@ fn malformed_env_toml_names_the_key_and_doctor_reports() {
         assert!(report.contains(check), "{report}");
     }
     assert!(out.status.success(), "{report}");
+}
+
+/// Every process below `pid` (host pids, from /proc/PID/task/TID/children).
+fn descendants(pid: u32) -> Vec<i32> {
+    let mut out = Vec::new();
+    let mut queue = vec![pid as i32];
+    while let Some(p) = queue.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else { continue };
+        for task in tasks.flatten() {
+            let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for child in text.split_whitespace().filter_map(|c| c.parse::<i32>().ok()) {
+                out.push(child);
+                queue.push(child);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn sigkill_of_the_monitor_leaves_no_survivor() {
+    for (name, extra) in [("plain", ""), ("pid-namespace", "[unshare]\npid = true\n")] {
+        let f = Fixture::new(extra);
+        for user in users() {
+            let marker = f.shared().join(format!("kill-{name}-{user:?}"));
+            let mut cmd = f.command(user);
+            cmd.args(["env", "run", "--kill-grace", "1"]).arg(&f.env).arg("--");
+            cmd.args(["fhsenv-probe", "term-wait"]).arg(&marker).stdout(Stdio::null());
+            let mut monitor = cmd.spawn().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            // The probe and its sleeping child are up once the marker names two pids.
+            while std::fs::read_to_string(&marker).unwrap_or_default().split_whitespace().count() < 2 {
+                assert!(Instant::now() < deadline, "{name} {user:?}: the probe did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let tree = descendants(monitor.id());
+            assert!(tree.len() >= 3, "{name} {user:?}: keeper, probe and its child expected: {tree:?}");
+            monitor.kill().unwrap(); // SIGKILL: the monitor can do nothing; the tree must end by itself
+            monitor.wait().unwrap();
+            let alive = |pid: &i32| {
+                // A zombie is dead; it only waits for its (new) parent to reap it.
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                    stat.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+                })
+            };
+            loop {
+                let survivors: Vec<i32> = tree.iter().copied().filter(alive).collect();
+                if survivors.is_empty() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    // Survivors would hold the test's output pipe open forever.
+                    for pid in &survivors {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(*pid),
+                            nix::sys::signal::SIGKILL,
+                        );
+                    }
+                    panic!("{name} {user:?}: processes {survivors:?} of {tree:?} survived the monitor");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
 }

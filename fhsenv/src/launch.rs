@@ -2,15 +2,23 @@
 //!
 //! `prepare` computes everything without side effects (mount plan, argv, environment); `run` performs it: the calling
 //! process enters the namespaces (`userns`), builds the root (`mount`), then either execs the program itself (exec
-//! mode, for supervisors) or forks it and becomes its monitor: a child subreaper that forwards SIGINT, TERM, HUP,
-//! QUIT, USR1, USR2, WINCH and CONT, hands the terminal's foreground to the child (and follows it through Ctrl-Z),
-//! reaps orphans, terminates what is left when the program exits, implements die-with-parent as TERM then KILL after
-//! a grace period, and reports the program's exit status or the signal that killed it. With a pid namespace the
-//! forked child is PID 1: it mounts `/proc`, forks the program, reaps and forwards the same way, and passes the
-//! program's status back through a pipe. All state lives in the namespaces, so nothing outlives the last process.
+//! mode, for supervisors) or becomes the monitor of a process tree of two levels:
+//!
+//! - the monitor (the `fhskit` process) forwards SIGINT, TERM, HUP, QUIT, USR1, USR2, WINCH and CONT, hands the
+//!   terminal's foreground to the tree (and follows it through Ctrl-Z), implements die-with-parent as TERM then KILL
+//!   after a grace period, and reports the program's exit status or the signal that killed it;
+//! - its one child, the keeper, forks the program and is its reaper: a child subreaper, or PID 1 of a new pid
+//!   namespace (then it also mounts `/proc`). It forwards the same signals, reaps orphans, terminates what is left
+//!   when the program exits and passes the program's status back through a pipe.
+//!
+//! Nothing outlives the monitor, however it dies (prctl(2) PR_SET_PDEATHSIG, as bubblewrap's --die-with-parent): the
+//! keeper gets a parent-death signal and terminates the tree (TERM, then KILL after the grace period; with a pid
+//! namespace its own exit then kills the namespace), and the program gets SIGKILL if the keeper itself is killed,
+//! whose orphans the monitor, a subreaper too, then terminates. All state lives in the namespaces, so nothing
+//! outlives the last process.
 
 use std::ffi::{CString, OsString};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -199,31 +207,29 @@ pub fn run(prepared: &Prepared, options: &LaunchOptions<'_>) -> Result<Outcome> 
     }
     let tty_foreground = isatty(std::io::stdin()).unwrap_or(false)
         && tcgetpgrp(std::io::stdin()).is_ok_and(|pgrp| pgrp == getpgrp());
-    let status_pipe = if spec.unshare.pid {
-        Some(nix::unistd::pipe().map_err(Error::sys("create a pipe", "monitor"))?)
-    } else {
-        None
-    };
+    // Close-on-exec: the program must not hold the write end (a read would then wait for the program too).
+    let (status_read, status_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Error::sys("create a pipe", "monitor"))?;
 
     // SAFETY: the process is single-threaded (namespace entry required it), so the child may run arbitrary code.
-    let child = match unsafe { fork() }.map_err(Error::sys("fork", "the program"))? {
+    let child = match unsafe { fork() }.map_err(Error::sys("fork", "the keeper of the program"))? {
         ForkResult::Child => {
             if tty_foreground {
                 take_terminal();
             }
-            match &status_pipe {
-                Some((read, write)) => {
-                    let _ = nix::unistd::close(read.as_raw_fd());
-                    pid1(prepared, options, &signals, write)
-                }
-                None => {
-                    drop(signals);
-                    exec_program(prepared, options)
-                }
+            drop(status_read);
+            // Whatever ends the monitor, even SIGKILL, the keeper hears of it and ends the tree. The monitor may
+            // have died before the signal was armed: then its end of the status pipe is closed. (getppid(2) cannot
+            // tell: in a new pid namespace the parent is outside it, and it is 0.)
+            let _ = nix::sys::prctl::set_pdeathsig(PARENT_DIED);
+            if reader_gone(&status_write) {
+                let _ = kill(getpid(), PARENT_DIED);
             }
+            keeper(prepared, options, &signals, &status_write)
         }
         ForkResult::Parent { child } => child,
     };
+    drop(status_write);
     if tty_foreground {
         // Both sides set the group, so whichever runs first the child is in it before it can exec.
         let _ = setpgid(child, child);
@@ -245,18 +251,23 @@ pub fn run(prepared: &Prepared, options: &LaunchOptions<'_>) -> Result<Outcome> 
     if tty_foreground {
         let _ = tcsetpgrp(std::io::stdin(), getpgrp());
     }
-    let outcome = match status_pipe {
-        Some((read, write)) => {
-            drop(write);
-            let mut buf = [0u8; 8];
-            match nix::unistd::read(&read, &mut buf) {
-                Ok(8) => decode_outcome(buf),
-                _ => status,
-            }
-        }
-        None => status,
+    // The keeper reports the program's status; if the keeper was killed, its own status is all there is.
+    let mut buf = [0u8; 8];
+    let outcome = match nix::unistd::read(&status_read, &mut buf) {
+        Ok(8) => decode_outcome(buf),
+        _ => status,
     };
     Ok(outcome)
+}
+
+/// Returns true if and only if the read end of the pipe whose write end is `write` is closed (poll(2) reports
+/// POLLERR on the write end then).
+fn reader_gone(write: &OwnedFd) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut poll = libc::pollfd { fd: write.as_raw_fd(), events: libc::POLLOUT, revents: 0 };
+    // SAFETY: one valid pollfd, timeout 0 (no waiting).
+    let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+    ready > 0 && poll.revents & libc::POLLERR != 0
 }
 
 fn encode_outcome(outcome: Outcome) -> [u8; 8] {
@@ -363,11 +374,18 @@ fn exec_program(prepared: &Prepared, options: &LaunchOptions<'_>) -> ! {
     child_exit(code)
 }
 
-/// PID 1 of a new pid namespace: builds the root (with a new /proc), forks the program, reaps everything, forwards
-/// signals, and reports the program's status through `status` before exiting (which kills whatever is left in the
-/// namespace).
-fn pid1(prepared: &Prepared, options: &LaunchOptions<'_>, signals: &SignalFd, status: &OwnedFd) -> ! {
-    if let Err(err) = mount::enter_root(&prepared.plan) {
+/// The keeper: the program's parent and reaper. With a pid namespace it is the namespace's PID 1 and builds the root
+/// (with a new /proc); otherwise a child subreaper. It forks the program, reaps everything, forwards signals,
+/// terminates the tree when the monitor dies (`PARENT_DIED`), and reports the program's status through `status`
+/// before exiting (which, as PID 1, kills whatever is left in the namespace).
+fn keeper(prepared: &Prepared, options: &LaunchOptions<'_>, signals: &SignalFd, status: &OwnedFd) -> ! {
+    let pid1_mode = prepared.spec.unshare.pid;
+    let entered = if pid1_mode {
+        mount::enter_root(&prepared.plan)
+    } else {
+        nix::sys::prctl::set_child_subreaper(true).map_err(Error::sys("become a child subreaper", "keeper"))
+    };
+    if let Err(err) = entered {
         let mut line = format!("error: cannot enter the env: {err}");
         let mut source = std::error::Error::source(&err);
         while let Some(cause) = source {
@@ -377,9 +395,17 @@ fn pid1(prepared: &Prepared, options: &LaunchOptions<'_>, signals: &SignalFd, st
         (options.notify)(&line);
         child_exit(126);
     }
+    let keeper_pid = getpid();
     // SAFETY: single-threaded (a fresh fork of a single-threaded process).
     let program = match unsafe { fork() } {
-        Ok(ForkResult::Child) => exec_program(prepared, options),
+        Ok(ForkResult::Child) => {
+            // If the keeper is killed outright, the program goes too (and its orphans reach the monitor).
+            let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+            if getppid() != keeper_pid {
+                child_exit(137);
+            }
+            exec_program(prepared, options)
+        }
         Ok(ForkResult::Parent { child }) => child,
         Err(err) => {
             (options.notify)(&format!("error: failed to fork the program: {err}"));
@@ -389,7 +415,7 @@ fn pid1(prepared: &Prepared, options: &LaunchOptions<'_>, signals: &SignalFd, st
     let mut monitor = Monitor {
         main: program,
         forward_to: program,
-        pid1_mode: true,
+        pid1_mode,
         same_pgrp: true,
         tty_foreground: false,
         grace: options.kill_grace,
