@@ -536,3 +536,80 @@ fn sigkill_of_the_monitor_leaves_no_survivor() {
         }
     }
 }
+
+/// Builds an env of `spec` (env.toml text) at `dir/name` with the fixture's fhskit.
+fn build_env(f: &Fixture, name: &str, spec: &str) -> PathBuf {
+    let toml = f.tmp.path().join(format!("{name}.toml"));
+    std::fs::write(&toml, spec).unwrap();
+    let env = f.tmp.path().join(name);
+    let out = Command::new(&f.fhskit).args(["env", "build"]).arg(&toml).arg("-o").arg(&env).output().unwrap();
+    assert!(out.status.success(), "{name}: {}", text(&out));
+    env
+}
+
+#[test]
+fn overlay_mode_keeps_every_host_path_the_env_does_not_provide() {
+    let f = Fixture::new("");
+    // A host directory below /usr/share with files in it, which a data-only package adds one file to.
+    let Some((share, host_file)) =
+        ["common-licenses", "misc", "zoneinfo", "perl5", "doc"].iter().find_map(|name| {
+            let dir = Path::new("/usr/share").join(name);
+            let first = std::fs::read_dir(&dir).ok()?.flatten().next()?.file_name();
+            Some((name.to_string(), first.to_string_lossy().into_owned()))
+        })
+    else {
+        test_support::unmet("a directory with files below /usr/share");
+        return;
+    };
+    let data = f.tmp.path().join("pkgs/data");
+    std::fs::create_dir_all(data.join("usr/share").join(&share)).unwrap();
+    std::fs::write(data.join("usr/share").join(&share).join("fhskit-overlay-data"), "data\n").unwrap();
+    let quote = |p: &Path| format!("{:?}", p.display().to_string());
+    let mut envs = vec![(
+        "no libraries",
+        build_env(&f, "zero", &format!("packages = [{}]\nmode = \"overlay\"\n", quote(&data))),
+    )];
+    let multi = f.tmp.path().join("pkgs/multi");
+    if multi.exists() {
+        let spec = format!("multi_packages = [{}]\nmode = \"overlay\"\n", quote(&multi));
+        envs.push(("only 32-bit libraries", build_env(&f, "lib32", &spec)));
+    } else {
+        test_support::unmet("32-bit libraries (/usr/lib32/libc.so.6) for the env of only 32-bit libraries");
+    }
+    envs.push(("a full closure", f.env.clone()));
+    // Host programs (through the host's loader path), host files beside the env's, and host configuration.
+    let script = format!(
+        "set -e; /usr/bin/setpriv --help >/dev/null; test -e /usr/share/{share}/{host_file}; \
+         ls -d /lib64/ld-linux-x86-64.so.2 /usr/lib64/ld-linux-x86-64.so.2 /usr/lib/x86_64-linux-gnu/libc.so.6; \
+         if [ -e /.host-etc/alternatives ]; then test -e /etc/alternatives; fi; echo host ok"
+    );
+    for user in users() {
+        for (what, env) in &envs {
+            let mut cmd = f.command(user);
+            cmd.args(["env", "run", "--mode", "overlay"]).arg(env).args(["--", "/bin/sh", "-c", &script]);
+            let out = cmd.output().unwrap();
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains("host ok"),
+                "{what} {user:?}: {}",
+                text(&out)
+            );
+        }
+        let run = |env: &Path, args: &[&str]| {
+            let mut cmd = f.command(user);
+            cmd.args(["env", "run", "--mode", "overlay"]).arg(env).arg("--").args(args);
+            cmd.output().unwrap()
+        };
+        // What each env provides is there too.
+        let out = run(&envs[0].1, &["cat", &format!("/usr/share/{share}/fhskit-overlay-data")]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "data\n", "{user:?}: {}", text(&out));
+        if multi.exists() {
+            let out = run(
+                &envs[1].1,
+                &["/bin/sh", "-c", "test -e /usr/lib32/libfoo.so.1 && test -e /lib/ld-linux.so.2 && echo ok"],
+            );
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n", "{user:?}: {}", text(&out));
+        }
+        let out = run(&f.env, &["fhsenv-probe", "value"]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "foo_value=42\n", "{user:?}: {}", text(&out));
+    }
+}

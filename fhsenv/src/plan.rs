@@ -54,6 +54,17 @@ pub const HOST_ETC_ALLOW: [&str; 31] = [
 /// Host `/etc` entries used even when the env provides them (certificates and fonts must match the host).
 pub const HOST_ETC_ALWAYS: [&str; 2] = ["ssl", "fonts"];
 
+/// Top-level entries the env provides (nixos mode: links into its `/usr`), with the `/usr` directory they show.
+const FHS_TOP_LEVEL: [(&str, Option<&str>); 7] = [
+    ("bin", Some("bin")),
+    ("sbin", Some("sbin")),
+    ("lib", Some("lib")),
+    ("lib64", Some("lib64")),
+    ("lib32", Some("lib32")),
+    ("libx32", None),
+    ("libexec", None),
+];
+
 /// Host top-level directories never bound into the env (the env provides them, or they are set up specially).
 const NOT_AUTO_BOUND: [&str; 16] = [
     "usr",
@@ -272,18 +283,35 @@ pub fn plan(
             lower: vec![env_root.join("usr"), PathBuf::from("/usr")],
         }),
     }
-    for (link, target) in [
-        ("/bin", "usr/bin"),
-        ("/sbin", "usr/sbin"),
-        ("/lib", "usr/lib"),
-        ("/lib64", "usr/lib64"),
-        ("/lib32", "usr/lib32"),
-    ] {
-        ops.push(Op::Symlink { link: link.into(), target: target.into() });
+    let host_entry = |name: &str| host.top_level.iter().find(|(n, _, _)| n == name);
+    for (name, in_usr) in FHS_TOP_LEVEL {
+        let path = Path::new("/").join(name);
+        let env_dir = in_usr.map(|dir| env_root.join("usr").join(dir)).filter(|dir| dir.is_dir());
+        // Overlay mode keeps every host path the env does not provide: the host's own top-level links (a merged
+        // /usr), and a host directory (an unmerged /lib) with the env's files over it.
+        match (mode, host_entry(name)) {
+            (Mode::Overlay, Some((_, _, Some(target)))) => {
+                ops.push(Op::Symlink { link: path, target: target.clone() });
+            }
+            (Mode::Overlay, Some((_, true, None))) => match env_dir {
+                Some(env_dir) => ops.push(Op::Overlay { target: path.clone(), lower: vec![env_dir, path] }),
+                None => ops.push(bind(&path, &path, true, true)),
+            },
+            _ => {
+                if let Some(dir) = in_usr {
+                    ops.push(Op::Symlink { link: path, target: Path::new("usr").join(dir) });
+                }
+            }
+        }
     }
     let env_has_opt = env_root.join("opt").is_dir();
+    let host_has_opt = matches!(host_entry("opt"), Some((_, true, None)));
     if env_has_opt {
-        ops.push(bind(&env_root.join("opt"), Path::new("/opt"), false, true));
+        if mode == Mode::Overlay && host_has_opt {
+            ops.push(Op::Overlay { target: "/opt".into(), lower: vec![env_root.join("opt"), "/opt".into()] });
+        } else {
+            ops.push(bind(&env_root.join("opt"), Path::new("/opt"), false, true));
+        }
     }
 
     // /etc: the env's files, then live links to allowed host files.
@@ -305,8 +333,18 @@ pub fn plan(
         ops.push(Op::Symlink { link: Path::new("/etc").join(name), target });
         etc_names.insert(name);
     }
-    for name in HOST_ETC_ALLOW.iter().chain(HOST_ETC_ALWAYS.iter()) {
-        if host.etc.contains(*name) && !etc_names.contains(name) {
+    // Overlay mode: the host's programs keep all of their configuration (`/etc/alternatives`, …).
+    let host_etc: Vec<&str> = match mode {
+        Mode::Overlay => host.etc.iter().map(String::as_str).collect(),
+        Mode::Nixos => HOST_ETC_ALLOW
+            .iter()
+            .chain(HOST_ETC_ALWAYS.iter())
+            .copied()
+            .filter(|name| host.etc.contains(*name))
+            .collect(),
+    };
+    for name in host_etc {
+        if !etc_names.contains(name) {
             ops.push(Op::Symlink {
                 link: Path::new("/etc").join(name),
                 target: Path::new(HOST_ETC).join(name),
@@ -362,7 +400,8 @@ pub fn plan(
     needed.sort();
     needed.dedup();
     for dir in needed {
-        if covered(&identity, &dir) {
+        // In overlay mode the host's /usr shows through, read-only.
+        if covered(&identity, &dir) || (mode == Mode::Overlay && dir.starts_with("/usr")) {
             continue;
         }
         if replaced(&dir) || dir.starts_with("/etc") || dir == Path::new("/") {
@@ -400,7 +439,7 @@ pub fn plan(
     let visible = covered(&identity, &cwd)
         || nested_ops.iter().any(|op| matches!(op, Op::Bind { target, .. } if cwd.starts_with(target)));
     if cwd != Path::new("/") && !visible {
-        if replaced(&cwd) {
+        if replaced(&cwd) && mode == Mode::Nixos {
             warnings.push(format!(
                 "the working directory {} is hidden by the env's own tree; starting in /",
                 cwd.display()
@@ -513,6 +552,39 @@ mod tests {
         let tmpfs_at = ops.iter().position(|o| o == "tmpfs /tmp mode=1777").unwrap();
         let pkgs_at = ops.iter().position(|o| o.starts_with("bind /tmp/pkgs")).unwrap();
         assert!(tmpfs_at < pkgs_at, "parents first");
+    }
+
+    #[test]
+    fn overlay_mode_keeps_the_hosts_top_level_links_directories_and_etc() {
+        let mut host = host();
+        // An unmerged /lib (a real directory), a merged /lib64 (a link), no /lib32.
+        host.top_level.push(("lib".into(), true, None));
+        host.etc.insert("alternatives".into());
+        let env = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(env.path().join("usr/lib")).unwrap();
+        let options = PlanOptions { mode: Some(Mode::Overlay), hide: Vec::new() };
+        let ops = targets(&plan(&spec(), env.path(), &["profile".into()], &host, &options).unwrap());
+        let root = env.path().display();
+        assert!(ops.contains(&format!("overlay /lib lower={root}/usr/lib:/lib")), "{ops:#?}");
+        assert!(ops.contains(&"symlink /lib64 -> usr/lib64".to_owned()), "{ops:#?}");
+        assert!(ops.contains(&"symlink /lib32 -> usr/lib32".to_owned()), "{ops:#?}");
+        assert!(ops.contains(&"bind /bin /bin ro rec".to_owned()), "the env has no usr/bin: {ops:#?}");
+        assert!(ops.contains(&"symlink /etc/alternatives -> /.host-etc/alternatives".to_owned()), "{ops:#?}");
+        // The cwd below /usr shows through the overlay, writable.
+        host.cwd = "/usr/src/linux".into();
+        let in_usr = plan(&spec(), env.path(), &[], &host, &options).unwrap();
+        assert_eq!(in_usr.cwd, Path::new("/usr/src/linux"));
+        assert!(targets(&in_usr).contains(&"bind /usr/src/linux /usr/src/linux rw rec".to_owned()));
+        // nixos mode links them all into the env's /usr and shows only the allowed host /etc entries.
+        let ops = targets(&plan_nixos(&host, env.path()));
+        assert!(ops.contains(&"symlink /lib -> usr/lib".to_owned()), "{ops:#?}");
+        assert!(!ops.iter().any(|o| o.contains("alternatives")), "{ops:#?}");
+    }
+
+    fn plan_nixos(host: &HostInfo, env: &Path) -> MountPlan {
+        let mut host = host.clone();
+        host.cwd = "/home/u".into();
+        plan(&spec(), env, &[], &host, &PlanOptions::default()).unwrap()
     }
 
     #[test]

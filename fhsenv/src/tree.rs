@@ -1,7 +1,7 @@
 //! The env builder: merges package trees into one FHS tree (a symlink farm) with `/etc` files and an `ld.so.cache`.
 //!
 //! Layout of a built env (merged-usr, like buildFHSEnv): `usr/{bin,sbin,share,include,libexec}`, `usr/lib` holding
-//! 64-bit libraries (`usr/lib64` links to it), `usr/lib32` holding 32-bit ones, top-level `bin`, `sbin`, `lib*`
+//! 64-bit libraries (`usr/lib64` holds only the loader link), `usr/lib32` holding 32-bit ones, top-level `bin`, `sbin`, `lib*`
 //! links, `etc/` with package files plus the generated `ld.so.cache`, `ld.so.cache.overlay`, `ld.so.conf` and
 //! `profile`, optional `opt/`, and `fhsenv.toml` recording the spec it was built from. Libraries are placed by their
 //! own ELF class, whatever directory the package put them in (`lib/`, `lib64/`, `lib/x86_64-linux-gnu/`,
@@ -25,6 +25,11 @@ use crate::spec::EnvSpec;
 
 /// Name of the metadata file at the top of a built env.
 pub const METADATA: &str = "fhsenv.toml";
+
+/// Version of the tree's layout, recorded in its metadata; a tree of another version is rebuilt on demand.
+/// 2: `usr/lib64` is a directory (holding the loader link), and no directory the host has is folded, so the tree
+/// can be laid over the host's `/usr` in overlay mode without hiding host files.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// A path two packages both provide; the first one listed is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +100,9 @@ impl BuiltEnv {
     /// True if and only if `spec` and the package directories' mtimes match what this env was built from.
     pub fn is_current(&self, spec: &EnvSpec) -> bool {
         let Ok(canonical) = canonical_spec(spec) else { return false };
-        canonical == self.metadata.spec && stamps(&canonical).ok().as_ref() == Some(&self.metadata.stamps)
+        self.metadata.version == FORMAT_VERSION
+            && canonical == self.metadata.spec
+            && stamps(&canonical).ok().as_ref() == Some(&self.metadata.stamps)
     }
 }
 
@@ -330,7 +337,8 @@ impl Farm {
     /// that one package directory under the same names, and it shows all of it. A 200-package env then needs a
     /// few thousand links instead of tens of thousands. `usr/*` and the top-level directories stay real, since
     /// fhsenv writes into them and mounts them.
-    fn folded_dirs(&self) -> BTreeMap<PathBuf, PathBuf> {
+    /// `host_root` is the host's `/` (see [`shadows_host_dir`]).
+    fn folded_dirs(&self, host_root: &Path) -> BTreeMap<PathBuf, PathBuf> {
         // For each farm directory: the package directory all its entries agree on, or None once two disagree.
         let mut votes: HashMap<PathBuf, Option<PathBuf>> = HashMap::new();
         let mut children: HashMap<PathBuf, usize> = HashMap::new();
@@ -365,7 +373,8 @@ impl Farm {
         for dir in dirs {
             let source = votes.get(dir).cloned().flatten().filter(|s| {
                 let keep_real = dir.components().count() == 1
-                    || (dir.starts_with("usr") && dir.components().count() == 2);
+                    || (dir.starts_with("usr") && dir.components().count() == 2)
+                    || shadows_host_dir(host_root, dir);
                 !keep_real && self.source_entries.get(s) == children.get(dir)
             });
             vote(&mut votes, &mut children, dir, source.as_deref());
@@ -417,6 +426,13 @@ impl Farm {
         }
         out
     }
+}
+
+/// Returns true if and only if the farm directory `dir` (under `usr/` or `opt/`) is a directory on this host too: as
+/// one link it would hide the host's files below it when the env is laid over the host's `/usr` (overlay mode),
+/// while a real directory merges with the host's.
+fn shadows_host_dir(host_root: &Path, dir: &Path) -> bool {
+    (dir.starts_with("usr") || dir.starts_with("opt")) && host_root.join(dir).is_dir()
 }
 
 /// Where a package's symlink with an absolute target points inside that same package, if it does.
@@ -562,7 +578,7 @@ fn write_tree(
     {
         mkdir(&tmp.join(dir))?;
     }
-    let folded = farm.folded_dirs();
+    let folded = farm.folded_dirs(Path::new("/"));
     let under_folded = |p: &Path| p.ancestors().any(|a| folded.contains_key(a));
     let mut links = 0;
     for dir in &farm.dirs {
@@ -580,7 +596,12 @@ fn write_tree(
             links += 1;
         }
     }
-    symlink(Path::new("lib"), &tmp.join("usr/lib64"))?;
+    // A directory holding only the loader's link (as on Debian), not a link to `lib`: in overlay mode it merges
+    // with the host's `/usr/lib64`, where a link would hide the host's loader.
+    mkdir(&tmp.join("usr/lib64"))?;
+    if farm.items.contains_key(Path::new("usr/lib/ld-linux-x86-64.so.2")) {
+        symlink(Path::new("../lib/ld-linux-x86-64.so.2"), &tmp.join("usr/lib64/ld-linux-x86-64.so.2"))?;
+    }
     for (link, target) in [
         ("bin", "usr/bin"),
         ("sbin", "usr/sbin"),
@@ -624,7 +645,7 @@ fn write_tree(
     let profile_path = etc.join("profile");
     std::fs::write(&profile_path, profile::profile_script(spec))
         .map_err(Error::io("write", &profile_path))?;
-    let metadata = Metadata { version: 1, spec: spec.clone(), stamps: stamps.to_vec() };
+    let metadata = Metadata { version: FORMAT_VERSION, spec: spec.clone(), stamps: stamps.to_vec() };
     let text = toml::to_string(&metadata).map_err(|e| Error::Plan {
         path: tmp.join(METADATA),
         reason: format!("cannot serialise metadata: {e}"),
@@ -717,11 +738,22 @@ mod tests {
         let mut farm = Farm::default();
         farm.add_package(&tmp.path().join("a")).unwrap();
         farm.add_package(&tmp.path().join("b")).unwrap();
-        let folded = farm.folded_dirs();
+        let host = tmp.path().join("host");
+        std::fs::create_dir_all(host.join("usr/share")).unwrap();
+        let folded = farm.folded_dirs(&host);
         // Only package a has icons: one link for the whole theme directory (the outermost one).
         assert_eq!(
             folded.get(Path::new("usr/share/icons")).map(PathBuf::as_path),
             Some(tmp.path().join("a/usr/share/icons").as_path())
+        );
+        assert_eq!(folded.len(), 1, "{folded:?}");
+        // A directory the host has stays real, so that the env laid over the host's /usr (overlay mode) keeps the
+        // host's files beside the package's.
+        std::fs::create_dir_all(host.join("usr/share/icons")).unwrap();
+        let folded = farm.folded_dirs(&host);
+        assert_eq!(
+            folded.get(Path::new("usr/share/icons/theme-a")).map(PathBuf::as_path),
+            Some(tmp.path().join("a/usr/share/icons/theme-a").as_path())
         );
         assert_eq!(folded.len(), 1, "{folded:?}");
         // Both packages have fonts: a real directory of links.

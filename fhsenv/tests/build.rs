@@ -34,6 +34,10 @@ fn builds_the_farm_and_a_cache_ldconfig_agrees_with() {
 
     // Shape: merged-usr links, libraries placed by ELF class, multiarch directories flattened.
     assert_eq!(std::fs::read_link(out.join("lib64")).unwrap(), Path::new("usr/lib64"));
+    assert!(
+        std::fs::symlink_metadata(out.join("usr/lib64")).unwrap().is_dir(),
+        "merges with a host's usr/lib64"
+    );
     let loader = std::fs::canonicalize(out.join("lib64/ld-linux-x86-64.so.2")).unwrap();
     assert!(loader.starts_with(&packages.glibc), "{}", loader.display());
     assert!(out.join("usr/lib/libc.so.6").exists());
