@@ -284,14 +284,25 @@ fn landlock_denies_writes_outside_allowed_dirs_and_tcp_connect() {
             "{user:?}: {}",
             text(&out)
         );
+        // Host paths are read-only mounts in a sandbox as well, so this write fails before Landlock sees it.
         let out = run(&["fhsenv-probe", "write", outside.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{user:?}: {}", text(&out));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Read-only file system"),
+            "{user:?}: {}",
+            text(&out)
+        );
+        assert!(!outside.exists());
+        // The env's own /etc is a writable tmpfs: there Landlock alone denies the write.
+        let scratch = "/etc/fhskit-landlock-probe";
+        assert!(f.run(user, &[], &["fhsenv-probe", "write", scratch]).status.success(), "{user:?}");
+        let out = run(&["fhsenv-probe", "write", scratch]);
         assert_eq!(out.status.code(), Some(1), "{user:?}: {}", text(&out));
         assert!(
             String::from_utf8_lossy(&out.stdout).contains("Permission denied"),
             "{user:?}: {}",
             text(&out)
         );
-        assert!(!outside.exists());
         if abi >= 4 {
             let out = run(&["fhsenv-probe", "connect", &port]);
             assert!(
@@ -611,5 +622,77 @@ fn overlay_mode_keeps_every_host_path_the_env_does_not_provide() {
         }
         let out = run(&f.env, &["fhsenv-probe", "value"]);
         assert_eq!(String::from_utf8_lossy(&out.stdout), "foo_value=42\n", "{user:?}: {}", text(&out));
+    }
+}
+
+#[test]
+fn a_sandbox_keeps_the_host_read_only_even_for_root_and_hides_secrets() {
+    let f = Fixture::new("");
+    let base = std::fs::read_to_string(&f.spec).unwrap();
+    let allowed = f.shared().join("sandbox-allowed");
+    std::fs::create_dir(&allowed).unwrap();
+    std::fs::set_permissions(&allowed, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let hidden = f.shared().join("hidden-file");
+    std::fs::write(&hidden, "not for the sandbox\n").unwrap();
+    std::fs::set_permissions(&hidden, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let quote = |p: &Path| format!("{:?}", p.display().to_string());
+    let sandbox = format!("{base}[sandbox]\nwritable = [{}]\nhide = [{}]\n", quote(&allowed), quote(&hidden));
+    let sandboxed = build_env(&f, "sandboxed", &sandbox);
+    let reading = build_env(&f, "reading", &format!("{sandbox}read = [\"/etc/shadow\"]\n"));
+    let stdout = |out: &Output| String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    for user in users() {
+        let run = |env: &Path, args: &[&str]| {
+            let mut cmd = f.command(user);
+            cmd.args(["env", "run"]).arg(env).arg("--").args(args);
+            cmd.output().unwrap()
+        };
+        // A mode-600 host file of the caller, outside the writable directory.
+        let file = f.shared().join(format!("private-{user:?}"));
+        std::fs::write(&file, "x").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        if user == User::Nobody {
+            nix::unistd::chown(&file, Some(65534.into()), Some(65534.into())).unwrap();
+        }
+        let path = file.to_str().unwrap();
+        let mode = || std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        let owner = || std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&file).unwrap());
+        // Without a sandbox the env changes host files as the caller could.
+        assert_eq!(stdout(&f.run(user, &[], &["fhsenv-probe", "chmod", path])), "chmod ok", "{user:?}");
+        assert_eq!(mode(), 0o666);
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+        let out = run(&sandboxed, &["fhsenv-probe", "chmod", path]);
+        assert_eq!(stdout(&out), "chmod failed: Read-only file system", "{user:?}: {}", text(&out));
+        assert_eq!(mode(), 0o600, "{user:?}");
+        if user == User::Root {
+            let out = run(&sandboxed, &["fhsenv-probe", "chown", path]);
+            assert!(stdout(&out).starts_with("chown failed"), "{}", text(&out));
+            assert_eq!(owner(), 0);
+        }
+        // The writable directory is writable; a hidden file reads as empty.
+        let inside = allowed.join(format!("made-{user:?}"));
+        let out = run(&sandboxed, &["fhsenv-probe", "write", inside.to_str().unwrap()]);
+        assert!(out.status.success() && inside.exists(), "{user:?}: {}", text(&out));
+        let out = run(&sandboxed, &["fhsenv-probe", "read", hidden.to_str().unwrap()]);
+        assert_eq!(stdout(&out), "read 0 bytes", "{user:?}: {}", text(&out));
+
+        if user == User::Root {
+            // Secrets: root reads /etc/shadow (also at /.host-etc) and /root without a sandbox, not with one,
+            // unless the `read` list names them.
+            for shadow in ["/etc/shadow", "/.host-etc/shadow"] {
+                let out = f.run(user, &[], &["fhsenv-probe", "read", shadow]);
+                assert!(!stdout(&out).starts_with("read 0 ") && out.status.success(), "{}", text(&out));
+                let out = run(&sandboxed, &["fhsenv-probe", "read", shadow]);
+                assert_eq!(stdout(&out), "read 0 bytes", "{shadow}: {}", text(&out));
+                let out = run(&reading, &["fhsenv-probe", "read", shadow]);
+                assert!(!stdout(&out).starts_with("read 0 ") && out.status.success(), "{}", text(&out));
+            }
+            if std::fs::read_dir("/root").is_ok_and(|mut d| d.next().is_some()) {
+                let out = f.run(user, &[], &["fhsenv-probe", "count", "/root"]);
+                assert_ne!(stdout(&out), "0 entries", "{}", text(&out));
+                let out = run(&sandboxed, &["fhsenv-probe", "count", "/root"]);
+                assert_eq!(stdout(&out), "0 entries", "{}", text(&out));
+            }
+        }
     }
 }

@@ -121,10 +121,12 @@ pub fn prepare(env: &BuiltEnv, options: &LaunchOptions<'_>) -> Result<Prepared> 
         });
     }
     let host = HostInfo::probe()?;
-    let hide =
-        spec.sandbox.as_ref().map(|s| s.hide.iter().map(|h| host.expand(h)).collect()).unwrap_or_default();
+    let hide = spec.sandbox.as_ref().map(|s| sandbox::hidden_paths(s, &host)).unwrap_or_default();
+    let writable =
+        spec.sandbox.as_ref().map(|s| s.writable.iter().map(|w| host.expand(w)).collect::<Vec<_>>());
     let env_etc = read_names(&env.root.join("etc"))?;
-    let plan = plan::plan(&spec, &env.root, &env_etc, &host, &PlanOptions { mode: options.mode, hide })?;
+    let plan_options = PlanOptions { mode: options.mode, hide, writable };
+    let plan = plan::plan(&spec, &env.root, &env_etc, &host, &plan_options)?;
 
     let command: Vec<OsString> = if options.command.is_empty() {
         spec.run.iter().map(OsString::from).collect()
@@ -348,6 +350,10 @@ fn resolve_program(name: &[u8], path: &[u8]) -> Option<CString> {
 fn exec_program(prepared: &Prepared, options: &LaunchOptions<'_>) -> ! {
     reset_signals();
     if let Some(sandbox) = &prepared.spec.sandbox {
+        if let Err(err) = sandbox::drop_capabilities() {
+            (options.notify)(&format!("error: {err}"));
+            child_exit(126);
+        }
         match sandbox::apply(sandbox, &prepared.writable) {
             Ok(report) => (options.notify)(&report),
             Err(err) => {

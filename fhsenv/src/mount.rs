@@ -6,6 +6,7 @@
 //! tmpfs at `/newroot` from `/oldroot/<source>`; detach `/oldroot`; pivot into `/newroot` and detach the scratch
 //! root. Everything lives in the namespace, so nothing is left behind when its last process exits.
 
+use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
@@ -63,6 +64,76 @@ fn remount_read_only(target: &Path) -> Result<()> {
         .map_err(Error::sys("remount read-only", target))
 }
 
+/// Makes the mount at `target` and every mount below it read-only (mount_setattr(2) with `AT_RECURSIVE`, Linux
+/// 5.12); on older kernels each of them is remounted read-only in turn, as listed in /proc/self/mountinfo.
+fn make_read_only_recursive(target: &Path) -> Result<()> {
+    /// `struct mount_attr` of mount_setattr(2).
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    const MOUNT_ATTR_RDONLY: u64 = 0x1;
+    let path = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
+        .map_err(|_| Error::Plan { path: target.into(), reason: "contains a NUL byte".into() })?;
+    let attr = MountAttr { attr_set: MOUNT_ATTR_RDONLY, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    // SAFETY: a NUL-terminated path and a mount_attr of the size passed, both alive for the call.
+    let done = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::AT_RECURSIVE,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if done == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::ENOSYS) {
+        return Err(Error::Io { action: "make read-only (mount_setattr)", path: target.into(), source: err });
+    }
+    let mountinfo =
+        std::fs::read_to_string("/proc/self/mountinfo").map_err(Error::io("read", "/proc/self/mountinfo"))?;
+    // proc(5): the fifth field is the mount point, with space, tab, newline and backslash as octal escapes.
+    let mut points: Vec<PathBuf> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(|field| PathBuf::from(std::ffi::OsString::from_vec(unescape_octal(field))))
+        .filter(|point| point.starts_with(target))
+        .collect();
+    points.sort_by_key(|point| point.components().count());
+    points.dedup();
+    for point in points {
+        remount_read_only(&point)?;
+    }
+    Ok(())
+}
+
+fn unescape_octal(field: &str) -> Vec<u8> {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b));
+        if escaped {
+            let digit = |at: usize| u16::from(bytes[at] - b'0');
+            out.push((digit(i + 1) * 64 + digit(i + 2) * 8 + digit(i + 3)) as u8);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
 fn tmpfs(target: &Path, mode: u32) -> Result<()> {
     let data = format!("mode={mode:o}");
     mount(Some("tmpfs"), target, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(data.as_str()))
@@ -82,17 +153,38 @@ fn overlay_path(path: &Path) -> Result<String> {
     Ok(s.to_owned())
 }
 
-fn perform_op(op: &Op) -> Result<()> {
+/// An empty file on the scratch root, bound over files to hide them.
+const EMPTY: &str = "/.fhsenv-empty";
+
+/// Performs one step; a tmpfs to make read-only is added to `later` (mount points may still be made in it).
+fn perform_op(op: &Op, later: &mut Vec<PathBuf>) -> Result<()> {
     match op {
         Op::Tmpfs { target, mode, read_only } => {
             let t = inside(NEW, target);
-            if *read_only && t.symlink_metadata().is_err() {
-                return Ok(()); // hiding something that does not exist
-            }
             mkdir_all(&t)?;
             tmpfs(&t, *mode)?;
             if *read_only {
-                remount_read_only(&t)?;
+                later.push(t);
+            }
+        }
+        Op::Hide { target } => {
+            let t = inside(NEW, target);
+            match t.symlink_metadata() {
+                Ok(meta) if meta.is_dir() => {
+                    tmpfs(&t, 0o700)?;
+                    later.push(t);
+                }
+                // A link leads elsewhere (its target is hidden on its own when it is a secret).
+                Ok(meta) if meta.file_type().is_symlink() => {}
+                Ok(_) => {
+                    if Path::new(EMPTY).symlink_metadata().is_err() {
+                        std::fs::write(EMPTY, b"").map_err(Error::io("create", EMPTY))?;
+                    }
+                    mount(Some(EMPTY), &t, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+                        .map_err(Error::sys("hide", target))?;
+                    remount_read_only(&t)?;
+                }
+                Err(_) => {} // nothing to hide
             }
         }
         Op::Bind { source, target, recursive, read_only, optional } => {
@@ -111,8 +203,10 @@ fn perform_op(op: &Op) -> Result<()> {
                 path: PathBuf::from(format!("{} on {}", source.display(), target.display())),
                 source: source_err,
             })?;
-            if *read_only {
-                remount_read_only(&t)?;
+            match (*read_only, *recursive) {
+                (true, true) => make_read_only_recursive(&t)?,
+                (true, false) => remount_read_only(&t)?,
+                _ => {}
             }
         }
         Op::Overlay { target, lower } => {
@@ -134,17 +228,15 @@ fn perform_op(op: &Op) -> Result<()> {
         }
         // Only in a plan for a new pid namespace, performed by its PID 1. An unprivileged procfs mount needs a
         // fully visible procfs in the mount namespace (the host's, still at /oldroot/proc here).
-        Op::Proc { target } => {
+        Op::Proc { target, read_only } => {
             let t = inside(NEW, target);
             mkdir_all(&t)?;
-            mount(
-                Some("proc"),
-                &t,
-                Some("proc"),
-                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                None::<&str>,
-            )
-            .map_err(Error::sys("mount proc on", target))?;
+            let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            if *read_only {
+                flags |= MsFlags::MS_RDONLY;
+            }
+            mount(Some("proc"), &t, Some("proc"), flags, None::<&str>)
+                .map_err(Error::sys("mount proc on", target))?;
         }
     }
     Ok(())
@@ -163,9 +255,13 @@ pub fn enter_root(plan: &MountPlan) -> Result<()> {
     chdir("/").map_err(Error::sys("chdir to", "/"))?;
     mkdir_all(Path::new(NEW))?;
     tmpfs(Path::new(NEW), 0o755)?;
+    let mut later = Vec::new();
     for op in &plan.ops {
         tracing::trace!(%op, "mount step");
-        perform_op(op)?;
+        perform_op(op, &mut later)?;
+    }
+    for target in later {
+        remount_read_only(&target)?;
     }
     umount2(OLD, MntFlags::MNT_DETACH).map_err(Error::sys("detach the host root at", OLD))?;
     chdir(NEW).map_err(Error::sys("chdir to", NEW))?;

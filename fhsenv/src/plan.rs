@@ -128,6 +128,14 @@ pub enum Op {
     Proc {
         /// Mount point inside.
         target: PathBuf,
+        /// Mounted read-only (sandbox).
+        read_only: bool,
+    },
+    /// Hides what is at `target`, read-only: a directory behind an empty tmpfs, any other file behind an empty
+    /// file; nothing when nothing (or a symbolic link) is there.
+    Hide {
+        /// Path inside.
+        target: PathBuf,
     },
 }
 
@@ -151,7 +159,10 @@ impl fmt::Display for Op {
                 write!(f, "overlay {} lower={}", target.display(), lower.join(":"))
             }
             Op::Symlink { link, target } => write!(f, "symlink {} -> {}", link.display(), target.display()),
-            Op::Proc { target } => write!(f, "proc {}", target.display()),
+            Op::Proc { target, read_only } => {
+                write!(f, "proc {}{}", target.display(), if *read_only { " ro" } else { "" })
+            }
+            Op::Hide { target } => write!(f, "hide {}", target.display()),
         }
     }
 }
@@ -224,8 +235,11 @@ pub fn normalize(path: &Path) -> PathBuf {
 pub struct PlanOptions {
     /// Overrides the spec's mode.
     pub mode: Option<Mode>,
-    /// Directories to hide behind empty tmpfs (the sandbox's `hide` list, already expanded).
+    /// Host paths to hide wherever they are visible inside (the sandbox's `hide` list and secrets, expanded).
     pub hide: Vec<PathBuf>,
+    /// Sandbox mode: every host path is mounted read-only except these paths inside (expanded), which are bound
+    /// writable from where they come from on the host.
+    pub writable: Option<Vec<PathBuf>>,
 }
 
 /// A complete plan.
@@ -263,15 +277,18 @@ pub fn plan(
     options: &PlanOptions,
 ) -> Result<MountPlan> {
     let mode = options.mode.unwrap_or(spec.mode);
+    // A sandbox shows the host read-only: chmod, chown and writes fail with EROFS, even for root (Landlock has no
+    // rule for attribute changes).
+    let sandboxed = options.writable.is_some();
     let mut ops = Vec::new();
     let mut warnings = Vec::new();
-    // Host trees visible inside at their own path: (path, is a fresh tmpfs (not host content)).
+    // Host trees visible inside at their own path.
     let mut identity: Vec<PathBuf> = Vec::new();
     let bind = |source: &Path, target: &Path, recursive: bool, read_only: bool| Op::Bind {
         source: source.into(),
         target: target.into(),
         recursive,
-        read_only,
+        read_only: read_only || sandboxed,
         optional: false,
     };
 
@@ -352,10 +369,14 @@ pub fn plan(
         }
     }
 
-    // Kernel and runtime file systems.
+    // Kernel and runtime file systems. In a sandbox /dev is read-only too (device nodes stay usable: a read-only
+    // mount does not stop writes to them) with a private /dev/shm, since shared memory needs a writable one.
     ops.push(bind(Path::new("/dev"), Path::new("/dev"), true, false));
+    if sandboxed {
+        ops.push(Op::Tmpfs { target: "/dev/shm".into(), mode: 0o1777, read_only: false });
+    }
     if spec.unshare.pid {
-        ops.push(Op::Proc { target: "/proc".into() });
+        ops.push(Op::Proc { target: "/proc".into(), read_only: sandboxed });
     } else {
         ops.push(bind(Path::new("/proc"), Path::new("/proc"), true, false));
     }
@@ -426,18 +447,45 @@ pub fn plan(
             source,
             target,
             recursive: true,
-            read_only: extra.read_only,
+            read_only: extra.read_only || sandboxed,
             optional: extra.optional,
         });
     }
+    // Where a host path shows inside: through the host's /etc view, at its own path, or through a bind.
+    let shown_at = |host_path: &Path, ops: &[Op]| -> Vec<PathBuf> {
+        let mut at = Vec::new();
+        if let Ok(rest) = host_path.strip_prefix("/etc") {
+            at.push(Path::new(HOST_ETC).join(rest));
+        }
+        if covered(&identity, host_path) {
+            at.push(host_path.to_owned());
+        }
+        for op in ops {
+            if let Op::Bind { source, target, .. } = op
+                && let Ok(rest) = host_path.strip_prefix(source)
+                && !at.contains(&target.join(rest))
+                && source != Path::new(HOST_ETC)
+            {
+                at.push(if rest.as_os_str().is_empty() { target.clone() } else { target.join(rest) });
+            }
+        }
+        at
+    };
+    let mut hide_ops = Vec::new();
     for hidden in &options.hide {
-        nested_ops.push(Op::Tmpfs { target: hidden.clone(), mode: 0o700, read_only: true });
+        for target in shown_at(hidden, &nested_ops) {
+            if !hide_ops.iter().any(|op| matches!(op, Op::Hide { target: t } if *t == target)) {
+                hide_ops.push(Op::Hide { target });
+            }
+        }
     }
-
+    nested_ops.extend(hide_ops);
     // The working directory: bound when nothing above makes it visible.
     let mut cwd = normalize(&host.cwd);
-    let visible = covered(&identity, &cwd)
-        || nested_ops.iter().any(|op| matches!(op, Op::Bind { target, .. } if cwd.starts_with(target)));
+    let hidden = nested_ops.iter().any(|op| matches!(op, Op::Hide { target } if cwd.starts_with(target)));
+    let visible = !hidden
+        && (covered(&identity, &cwd)
+            || nested_ops.iter().any(|op| matches!(op, Op::Bind { target, .. } if cwd.starts_with(target))));
     if cwd != Path::new("/") && !visible {
         if replaced(&cwd) && mode == Mode::Nixos {
             warnings.push(format!(
@@ -449,9 +497,43 @@ pub fn plan(
             nested_ops.push(bind(&cwd, &cwd, true, false));
         }
     }
-    // Parents before children.
+    // Writable directories: bound writable over the read-only view, from the host path they show.
+    for dir in options.writable.iter().flatten() {
+        if spec.private_tmp && dir.starts_with("/tmp") {
+            continue; // a private tmpfs, writable already
+        }
+        let from_bind = nested_ops.iter().rev().find_map(|op| match op {
+            Op::Bind { source, target, .. } if dir.starts_with(target) => dir
+                .strip_prefix(target)
+                .ok()
+                .map(|rest| if rest.as_os_str().is_empty() { source.clone() } else { source.join(rest) }),
+            _ => None,
+        });
+        let source = match from_bind {
+            Some(source) => source,
+            None if covered(&identity, dir) => dir.clone(),
+            None => {
+                warnings.push(format!(
+                    "the writable directory {} is not a host directory the env shows; it stays read-only",
+                    dir.display()
+                ));
+                continue;
+            }
+        };
+        nested_ops.push(Op::Bind {
+            source,
+            target: dir.clone(),
+            recursive: true,
+            read_only: false,
+            optional: true,
+        });
+    }
+
+    // Parents before children (a stable sort: at one depth a writable bind stays after what it uncovers).
     nested_ops.sort_by_key(|op| match op {
-        Op::Bind { target, .. } | Op::Tmpfs { target, .. } => target.components().count(),
+        Op::Bind { target, .. } | Op::Tmpfs { target, .. } | Op::Hide { target } => {
+            target.components().count()
+        }
         _ => 0,
     });
     ops.extend(nested_ops);
@@ -535,7 +617,7 @@ mod tests {
         spec.bind.push(BindSpec { source: "~/data".into(), target: None, read_only: true, optional: true });
         let mut host = host();
         host.cwd = "/tmp/work".into();
-        let options = PlanOptions { mode: None, hide: vec!["/home/u/.ssh".into()] };
+        let options = PlanOptions { mode: None, hide: vec!["/home/u/.ssh".into()], writable: None };
         let plan = plan(&spec, Path::new("/envs/e"), &["ld.so.cache".into()], &host, &options).unwrap();
         let ops = targets(&plan);
         assert!(ops.contains(&"overlay /usr lower=/envs/e/usr:/usr".to_owned()), "{ops:#?}");
@@ -548,7 +630,7 @@ mod tests {
         );
         assert!(ops.contains(&"bind /tmp/work /tmp/work rw rec".to_owned()), "cwd bound");
         assert!(ops.contains(&"bind /home/u/data /home/u/data ro rec optional".to_owned()));
-        assert!(ops.contains(&"tmpfs /home/u/.ssh mode=700 ro".to_owned()));
+        assert!(ops.contains(&"hide /home/u/.ssh".to_owned()));
         let tmpfs_at = ops.iter().position(|o| o == "tmpfs /tmp mode=1777").unwrap();
         let pkgs_at = ops.iter().position(|o| o.starts_with("bind /tmp/pkgs")).unwrap();
         assert!(tmpfs_at < pkgs_at, "parents first");
@@ -562,7 +644,7 @@ mod tests {
         host.etc.insert("alternatives".into());
         let env = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(env.path().join("usr/lib")).unwrap();
-        let options = PlanOptions { mode: Some(Mode::Overlay), hide: Vec::new() };
+        let options = PlanOptions { mode: Some(Mode::Overlay), hide: Vec::new(), writable: None };
         let ops = targets(&plan(&spec(), env.path(), &["profile".into()], &host, &options).unwrap());
         let root = env.path().display();
         assert!(ops.contains(&format!("overlay /lib lower={root}/usr/lib:/lib")), "{ops:#?}");
@@ -585,6 +667,48 @@ mod tests {
         let mut host = host.clone();
         host.cwd = "/home/u".into();
         plan(&spec(), env, &[], &host, &PlanOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn a_sandbox_shows_the_host_read_only_with_writable_dirs_bound_over_it_and_secrets_hidden() {
+        let mut host = host();
+        host.top_level.push(("root".into(), true, None));
+        host.cwd = "/root/work".into();
+        let mut spec = spec();
+        spec.bind.push(BindSpec {
+            source: "/srv/data".into(),
+            target: Some("/data".into()),
+            read_only: false,
+            optional: false,
+        });
+        let options = PlanOptions {
+            mode: None,
+            hide: vec!["/root".into(), "/etc/shadow".into(), "/srv/data/secret".into()],
+            writable: Some(vec!["/root/work".into(), "/data/out".into(), "/usr/share".into()]),
+        };
+        let plan = plan(&spec, Path::new("/envs/e"), &[], &host, &options).unwrap();
+        let ops = targets(&plan);
+        for read_only in [
+            "bind /home /home ro rec",
+            "bind /dev /dev ro rec",
+            "bind /proc /proc ro rec",
+            "bind /tmp /tmp ro rec",
+            "bind /srv/data /data ro rec",
+        ] {
+            assert!(ops.contains(&read_only.to_owned()), "{read_only}: {ops:#?}");
+        }
+        assert!(ops.contains(&"tmpfs /dev/shm mode=1777".to_owned()), "{ops:#?}");
+        // Secrets wherever they show: /etc through the host's /etc view, /srv/data through the bind.
+        for hidden in ["hide /root", "hide /.host-etc/shadow", "hide /data/secret", "hide /srv/data/secret"] {
+            assert!(ops.contains(&hidden.to_owned()), "{hidden}: {ops:#?}");
+        }
+        // The cwd below the hidden /root is shown again, then made writable from where it comes from on the host.
+        let at = |op: &str| ops.iter().position(|o| o == op).unwrap_or_else(|| panic!("{op}: {ops:#?}"));
+        assert!(at("hide /root") < at("bind /root/work /root/work ro rec"));
+        assert!(at("bind /root/work /root/work ro rec") < at("bind /root/work /root/work rw rec optional"));
+        assert!(at("bind /srv/data /data ro rec") < at("bind /srv/data/out /data/out rw rec optional"));
+        assert_eq!(plan.cwd, Path::new("/root/work"));
+        assert!(plan.warnings.iter().any(|w| w.contains("/usr/share")), "{:?}", plan.warnings);
     }
 
     #[test]

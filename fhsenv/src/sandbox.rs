@@ -1,5 +1,9 @@
-//! The opt-in Landlock profile, applied by the program's process as the last step before `execve` (after the mounts
-//! and `pivot_root`: a landlocked process can no longer change mount topology).
+//! The opt-in sandbox. Its mount half is in the plan (`plan::PlanOptions::writable`): every host path read-only,
+//! so no write, chmod or chown can reach the host (Landlock has no rule for attribute changes), the `writable`
+//! directories bound writable over that, and secrets hidden ([`hidden_paths`]). Its process half is applied by the
+//! program's process as the last steps before `execve` (after the mounts and `pivot_root`: a landlocked process can
+//! no longer change mount topology): [`drop_capabilities`], so that even root cannot undo a mount or override file
+//! permissions, then the Landlock profile ([`apply`]).
 //!
 //! Rights are pinned to ABI 5 (the newest this code is tested with, landlock(7)): the whole tree is readable and
 //! executable, the listed directories (plus `/dev`) fully writable; with a network policy TCP bind/connect are
@@ -15,7 +19,8 @@ use landlock::{
 };
 
 use crate::error::{Error, Result};
-use crate::spec::{Network, SandboxSpec};
+use crate::plan::HostInfo;
+use crate::spec::{Network, SECRETS, SandboxSpec};
 
 const TESTED_ABI: ABI = ABI::V5;
 
@@ -121,6 +126,90 @@ pub fn ruleset(readable: &[PathBuf], writable: &[PathBuf]) -> Result<Option<std:
         }
     }
     Ok(created.into())
+}
+
+/// The host paths a sandbox hides: its `hide` list and the [`SECRETS`] not named in its `read` list, expanded
+/// (`~`, `.`, a `*` in the last component of a secret matched against that directory's names).
+pub fn hidden_paths(spec: &SandboxSpec, host: &HostInfo) -> Vec<PathBuf> {
+    let read: Vec<PathBuf> = spec.read.iter().map(|r| host.expand(r)).collect();
+    let mut out: Vec<PathBuf> = spec.hide.iter().map(|h| host.expand(h)).collect();
+    for secret in SECRETS {
+        let secret = Path::new(secret);
+        let name = secret.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let matches: Vec<PathBuf> = match name.split_once('*') {
+            None => vec![secret.to_owned()],
+            Some((prefix, suffix)) => {
+                let dir = secret.parent().unwrap_or(Path::new("/"));
+                std::fs::read_dir(dir)
+                    .map(|entries| {
+                        entries
+                            .flatten()
+                            .map(|e| e.file_name().to_string_lossy().into_owned())
+                            .filter(|n| n.len() >= prefix.len() + suffix.len())
+                            .filter(|n| n.starts_with(prefix) && n.ends_with(suffix))
+                            .map(|n| dir.join(n))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            }
+        };
+        for path in matches {
+            if !read.iter().any(|r| path.starts_with(r)) && !out.contains(&path) {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// Drops every capability of the calling process for good: the bounding set, the ambient and inheritable sets, and
+/// `no_new_privs`, so that the program (root included) and whatever it executes run without capabilities: a
+/// read-only mount cannot be remounted, file permissions cannot be overridden, setuid programs gain nothing
+/// (capabilities(7): with an empty bounding and inheritable set an execve by uid 0 grants none).
+pub fn drop_capabilities() -> Result<()> {
+    let fail = |what: &str| Error::Sandbox(format!("cannot {what}: {}", std::io::Error::last_os_error()));
+    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|t| t.trim().parse::<libc::c_ulong>().ok())
+        .unwrap_or(40);
+    for cap in 0..=last {
+        // SAFETY: prctl with integer arguments only.
+        if unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL)
+        {
+            return Err(fail("drop a capability from the bounding set"));
+        }
+    }
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) } != 0
+        && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL)
+    {
+        return Err(fail("clear the ambient capabilities"));
+    }
+    /// capget(2)/capset(2) header and data (`_LINUX_CAPABILITY_VERSION_3`: two 32-bit halves).
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    let header = Header { version: 0x2008_0522, pid: 0 };
+    let data = [Data { effective: 0, permitted: 0, inheritable: 0 }; 2];
+    // SAFETY: a valid header and the two data structs version 3 expects, alive for the call.
+    if unsafe { libc::syscall(libc::SYS_capset, &header as *const Header, data.as_ptr()) } != 0 {
+        return Err(fail("clear the capability sets"));
+    }
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(fail("set no_new_privs"));
+    }
+    Ok(())
 }
 
 fn describe(dirs: &[&Path]) -> String {

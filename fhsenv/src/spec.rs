@@ -114,14 +114,16 @@ pub enum Mode {
     Overlay,
 }
 
-/// The Landlock profile.
+/// The sandbox: the host read-only (mounts and Landlock), secrets hidden, the program without capabilities.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SandboxSpec {
     /// Directories that stay writable (`~` and `.` expand); everything else is read-only.
     pub writable: Vec<PathBuf>,
-    /// Directories hidden behind an empty tmpfs.
+    /// Host paths hidden: a directory behind an empty tmpfs, a file behind an empty file (`~` and `.` expand).
     pub hide: Vec<PathBuf>,
+    /// Host secrets hidden by default ([`SECRETS`]) that stay readable (as written there, e.g. `/etc/ssh`).
+    pub read: Vec<PathBuf>,
     /// Network policy.
     pub network: Network,
     /// TCP ports that may be connected to when `network = "ports"`.
@@ -132,11 +134,26 @@ pub struct SandboxSpec {
     pub strict: bool,
 }
 
+/// Host paths a sandbox hides besides its `hide` list, unless its `read` list names them: root's home, password
+/// hashes, sudo rules and private keys of the system. A `*` in the last component matches names in that directory.
+pub const SECRETS: [&str; 9] = [
+    "/root",
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+    "/etc/sudoers",
+    "/etc/sudoers.d",
+    "/etc/ssh/ssh_host_*_key",
+    "/etc/ssl/private",
+];
+
 impl Default for SandboxSpec {
     fn default() -> Self {
         SandboxSpec {
             writable: vec![PathBuf::from(".")],
             hide: vec![PathBuf::from("~/.ssh"), PathBuf::from("~/.gnupg")],
+            read: Vec::new(),
             network: Network::Host,
             tcp_connect: Vec::new(),
             tcp_bind: Vec::new(),
