@@ -54,6 +54,12 @@ pub const HOST_ETC_ALLOW: [&str; 31] = [
 /// Host `/etc` entries used even when the env provides them (certificates and fonts must match the host).
 pub const HOST_ETC_ALWAYS: [&str; 2] = ["ssl", "fonts"];
 
+/// Debian's multiarch library directories, with the env's directory that holds their libraries: paths compiled
+/// into Debian's libraries name them. The env tree has empty directories there; nixos mode binds the env's
+/// directory on them, overlay mode an overlay of the env's directory over the host's.
+pub const MULTIARCH: [(&str, &str); 2] =
+    [("/usr/lib/x86_64-linux-gnu", "usr/lib"), ("/usr/lib/i386-linux-gnu", "usr/lib32")];
+
 /// Top-level entries the env provides (nixos mode: links into its `/usr`), with the `/usr` directory they show.
 const FHS_TOP_LEVEL: [(&str, Option<&str>); 7] = [
     ("bin", Some("bin")),
@@ -180,6 +186,8 @@ pub struct HostInfo {
     pub cwd: PathBuf,
     /// `$HOME`, for `~` in paths.
     pub home: Option<PathBuf>,
+    /// The [`MULTIARCH`] directories the host has.
+    pub multiarch: Vec<PathBuf>,
 }
 
 impl HostInfo {
@@ -202,7 +210,9 @@ impl HostInfo {
             .collect();
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
         let home = std::env::var_os("HOME").map(PathBuf::from).filter(|h| h.is_absolute());
-        Ok(HostInfo { top_level, etc, nested, cwd, home })
+        let multiarch =
+            MULTIARCH.iter().map(|(dir, _)| PathBuf::from(dir)).filter(|dir| dir.is_dir()).collect();
+        Ok(HostInfo { top_level, etc, nested, cwd, home, multiarch })
     }
 
     /// Expands a leading `~` to `$HOME`; `.` and relative paths are taken from the cwd.
@@ -299,6 +309,19 @@ pub fn plan(
             target: "/usr".into(),
             lower: vec![env_root.join("usr"), PathBuf::from("/usr")],
         }),
+    }
+    for (dir, env_dir) in MULTIARCH {
+        let mount_point = env_root.join(dir.trim_start_matches('/'));
+        let empty = std::fs::read_dir(&mount_point).is_ok_and(|mut entries| entries.next().is_none());
+        let source = env_root.join(env_dir);
+        if !empty || !source.is_dir() {
+            continue;
+        }
+        if mode == Mode::Overlay && host.multiarch.iter().any(|d| d == Path::new(dir)) {
+            ops.push(Op::Overlay { target: dir.into(), lower: vec![source, dir.into()] });
+        } else {
+            ops.push(bind(&source, Path::new(dir), false, true));
+        }
     }
     let host_entry = |name: &str| host.top_level.iter().find(|(n, _, _)| n == name);
     for (name, in_usr) in FHS_TOP_LEVEL {
@@ -570,6 +593,7 @@ mod tests {
             nested: false,
             cwd: "/home/u/project".into(),
             home: Some("/home/u".into()),
+            multiarch: Vec::new(),
         }
     }
 
@@ -642,12 +666,17 @@ mod tests {
         // An unmerged /lib (a real directory), a merged /lib64 (a link), no /lib32.
         host.top_level.push(("lib".into(), true, None));
         host.etc.insert("alternatives".into());
+        host.multiarch.push("/usr/lib/x86_64-linux-gnu".into());
         let env = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(env.path().join("usr/lib")).unwrap();
+        std::fs::create_dir_all(env.path().join("usr/lib/x86_64-linux-gnu")).unwrap();
         let options = PlanOptions { mode: Some(Mode::Overlay), hide: Vec::new(), writable: None };
         let ops = targets(&plan(&spec(), env.path(), &["profile".into()], &host, &options).unwrap());
         let root = env.path().display();
         assert!(ops.contains(&format!("overlay /lib lower={root}/usr/lib:/lib")), "{ops:#?}");
+        // The multiarch directory shows the env's libraries over the host's.
+        let multiarch =
+            format!("overlay /usr/lib/x86_64-linux-gnu lower={root}/usr/lib:/usr/lib/x86_64-linux-gnu");
+        assert!(ops.contains(&multiarch), "{ops:#?}");
         assert!(ops.contains(&"symlink /lib64 -> usr/lib64".to_owned()), "{ops:#?}");
         assert!(ops.contains(&"symlink /lib32 -> usr/lib32".to_owned()), "{ops:#?}");
         assert!(ops.contains(&"bind /bin /bin ro rec".to_owned()), "the env has no usr/bin: {ops:#?}");
@@ -660,6 +689,7 @@ mod tests {
         // nixos mode links them all into the env's /usr and shows only the allowed host /etc entries.
         let ops = targets(&plan_nixos(&host, env.path()));
         assert!(ops.contains(&"symlink /lib -> usr/lib".to_owned()), "{ops:#?}");
+        assert!(ops.contains(&format!("bind {root}/usr/lib /usr/lib/x86_64-linux-gnu ro")), "{ops:#?}");
         assert!(!ops.iter().any(|o| o.contains("alternatives")), "{ops:#?}");
     }
 

@@ -27,8 +27,9 @@ use crate::spec::EnvSpec;
 pub const METADATA: &str = "fhsenv.toml";
 
 /// Version of the tree's layout, recorded in its metadata; a tree of another version is rebuilt on demand.
-/// 2: `usr/lib64` is a directory (holding the loader link), and no directory the host has is folded, so the tree
-/// can be laid over the host's `/usr` in overlay mode without hiding host files.
+/// 2: `usr/lib64` is a directory (holding the loader link), the multiarch directories are empty mount points, and
+/// no directory the host has is folded, so the tree can be laid over the host's `/usr` in overlay mode without
+/// hiding host files.
 pub const FORMAT_VERSION: u32 = 2;
 
 /// A path two packages both provide; the first one listed is kept.
@@ -613,9 +614,13 @@ fn write_tree(
     }
     // Paths compiled into Debian's libraries (a `DT_RUNPATH` of /usr/lib/x86_64-linux-gnu/pulseaudio, Mesa's
     // /usr/lib/x86_64-linux-gnu/dri) name the multiarch directories, whose contents the farm keeps one level up.
-    for (link, target) in [("usr/lib/x86_64-linux-gnu", "."), ("usr/lib/i386-linux-gnu", "../lib32")] {
-        if !farm.dirs.contains(Path::new(link)) && !farm.items.contains_key(Path::new(link)) {
-            symlink(Path::new(target), &tmp.join(link))?;
+    // They are empty directories, on which the launcher mounts `usr/lib` and `usr/lib32` (see
+    // `plan::MULTIARCH`): links would hide the host's multiarch directories when the tree is laid over the host's
+    // `/usr` in overlay mode.
+    for (dir, _) in crate::plan::MULTIARCH {
+        let dir = dir.trim_start_matches('/');
+        if !farm.dirs.contains(Path::new(dir)) && !farm.items.contains_key(Path::new(dir)) {
+            mkdir(&tmp.join(dir))?;
         }
     }
     // 32-bit programs ask for /lib/ld-linux.so.2; /lib is the 64-bit directory.
