@@ -193,6 +193,12 @@ impl EvalIo for StoreIo {
         valid
     }
 
+    fn query_references(&mut self, store_path: &str) -> Option<Vec<String>> {
+        let store = self.store().ok()?;
+        let info = store.path_info(&store.parse_path(store_path).ok()?).ok()??;
+        Some(info.references.iter().map(|r| r.to_string()).collect())
+    }
+
     fn cached_download(&mut self, url: &str) -> Option<CachedDownload> {
         let text = std::fs::read_to_string(self.cache_file(url)?).ok()?;
         let mut lines = text.lines();

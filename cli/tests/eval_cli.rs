@@ -277,3 +277,170 @@ fn errors_are_reported_not_crashes() {
     assert!(err.starts_with("error: no derivation here"), "{err}");
     assert!(!t.join("root").exists(), "a failed instantiate wrote to the store");
 }
+
+/// An HTTP server on 127.0.0.1 that answers every request with `body` and the ETag `"v1"`, or 304 Not Modified
+/// to a request that already has it; returns the base URL and the number of requests served so far.
+fn serve_with_etag(body: Vec<u8>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let served = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let mut req = [0u8; 4096];
+            let n = stream.read(&mut req).unwrap_or(0);
+            served.fetch_add(1, Ordering::SeqCst);
+            let req = String::from_utf8_lossy(&req[..n]).to_ascii_lowercase();
+            if req.contains("if-none-match: \"v1\"") {
+                let _ = stream
+                    .write_all(b"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nConnection: close\r\n\r\n");
+            } else {
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body);
+            }
+        }
+    });
+    (url, count)
+}
+
+/// `fhskit` as `fhskit(…)` runs it, with NIX_PATH set.
+fn fhskit_with_path(tmp: &Path, nix_path: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fhskit"))
+        .args(args)
+        .env("FHSKIT_STORE", format!("local?root={}", tmp.join("root").display()))
+        .env("NIX_PATH", nix_path)
+        .current_dir(golden())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn search_path_urls_are_fetched_once_and_revalidated_after_the_ttl() {
+    use std::sync::atomic::Ordering;
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src/nixpkgs-1");
+    fs::create_dir_all(src.join("lib")).unwrap();
+    fs::write(src.join("default.nix"), "{ v = import ./lib/x.nix; }\n").unwrap();
+    fs::write(src.join("lib/x.nix"), "41 + 1\n").unwrap();
+    let tarball = tmp.path().join("nixpkgs.tar.gz");
+    let status = Command::new("tar")
+        .arg("czf")
+        .arg(&tarball)
+        .arg("-C")
+        .arg(tmp.path().join("src"))
+        .arg("nixpkgs-1")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (base, count) = serve_with_etag(fs::read(&tarball).unwrap());
+    let t = tmp.path();
+    let nix_path = format!("nixpkgs={base}/nixpkgs.tar.gz");
+    let run = |args: &[&str]| {
+        let o = fhskit_with_path(t, &nix_path, args);
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    // Fetched into the store once…
+    assert_eq!(run(&["eval", "-E", "(import <nixpkgs>).v"]), "42\n");
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    let found = run(&["instantiate", "--find-file", "nixpkgs/lib/x.nix"]);
+    assert!(found.starts_with("/nix/store/") && found.ends_with("-source/lib/x.nix\n"), "{found}");
+    assert_eq!(fs::read_to_string(physical(t, found.trim())).unwrap(), "41 + 1\n");
+    // …reused while younger than tarball-ttl, without asking the server…
+    assert_eq!(run(&["eval", "-E", "import <nixpkgs/lib/x.nix>"]), "42\n");
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    // …and revalidated after it: the server says it has not changed, and the same store path is used.
+    assert_eq!(run(&["eval", "--tarball-ttl", "0", "-E", "(import <nixpkgs>).v"]), "42\n");
+    assert_eq!(count.load(Ordering::SeqCst), 2);
+    assert_eq!(run(&["instantiate", "--find-file", "nixpkgs/lib/x.nix"]), found);
+
+    // `-I nixpkgs=channel:NAME` resolves under the configured channel server.
+    let o = fhskit(t, &["eval", "-I", "nixpkgs=channel:test-channel", "-E", "<nixpkgs>"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("'channel:test-channel' cannot be downloaded") && err.contains("error: file 'nixpkgs'"),
+        "{err}"
+    );
+    let out = ok(
+        t,
+        &[
+            "eval",
+            "--option",
+            "channel-url",
+            &base,
+            "-I",
+            "nixpkgs=channel:test-channel",
+            "-E",
+            "(import <nixpkgs>).v",
+        ],
+    );
+    assert_eq!(out, "42\n");
+
+    // A search path entry that cannot be fetched is skipped with a warning, and the lookup fails as a throw does.
+    let o = fhskit_with_path(
+        t,
+        "nixpkgs=http://127.0.0.1:1/none.tar.gz",
+        &["eval", "-E", "(builtins.tryEval <nixpkgs>).success"],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "false\n");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains(
+            "warning: Nix search path entry 'http://127.0.0.1:1/none.tar.gz' cannot be downloaded, ignoring"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn chroot_stores_read_store_paths_under_their_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    // The copy of ./lib is under the root, at a logical /nix/store path: importing from it reads it there.
+    let out = ok(t, &["eval", "--read-write-mode", "-E", "(import \"${./lib}/two.nix\").two"]);
+    assert_eq!(out, "2\n");
+    let out = ok(t, &["eval", "--read-write-mode", "-E", "builtins.readDir \"${./lib}\""]);
+    assert_eq!(out, "{ \"two.nix\" = \"regular\"; }\n");
+    // Without writing, the copy is not there, as with Nix.
+    let err = fails(t, &["eval", "-E", "import \"${./source.txt}.nix\""]);
+    assert!(err.contains("does not exist") || err.contains("is not valid"), "{err}");
+}
+
+#[test]
+fn a_store_at_the_root_opens_again() {
+    // `local?root=/` puts the store at /nix/store: in a private mount namespace with an empty /nix, the first
+    // run creates the database there and the second must accept it as fhskit's own (Nix's would be refused).
+    if !test_support::is_root() {
+        return test_support::unmet("root (a private mount namespace with an empty /nix)");
+    }
+    if !test_support::have_tool("unshare") {
+        return test_support::unmet("unshare (package util-linux)");
+    }
+    fs::create_dir_all("/nix").unwrap();
+    let fhskit = env!("CARGO_BIN_EXE_fhskit");
+    let script = format!(
+        "mount -t tmpfs tmpfs /nix && cd {golden} && \
+         {fhskit} instantiate --store 'local?root=/' -A dep drvs.nix && \
+         {fhskit} instantiate --store 'local?root=/' -A multi drvs.nix && \
+         test -f /nix/var/nix/db/fhskit-store && \
+         rm /nix/var/nix/db/fhskit-store && \
+         ! {fhskit} instantiate --store 'local?root=/' -A dep drvs.nix",
+        golden = golden().display()
+    );
+    let o = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("-dep.drv\n") && stdout.contains("-multi.drv\n"), "{stdout}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Nix"), "{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -282,8 +282,15 @@ pub fn derivation_strict(ev: &mut Evaluator, args: &[Value], pos: Pos) -> Result
 
     for c in &ctx {
         if let Some(rest) = c.strip_prefix('=') {
-            let outs = ev.drvs.get(rest).map(|d| d.outputs.keys().cloned().collect()).unwrap_or_default();
-            drv.input_drvs.entry(rest.to_string()).or_default().extend::<BTreeSet<String>>(outs);
+            // A `drvPath` (the whole derivation): as Nix, every path in the closure of the `.drv` is an input
+            // source, and every `.drv` in it an input derivation with all its outputs.
+            for path in store_closure(ev, rest) {
+                if path.ends_with(".drv") {
+                    let outs = drv_output_names(ev, &path, pos)?;
+                    drv.input_drvs.entry(path.clone()).or_default().extend(outs.iter().cloned());
+                }
+                drv.input_srcs.insert(path);
+            }
         } else if let Some(rest) = c.strip_prefix('!') {
             let (out, path) = rest.split_once('!').unwrap_or(("out", rest));
             drv.input_drvs.entry(path.to_string()).or_default().insert(out.to_string());
@@ -378,8 +385,84 @@ pub fn derivation_strict(ev: &mut Evaluator, args: &[Value], pos: Pos) -> Result
             pos: Pos::none(),
         });
     }
-    ev.drvs.insert(drv_path, drv);
+    ev.drv_outputs.insert(drv_path.clone(), drv.outputs.keys().cloned().collect());
+    ev.store_refs.insert(drv_path, refs.into());
     Ok(Value::attrs(Attrs::from_unsorted(entries)))
+}
+
+/// The closure of a store path under references: those of the objects this evaluation made, else what the
+/// store records.
+fn store_closure(ev: &mut Evaluator, start: &str) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut todo = vec![start.to_string()];
+    while let Some(p) = todo.pop() {
+        if !seen.insert(p.clone()) {
+            continue;
+        }
+        let refs: Vec<String> = match ev.store_refs.get(&p) {
+            Some(r) => r.to_vec(),
+            None => ev.io.query_references(&p).unwrap_or_default(),
+        };
+        todo.extend(refs.into_iter().filter(|r| !seen.contains(r)));
+    }
+    seen
+}
+
+/// The output names of a `.drv`: known if this evaluation made it, else read from its ATerm in the store.
+fn drv_output_names(ev: &mut Evaluator, drv_path: &str, pos: Pos) -> Result<Rc<[String]>> {
+    if let Some(o) = ev.drv_outputs.get(drv_path) {
+        return Ok(o.clone());
+    }
+    let text = ev.io.read_file(drv_path).map_err(|e| {
+        EvalError::new(crate::error::ErrorKind::Io, format!("reading derivation '{drv_path}': {e}"), pos)
+    })?;
+    let names: Rc<[String]> = aterm_output_names(&String::from_utf8_lossy(&text))
+        .ok_or_else(|| EvalError::eval(format!("'{drv_path}' is not a valid derivation"), pos))?
+        .into();
+    ev.drv_outputs.insert(drv_path.to_string(), names.clone());
+    Ok(names)
+}
+
+/// The output names of a derivation's ATerm (`Derive([("out","/nix/store/…","",""),…],…)`).
+fn aterm_output_names(text: &str) -> Option<Vec<String>> {
+    let mut rest = text.strip_prefix("Derive([")?;
+    let mut names = Vec::new();
+    while let Some(r) = rest.strip_prefix('(') {
+        // The output tuple is four strings; its first is the name.
+        let mut fields = Vec::new();
+        let mut r = r;
+        for i in 0..4 {
+            let (s, after) = aterm_string(r)?;
+            fields.push(s);
+            r = if i < 3 { after.strip_prefix(',')? } else { after.strip_prefix(')')? };
+        }
+        names.push(fields.swap_remove(0));
+        rest = r.strip_prefix(',').unwrap_or(r);
+        if rest.starts_with(']') {
+            break;
+        }
+    }
+    Some(names)
+}
+
+/// One ATerm string literal at the start of `s`, unescaped, and what follows it.
+fn aterm_string(s: &str) -> Option<(String, &str)> {
+    let body = s.strip_prefix('"')?;
+    let mut out = String::new();
+    let mut chars = body.char_indices();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => return Some((out, &body[i + 1..])),
+            '\\' => match chars.next()?.1 {
+                'n' => out.push('\n'),
+                'r' => out.push('\r'),
+                't' => out.push('\t'),
+                o => out.push(o),
+            },
+            c => out.push(c),
+        }
+    }
+    None
 }
 
 fn set_special(

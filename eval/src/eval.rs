@@ -54,8 +54,11 @@ pub struct Evaluator {
     stack_budget: usize,
     /// hashDerivationModulo results by `.drv` path.
     pub drv_hashes: HashMap<String, [u8; 32]>,
-    /// `.drv` contents by path, for computing hashes of input derivations.
-    pub drvs: HashMap<String, crate::derivation::Derivation>,
+    /// The output names of the derivations this evaluation made, by `.drv` path.
+    pub drv_outputs: HashMap<String, Rc<[String]>>,
+    /// The references of the store objects this evaluation made (`.drv` files and `toFile` results), for the
+    /// closures that a derivation's `drvPath` in another derivation brings in.
+    pub store_refs: HashMap<String, Rc<[String]>>,
     /// Store paths computed for source paths, so each is hashed once.
     pub path_cache: HashMap<String, String>,
     pub call_depth: usize,
@@ -87,7 +90,8 @@ impl Evaluator {
             stack_base: stack_addr(),
             stack_budget: STACK_BUDGET.with(|b| b.get()),
             drv_hashes: HashMap::new(),
-            drvs: HashMap::new(),
+            drv_outputs: HashMap::new(),
+            store_refs: HashMap::new(),
             path_cache: HashMap::new(),
             call_depth: 0,
             search_path_resolved: HashMap::new(),

@@ -58,6 +58,11 @@ pub trait EvalIo {
         let _ = store_path;
         false
     }
+    /// The references the store records for `store_path`, if it is valid there.
+    fn query_references(&mut self, store_path: &str) -> Option<Vec<String>> {
+        let _ = store_path;
+        None
+    }
     /// What downloading `url` gave last time, if the store remembers it (Nix's fetcher cache).
     fn cached_download(&mut self, url: &str) -> Option<CachedDownload> {
         let _ = url;

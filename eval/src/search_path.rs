@@ -7,7 +7,8 @@ use crate::eval::Evaluator;
 use crate::io::FileKind;
 use crate::source::Pos;
 
-/// Splits `NIX_PATH` at colons, except the colons of a URL or `channel:` entry (as Nix's `parseNixPath`).
+/// Splits `NIX_PATH` at colons, except the colons of a URL (scheme and port) or `channel:` entry (as Nix's
+/// `parseNixPath`, which also splits at a port's colon).
 pub fn parse_nix_path(s: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut rest = s;
@@ -23,7 +24,15 @@ pub fn parse_nix_path(s: &str) -> Vec<String> {
             i += 1;
         }
         if i < b.len() && is_pseudo_url(&start[value_start..]) {
+            // The entry goes on to the next colon; a URL's authority (`host:port`) is part of it, which Nix's own
+            // parser gets wrong.
             i += 1;
+            if start[i..].starts_with("//") {
+                i += 2;
+                while i < b.len() && b[i] != b'/' {
+                    i += 1;
+                }
+            }
             while i < b.len() && b[i] != b':' {
                 i += 1;
             }
@@ -99,8 +108,9 @@ impl Evaluator {
             match self.fetch_search_path_url(entry, pos) {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    let msg = format!("Nix search path entry '{entry}' cannot be downloaded, ignoring");
-                    tracing::debug!("{}", e.msg);
+                    // Nix's warning, and on the next line why.
+                    let msg =
+                        format!("Nix search path entry '{entry}' cannot be downloaded, ignoring\n{}", e.msg);
                     self.io.trace(&crate::error::render_warning("warning: ", &msg, Pos::none()));
                     None
                 }
@@ -129,7 +139,7 @@ impl Evaluator {
                         ErrorKind::Io,
                         format!(
                             "cannot resolve 'channel:{name}': no channel server is configured (set the \
-                             'channel-url' option or FHSKIT_CHANNEL_URL to the server's base URL)"
+                             'channel-url' option, or FHSKIT_CHANNEL_URL, to the server's base URL)"
                         ),
                         pos,
                     )
@@ -153,6 +163,7 @@ mod tests {
             ["nixpkgs=https://h/a.tar.gz", "foo=/x", "/y"]
         );
         assert_eq!(parse_nix_path("nixpkgs=channel:nixos-24.05:/z"), ["nixpkgs=channel:nixos-24.05", "/z"]);
+        assert_eq!(parse_nix_path("n=http://h:8080/a.tar.gz:/z"), ["n=http://h:8080/a.tar.gz", "/z"]);
         assert_eq!(parse_nix_path("a:b::c"), ["a", "b", "c"]);
         assert_eq!(parse_nix_path(""), Vec::<String>::new());
     }

@@ -19,8 +19,11 @@ use crate::nar::{self, HashingReader, RestoreOptions, SymlinkConfinement};
 use crate::roots::{self, LockGuard, TempRoots};
 use crate::store_path::{ContentAddress, FileIngestion, StoreDir, StorePath, validate_name};
 
-/// Where Nix keeps its database; its presence means Nix manages `/nix/store`.
+/// Where Nix keeps its database; its presence means Nix manages `/nix/store`, unless fhskit made it.
 const NIX_DB: &str = "/nix/var/nix/db/db.sqlite";
+
+/// The file beside a database at Nix's place that says fhskit made it.
+const OWN_DB_MARK: &str = "fhskit-store";
 
 /// An open local store. Cheap to share between threads (`&Store` is `Sync`); writers in other processes are
 /// serialised through the database and `gc.lock`.
@@ -106,7 +109,9 @@ impl Store {
         let nix_db = Path::new(NIX_DB);
         let is_nix_store =
             fs::canonicalize(&store).unwrap_or_else(|_| store.clone()) == Path::new("/nix/store");
-        if is_nix_store && nix_db.exists() {
+        // A database at Nix's place is ours only if we made it (`local?root=/` on a machine without Nix).
+        let ours = state.join("db").join(OWN_DB_MARK);
+        if is_nix_store && nix_db.exists() && !ours.exists() {
             return Err(StoreError::ManagedByNix { store, db: nix_db.to_owned() });
         }
         for dir in [
@@ -119,6 +124,9 @@ impl Store {
             fs::create_dir_all(&dir).map_err(io_err("create directory", &dir))?;
         }
         let db = Db::open(&state.join("db"), config.store_dir.clone())?;
+        if is_nix_store && !ours.exists() {
+            fsutil::write_atomic(&ours, b"this database belongs to fhskit, not to Nix\n")?;
+        }
         Ok(Store { config, store, state, db: Mutex::new(db), temp_roots: Mutex::new(None) })
     }
 

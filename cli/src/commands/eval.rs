@@ -233,6 +233,9 @@ fn settings(args: &NixArgs, cwd: &Path) -> anyhow::Result<Settings> {
     let set = |s: &mut Settings, name: &str, value: &str| -> anyhow::Result<()> {
         s.set(name, value).map(|_| ()).map_err(|msg| anyhow::anyhow!(msg))
     };
+    if let Some(url) = std::env::var_os("FHSKIT_CHANNEL_URL") {
+        set(&mut s, "channel-url", &url.to_string_lossy())?;
+    }
     // `--option NAME VALUE` is global to fhskit: names the evaluator does not know are other parts' settings.
     let options = crate::substitute::options();
     for (name, value) in options {
@@ -280,7 +283,9 @@ fn settings(args: &NixArgs, cwd: &Path) -> anyhow::Result<Settings> {
         entries.extend(from_option);
     } else {
         if let Ok(np) = std::env::var("NIX_PATH") {
-            entries.extend(np.split(':').filter(|e| !e.is_empty()).map(eval::settings::split_entry));
+            entries.extend(
+                eval::search_path::parse_nix_path(&np).iter().map(|e| eval::settings::split_entry(e)),
+            );
         }
         entries.extend(from_option);
     }

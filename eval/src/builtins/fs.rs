@@ -150,6 +150,7 @@ fn prim_to_file(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
         refs.push(c.clone());
     }
     let sp = store_path::text_path(&ev.settings.store_dir, &name, s.s.as_bytes(), &refs);
+    ev.store_refs.insert(sp.clone(), refs.clone().into());
     if !ev.settings.read_only && !ev.io.is_valid_path(&sp) {
         ev.io
             .add_to_store(&sp, StoreObject::Text { contents: s.s.as_bytes(), references: &refs })

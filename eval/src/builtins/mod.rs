@@ -15,6 +15,9 @@ use crate::source::Pos;
 use crate::sym::{Sym, SymMap};
 use crate::value::{Attr, Attrs, NixStr, PrimFn, PrimOp, Value};
 
+/// `builtins.nixVersion`: the version of Nix whose behaviour the evaluator follows.
+pub const NIX_VERSION: &str = "2.36.0";
+
 /// Names reachable without `builtins.` (besides the `__`-prefixed forms).
 const GLOBAL: &[&str] = &[
     "abort",
@@ -71,7 +74,9 @@ pub(crate) fn install(ev: &mut Evaluator) {
         ("null", Value::Null),
         ("currentSystem", Value::str(s.system.clone())),
         ("currentTime", Value::Int(s.current_time)),
-        ("nixVersion", Value::str("2.24.0")),
+        // The Nix whose language the evaluator follows: NixOS/nix 2.36.0 (at 88b09c64), whose language tests it
+        // passes (docs/eval.md).
+        ("nixVersion", Value::str(NIX_VERSION)),
         ("langVersion", Value::Int(6)),
         ("storeDir", Value::str(s.store_dir.clone())),
         ("nixPath", Value::list(nix_path)),

@@ -1,0 +1,2 @@
+# hand-written: builtins.nixVersion names the Nix whose behaviour the evaluator follows
+builtins.nixVersion
