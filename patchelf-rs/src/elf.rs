@@ -2,8 +2,8 @@
 //! (normally a memory map).
 //!
 //! Everything is found through segments (`PT_DYNAMIC`, `PT_INTERP`, `DT_*` addresses mapped through `PT_LOAD`), so
-//! files without section headers work; section headers are read only when an edit must keep them consistent.
-//! `edit.rs` reads through this view; `layout.rs` writes the changes.
+//! files without section headers work; section headers are read when an edit must keep them consistent, and to
+//! find `.dynamic` in a file without `PT_DYNAMIC`. `edit.rs` reads through this view; `layout/` writes the changes.
 
 use crate::error::{Error, Malformed, Result};
 use crate::raw::*;

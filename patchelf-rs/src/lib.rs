@@ -3,8 +3,8 @@
 //! The file is mapped, and only the headers an operation needs are parsed, through segments (`PT_DYNAMIC`,
 //! `PT_INTERP`), so files without section headers work and `--print-*` never reads a large file whole. Edits of one
 //! call are collected first (`edit`) and laid out once (`layout`): tables that still fit are rewritten in place,
-//! the rest move into one new segment at the end of the file. Output is written beside the target and renamed
-//! (`output`). `cli` implements patchelf's command line over this engine for the `patchelf-rs` binary and
+//! the rest move into new space (a segment after the image; pages below the headers of a non-PIE executable).
+//! Output is written beside the target and renamed, or into it when it is a device (`output`). `cli` implements patchelf's command line over this engine for the `patchelf-rs` binary and
 //! `fhskit patchelf`. It depends on no other crate of the workspace; `fhsenv`, `pkgs` and `cli` use it.
 #![deny(clippy::print_stdout, clippy::print_stderr, clippy::exit)]
 
