@@ -308,6 +308,7 @@ fn build_external(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
         ));
     }
     let as_root = nix::unistd::geteuid().is_root();
+    let t0 = Instant::now();
     let identity = if as_root && sandboxed {
         let user = loop {
             match sandbox::acquire_build_user(&b.settings, store.state_dir()).map_err(|e| job.error(e))? {
@@ -329,6 +330,7 @@ fn build_external(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
         Identity::Caller { uid: nix::unistd::geteuid().as_raw(), gid: nix::unistd::getegid().as_raw() }
     };
     let owner = (as_root && sandboxed).then(|| identity.host_ids());
+    let t_user = t0.elapsed();
     let mut build_dir = BuildDir::create(&b.build_dir, owner).map_err(|e| job.error(e))?;
     let top = if sandboxed {
         b.settings.sandbox_build_dir.to_string_lossy().into_owned()
@@ -438,7 +440,10 @@ fn build_external(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
             die_with_parent: true,
         }
     };
+    let t_spawn = Instant::now();
+    tracing::debug!(drv = %job.drv_path, user = ?t_user, before_spawn = ?t0.elapsed(), "prepared");
     let spawned = isolate.spawn();
+    tracing::debug!(drv = %job.drv_path, spawn = ?t_spawn.elapsed(), "started");
     drop(write_end);
     drop(isolate);
     let child = match spawned {
@@ -561,7 +566,10 @@ fn build_external(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
         Some(c) => locations_in(job, c),
         None => job.drv.output_paths().map(|(n, p)| (n.to_owned(), store.physical_path(p))).collect(),
     };
+    let t_reg = Instant::now();
+    tracing::debug!(drv = %job.drv_path, ran = ?t_spawn.elapsed(), "builder done");
     let result = register(b, job, locations);
+    tracing::debug!(drv = %job.drv_path, register = ?t_reg.elapsed(), "registered");
     if result.is_err() {
         keep_failed(b, job, &mut build_dir, chroot.as_ref());
     }

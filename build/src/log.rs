@@ -39,8 +39,14 @@ pub fn read_log(log_dir: &Path, drv: &StorePath) -> Result<Option<Vec<u8>>> {
     }
 }
 
+/// What a bzip2 encoder with 100 kB blocks writes for no input.
+const EMPTY_BZIP2: &[u8] = b"BZh1\x17\x72\x45\x38\x50\x90\x00\x00\x00\x00";
+
 enum Sink {
     Plain(File),
+    /// The file until the first byte arrives: most builders of small derivations print nothing, and an encoder
+    /// holds a megabyte or more.
+    Pending(File),
     Bzip2(bzip2::write::BzEncoder<File>),
 }
 
@@ -65,11 +71,7 @@ impl BuildLog {
         // The other form of an older log would otherwise shadow or outlive this one.
         let _ = std::fs::remove_file(if compress { &plain } else { &path });
         let file = File::create(&path).map_err(io_err("create the build log", &path))?;
-        let sink = if compress {
-            Sink::Bzip2(bzip2::write::BzEncoder::new(file, bzip2::Compression::default()))
-        } else {
-            Sink::Plain(file)
-        };
+        let sink = if compress { Sink::Pending(file) } else { Sink::Plain(file) };
         Ok(BuildLog { sink: Some(sink), path, partial: Vec::new(), tail: VecDeque::new(), keep, size: 0 })
     }
 
@@ -77,10 +79,18 @@ impl BuildLog {
     /// followed by a newline starts the line over, as on a terminal).
     pub fn write(&mut self, data: &[u8], mut line: impl FnMut(&str)) {
         self.size += data.len() as u64;
+        if let Some(Sink::Pending(_)) = &self.sink
+            && let Some(Sink::Pending(f)) = self.sink.take()
+        {
+            // The smallest blocks (100 kB): the encoder's memory is eight times the block size, and build logs
+            // compress about as well either way.
+            self.sink = Some(Sink::Bzip2(bzip2::write::BzEncoder::new(f, bzip2::Compression::fast())));
+        }
         if let Some(sink) = &mut self.sink {
             let r = match sink {
                 Sink::Plain(f) => f.write_all(data),
                 Sink::Bzip2(e) => e.write_all(data),
+                Sink::Pending(_) => Ok(()),
             };
             if let Err(e) = r {
                 tracing::warn!("cannot write the build log {}: {e}", self.path.display());
@@ -117,13 +127,14 @@ impl BuildLog {
         if !self.partial.is_empty() {
             self.split(b"\n", &mut line);
         }
-        match self.sink.take() {
-            Some(Sink::Bzip2(e)) => {
-                if let Err(e) = e.finish() {
-                    tracing::warn!("cannot write the build log {}: {e}", self.path.display());
-                }
-            }
-            Some(Sink::Plain(_)) | None => {}
+        let finished = match self.sink.take() {
+            Some(Sink::Bzip2(e)) => e.finish().map(drop),
+            // An empty log: the empty bzip2 stream, without an encoder.
+            Some(Sink::Pending(mut f)) => f.write_all(EMPTY_BZIP2),
+            Some(Sink::Plain(_)) | None => Ok(()),
+        };
+        if let Err(e) = finished {
+            tracing::warn!("cannot write the build log {}: {e}", self.path.display());
         }
     }
 
@@ -152,5 +163,8 @@ mod tests {
         assert!(dir.path().join("drvs/hx/cnl7nh8wbfiwfzkfnac84cgnf766kc-triv.drv.bz2").exists());
         let text = read_log(dir.path(), &drv).unwrap().unwrap();
         assert_eq!(text, b"one\ntwo\nprogress 1\rprogress 2\nlast");
+        let empty = BuildLog::create(dir.path(), &drv, true, 2).map(|mut l| l.finish(|_| {})).unwrap();
+        let _ = empty;
+        assert_eq!(read_log(dir.path(), &drv).unwrap().unwrap(), b"");
     }
 }

@@ -268,25 +268,25 @@ pub(crate) fn realise(b: &Builder<'_>, targets: &[DerivedPath], mode: BuildMode)
     let cancel = AtomicBool::new(false);
     let slots = b.settings.max_jobs.max(1);
     let mut stopping = false;
+    type Done = (usize, std::result::Result<BTreeMap<String, StorePath>, Stop>);
+    let (job_tx, job_rx) = mpsc::channel::<(usize, BTreeSet<StorePath>)>();
+    let job_rx = std::sync::Mutex::new(job_rx);
+    let mut job_tx = Some(job_tx);
     std::thread::scope(|scope| -> Result<()> {
-        let (tx, rx) = mpsc::channel::<(usize, std::result::Result<BTreeMap<String, StorePath>, Stop>)>();
-        let mut running = 0usize;
-        loop {
-            while running < slots && !stopping {
-                let Some(i) = p.ready.pop_front() else { break };
-                let node = &graph.nodes[i];
-                if let Err(msg) = can_build_here(b, node) {
-                    let f = Failure { drv: node.drv_path.clone(), kind: FailureKind::Other, message: msg };
-                    p.fail(b, &graph, i, f);
-                    stopping |= !b.settings.keep_going;
-                    continue;
-                }
-                let closure = graph.input_closure(b, node)?;
-                let tx = tx.clone();
-                let cancel = &cancel;
-                std::thread::Builder::new()
-                    .name(format!("build {}", node.drv_path.name()))
-                    .spawn_scoped(scope, move || {
+        // Dropped when this closure returns, however it returns: the workers then stop.
+        let job_tx = job_tx.take().expect("taken once");
+        let (result_tx, result_rx) = mpsc::channel::<Done>();
+        // A fixed pool: a builder's parent-death signal belongs to the thread that started it, and threads that
+        // come and go would each leave an allocator heap behind.
+        for w in 0..slots.min(n) {
+            let (result_tx, job_rx, cancel, graph) = (result_tx.clone(), &job_rx, &cancel, &graph);
+            std::thread::Builder::new()
+                .name(format!("builder {w}"))
+                .spawn_scoped(scope, move || {
+                    loop {
+                        let next = job_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                        let Ok((i, closure)) = next else { break };
+                        let node = &graph.nodes[i];
                         let job = Job {
                             drv_path: &node.drv_path,
                             drv: &node.drv,
@@ -295,20 +295,42 @@ pub(crate) fn realise(b: &Builder<'_>, targets: &[DerivedPath], mode: BuildMode)
                             wanted: &node.wanted,
                             cancel,
                         };
-                        let r = local::build(b, &job);
-                        let _ = tx.send((i, r));
-                    })
-                    .map_err(|e| BuildError::Io {
-                        action: "start a build thread for",
-                        path: node.drv_path.to_absolute(),
-                        source: e,
-                    })?;
+                        if result_tx.send((i, local::build(b, &job))).is_err() {
+                            break;
+                        }
+                    }
+                })
+                .map_err(|e| BuildError::Io {
+                    action: "start a build thread in",
+                    path: ".".into(),
+                    source: e,
+                })?;
+        }
+        drop(result_tx);
+        let mut running = 0usize;
+        loop {
+            while running < slots && !stopping {
+                let Some(i) = p.ready.pop_front() else { break };
+                let node = &graph.nodes[i];
+                if let Err(msg) = can_build_here(b, node) {
+                    let f = Failure { drv: node.drv_path.clone(), kind: FailureKind::Other, message: msg };
+                    p.fail(b, &graph, i, f);
+                    if !b.settings.keep_going {
+                        stopping = true;
+                        cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    continue;
+                }
+                let closure = graph.input_closure(b, node)?;
+                if job_tx.send((i, closure)).is_err() {
+                    break;
+                }
                 running += 1;
             }
             if running == 0 {
                 break;
             }
-            let Ok((i, result)) = rx.recv() else { break };
+            let Ok((i, result)) = result_rx.recv() else { break };
             running -= 1;
             match result {
                 Ok(_) => {
