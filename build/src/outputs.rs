@@ -108,7 +108,7 @@ pub(crate) fn register(o: &Outputs<'_>) -> Result<BTreeMap<String, StorePath>, F
             store.scan_references(location, &candidates).map_err(|e| store_err(o, e))?
         };
         let (nar_hash, nar_size) =
-            nar::hash_path(location, store::HashAlgo::Sha256).map_err(|e| store_err(o, e))?;
+            hash_nar(location, store::HashAlgo::Sha256).map_err(|e| store_err(o, e))?;
         let fixed = out.fixed_hash(name).map_err(|e| fail(o, FailureKind::Builder, e.to_string()))?;
         let mut info = PathInfo {
             path: path.clone(),
@@ -149,7 +149,7 @@ pub(crate) fn register(o: &Outputs<'_>) -> Result<BTreeMap<String, StorePath>, F
             let got = match fixed.mode {
                 OutputHashMode::Recursive if fixed.hash.algo() == store::HashAlgo::Sha256 => nar_hash.clone(),
                 OutputHashMode::Recursive => {
-                    nar::hash_path(location, fixed.hash.algo()).map_err(|e| store_err(o, e))?.0
+                    hash_nar(location, fixed.hash.algo()).map_err(|e| store_err(o, e))?.0
                 }
                 OutputHashMode::Flat | OutputHashMode::Text => {
                     hash_file(location, fixed.hash.algo()).map_err(|e| store_err(o, e))?
@@ -193,6 +193,44 @@ pub(crate) fn register(o: &Outputs<'_>) -> Result<BTreeMap<String, StorePath>, F
     }
     store.add_built(built).map_err(|e| store_err(o, e))?;
     Ok(done)
+}
+
+/// The NAR hash and size of an output. Outputs are mostly small: hashed on this thread (`nar::hash_path` starts
+/// a hashing thread with megabyte buffers, which pays off for large trees only).
+fn hash_nar(path: &std::path::Path, algo: store::HashAlgo) -> store::Result<(Hash, u64)> {
+    const LARGE: u64 = 8 << 20;
+    let large = match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => tree_larger_than(path, LARGE),
+        Ok(m) => m.len() > LARGE,
+        Err(_) => false,
+    };
+    if large {
+        return Ok(nar::hash_path(path, algo)?);
+    }
+    let mut h = store::hash::Hasher::new(algo);
+    let n = nar::dump(path, &mut h)?;
+    Ok((h.finish(), n))
+}
+
+/// Returns true if and only if the regular files under `dir` hold more than `limit` bytes (stops counting early).
+fn tree_larger_than(dir: &std::path::Path, limit: u64) -> bool {
+    let mut total = 0u64;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else { continue };
+        for e in entries.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                total += m.len();
+                if total > limit {
+                    return true;
+                }
+            }
+        }
+    }
+    false
 }
 
 fn hash_file(path: &std::path::Path, algo: store::HashAlgo) -> store::Result<Hash> {

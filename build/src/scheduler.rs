@@ -63,6 +63,8 @@ impl Graph {
         if let Some(d) = self.drvs.get(drv_path) {
             return Ok(d.clone());
         }
+        // Kept from the collector while this realisation needs it.
+        b.store.add_temp_root(drv_path)?;
         if !b.store.is_valid(drv_path)? && !self.substitute(b, drv_path, dry)? {
             return Err(BuildError::MissingDerivation(drv_path.to_string()));
         }
