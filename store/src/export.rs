@@ -74,46 +74,65 @@ impl Store {
         out.flush().map_err(write_err)
     }
 
-    /// Imports a `nix-store --export` stream; each path is registered as soon as it is complete, and its
-    /// references must be valid by then (or be itself). Returns the imported paths in stream order.
+    /// Imports a `nix-store --export` stream as a whole: every NAR is restored and checked in a staging directory
+    /// first, then all of them are moved into place and registered in one transaction, so a failing stream (a
+    /// truncated or malformed entry, a reference that is neither valid nor in the stream) imports nothing. Symlinks
+    /// may point anywhere, as in Nix's stores. Returns the paths in stream order (those valid already included).
     pub fn import(&self, input: &mut impl Read) -> Result<Vec<StorePath>> {
         let _lock = self.lock_writers()?;
-        let mut imported = Vec::new();
-        loop {
-            match get_u64(input)? {
-                0 => return Ok(imported),
-                1 => {}
-                n => return Err(malformed(format!("expected 0 or 1 before an entry, found {n}"))),
+        let tmp = self.physical_store_dir().join(crate::fsutil::unique_name(".tmp"));
+        std::fs::create_dir(&tmp).map_err(crate::error::io_err("create directory", &tmp))?;
+        let result = (|| {
+            let mut imported = Vec::new();
+            let mut staged = Vec::new();
+            loop {
+                match get_u64(input)? {
+                    0 => break,
+                    1 => {}
+                    n => return Err(malformed(format!("expected 0 or 1 before an entry, found {n}"))),
+                }
+                let store_dir = self.store_dir().clone();
+                let at = tmp.join(staged.len().to_string());
+                let info = self.restore_checked(input, &at, None, false, move |r| {
+                    if get_u64(r)? != EXPORT_MAGIC {
+                        return Err(malformed("missing the NIXE marker after a NAR"));
+                    }
+                    let path = store_dir.parse_path(&get_str(r)?)?;
+                    let n = get_u64(r)?;
+                    if n > 1_000_000 {
+                        return Err(malformed(format!("{n} references")));
+                    }
+                    let mut references = std::collections::BTreeSet::new();
+                    for _ in 0..n {
+                        references.insert(store_dir.parse_path(&get_str(r)?)?);
+                    }
+                    let deriver = get_str(r)?;
+                    let deriver =
+                        if deriver.is_empty() { None } else { Some(store_dir.parse_path(&deriver)?) };
+                    if get_u64(r)? != 0 {
+                        return Err(malformed("signed exports are not supported"));
+                    }
+                    Ok(Some(NarMetadata {
+                        path,
+                        nar_hash: None,
+                        references,
+                        deriver,
+                        ca: None,
+                        sigs: Vec::new(),
+                    }))
+                })?;
+                imported.push(info.path.clone());
+                if !staged
+                    .iter()
+                    .any(|(_, i): &(std::path::PathBuf, crate::db::PathInfo)| i.path == info.path)
+                {
+                    staged.push((at, info));
+                }
             }
-            let store_dir = self.store_dir().clone();
-            let (path, _) = self.restore_and_install_stream(input, move |r| {
-                if get_u64(r)? != EXPORT_MAGIC {
-                    return Err(malformed("missing the NIXE marker after a NAR"));
-                }
-                let path = store_dir.parse_path(&get_str(r)?)?;
-                let n = get_u64(r)?;
-                if n > 1_000_000 {
-                    return Err(malformed(format!("{n} references")));
-                }
-                let mut references = std::collections::BTreeSet::new();
-                for _ in 0..n {
-                    references.insert(store_dir.parse_path(&get_str(r)?)?);
-                }
-                let deriver = get_str(r)?;
-                let deriver = if deriver.is_empty() { None } else { Some(store_dir.parse_path(&deriver)?) };
-                if get_u64(r)? != 0 {
-                    return Err(malformed("signed exports are not supported"));
-                }
-                Ok(Some(NarMetadata {
-                    path,
-                    nar_hash: None,
-                    references,
-                    deriver,
-                    ca: None,
-                    sigs: Vec::new(),
-                }))
-            })?;
-            imported.push(path);
-        }
+            self.install_all(staged)?;
+            Ok(imported)
+        })();
+        let _ = crate::fsutil::remove_tree(&tmp);
+        result
     }
 }

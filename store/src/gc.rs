@@ -90,7 +90,8 @@ impl Store {
         Ok(())
     }
 
-    fn store_path_in(&self, text: &str) -> Option<StorePath> {
+    /// The store path `text` names or lies inside (logical, or physical under the root prefix).
+    pub(crate) fn store_path_in(&self, text: &str) -> Option<StorePath> {
         if let Ok((p, _)) = self.store_dir().parse_path_prefix(text) {
             return Some(p);
         }
@@ -323,6 +324,46 @@ impl Store {
         }
         let bytes = remove_parallel(&trash)?;
         Ok(GcResult { deleted: paths.to_vec(), leftovers: Vec::new(), bytes_freed: bytes })
+    }
+
+    /// Removes the temporary entries (`.tmp-<pid>-…`, `.trash-<pid>-…`) of processes that no longer run: copies
+    /// of adds and imports that were killed, trash of interrupted collections. Safe under the shared writer lock:
+    /// a live process's entries are left alone. Returns what was removed.
+    pub fn remove_stale_temporaries(&self) -> Result<Vec<PathBuf>> {
+        let dir = self.physical_store_dir();
+        let mut removed = Vec::new();
+        for e in fs::read_dir(dir).map_err(io_err("list", dir))?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with(".tmp-") || name.starts_with(".trash-")) {
+                continue;
+            }
+            if roots::owner_pid(&name).is_some_and(|pid| !roots::pid_alive(pid)) {
+                tracing::debug!(path = ?e.path(), "removing the temporary entry of a dead process");
+                remove_parallel(&e.path())?;
+                removed.push(e.path());
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Entries of the store directory named like store paths that are neither valid nor a temporary root of a
+    /// running process.
+    pub fn unregistered_entries(&self) -> Result<Vec<PathBuf>> {
+        let dir = self.physical_store_dir();
+        let temp: HashSet<String> =
+            roots::read_temp_roots(&self.state_dir().join("temproots"))?.into_iter().collect();
+        let mut found = Vec::new();
+        for e in fs::read_dir(dir).map_err(io_err("list", dir))?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Ok(p) = self.store_dir().from_base_name(&name)
+                && !temp.contains(&p.to_string())
+                && !self.is_valid(&p)?
+            {
+                found.push(e.path());
+            }
+        }
+        found.sort();
+        Ok(found)
     }
 
     /// Removes entries of the store directory that are not valid: partial adds of dead processes, trash of

@@ -34,6 +34,8 @@ pub struct Store {
     state: PathBuf,
     db: Mutex<Db>,
     temp_roots: Mutex<Option<TempRoots>>,
+    /// Whether this handle's first write removed the temporary entries that killed processes left.
+    swept: std::sync::atomic::AtomicBool,
 }
 
 /// A directory inside the store directory from [`Store::scratch_dir`]; removed when dropped.
@@ -127,7 +129,14 @@ impl Store {
         if is_nix_store && !ours.exists() {
             fsutil::write_atomic(&ours, b"this database belongs to fhskit, not to Nix\n")?;
         }
-        Ok(Store { config, store, state, db: Mutex::new(db), temp_roots: Mutex::new(None) })
+        Ok(Store {
+            config,
+            store,
+            state,
+            db: Mutex::new(db),
+            temp_roots: Mutex::new(None),
+            swept: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     /// Opens the store named by `FHSKIT_STORE`, or the default one.
@@ -162,8 +171,16 @@ impl Store {
         self.db.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Takes the shared writer lock. The first time a handle writes, it removes what killed writers left in the
+    /// store directory (a killed add of a large tree leaves its whole temporary copy behind).
     pub(crate) fn lock_writers(&self) -> Result<LockGuard> {
-        roots::lock(&self.state.join("gc.lock"), false)
+        let guard = roots::lock(&self.state.join("gc.lock"), false)?;
+        if !self.swept.swap(true, std::sync::atomic::Ordering::Relaxed)
+            && let Err(e) = self.remove_stale_temporaries()
+        {
+            tracing::warn!("cannot remove the temporary entries of killed processes: {e}");
+        }
+        Ok(guard)
     }
 
     pub(crate) fn lock_collector(&self) -> Result<LockGuard> {
@@ -184,19 +201,46 @@ impl Store {
         Ok(self.store_dir().parse_path_prefix(text)?.0)
     }
 
-    /// Parses a path as the user wrote it: absolute logical, physical (under the root prefix), or a symlink to one.
+    /// Parses a path as the user wrote it: absolute logical, physical (under the root prefix), a path inside a store
+    /// object, or a chain of symlinks ending in one (a profile: `~/…/profiles/default -> default-3-link -> …`, relative
+    /// hops resolved from the link's directory), as `nix-store -qR ~/.nix-profile` accepts.
     pub fn resolve_user_path(&self, text: &str) -> Result<StorePath> {
-        if let Ok((p, _)) = self.store_dir().parse_path_prefix(text) {
-            return Ok(p);
+        /// As many hops as the kernel follows before ELOOP.
+        const MAX_HOPS: usize = 40;
+        let not_in_store =
+            || StoreError::Invalid(format!("'{text}' is not a path in the store {}", self.store_dir()));
+        let mut current = std::path::absolute(text).map_err(io_err("resolve", Path::new(text)))?;
+        for _ in 0..=MAX_HOPS {
+            if let Some(p) = self.store_path_in(&current.to_string_lossy()) {
+                return Ok(p);
+            }
+            // The first symlink along the path (everything before it is a real directory, so `..` is lexical).
+            let mut prefix = PathBuf::from("/");
+            let mut components = current.components().skip(1);
+            let mut next = None;
+            while let Some(c) = components.next() {
+                match c {
+                    std::path::Component::ParentDir => {
+                        prefix.pop();
+                        continue;
+                    }
+                    std::path::Component::CurDir => continue,
+                    c => prefix.push(c),
+                }
+                if let Ok(target) = fs::read_link(&prefix) {
+                    let dir = prefix.parent().unwrap_or(Path::new("/"));
+                    let mut resolved = dir.join(target);
+                    resolved.extend(components);
+                    next = Some(resolved);
+                    break;
+                }
+            }
+            match next {
+                Some(n) => current = n,
+                None => return Err(not_in_store()),
+            }
         }
-        let phys = self.store.to_string_lossy().into_owned();
-        if let Some(rest) = text.strip_prefix(&phys) {
-            return self.parse_path(&format!("{}{rest}", self.store_dir()));
-        }
-        if let Ok(target) = fs::read_link(text) {
-            return self.resolve_user_path(&target.to_string_lossy());
-        }
-        Err(StoreError::Invalid(format!("'{text}' is not a path in the store {}", self.store_dir())))
+        Err(StoreError::Invalid(format!("'{text}': too many levels of symbolic links")))
     }
 
     pub fn is_valid(&self, path: &StorePath) -> Result<bool> {
@@ -504,16 +548,8 @@ impl Store {
         self.restore_and_install(input, Some(meta), false, |_| Ok(None)).map(|(p, _)| p)
     }
 
-    /// Restores one NAR whose metadata follows it in the stream (export format); the caller holds the writer lock.
-    pub(crate) fn restore_and_install_stream(
-        &self,
-        input: &mut impl Read,
-        read_meta: impl FnOnce(&mut dyn Read) -> Result<Option<NarMetadata>>,
-    ) -> Result<(StorePath, PathInfo)> {
-        self.restore_and_install(input, None, true, read_meta)
-    }
-
-    /// Restores one NAR into a staging directory; `meta` may come before (given) or after the NAR (`read_meta`).
+    /// Restores one NAR into a staging directory, checks it and installs it; `meta` may come before (given) or
+    /// after the NAR (`read_meta`).
     fn restore_and_install(
         &self,
         input: &mut impl Read,
@@ -525,68 +561,123 @@ impl Store {
         fs::create_dir(&tmp).map_err(io_err("create directory", &tmp))?;
         let result = (|| {
             let staged = tmp.join("x");
-            let options = RestoreOptions {
-                read_only: false,
-                confine_symlinks: confine.then(|| SymlinkConfinement {
-                    logical: self.store_dir().as_path().join("x"),
-                    root: self.store_dir().as_path().to_owned(),
-                }),
-            };
-            let mut hashing = HashingReader::new(&mut *input, HashAlgo::Sha256);
-            nar::restore(&mut hashing, &staged, &options)?;
-            let (nar_hash, nar_size) = hashing.finish();
-            let meta = match meta {
-                Some(m) => m,
-                None => {
-                    read_meta(input)?.ok_or_else(|| StoreError::Invalid("NAR without metadata".into()))?
-                }
-            };
-            if let Some(expected) = &meta.nar_hash
-                && *expected != nar_hash
-            {
-                return Err(StoreError::HashMismatch {
-                    what: format!("the NAR of {}", meta.path),
-                    expected: expected.to_string(),
-                    got: nar_hash.to_string(),
-                });
-            }
-            if let Some(ca) = &meta.ca {
-                let self_ref = meta.references.contains(&meta.path);
-                let refs: Vec<StorePath> =
-                    meta.references.iter().filter(|r| **r != meta.path).cloned().collect();
-                let computed = self.store_dir().make_ca_path(meta.path.name(), ca, &refs, self_ref)?;
-                let content_ok = match ca {
-                    ContentAddress::Fixed(FileIngestion::Recursive, h) => {
-                        *h == nar::hash_path(&staged, h.algo())?.0
-                    }
-                    ContentAddress::Fixed(FileIngestion::Flat, h) => *h == hash_file(&staged, h.algo())?,
-                    ContentAddress::Text(h) => *h == hash_file(&staged, HashAlgo::Sha256)?,
-                };
-                if computed != meta.path || !content_ok {
-                    return Err(StoreError::HashMismatch {
-                        what: format!("the content address {ca} of {}", meta.path),
-                        expected: meta.path.to_string(),
-                        got: computed.to_string(),
-                    });
-                }
-            }
-            self.require_valid(&meta.references, Some(&meta.path))?;
-            fsutil::canonicalise(&staged)?;
-            let info = PathInfo {
-                path: meta.path.clone(),
-                nar_hash,
-                nar_size,
-                references: meta.references,
-                deriver: meta.deriver,
-                registration_time: now(),
-                ultimate: false,
-                sigs: meta.sigs,
-                ca: meta.ca,
-            };
+            let info = self.restore_checked(input, &staged, meta, confine, read_meta)?;
+            self.require_valid(&info.references, Some(&info.path))?;
             self.install(&staged, info.clone())?;
-            Ok((meta.path, info))
+            Ok((info.path.clone(), info))
         })();
         let _ = fsutil::remove_tree(&tmp);
+        result
+    }
+
+    /// Restores one NAR at `staged` (inside the store directory), checks its NAR hash and content address against
+    /// the metadata, canonicalises it and returns what to register. References are not checked here.
+    pub(crate) fn restore_checked(
+        &self,
+        input: &mut impl Read,
+        staged: &Path,
+        meta: Option<NarMetadata>,
+        confine: bool,
+        read_meta: impl FnOnce(&mut dyn Read) -> Result<Option<NarMetadata>>,
+    ) -> Result<PathInfo> {
+        let options = RestoreOptions {
+            read_only: false,
+            confine_symlinks: confine.then(|| SymlinkConfinement {
+                logical: self.store_dir().as_path().join("x"),
+                root: self.store_dir().as_path().to_owned(),
+            }),
+        };
+        let mut hashing = HashingReader::new(&mut *input, HashAlgo::Sha256);
+        nar::restore(&mut hashing, staged, &options)?;
+        let (nar_hash, nar_size) = hashing.finish();
+        let meta = match meta {
+            Some(m) => m,
+            None => read_meta(input)?.ok_or_else(|| StoreError::Invalid("NAR without metadata".into()))?,
+        };
+        if let Some(expected) = &meta.nar_hash
+            && *expected != nar_hash
+        {
+            return Err(StoreError::HashMismatch {
+                what: format!("the NAR of {}", meta.path),
+                expected: expected.to_string(),
+                got: nar_hash.to_string(),
+            });
+        }
+        if let Some(ca) = &meta.ca {
+            let self_ref = meta.references.contains(&meta.path);
+            let refs: Vec<StorePath> = meta.references.iter().filter(|r| **r != meta.path).cloned().collect();
+            let computed = self.store_dir().make_ca_path(meta.path.name(), ca, &refs, self_ref)?;
+            let content_ok = match ca {
+                ContentAddress::Fixed(FileIngestion::Recursive, h) => {
+                    *h == nar::hash_path(staged, h.algo())?.0
+                }
+                ContentAddress::Fixed(FileIngestion::Flat, h) => *h == hash_file(staged, h.algo())?,
+                ContentAddress::Text(h) => *h == hash_file(staged, HashAlgo::Sha256)?,
+            };
+            if computed != meta.path || !content_ok {
+                return Err(StoreError::HashMismatch {
+                    what: format!("the content address {ca} of {}", meta.path),
+                    expected: meta.path.to_string(),
+                    got: computed.to_string(),
+                });
+            }
+        }
+        fsutil::canonicalise(staged)?;
+        Ok(PathInfo {
+            path: meta.path,
+            nar_hash,
+            nar_size,
+            references: meta.references,
+            deriver: meta.deriver,
+            registration_time: now(),
+            ultimate: false,
+            sigs: meta.sigs,
+            ca: meta.ca,
+        })
+    }
+
+    /// Moves staged objects (complete, canonical, inside the store directory) into place and registers all of them
+    /// in one transaction, so either every one becomes valid or none does. References must be valid or among
+    /// `staged`; objects already valid keep their files. The caller holds the writer lock.
+    pub(crate) fn install_all(&self, staged: Vec<(PathBuf, PathInfo)>) -> Result<()> {
+        let ours: BTreeSet<StorePath> = staged.iter().map(|(_, i)| i.path.clone()).collect();
+        for (_, info) in &staged {
+            for r in &info.references {
+                if !ours.contains(r) {
+                    if !self.is_valid(r)? {
+                        return Err(StoreError::NotValid(r.to_string()));
+                    }
+                    self.add_temp_root(r)?;
+                }
+            }
+        }
+        let mut infos = Vec::new();
+        let mut drv_outputs = Vec::new();
+        let mut moved = Vec::new();
+        let result = (|| {
+            for (from, info) in staged {
+                self.add_temp_root(&info.path)?;
+                if self.is_valid(&info.path)? {
+                    continue;
+                }
+                let dest = self.physical_path(&info.path);
+                if fs::symlink_metadata(&dest).is_ok() {
+                    tracing::debug!(path = ?dest, "replacing an unregistered leftover");
+                    fsutil::remove_tree(&dest)?;
+                }
+                drv_outputs.extend(self.outputs_of_staged_derivation(&info.path, &from)?);
+                fsutil::rename(&from, &dest).map_err(io_err("move into the store", &dest))?;
+                moved.push(dest);
+                infos.push(info);
+            }
+            self.db().register_with_outputs(&infos, &drv_outputs)
+        })();
+        if result.is_err() {
+            // Nothing was registered: what was moved is an unregistered leftover, removed now.
+            for dest in moved {
+                let _ = fsutil::remove_tree(&dest);
+            }
+        }
         result
     }
 

@@ -16,7 +16,7 @@ use crate::error::{Result, StoreError, io_err};
 use crate::fsutil;
 use crate::hash::{Hash, HashAlgo};
 use crate::local::Store;
-use crate::nar::{self, HashingReader, RestoreOptions, SymlinkConfinement};
+use crate::nar::{self, HashingReader, RestoreOptions};
 use crate::store_path::StorePath;
 
 /// Something wrong with a valid path.
@@ -52,6 +52,13 @@ impl std::fmt::Display for Problem {
 pub struct VerifyReport {
     pub checked: usize,
     pub problems: Vec<Problem>,
+    /// Temporary copies of adds, imports and collections that were killed, removed by this verification (only
+    /// when the whole store is verified).
+    pub removed_temporaries: Vec<PathBuf>,
+    /// Entries of the store directory named like store paths that are not registered (left by an add killed between
+    /// moving and registering, or a collection between unregistering and deleting): not trusted, replaced by the
+    /// next add of the same path, removed by the next collection. Only when the whole store is verified.
+    pub unregistered: Vec<PathBuf>,
 }
 
 /// The outcome of [`Store::optimise`].
@@ -62,11 +69,18 @@ pub struct OptimiseReport {
 }
 
 impl Store {
-    /// Recomputes the NAR hash of `paths` (every valid path when `None`) and checks their references.
+    /// Recomputes the NAR hash of `paths` (every valid path when `None`) and checks their references. Verifying the
+    /// whole store also removes the temporary copies of killed processes and lists unregistered store entries.
     pub fn verify(&self, paths: Option<&[StorePath]>) -> Result<VerifyReport> {
+        let whole = paths.is_none();
         let paths: Vec<StorePath> = match paths {
             Some(p) => p.to_vec(),
             None => self.db().graph()?.paths,
+        };
+        let (removed_temporaries, unregistered) = if whole {
+            (self.remove_stale_temporaries()?, self.unregistered_entries()?)
+        } else {
+            Default::default()
         };
         let mut infos = Vec::with_capacity(paths.len());
         for p in &paths {
@@ -98,7 +112,7 @@ impl Store {
                 }
             }
         }
-        Ok(VerifyReport { checked: infos.len(), problems })
+        Ok(VerifyReport { checked: infos.len(), problems, removed_temporaries, unregistered })
     }
 
     /// Replaces the contents of valid `path` with the NAR from `input`, which must hash to the registered hash.
@@ -109,13 +123,8 @@ impl Store {
         fs::create_dir(&tmp).map_err(io_err("create directory", &tmp))?;
         let result = (|| {
             let staged = tmp.join("x");
-            let options = RestoreOptions {
-                read_only: false,
-                confine_symlinks: Some(SymlinkConfinement {
-                    logical: path.to_absolute(),
-                    root: self.store_dir().as_path().to_owned(),
-                }),
-            };
+            // The NAR must hash to what is registered, so its symlinks are those the path had.
+            let options = RestoreOptions { read_only: false, confine_symlinks: None };
             let mut r = HashingReader::new(input, HashAlgo::Sha256);
             nar::restore(&mut r, &staged, &options)?;
             let (got, _) = r.finish();

@@ -48,6 +48,10 @@ pub enum StoreCommand {
         /// Record as references the valid paths whose hashes occur in the tree.
         #[arg(long)]
         scan_references: bool,
+        /// Make LINK a GC root of the added path before the command ends (LINK-2, LINK-3, … for further paths), so
+        /// no collection running meanwhile can take it (adding first and linking after races with a collection).
+        #[arg(long, value_name = "LINK")]
+        add_root: Option<PathBuf>,
     },
     /// Add files as fixed-output paths (`nix-store --add-fixed [--recursive] ALGO`).
     AddFixed {
@@ -72,13 +76,9 @@ pub enum StoreCommand {
     },
     /// Write the NAR serialisation of a path to stdout (`nix-store --dump`).
     Dump { path: PathBuf },
-    /// Recreate a NAR from stdin at DIR (`nix-store --restore`); DIR must not exist.
-    Restore {
-        dir: PathBuf,
-        /// Accept symlinks whose targets leave DIR (absolute or climbing out with `..`).
-        #[arg(long)]
-        allow_escaping_symlinks: bool,
-    },
+    /// Recreate a NAR from stdin at DIR (`nix-store --restore`); DIR must not exist. Symlinks may point anywhere,
+    /// as with Nix (nothing is ever written through one); entry names with `/`, NUL, `.` or `..` are refused.
+    Restore { dir: PathBuf },
     /// Write paths in `nix-store --export` format to stdout.
     Export {
         paths: Vec<String>,
@@ -86,7 +86,7 @@ pub enum StoreCommand {
         #[arg(long)]
         closure: bool,
     },
-    /// Import a `nix-store --export` stream from stdin; prints the imported paths.
+    /// Import a `nix-store --export` stream from stdin, all or nothing; prints the imported paths.
     Import,
     /// What the store records about paths.
     PathInfo {
@@ -264,6 +264,12 @@ fn name_of(path: &Path) -> Result<String> {
         .with_context(|| format!("cannot choose a store name for {} (use --name)", path.display()))
 }
 
+/// The `n`-th (from 0) of a series of links named after `link`: `LINK`, `LINK-2`, `LINK-3`, … (absolute).
+fn numbered_link(link: &Path, n: usize) -> Result<PathBuf> {
+    let link = std::path::absolute(link).with_context(|| format!("cannot resolve {}", link.display()))?;
+    Ok(if n == 0 { link } else { PathBuf::from(format!("{}-{}", link.display(), n + 1)) })
+}
+
 fn print_lines(out: &mut impl Write, paths: &[StorePath], json: bool) -> Result<()> {
     if json {
         let v: Vec<String> = paths.iter().map(ToString::to_string).collect();
@@ -320,17 +326,11 @@ fn run_offline(command: StoreCommand, out: &mut impl Write) -> Result<ExitCode> 
         StoreCommand::Dump { path } => {
             store::nar::dump(&path, &mut *out).with_context(|| format!("cannot dump {}", path.display()))?;
         }
-        StoreCommand::Restore { dir, allow_escaping_symlinks } => {
+        StoreCommand::Restore { dir } => {
             if std::fs::symlink_metadata(&dir).is_ok() {
                 bail!("cannot restore into {}: it already exists", dir.display());
             }
-            let abs =
-                std::path::absolute(&dir).with_context(|| format!("cannot resolve {}", dir.display()))?;
-            let options = store::nar::RestoreOptions {
-                read_only: false,
-                confine_symlinks: (!allow_escaping_symlinks)
-                    .then(|| store::nar::SymlinkConfinement { logical: abs.clone(), root: abs.clone() }),
-            };
+            let options = store::nar::RestoreOptions { read_only: false, confine_symlinks: None };
             let stdin = io::stdin();
             let mut input = BufReader::new(stdin.lock());
             if let Err(e) = store::nar::restore(&mut input, &dir, &options) {
@@ -348,12 +348,12 @@ fn run_offline(command: StoreCommand, out: &mut impl Write) -> Result<ExitCode> 
 
 fn dispatch_store(command: StoreCommand, store: &Store, out: &mut impl Write) -> Result<ExitCode> {
     match command {
-        StoreCommand::Add { paths, name, references, scan_references } => {
+        StoreCommand::Add { paths, name, references, scan_references, add_root } => {
             if name.is_some() && paths.len() != 1 {
                 bail!("--name needs exactly one path");
             }
             let refs = valid(store, &references)?;
-            for path in &paths {
+            for (added, path) in paths.iter().enumerate() {
                 let name = match &name {
                     Some(n) => n.clone(),
                     None => name_of(path)?,
@@ -365,6 +365,13 @@ fn dispatch_store(command: StoreCommand, store: &Store, out: &mut impl Write) ->
                 let p = store
                     .add_tree(&name, path, &refs)
                     .with_context(|| format!("cannot add {}", path.display()))?;
+                // The add left a temporary root in this process, so the path stays alive until the link exists.
+                if let Some(link) = &add_root {
+                    let link = numbered_link(link, added)?;
+                    store
+                        .add_root(&link, &p)
+                        .with_context(|| format!("cannot add the GC root {}", link.display()))?;
+                }
                 writeln!(out, "{p}")?;
             }
         }
@@ -388,7 +395,8 @@ fn dispatch_store(command: StoreCommand, store: &Store, out: &mut impl Write) ->
         StoreCommand::Import => {
             let stdin = io::stdin();
             let mut input = BufReader::new(stdin.lock());
-            let imported = store.import(&mut input).context("cannot import from stdin")?;
+            let imported =
+                store.import(&mut input).context("cannot import from stdin (nothing was imported)")?;
             print_lines(out, &imported, false)?;
         }
         StoreCommand::PathInfo { paths, json } => {
@@ -524,11 +532,31 @@ fn dispatch_store(command: StoreCommand, store: &Store, out: &mut impl Write) ->
             if sigs {
                 problems.extend(super::cache::untrusted(store, paths.as_deref())?);
             }
+            let shown = |v: &[PathBuf]| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>();
             if json.json {
-                writeln!(out, "{}", json!({ "checked": report.checked, "problems": problems }))?;
+                writeln!(
+                    out,
+                    "{}",
+                    json!({
+                        "checked": report.checked,
+                        "problems": problems,
+                        "removedTemporaries": shown(&report.removed_temporaries),
+                        "unregistered": shown(&report.unregistered),
+                    })
+                )?;
             } else {
                 for p in &problems {
                     eprintln!("error: {p}");
+                }
+                for p in &report.removed_temporaries {
+                    eprintln!("removed {}, left by a killed process", p.display());
+                }
+                for p in &report.unregistered {
+                    eprintln!(
+                        "warning: {} is not a registered path (an interrupted add or collection left it; \
+                         `fhskit store gc` removes it)",
+                        p.display()
+                    );
                 }
                 writeln!(out, "checked {} paths, {} problems", report.checked, problems.len())?;
             }
