@@ -50,6 +50,12 @@ impl Analysis {
 pub fn analyse(target: &Path, required: &[String]) -> Result<Analysis> {
     let target =
         std::path::absolute(target).with_context(|| format!("cannot resolve {}", target.display()))?;
+    if target.is_dir() {
+        return Err(crate::hint::hinted(
+            format!("cannot run {}: it is a directory, not a program", target.display()),
+            "name the program inside it (`fhskit patch` takes whole directories)",
+        ));
+    }
     if !target.is_file() {
         bail!("cannot run {}: no such file", target.display());
     }

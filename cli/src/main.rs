@@ -7,6 +7,7 @@ mod analysis;
 mod commands;
 mod dlopen;
 mod eval_store;
+mod hint;
 mod launcher;
 mod realise;
 mod strategy;
@@ -184,10 +185,13 @@ fn init_logging(verbose: u8) {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().init();
 }
 
-/// Prints `error: …` with the cause chain, as every command reports failure.
+/// Prints `error: …` with the cause chain and the hints it carries, as every command reports failure.
 fn report(err: &anyhow::Error) {
     eprintln!("error: {err}");
     for cause in err.chain().skip(1) {
         eprintln!("  caused by: {cause}");
+    }
+    for h in hint::hints(err) {
+        eprintln!("hint: {h}");
     }
 }

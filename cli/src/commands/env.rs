@@ -205,8 +205,22 @@ fn print_report(report: &fhsenv::BuildReport, out: &Path, verbose: u8) {
     }
 }
 
+/// Reads an env.toml, refusing a Nix file with a hint (a buildFHSEnv expression is built, not read as a spec).
+fn load_spec(path: &Path) -> anyhow::Result<EnvSpec> {
+    if path.extension().is_some_and(|e| e == "nix") {
+        return Err(crate::hint::hinted(
+            format!(
+                "cannot use {} as an env: it is a Nix file, and env takes an env.toml or a built env",
+                path.display()
+            ),
+            format!("build a buildFHSEnv expression with `fhskit build {}`", path.display()),
+        ));
+    }
+    Ok(EnvSpec::load(path)?)
+}
+
 fn build(spec_path: &Path, out: Option<&Path>, verbose: u8) -> anyhow::Result<ExitCode> {
-    let spec = EnvSpec::load(spec_path)?;
+    let spec = load_spec(spec_path)?;
     crate::substitute::realise_dirs(spec.all_packages().map(|(p, _)| p))?;
     let out = out.map_or_else(|| default_out(spec_path, &spec), Path::to_path_buf);
     let report =
@@ -221,7 +235,7 @@ fn open_env(env: &Path, verbose: u8) -> anyhow::Result<BuiltEnv> {
     if env.is_dir() {
         return Ok(BuiltEnv::open(env)?);
     }
-    let spec = EnvSpec::load(env)?;
+    let spec = load_spec(env)?;
     crate::substitute::realise_dirs(spec.all_packages().map(|(p, _)| p))?;
     let out = default_out(env, &spec);
     if let Ok(built) = BuiltEnv::open(&out)
