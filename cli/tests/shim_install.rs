@@ -682,3 +682,112 @@ fn the_aarch64_shim_installs_and_serves_programs_under_qemu() {
     assert!(out.contains("removed the aarch64-linux shim"), "{out}");
     assert!(!qemu().status.success(), "runs after the uninstall");
 }
+
+/// Builds `shim-maps.c` (`-DWITH_ZLIB` and libz.so.1 for 64-bit) with `interpreter`.
+fn build_maps(dir: &Path, name: &str, interpreter: &Path, m32: bool) -> Result<PathBuf, String> {
+    let program = dir.join(name);
+    let src = fixture("shim-maps.c");
+    let mut args: Vec<&OsStr> = vec![src.as_os_str(), os("-o"), program.as_os_str()];
+    if m32 {
+        args.push(os("-m32"));
+    } else {
+        args.extend(["-DWITH_ZLIB", "-Wl,--no-as-needed", "-l:libz.so.1"].map(os));
+    }
+    cc(&args)?;
+    set_interpreter(&program, interpreter);
+    Ok(program)
+}
+
+/// The objects `shim-maps` reports as mapped, by file name (the path each was loaded from).
+fn mapped(out: &str) -> Vec<(String, String)> {
+    out.lines()
+        .filter_map(|line| line.strip_prefix("mapped "))
+        .map(|path| (Path::new(path).file_name().unwrap().to_string_lossy().into_owned(), path.to_owned()))
+        .collect()
+}
+
+/// Each of `names` (a soname, or the start of the versioned file it links to) is mapped from a file in the store
+/// (the shim itself, named like the loader, is mapped from the root; the real loader it started must come from the
+/// store).
+#[track_caller]
+fn assert_from_store(objects: &[(String, String)], names: &[&str], store_dir: &Path, out: &str) {
+    for name in names {
+        assert!(
+            objects
+                .iter()
+                .any(|(n, path)| n.starts_with(name) && Path::new(path).starts_with(store_dir.join("store"))),
+            "{name} is not mapped from the store: {out}"
+        );
+    }
+}
+
+/// `--steam-libraries`: the steam-run set (64- and 32-bit) realised from the host's dpkg database into the store as
+/// the shim's default libraries; programs with nothing in their environment get the loader, the C library and
+/// libz from the set's store paths.
+#[test]
+fn install_with_the_steam_libraries_serves_64_and_32_bit_programs_from_the_store() {
+    let dir = scratch("steam-libraries");
+    let root = dir.join("root");
+    fs::create_dir_all(&root).unwrap();
+    let program = build_maps(&dir, "maps64", &root.join("lib64/ld-linux-x86-64.so.2"), false).unwrap();
+    assert_does_not_run(&program);
+    let store_dir = dir.join("store");
+    let out = fhskit(&[
+        os("shim"),
+        os("install"),
+        os("--root"),
+        root.as_os_str(),
+        os("--steam-libraries"),
+        os("--offline"),
+        os("--store"),
+        store_dir.as_os_str(),
+    ]);
+    let stdout = assert_ok(&out);
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("fhskit: the steam-run library set: "), "{stderr}");
+    assert!(stdout.contains("installed the x86_64-linux shim"), "{stdout}");
+    let state = root.join("var/lib/fhskit/ld-shim/x86_64-linux");
+    let set = fs::read_link(state.join("lib")).unwrap();
+    assert!(set.to_string_lossy().ends_with("-ld-shim-libraries-x86_64-linux"), "{}", set.display());
+    // The C/C++ runtime is always in the set, and libz (one of the optional libraries) where the host has it.
+    for (name, package) in
+        [("libc.so.6", "-libc6-"), ("libstdc++.so.6", "-libstdc++6-"), ("libz.so.1", "-zlib1g-")]
+    {
+        let target = fs::canonicalize(set.join(name)).unwrap();
+        assert!(target.starts_with(store_dir.join("store")), "{name} -> {}", target.display());
+        assert!(target.to_string_lossy().contains(package), "{name} -> {}", target.display());
+    }
+    let loader = fs::read_link(state.join("ld.so")).unwrap();
+    assert!(loader.to_string_lossy().contains("-libc6-"), "{}", loader.display());
+
+    let out = assert_ok(&run_empty_env(&program));
+    assert!(out.starts_with("zlib "), "{out}");
+    let objects = mapped(&out);
+    assert_from_store(&objects, &["libz.so.1", "libc.so.6", "ld-linux-x86-64.so.2"], &store_dir, &out);
+
+    // The 32-bit half: the i686 shim at /lib/ld-linux.so.2 with the set's 32-bit C library.
+    if ld_shim::embedded::I686.is_none() {
+        test_support::unmet(
+            "fhskit was built without the 32-bit shim (no i686-unknown-linux-gnu Rust target)",
+        );
+        return;
+    }
+    let program32 = match build_maps(&dir, "maps32", &root.join("lib/ld-linux.so.2"), true) {
+        Ok(program) => program,
+        Err(err) => {
+            test_support::unmet(format!("cc -m32 cannot build the fixtures: {err}"));
+            return;
+        }
+    };
+    assert!(stdout.contains("installed the i686-linux shim"), "{stdout}");
+    let set32 = fs::read_link(root.join("var/lib/fhskit/ld-shim/i686-linux/lib")).unwrap();
+    assert!(set32.to_string_lossy().ends_with("-ld-shim-libraries-i686-linux"), "{}", set32.display());
+    let out = assert_ok(&run_empty_env(&program32));
+    let objects = mapped(&out);
+    assert_from_store(&objects, &["libc.so.6", "ld-linux.so.2"], &store_dir, &out);
+
+    // The set and its packages live until uninstall.
+    assert_ok(&fhskit(&[os("shim"), os("uninstall"), os("--root"), root.as_os_str()]));
+    assert_does_not_run(&program);
+    assert!(!root.join("var/lib/fhskit").exists());
+}

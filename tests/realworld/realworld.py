@@ -307,7 +307,7 @@ class Runner:
                 stdout=subprocess.DEVNULL)
         out = run([self.fhskit, "patch", "--offline", self.fhskit], env=env, capture_output=True, text=True,
                   cwd=self.w.work).stdout.strip()
-        self.harness = dict(fhskit=os.path.join(out, "bin", "fhskit"), mount=os.path.join(tools, "mount"),
+        self.harness = dict(fhskit=os.path.join(out, "bin", os.path.basename(self.fhskit)), mount=os.path.join(tools, "mount"),
                             env=os.path.join(tools, "env"))
 
     def env(self, store, extra=None):

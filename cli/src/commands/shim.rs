@@ -390,6 +390,15 @@ fn realise_packages(store: &Store, args: &PackageArgs) -> Result<Closure> {
     };
     let closure =
         realise::resolve(store, &needs, &options).with_context(|| format!("cannot realise {what}"))?;
+    if args.steam_libraries {
+        // Like steam-run: the set is broad on purpose, so what no source has is said, not fatal.
+        let total = needs.optional.len();
+        eprintln!(
+            "fhskit: the steam-run library set: {} of {total} default libraries and tools available, {} packages",
+            total - closure.left_out.len(),
+            closure.packages.len()
+        );
+    }
     let (packages, libraries): (Vec<_>, Vec<_>) =
         closure.missing.iter().cloned().partition(|m| matches!(m.need, Need::Package(_)));
     if !packages.is_empty() {
