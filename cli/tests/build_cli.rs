@@ -5,7 +5,8 @@
 //! - the builder's environment and sandbox (variables, ids, hostname, /etc, /dev, only inputs visible, read-only
 //!   inputs, no network, umask, timestamps) and canonical outputs
 //! - references found by scanning; multiple outputs and `result-<output>` links
-//! - `builtin:fetchurl` (`<nix/fetchurl.nix>`), the fake-hash workflow, exit status 102
+//! - `builtin:fetchurl` (`<nix/fetchurl.nix>`), the fake-hash workflow, exit status 102; `unpack` (an xz NAR),
+//!   `executable`, `urls` tried in turn; the warning of an unsandboxed build
 //! - failures: builder exit (100), `--keep-failed`, timeouts (101), `--keep-going`, dependency failures
 //! - `--check` (104, `.check` with `-K`), `--dry-run`, passAsFile, structured attrs, exportReferencesGraph
 
@@ -261,6 +262,93 @@ in {{ inherit src; use = mk "uses-src" "cat ${{src}} > $out"; }}"#,
         let err = env.fails(&["build", f.to_str().unwrap()], 1);
         assert!(err.contains("HTTP error 404"), "{err}");
     });
+}
+
+#[test]
+fn fetchurl_unpacks_nars_makes_executables_and_tries_each_url() {
+    let Some(env) = Env::new(users()[0]) else { return };
+    let fhskit = |args: &[&str]| {
+        let out = std::process::Command::new(&env.fhskit).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        out.stdout
+    };
+    let nix32 = |path: &std::path::Path| {
+        let out = fhskit(&["store", "hash", "--type", "sha256", "--base32", path.to_str().unwrap()]);
+        String::from_utf8(out).unwrap().trim().to_owned()
+    };
+    use std::os::unix::fs::PermissionsExt;
+    // A tree served as an xz-compressed NAR (unpack = true), and a script (executable = true).
+    let src = env.tmp.path().join("fetch-src");
+    std::fs::create_dir_all(src.join("tree/bin")).unwrap();
+    std::fs::write(src.join("tree/a.txt"), "A\n").unwrap();
+    std::fs::write(src.join("tree/bin/run"), "#!/bin/sh\necho run\n").unwrap();
+    std::fs::set_permissions(src.join("tree/bin/run"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink("a.txt", src.join("tree/l")).unwrap();
+    std::fs::write(src.join("tool"), "#!/bin/sh\necho tool says hi\n").unwrap();
+    std::fs::set_permissions(src.join("tool"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let nar = fhskit(&["store", "dump", src.join("tree").to_str().unwrap()]);
+    let mut xz = liblzma::write::XzEncoder::new(Vec::new(), 6);
+    std::io::Write::write_all(&mut xz, &nar).unwrap();
+    let nar_xz = xz.finish().unwrap();
+    let tool = std::fs::read(src.join("tool")).unwrap();
+    let server = Server::start(HashMap::from([
+        ("/tree.nar.xz".to_owned(), nar_xz),
+        ("/tool".to_owned(), tool.clone()),
+    ]));
+    let (tree_hash, tool_hash) = (nix32(&src.join("tree")), nix32(&src.join("tool")));
+    let flat_hash = sha256_nix32(env.tmp.path(), &tool);
+    let f = env.nix(
+        "fetch-kinds",
+        &format!(
+            r#"let
+  tree = import <nix/fetchurl.nix> {{ url = "{tree_url}"; unpack = true; sha256 = "{tree_hash}"; }};
+  tool = import <nix/fetchurl.nix> {{ url = "{tool_url}"; executable = true; sha256 = "{tool_hash}"; }};
+  mirrored = derivation {{
+    name = "mirrored"; system = "builtin"; builder = "builtin:fetchurl";
+    url = "{gone}"; urls = [ "{gone}" "{tool_url}" ];
+    outputHashMode = "flat"; outputHashAlgo = "sha256"; outputHash = "{flat_hash}";
+  }};
+in {{
+  inherit tree tool mirrored;
+  use = mk "use-fetched" "cat ${{tree}}/a.txt ${{tree}}/l > $out; ${{tree}}/bin/run >> $out; ${{tool}} >> $out";
+}}"#,
+            tree_url = server.url("/tree.nar.xz"),
+            tool_url = server.url("/tool"),
+            gone = server.url("/gone"),
+        ),
+    );
+    let fs = f.to_str().unwrap();
+    let tree = env.ok(&["build", fs, "-A", "tree", "--no-out-link"]);
+    let tree = tree.trim();
+    assert!(tree.ends_with("-tree.nar.xz"), "{tree}");
+    assert_eq!(env.read(&format!("{tree}/a.txt")), "A\n");
+    assert_eq!(std::fs::read_link(format!("{tree}/l")).unwrap().to_str().unwrap(), "a.txt");
+    let mode = |p: &str| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&format!("{tree}/bin/run")), 0o555);
+    let info: serde_json::Value =
+        serde_json::from_str(&env.ok(&["store", "path-info", "--json", tree])).unwrap();
+    assert_eq!(info[0]["ca"].as_str().unwrap(), format!("fixed:r:sha256:{tree_hash}"));
+    let t = env.ok(&["build", fs, "-A", "tool", "--no-out-link"]);
+    assert_eq!(mode(t.trim()), 0o555, "executable = true");
+    // `urls` are tried in turn: the first answers 404, the second serves the file.
+    let out = env.run(&["build", fs, "-A", "mirrored", "--no-out-link"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let m = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(std::fs::read(m.trim()).unwrap(), tool);
+    assert_eq!(mode(m.trim()), 0o444);
+    assert_eq!(server.hits("/gone"), 1);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("HTTP error 404"), "{err}");
+    // The fetched paths are usable inputs: the tree's script and the executable run in the sandbox.
+    let used = env.ok(&["build", fs, "-A", "use", "--no-out-link"]);
+    assert_eq!(env.read(&used), "A\nA\nrun\ntool says hi\n");
+    assert_eq!(server.hits("/tree.nar.xz"), 1, "fetched once");
+    // Building without the sandbox says so once.
+    let f = env.nix("nosandbox", r#"[ (mk "ns-1" "echo 1 > $out") (mk "ns-2" "echo 2 > $out") ]"#);
+    let out = env.run(&["build", f.to_str().unwrap(), "--no-out-link", "--option", "sandbox", "false"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.matches("warning: building without the sandbox").count(), 1, "{err}");
 }
 
 #[test]
