@@ -60,6 +60,7 @@ PROGRAMS = [
          kind="database CLI", exe="usr/bin/sqlite3",
          args=[":memory:", "select 'sqlite:' || (6*7) || ':' || sqlite_version();"], check=("out", "sqlite:42")),
     dict(id="chromium", source="deb", name="chromium", version="150.0.7871.100-1~deb12u1", arch="amd64",
+         extra=[("chromium-common", "150.0.7871.100-1~deb12u1", "amd64")],
          kind="Chromium (zygote re-executes /proc/self/exe)", exe="usr/lib/chromium/chromium",
          args=["--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir={work}/chromium-profile",
                "--dump-dom", "file://{work}/page.html"],
@@ -210,8 +211,10 @@ class World:
             return
         if p.get("source") == "deb":
             out = os.path.join(self.dl, "debs")
+            # The program's package and the packages unpacked with it (its data, resources), which it depends on.
+            wanted = [(p["name"], p["arch"])] + [(name, arch) for name, _, arch in p.get("extra", [])]
             debs = [os.path.join(out, d) for d in os.listdir(out)
-                    if d.startswith(p["name"] + "_") and d.endswith(f"_{p['arch']}.deb")]
+                    if any(d.startswith(name + "_") and d.endswith(f"_{arch}.deb") for name, arch in wanted)]
             run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *debs], check=False,
                 env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"), stdout=subprocess.DEVNULL)
         elif p["id"] in HOST_PACKAGES:
