@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use pkgs::cache::{Cache, CacheLock};
 use pkgs::config::{LoadOptions, Settings};
@@ -104,13 +104,15 @@ fn settings(common: &Common) -> Result<Settings> {
 
 fn require_repos(s: &Settings) -> Result<()> {
     if s.repositories.is_empty() {
-        bail!(
-            "no package repository is configured\n\
-             hint: add a [[pkgs.repository]] table (url, suite, components, architectures, keyring) to {}, \
-             or pass --repo '[signed-by=KEYRING] URL SUITE COMPONENT'",
-            pkgs::config::default_config_file()
-                .map_or_else(|| "~/.config/fhskit/config.toml".into(), |p| p.display().to_string())
-        );
+        return Err(crate::hint::hinted(
+            "no package repository is configured",
+            format!(
+                "add a [[pkgs.repository]] table (url, suite, components, architectures, keyring) to {}, \
+                 or pass --repo '[signed-by=KEYRING] URL SUITE COMPONENT'",
+                pkgs::config::default_config_file()
+                    .map_or_else(|| "~/.config/fhskit/config.toml".into(), |p| p.display().to_string())
+            ),
+        ));
     }
     Ok(())
 }
@@ -293,7 +295,10 @@ fn fetch(s: &Settings, cache: &Cache, common: &Common, args: FetchArgs) -> Resul
     let lock = if args.packages.is_empty() {
         let path = args.lock.clone().unwrap_or_else(|| PathBuf::from("fhskit.lock"));
         Lock::read(&path).map_err(|e| {
-            anyhow!("{e}\nhint: name packages to fetch, or run 'fhskit pkgs resolve PACKAGE…' first")
+            crate::hint::hinted(
+                e.to_string(),
+                "name packages to fetch, or run 'fhskit pkgs resolve PACKAGE…' first",
+            )
         })?
     } else {
         let pins = match &args.lock {
