@@ -179,6 +179,7 @@ fn gc_delete_verify_optimise() {
     assert!(live.contains(d) && !live.contains(h));
     let err = fails(tmp.path(), &["store", "delete", d], None);
     assert!(err.contains("since it is still alive"), "{err}");
+    assert!(err.ends_with("\nhint: `fhskit store roots` shows what keeps paths alive\n"), "{err}");
     assert_eq!(ok(tmp.path(), &["store", "delete", h]), "1 store paths deleted, 0.00 MiB freed\n");
     let out = ok(tmp.path(), &["store", "gc", "--json"]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();

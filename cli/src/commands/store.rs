@@ -507,9 +507,10 @@ fn dispatch_store(command: StoreCommand, store: &Store, out: &mut impl Write) ->
             match store.delete_paths(&paths, &GcOptions::default()) {
                 Ok(result) => report_deleted(&result, out, false)?,
                 Err(e @ (store::StoreError::Alive(_) | store::StoreError::Referenced { .. })) => {
-                    eprintln!("error: {e}");
-                    eprintln!("hint: `fhskit store roots` shows what keeps paths alive");
-                    return Ok(ExitCode::FAILURE);
+                    return Err(crate::hint::hinted(
+                        e.to_string(),
+                        "`fhskit store roots` shows what keeps paths alive",
+                    ));
                 }
                 Err(e) => return Err(e.into()),
             }
