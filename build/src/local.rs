@@ -386,8 +386,26 @@ fn build_external(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
                 inputs.extend(store.closure(&[p]).map_err(|e| job.error(e))?);
             }
         }
+        let fhs_root = match job.drv.env.get(sandbox::FHS_ROOT_ATTR) {
+            Some(p) => {
+                let root = store.parse_path(p).map_err(|e| job.error(e))?;
+                if !inputs.contains(&root) {
+                    return Err(job.failure(
+                        FailureKind::Other,
+                        format!(
+                            "derivation '{}': '{}' = '{p}' is not among its inputs",
+                            job.drv_path,
+                            sandbox::FHS_ROOT_ATTR
+                        ),
+                    ));
+                }
+                Some(root)
+            }
+            None => None,
+        };
         let (c, mounts) = sandbox::prepare(&SandboxInput {
             store,
+            fhs_root: fhs_root.as_ref(),
             settings: &b.settings,
             fixed_output,
             inputs: &inputs,

@@ -151,7 +151,15 @@ pub(crate) struct SandboxInput<'a> {
     /// The build directory on the host.
     pub build_dir: &'a Path,
     pub identity: &'a Identity,
+    /// An input whose `usr`, `bin`, `lib*`, `sbin`, `opt` and `etc` entries appear at the root (see
+    /// [`FHS_ROOT_ATTR`]).
+    pub fhs_root: Option<&'a StorePath>,
 }
+
+/// The derivation attribute naming an FHS tree (an input store path holding `usr/…`) to show at the sandbox's
+/// root, so that programs from Debian packages find their loader, libraries and data where they were built to
+/// (fhskit's package set sets it; Nix ignores it).
+pub const FHS_ROOT_ATTR: &str = "fhskitRoot";
 
 fn inside(root: &Path, path: &Path) -> PathBuf {
     root.join(path.strip_prefix("/").unwrap_or(path))
@@ -257,6 +265,10 @@ pub(crate) fn prepare(input: &SandboxInput<'_>) -> Result<(Chroot, Vec<Mount>)> 
         mounts.push(Mount::Bind { source, target, read_only: true, recursive: false });
     }
 
+    if let Some(fhs) = input.fhs_root {
+        link_fhs_root(store, fhs, &root)?;
+    }
+
     // The build directory.
     let build_target = inside(&root, &input.settings.sandbox_build_dir);
     if build_target.starts_with(&store_in_root) {
@@ -326,10 +338,50 @@ pub(crate) fn prepare(input: &SandboxInput<'_>) -> Result<(Chroot, Vec<Mount>)> 
         if target.starts_with(&store_in_root) && fs::symlink_metadata(&target).is_ok() {
             continue; // an input already
         }
+        if input.fhs_root.is_some() && under_link(&root, &target) {
+            continue; // the FHS tree provides this directory (its /bin/sh, say)
+        }
         mount_point(&sp.source, &target)?;
         mounts.push(Mount::Bind { source: sp.source.clone(), target, read_only: true, recursive: true });
     }
     Ok((chroot, mounts))
+}
+
+/// Links the top-level directories of the FHS tree `fhs` (an input, mounted in the store directory) at the
+/// sandbox's root, and its `etc` entries into the sandbox's `/etc` where the sandbox has none of its own.
+fn link_fhs_root(store: &Store, fhs: &StorePath, root: &Path) -> Result<()> {
+    let physical = store.physical_path(fhs);
+    let logical = fhs.to_string();
+    for entry in ["usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "opt"] {
+        if fs::symlink_metadata(physical.join(entry)).is_ok() {
+            let target = root.join(entry);
+            symlink(format!("{logical}/{entry}"), &target).map_err(io_err("create symlink", &target))?;
+        }
+    }
+    let etc = physical.join("etc");
+    if let Ok(entries) = fs::read_dir(&etc) {
+        for e in entries {
+            let e = e.map_err(io_err("read directory", &etc))?;
+            let target = root.join("etc").join(e.file_name());
+            if fs::symlink_metadata(&target).is_err() {
+                let to = format!("{logical}/etc/{}", e.file_name().to_string_lossy());
+                symlink(to, &target).map_err(io_err("create symlink", &target))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a directory above `target` (below `root`) is a symlink: an FHS tree's directory, read-only.
+fn under_link(root: &Path, target: &Path) -> bool {
+    let mut p = target.parent();
+    while let Some(dir) = p.filter(|d| *d != root && d.starts_with(root)) {
+        if fs::symlink_metadata(dir).is_ok_and(|m| m.is_symlink()) {
+            return true;
+        }
+        p = dir.parent();
+    }
+    false
 }
 
 /// The child of a sandboxed build.

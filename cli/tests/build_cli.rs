@@ -677,3 +677,42 @@ fn landlock_keeps_an_unprivileged_builder_from_writing_its_sandbox() {
     let out = env.ok(&["build", f.to_str().unwrap(), "--no-out-link", "--option", "landlock", "false"]);
     assert_eq!(env.read(&out), "writable\n", "without Landlock the sandbox's /etc is the user's own");
 }
+
+#[test]
+fn an_fhs_root_shows_at_the_sandbox_root() {
+    each_user(|env| {
+        // `fhskitRoot` names an input whose usr/, bin/ and etc/ entries the sandbox shows at its root; the
+        // sandbox's own /etc files stay, and /bin/sh comes from the tree instead of sandbox-paths.
+        let root = env.work().join("root");
+        std::fs::create_dir_all(root.join("usr/share")).unwrap();
+        std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("usr/share/marker"), "usr\n").unwrap();
+        std::fs::write(root.join("usr/bin/tool"), "tree-bin\n").unwrap();
+        std::fs::write(root.join("etc/fhs-marker"), "etc\n").unwrap();
+        std::os::unix::fs::symlink("usr/bin", root.join("bin")).unwrap();
+        let f = env.nix(
+            "fhs",
+            r#"mkWith { fhskitRoot = "${./root}"; } "fhs" ''
+              cat /usr/share/marker /etc/fhs-marker /bin/tool > $out
+              grep -q nixbld /etc/passwd && echo own-passwd >> $out
+            ''"#,
+        );
+        let out = env.ok(&["build", f.to_str().unwrap()]);
+        assert_eq!(env.read(&out), "usr\netc\ntree-bin\nown-passwd\n");
+        // Without the attribute nothing of it shows.
+        let g = env.nix(
+            "plain",
+            r#"mk "plain" "test -e /usr/share/marker && echo seen > $out || echo unseen > $out""#,
+        );
+        let out = env.ok(&["build", g.to_str().unwrap()]);
+        assert_eq!(env.read(&out), "unseen\n");
+        // A tree that is not an input is refused.
+        let h = env.nix(
+            "notinput",
+            r#"mkWith { fhskitRoot = builtins.unsafeDiscardStringContext "${./root}"; } "ni" "echo > $out""#,
+        );
+        let err = text(&env.run(&["build", h.to_str().unwrap()]));
+        assert!(err.contains("'fhskitRoot' = '") && err.contains("is not among its inputs"), "{err}");
+    });
+}
