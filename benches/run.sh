@@ -17,6 +17,7 @@ runs=${1:-30}
 cargo build --release -j2 --bin fhskit >/dev/null 2>&1
 fhskit=$(realpath "${CARGO_TARGET_DIR:-target}/release/fhskit")
 work=$(mktemp -d /tmp/fhskit-bench-run.XXXXXX)
+server=
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
 export FHSKIT_STORE="$work/store" XDG_CACHE_HOME="$work/cache" XDG_CONFIG_HOME="$work/config"
 cp /usr/bin/zstd "$work/zstd"
@@ -26,7 +27,7 @@ prog="$work/zstd"
 for s in patch shim fhs; do "$fhskit" run --offline --strategy $s "$prog" --version >/dev/null; done
 plan() { "$fhskit" -v run --offline --strategy "$1" "$prog" --version 2>&1 >/dev/null; }
 patched=$(plan patch | sed -n 's/^  patched copy: //p')
-shimline=$(plan shim | sed -n 's/^  shim \(.*\) with loader \(.*\)$/\1 \2/p')
+shimline=$(plan shim | sed -n 's/^  shim \(.*\) at .* with loader \(.*\)$/\1 \2/p')
 shim=${shimline% *}
 loader=${shimline#* }
 libpath=$(plan shim | sed -n 's/^  library path: //p')
