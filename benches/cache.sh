@@ -20,7 +20,7 @@ mb=${2:-500}
 cargo build --release -j2 --bin fhskit >/dev/null 2>&1
 fhskit=$(realpath "${CARGO_TARGET_DIR:-target}/release/fhskit")
 work=$(mktemp -d /tmp/fhskit-bench-cache.XXXXXX)
-trap 'kill $(cat "$work/serve.pid" 2>/dev/null) 2>/dev/null; chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $(cat "$work/serve.pid" 2>/dev/null) 2>/dev/null || true; chmod -R u+w "$work" 2>/dev/null || true; rm -rf "$work"' EXIT
 export NIX_CONFIG="build-users-group =
 substituters =
 experimental-features = nix-command"
