@@ -24,6 +24,7 @@
 mod env;
 mod error;
 mod fetchurl;
+mod fhsroot;
 mod local;
 mod lock;
 pub mod log;

@@ -192,6 +192,9 @@ fn build_builtin(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
             &mut emit,
         ),
         ("fetchurl", None) => Err("'builtin:fetchurl' requires an 'out' output".to_owned()),
+        ("fhskit-root", Some(out)) => {
+            crate::fhsroot::build(store, job.drv, &chroot.output_location(out), &mut emit)
+        }
         (other, _) => Err(format!("unsupported builtin builder '{other}'")),
     };
     if let Err(e) = result {
