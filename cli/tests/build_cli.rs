@@ -716,3 +716,54 @@ fn an_fhs_root_shows_at_the_sandbox_root() {
         assert!(err.contains("'fhskitRoot' = '") && err.contains("is not among its inputs"), "{err}");
     });
 }
+
+#[test]
+fn fhskit_root_merges_debian_trees_and_their_references() {
+    each_user(|env| {
+        // Two package trees as Debian lays them out: `tool` links to a file of `base` through a relative link
+        // that only resolves in the merged tree (gcc → gcc-12); `base` is reached only through a reference.
+        let w = env.work();
+        std::fs::create_dir_all(w.join("base/usr/bin")).unwrap();
+        std::fs::create_dir_all(w.join("base/usr/share/doc/base")).unwrap();
+        std::fs::create_dir_all(w.join("base/DEBIAN")).unwrap();
+        std::fs::write(w.join("base/usr/bin/tool-12"), "real tool\n").unwrap();
+        std::fs::write(w.join("base/usr/share/doc/base/copyright"), "doc\n").unwrap();
+        std::fs::write(w.join("base/DEBIAN/postinst"), "#!/bin/sh\n").unwrap();
+        std::fs::write(w.join("base/usr/bin/both"), "from base\n").unwrap();
+        let base = env.ok(&["store", "add", "--name", "base", w.join("base").to_str().unwrap()]);
+        let base = base.trim();
+        std::fs::create_dir_all(w.join("tool/usr/bin")).unwrap();
+        std::fs::create_dir_all(w.join("tool/nix-support")).unwrap();
+        std::os::unix::fs::symlink("tool-12", w.join("tool/usr/bin/tool")).unwrap();
+        std::fs::write(w.join("tool/usr/bin/both"), "from tool\n").unwrap();
+        std::fs::write(w.join("tool/nix-support/propagated-build-inputs"), format!("{base}\n")).unwrap();
+        let tool = env.ok(&[
+            "store",
+            "add",
+            "--name",
+            "tool",
+            "--reference",
+            base,
+            w.join("tool").to_str().unwrap(),
+        ]);
+        let tool = tool.trim();
+        let f = env.nix(
+            "root",
+            &format!(
+                r#"let root = derivation {{ name = "root"; system = "x86_64-linux"; builder = "builtin:fhskit-root";
+                     paths = [ (builtins.storePath "{tool}") ]; }};
+                 in mkWith {{ fhskitRoot = root; }} "use-root" ''
+                   cat /usr/bin/tool /usr/bin/both > $out
+                   test -e /usr/share/doc/base && echo docs >> $out
+                   test -e /DEBIAN && echo control >> $out
+                   test -e /nix-support && echo support >> $out
+                   true
+                 ''"#
+            ),
+        );
+        let out = env.ok(&["build", f.to_str().unwrap()]);
+        // The relative link resolved in the tree; the first package listed wins a path both provide; docs,
+        // control files and nix-support stay out.
+        assert_eq!(env.read(&out), "real tool\nfrom tool\n");
+    });
+}

@@ -226,6 +226,7 @@ let
           args = [ "-e" ./default-builder.sh ];
           stdenv = stdenv.setup;
           fhskitRoot = root;
+          fhskitDebianInputs = map toString (filter isDebian allInputs);
           doCheck = if doCheck then "1" else "";
         };
       drv =

@@ -275,6 +275,40 @@ substituteAllInPlace() {
     substituteAll "$fileName" "$fileName" "$@"
 }
 
+# fhskitLinkTree SRC DST MODE: links every file of SRC into DST (symlinkJoin, buildEnv): a path DST lacks
+# becomes a link to SRC's; directories on both sides are merged (a link to a directory is replaced by a real
+# directory of links first). MODE says what two files at one path do: `ignore` keeps the first, `check` accepts
+# them when their contents are equal, `error` fails.
+fhskitLinkTree() {
+    local src="$1" dst="$2" mode="$3" entry name target
+    for entry in "$src"/* "$src"/.[!.]* "$src"/..?*; do
+        [ -e "$entry" ] || [ -L "$entry" ] || continue
+        name="${entry##*/}"
+        target="$dst/$name"
+        if [ ! -e "$target" ] && [ ! -L "$target" ]; then
+            ln -s "$entry" "$target"
+        elif [ -d "$entry" ] && [ -d "$target" ]; then
+            if [ -L "$target" ]; then
+                local old
+                old="$(readlink -f "$target")"
+                rm "$target"
+                mkdir "$target"
+                fhskitLinkTree "$old" "$target" "$mode"
+            fi
+            fhskitLinkTree "$entry" "$target" "$mode"
+        elif [ "$(readlink -f "$entry")" = "$(readlink -f "$target")" ]; then
+            :
+        elif [ "$mode" = ignore ]; then
+            :
+        elif [ "$mode" = check ] && [ -f "$entry" ] && [ -f "$target" ] && cmp -s "$entry" "$target"; then
+            :
+        else
+            echo "collision between \`$(readlink -f "$target")' and \`$(readlink -f "$entry")'" >&2
+            return 1
+        fi
+    done
+}
+
 ######################################################################
 # Initialisation.
 
@@ -345,6 +379,14 @@ _firstOutput() {
 
 declare -a pkgs=()
 declare -A _pkgSeen=()
+
+# Debian packages (listed in fhskitDebianInputs by mkDerivation) and their dependencies are in the tree at /:
+# their programs are in /usr/bin, headers in /usr/include, libraries and .pc files where Debian's gcc and
+# pkg-config look. They are not activated (their include/ and lib/ views as -isystem/-L flags would put glibc's
+# headers before libstdc++'s and break #include_next).
+for _i in ${fhskitDebianInputs:-}; do
+    _pkgSeen[$_i]=1
+done
 
 findInputs() {
     local pkg="$1"
