@@ -6,8 +6,9 @@
 //! derivations in parallel (`max-jobs`), each in a sandbox made with `fhsenv`'s namespace code (`sandbox`): only
 //! its input closure visible, no network unless it is fixed-output. Outputs are canonicalised, scanned for
 //! references and registered in the `store` with their deriver. `builtin:fetchurl` runs in-process with the
-//! fixed-output hash check. Locks keep two processes from building the same output; a killed builder's temporary
-//! files are removed by the next [`Builder::new`]. Library code: it reports through an [`Observer`] and never
+//! fixed-output hash check; `builtin:fhsenv` (fhskit's own) makes an FHS env tree with `fhsenv`. Locks keep two
+//! processes from building the same output; a killed builder's temporary files are removed by the next
+//! [`Builder::new`]. Library code: it reports through an [`Observer`] and never
 //! prints; `cli` draws the output.
 //!
 //! ```no_run
@@ -24,6 +25,7 @@
 mod env;
 mod error;
 mod fetchurl;
+mod fhsenv_builtin;
 mod fhsroot;
 mod local;
 mod lock;
@@ -42,6 +44,7 @@ use store::{Store, StorePath};
 
 pub use env::hash_placeholder;
 pub use error::{BuildError, Failure, FailureKind, Result, exit_status};
+pub use sandbox::FHS_ROOT_ATTR;
 pub use settings::{SandboxMode, SandboxPath, Settings};
 
 /// A derivation and the outputs wanted of it (`None`: all of them), as `nix-store -r DRV` or `DRV!out,dev`.

@@ -195,6 +195,14 @@ fn build_builtin(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
         ("fhskit-root", Some(out)) => {
             crate::fhsroot::build(store, job.drv, &chroot.output_location(out), &mut emit)
         }
+        ("fhsenv", Some(out)) => crate::fhsenv_builtin::build(
+            store,
+            job.drv,
+            job.input_closure,
+            &chroot.output_location(out),
+            &mut emit,
+        ),
+        ("fhsenv", None) => Err("'builtin:fhsenv' requires an 'out' output".to_owned()),
         (other, _) => Err(format!("unsupported builtin builder '{other}'")),
     };
     if let Err(e) = result {

@@ -59,6 +59,10 @@ enum Command {
     Instantiate(commands::eval::NixArgs),
     /// Build derivations as nix-build does: evaluate, realise in the sandbox, print the outputs, make ./result links.
     Build(commands::build::BuildArgs),
+    /// A shell in the build environment of a derivation, of `-p` packages, or inside a buildFHSEnv env
+    /// (nix-shell): inputs realised, stdenv's setup sourced, `--run`/`--command`, `--pure`.
+    #[command(args_override_self = true)]
+    Shell(commands::shell::ShellArgs),
     /// Show the build log of a derivation or of an output.
     Log(commands::build::LogArgs),
     /// ELF surgery with patchelf's options (the same engine as the `patchelf-rs` binary).
@@ -126,6 +130,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => commands::eval::run_eval(args),
         Command::Instantiate(args) => commands::eval::run_instantiate(args),
         Command::Build(args) => commands::build::run_build(args),
+        Command::Shell(args) => commands::shell::run(args, cli.verbose),
         Command::Log(args) => commands::build::run_log(args),
         Command::Patchelf { args } => commands::patchelf::run(args),
         Command::Pkgs { command, common } => commands::pkgs::run(command, common),

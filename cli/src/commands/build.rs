@@ -287,7 +287,7 @@ fn derived_path(store: &Store, text: &str) -> Result<DerivedPath> {
 }
 
 /// Runs a realisation with the printer; prints nothing on stdout.
-fn realise(
+pub(crate) fn realise(
     store: &Store,
     options: &BuildOptions,
     targets: &[DerivedPath],

@@ -161,7 +161,8 @@ pub fn run(command: EnvCommand, verbose: u8) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn cache_dir() -> PathBuf {
+/// Where built envs of env.toml files (and of shells) are kept.
+pub(crate) fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).filter(|p| p.is_absolute()) {
         return dir.join("fhskit/envs");
     }
@@ -233,7 +234,9 @@ fn build(spec_path: &Path, out: Option<&Path>, verbose: u8) -> anyhow::Result<Ex
 /// Opens ENV: a built directory, or an env.toml built (or rebuilt) into the cache.
 fn open_env(env: &Path, verbose: u8) -> anyhow::Result<BuiltEnv> {
     if env.is_dir() {
-        return Ok(BuiltEnv::open(env)?);
+        // A link to a built env (`./result`) is entered as the directory it names: the launcher binds that.
+        let dir = std::fs::canonicalize(env).with_context(|| format!("cannot resolve {}", env.display()))?;
+        return Ok(BuiltEnv::open(&dir)?);
     }
     let spec = load_spec(env)?;
     crate::substitute::realise_dirs(spec.all_packages().map(|(p, _)| p))?;

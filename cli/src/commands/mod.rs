@@ -10,6 +10,7 @@ pub mod patchelf;
 pub mod pkgs;
 pub mod profile;
 pub mod run;
+pub mod shell;
 pub mod shim;
 pub mod steam_run;
 pub mod store;
