@@ -326,3 +326,44 @@ fn a_derivation_with_an_fhs_root_gets_it_at_the_shells_root() {
         assert_eq!(out, "1\n/usr/bin/bash\nlibz-at-root\n/usr/lib/libz.so.1\n");
     });
 }
+
+#[test]
+fn profile_install_builds_attributes_of_a_file() {
+    each_user(|env| {
+        // nix-env -f FILE -iA ATTR: the attribute is built, then installed as a new generation.
+        let f = env.nix(
+            "tools",
+            r#"{ greeting ? "hi" }: {
+              hello = mk "hello" "mkdir -p $out/bin; printf '#!/bin/sh\necho ${greeting}\n' > $out/bin/hello; chmod +x $out/bin/hello";
+              broken = mk "broken" "exit 3";
+            }"#,
+        );
+        let f = f.to_str().unwrap();
+        let profile = env.work().join("profile");
+        let p = profile.to_str().unwrap();
+        env.ok(&[
+            "profile",
+            "--profile",
+            p,
+            "install",
+            "-f",
+            f,
+            "-A",
+            "hello",
+            "--argstr",
+            "greeting",
+            "hello-there",
+        ]);
+        let out = Command::new(profile.join("bin/hello")).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "hello-there\n");
+        let gens = env.ok(&["profile", "--profile", p, "list-generations"]);
+        assert_eq!(gens.lines().count(), 1, "{gens}");
+        // A failing build installs nothing and exits as fhskit build does.
+        let err = env.fails(&["profile", "--profile", p, "install", "-f", f, "-A", "broken"], 100);
+        assert!(err.contains("broken"), "{err}");
+        assert_eq!(env.ok(&["profile", "--profile", p, "list-generations"]).lines().count(), 1);
+        // An attribute the file lacks is Nix's evaluation error.
+        let err = env.fails(&["profile", "--profile", p, "install", "-f", f, "-A", "nope"], 1);
+        assert!(err.contains("nope"), "{err}");
+    });
+}

@@ -38,10 +38,26 @@ pub enum ProfileCommand {
         #[arg(required = true, allow_hyphen_values = true)]
         spec: Vec<String>,
     },
-    /// Add store paths (or paths to add first) to the profile as a new generation.
+    /// Add store paths (or paths to add first) to the profile as a new generation; with -f, the derivations of
+    /// a Nix file (`-A` attributes of it), built first (`nix-env -f FILE -iA ATTR`).
     Install {
-        #[arg(required = true)]
+        #[arg(required_unless_present = "file")]
         paths: Vec<String>,
+        /// Install from this Nix file (built as `fhskit build FILE -A ATTR` builds it); PATHS are then not given.
+        #[arg(short = 'f', long, value_name = "FILE", conflicts_with = "paths")]
+        file: Option<String>,
+        /// With -f: the attribute paths to install (repeatable; none: the file's value).
+        #[arg(short = 'A', long = "attr", value_name = "ATTR", requires = "file")]
+        attr: Vec<String>,
+        /// With -f: pass `NAME = EXPR` to the file's function.
+        #[arg(long = "arg", num_args = 2, value_names = ["NAME", "EXPR"], requires = "file")]
+        arg: Vec<String>,
+        /// With -f: pass `NAME = "STRING"` to the file's function.
+        #[arg(long = "argstr", num_args = 2, value_names = ["NAME", "STRING"], requires = "file")]
+        argstr: Vec<String>,
+        /// With -f: a search path entry (`nixpkgs=…`).
+        #[arg(short = 'I', long = "include", requires = "file")]
+        include: Vec<String>,
     },
     /// Remove packages by store path or by name (the part after the hash) as a new generation.
     Remove {
@@ -96,8 +112,21 @@ pub fn run(command: ProfileCommand, args: ProfileArgs) -> Result<ExitCode> {
                 eprintln!("removing profile version {n}");
             }
         }
-        ProfileCommand::Install { paths } => {
+        ProfileCommand::Install { paths, file, attr, arg, argstr, include } => {
             let mut packages = store.profile_packages(&profile)?;
+            if let Some(file) = file {
+                let built = match build_from_file(&store, &args, file, attr, arg, argstr, include)? {
+                    Ok(b) => b,
+                    Err(code) => return Ok(code),
+                };
+                for p in built {
+                    eprintln!("installing '{}'", p.name());
+                    packages.retain(|q| q.name() != p.name());
+                    packages.push(p);
+                }
+                switch_to(&store, &profile, &packages)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             for text in &paths {
                 let p = match store.resolve_user_path(text) {
                     Ok(p) => p,
@@ -137,6 +166,66 @@ pub fn run(command: ProfileCommand, args: ProfileArgs) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Evaluates FILE (its `-A` attributes), builds the selected outputs as `fhskit build` does and returns them.
+fn build_from_file(
+    store: &Store,
+    args: &ProfileArgs,
+    file: String,
+    attr: Vec<String>,
+    arg: Vec<String>,
+    argstr: Vec<String>,
+    include: Vec<String>,
+) -> Result<std::result::Result<Vec<store::StorePath>, ExitCode>> {
+    use clap::Parser;
+    /// The evaluation options `fhskit build` takes, filled in from ours.
+    #[derive(Parser)]
+    struct Eval {
+        #[command(flatten)]
+        common: crate::commands::eval::CommonArgs,
+    }
+    let mut argv: Vec<String> = vec!["install".into(), file];
+    for a in attr {
+        argv.extend(["-A".into(), a]);
+    }
+    for pair in arg.chunks(2) {
+        argv.push("--arg".into());
+        argv.extend(pair.iter().cloned());
+    }
+    for pair in argstr.chunks(2) {
+        argv.push("--argstr".into());
+        argv.extend(pair.iter().cloned());
+    }
+    for i in include {
+        argv.extend(["-I".into(), i]);
+    }
+    if let Some(s) = &args.store.store {
+        argv.extend(["--store".into(), s.clone()]);
+    }
+    let mut common = Eval::try_parse_from(&argv).context("invalid evaluation options")?.common;
+    common.args.retain(|a| !a.is_empty());
+    let pairs = match crate::commands::eval::instantiate_for_build(common) {
+        Ok(p) => p,
+        Err(Ok(msg)) => {
+            eprintln!("{msg}");
+            return Ok(Err(ExitCode::from(1)));
+        }
+        Err(Err(e)) => return Err(e),
+    };
+    let mut targets: Vec<build::DerivedPath> = Vec::new();
+    let mut wanted = Vec::new();
+    for (drv, output) in pairs {
+        let drv = store.parse_path(&drv)?;
+        targets.push(build::DerivedPath::outputs(drv.clone(), [output.clone()]));
+        wanted.push((drv, output));
+    }
+    let options = crate::commands::build::BuildOptions::default();
+    let realised = match crate::commands::build::realise(store, &options, &targets)? {
+        Ok(r) => r,
+        Err(code) => return Ok(Err(code)),
+    };
+    Ok(Ok(wanted.iter().map(|(drv, output)| realised[drv][output].clone()).collect()))
 }
 
 fn switch_to(store: &Store, profile: &Profile, packages: &[store::StorePath]) -> Result<()> {
