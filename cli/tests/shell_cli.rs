@@ -367,3 +367,68 @@ fn profile_install_builds_attributes_of_a_file() {
         assert!(err.contains("nope"), "{err}");
     });
 }
+
+#[test]
+fn env_toml_takes_package_names_and_roots_what_it_uses() {
+    each_user(|env| {
+        let (z, b) = (env.work().join("pz"), env.work().join("pb"));
+        if !zlib_tree(&z) {
+            return;
+        }
+        busybox_tree(&b);
+        // A stand-in <nixpkgs>: zlib depends on busybox (the `deps` attribute, as the Debian packages have it);
+        // buildFHSEnvClosure is the real one from pkgs/nixpkgs.
+        let fhs_nix = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pkgs/nixpkgs/build-fhsenv/default.nix");
+        let fhs_nix = std::fs::canonicalize(fhs_nix).unwrap();
+        let pkgs = env.work().join("fakepkgs");
+        std::fs::create_dir_all(&pkgs).unwrap();
+        let body = format!(
+            r#"{{ ... }}: let
+              bb = builtins.storePath "{}";
+              mkWith = a: n: s: derivation ({{ name = n; system = builtins.currentSystem; builder = "${{bb}}/bin/sh"; args = [ "-c" s ]; }} // a);
+              self = {{
+                busybox = mkWith {{ }} "busybox-pkg" "${{bb}}/bin/busybox cp -a ${{../pb}} $out";
+                debian.zlib1g = mkWith {{ deps = [ self.busybox ]; }} "zlib-pkg" "${{bb}}/bin/busybox cp -a ${{../pz}} $out";
+                zlib = self.debian.zlib1g;
+                pkgsi686Linux = self;
+                inherit (import {} {{ pkgs = self; }}) buildFHSEnvClosure;
+              }};
+            in self"#,
+            env.busybox,
+            fhs_nix.display()
+        );
+        std::fs::write(pkgs.join("default.nix"), body).unwrap();
+        std::fs::write(
+            env.work().join("env.toml"),
+            "name = \"named\"\npackages = [\"debian.zlib1g\"]\nrun = [\"sh\"]\n",
+        )
+        .unwrap();
+        chmod_r(&env.work());
+        let with_path = |args: &[&str]| {
+            let out = env.command().env("NIX_PATH", "nixpkgs=./fakepkgs").args(args).output().unwrap();
+            (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), text(&out))
+        };
+        let (code, out, all) = with_path(&["env", "build", "env.toml"]);
+        assert_eq!(code, Some(0), "{all}");
+        let tree = PathBuf::from(out.trim());
+        assert!(tree.join("usr/lib/libz.so.1").exists(), "{all}");
+        assert!(
+            std::fs::read_link(tree.join("usr/bin/ls")).unwrap().to_string_lossy().contains("-busybox-pkg/")
+        );
+        // The packages are roots: a collection keeps them and the env keeps working.
+        let (code, _, all) = with_path(&["store", "gc"]);
+        assert_eq!(code, Some(0), "{all}");
+        assert!(tree.join("usr/lib/libz.so.1").exists(), "gc removed a package of a built env");
+        if fhskit_can_enter(&env) {
+            let (code, out, all) =
+                with_path(&["env", "run", "env.toml", "--", "sh", "-c", "ls /usr/lib/libz.so.1"]);
+            assert_eq!(code, Some(0), "{all}");
+            assert_eq!(out, "/usr/lib/libz.so.1\n");
+        }
+        // A name <nixpkgs> lacks is an error naming it and the file.
+        std::fs::write(env.work().join("bad.toml"), "name = \"bad\"\npackages = [\"nosuch\"]\n").unwrap();
+        let (code, _, all) = with_path(&["env", "build", "bad.toml"]);
+        assert_eq!(code, Some(1), "{all}");
+        assert!(all.contains("bad.toml") && all.contains("nosuch"), "{all}");
+    });
+}

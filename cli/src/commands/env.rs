@@ -217,7 +217,121 @@ fn load_spec(path: &Path) -> anyhow::Result<EnvSpec> {
             format!("build a buildFHSEnv expression with `fhskit build {}`", path.display()),
         ));
     }
-    Ok(EnvSpec::load(path)?)
+    let mut spec = EnvSpec::load(path)?;
+    resolve_names(path, &mut spec)?;
+    Ok(spec)
+}
+
+/// The entries of `packages` and `multi_packages` that are package names: no `/` (paths are written `./dir`,
+/// `/abs` or `~/dir`).
+fn package_names(text: &str, key: &str) -> Vec<String> {
+    let Ok(value) = toml::from_str::<toml::Table>(text) else { return Vec::new() };
+    let Some(list) = value.get(key).and_then(|v| v.as_array()) else { return Vec::new() };
+    list.iter().filter_map(|v| v.as_str()).filter(|s| is_package_name(s)).map(str::to_owned).collect()
+}
+
+fn is_package_name(entry: &str) -> bool {
+    !entry.is_empty() && !entry.contains('/') && !entry.starts_with('~') && entry != "." && entry != ".."
+}
+
+/// Replaces the package names of an env.toml (`zlib`, `xorg.libX11`, `debian.libasound2`: attribute paths of
+/// `<nixpkgs>`) by the store paths of the packages and their Debian dependencies, realised (substituted or
+/// built) as `fhskit build` does; a name in `multi_packages` also brings its i386 half (`pkgsi686Linux`).
+fn resolve_names(path: &Path, spec: &mut EnvSpec) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let names = package_names(&text, "packages");
+    let multi = package_names(&text, "multi_packages");
+    if names.is_empty() && multi.is_empty() {
+        return Ok(());
+    }
+    let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+    let action = format!("cannot resolve the package names of {}", path.display());
+    let native = realise_names(&names.iter().chain(&multi).cloned().collect::<Vec<_>>(), false)
+        .with_context(|| action.clone())?;
+    let i386 = realise_names(&multi, true).with_context(|| action.clone())?;
+    let named: Vec<PathBuf> = names.iter().chain(&multi).map(|n| base.join(n)).collect();
+    let mut packages: Vec<PathBuf> = spec.packages.iter().filter(|p| !named.contains(p)).cloned().collect();
+    let mut multi_packages: Vec<PathBuf> =
+        spec.multi_packages.iter().filter(|p| !named.contains(p)).cloned().collect();
+    // Names come first, in the order given (each package once): the first package providing a path wins.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut front: Vec<PathBuf> = native.into_iter().filter(|p| seen.insert(p.clone())).collect();
+    front.append(&mut packages);
+    spec.packages = front;
+    let mut front: Vec<PathBuf> = i386.into_iter().filter(|p| seen.insert(p.clone())).collect();
+    front.append(&mut multi_packages);
+    spec.multi_packages = front;
+    Ok(())
+}
+
+/// The store paths of the packages `names` name (with `i386`, in `pkgsi686Linux`) and of their Debian
+/// dependencies, realised.
+fn realise_names(names: &[String], i386: bool) -> anyhow::Result<Vec<PathBuf>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let quoted: Vec<String> = names
+        .iter()
+        .map(|n| format!("\"{}\"", n.replace('\\', "\\\\").replace('"', "\\\"").replace("${", "\\${")))
+        .collect();
+    let set = if i386 { "pkgs.pkgsi686Linux" } else { "pkgs" };
+    let expr = format!(
+        "let pkgs = import <nixpkgs> {{ }}; set = {set}; \
+         get = name: builtins.foldl' (s: n: s.${{n}} or (throw \"env.toml: <nixpkgs> has no package '${{name}}'\")) set \
+         (builtins.filter builtins.isString (builtins.split \"[.]\" name)); \
+         in pkgs.buildFHSEnvClosure [ ] (map get [ {} ])",
+        quoted.join(" ")
+    );
+    let common = crate::commands::eval::common_args(&["-E".to_owned(), expr])?;
+    let pairs = match crate::commands::eval::instantiate_for_build(common) {
+        Ok(p) => p,
+        Err(Ok(msg)) => anyhow::bail!("{}", msg.trim_start_matches("error: ").trim_end()),
+        Err(Err(e)) => return Err(e),
+    };
+    let config = store::StoreConfig::from_env()?;
+    let store = store::Store::open(config)?;
+    let mut targets: Vec<build::DerivedPath> = Vec::new();
+    let mut wanted = Vec::new();
+    for (drv, output) in pairs {
+        let drv = store.parse_path(&drv)?;
+        targets.push(build::DerivedPath::outputs(drv.clone(), [output.clone()]));
+        wanted.push((drv, output));
+    }
+    let options = crate::commands::build::BuildOptions::default();
+    let realised = match crate::commands::build::realise(&store, &options, &targets)? {
+        Ok(r) => r,
+        Err(code) => anyhow::bail!("building the packages failed (exit status {code:?})"),
+    };
+    Ok(wanted.iter().map(|(drv, output)| store.physical_path(&realised[drv][output])).collect())
+}
+
+/// Makes every store path an env uses a GC root (links in `<env>.roots/`), so `fhskit store gc` cannot remove
+/// what the built env's links point to; the previous roots of the env are replaced.
+fn root_packages(spec: &EnvSpec, out: &Path) -> anyhow::Result<()> {
+    let dirs: Vec<&Path> = spec.all_packages().map(|(p, _)| p).collect();
+    let config = store::StoreConfig::from_env()?;
+    let store_dir = config.physical_store_dir();
+    if !dirs.iter().any(|d| d.starts_with(&store_dir) || d.starts_with(config.store_dir.as_path())) {
+        return Ok(());
+    }
+    let store = store::Store::open(config)?;
+    let roots = out.with_file_name(format!(
+        "{}.roots",
+        out.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+    ));
+    if roots.exists() {
+        std::fs::remove_dir_all(&roots).with_context(|| format!("cannot remove {}", roots.display()))?;
+    }
+    std::fs::create_dir_all(&roots).with_context(|| format!("cannot create {}", roots.display()))?;
+    for d in dirs {
+        let Ok(path) = store.resolve_user_path(&d.to_string_lossy()) else { continue };
+        let link = roots.join(path.base_name());
+        store
+            .add_root(&link, &path)
+            .with_context(|| format!("cannot make the GC root {}", link.display()))?;
+    }
+    Ok(())
 }
 
 fn build(spec_path: &Path, out: Option<&Path>, verbose: u8) -> anyhow::Result<ExitCode> {
@@ -226,6 +340,7 @@ fn build(spec_path: &Path, out: Option<&Path>, verbose: u8) -> anyhow::Result<Ex
     let out = out.map_or_else(|| default_out(spec_path, &spec), Path::to_path_buf);
     let report =
         fhsenv::build(&spec, &out).with_context(|| format!("failed to build env {}", spec_path.display()))?;
+    root_packages(&spec, &out)?;
     print_report(&report, &out, verbose);
     println!("{}", out.display());
     Ok(ExitCode::SUCCESS)
@@ -248,6 +363,7 @@ fn open_env(env: &Path, verbose: u8) -> anyhow::Result<BuiltEnv> {
     }
     let report =
         fhsenv::build(&spec, &out).with_context(|| format!("failed to build env {}", env.display()))?;
+    root_packages(&spec, &out)?;
     if verbose > 0 {
         print_report(&report, &out, verbose);
     }

@@ -84,6 +84,19 @@ pub struct CommonArgs {
     pub pipe_operators: bool,
 }
 
+/// Evaluation options from command-line words (`["FILE", "-A", "x"]`), for commands that evaluate on a user's
+/// behalf with fewer options of their own.
+pub fn common_args(words: &[String]) -> anyhow::Result<CommonArgs> {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Words {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+    let argv = std::iter::once("fhskit".to_owned()).chain(words.iter().cloned());
+    Ok(Words::try_parse_from(argv).context("invalid evaluation options")?.common)
+}
+
 /// The options of `nix-instantiate` (for `eval` and `instantiate`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct NixArgs {

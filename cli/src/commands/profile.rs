@@ -178,14 +178,7 @@ fn build_from_file(
     argstr: Vec<String>,
     include: Vec<String>,
 ) -> Result<std::result::Result<Vec<store::StorePath>, ExitCode>> {
-    use clap::Parser;
-    /// The evaluation options `fhskit build` takes, filled in from ours.
-    #[derive(Parser)]
-    struct Eval {
-        #[command(flatten)]
-        common: crate::commands::eval::CommonArgs,
-    }
-    let mut argv: Vec<String> = vec!["install".into(), file];
+    let mut argv: Vec<String> = vec![file];
     for a in attr {
         argv.extend(["-A".into(), a]);
     }
@@ -203,8 +196,7 @@ fn build_from_file(
     if let Some(s) = &args.store.store {
         argv.extend(["--store".into(), s.clone()]);
     }
-    let mut common = Eval::try_parse_from(&argv).context("invalid evaluation options")?.common;
-    common.args.retain(|a| !a.is_empty());
+    let common = crate::commands::eval::common_args(&argv)?;
     let pairs = match crate::commands::eval::instantiate_for_build(common) {
         Ok(p) => p,
         Err(Ok(msg)) => {

@@ -15,13 +15,20 @@ let
       (s: n: if s != null && builtins.isAttrs s && s ? ${n} then s.${n} else null)
       set
       (builtins.filter builtins.isString (builtins.split "\\." path));
-  existing = names: set: builtins.filter (x: x != null) (map (n: getPath n set) names);
+  # The packages of `names` the set has (a name the repositories lack throws when used: it is left out).
+  existing = names: set: builtins.filter (x: x != null) (map (n:
+    let r = builtins.tryEval (getPath n set); in if r.success then r.value else null) names);
 
   flatten = xs: if builtins.isList xs then builtins.concatMap flatten xs else [ xs ];
 
-  # The Debian dependencies of a package derivation (the package set's `debianDepends`), else the propagated inputs.
+  # The Debian dependencies of a package derivation: the package set's Debian packages keep them as the derivation
+  # attribute `deps`; `debianDepends` and `propagatedBuildInputs` count where they hold derivations.
   depsOf = p:
-    p.passthru.debianDepends or p.debianDepends or (p.propagatedBuildInputs or [ ]);
+    builtins.filter isDrv (flatten [
+      (p.drvAttrs.deps or [ ])
+      (p.passthru.debianDepends or p.debianDepends or [ ])
+      (p.propagatedBuildInputs or [ ])
+    ]);
 
   # The outputs of `p` an env links: out, lib and bin (as buildFHSEnv), plus the ones asked for.
   outputsOf = extra: p:
@@ -45,10 +52,10 @@ let
 
   # What every env has (buildFHSEnv's base: libc, the C++ runtime, a shell and the core tools).
   baseTarget = [
-    "glibcLocales" "glibc" "gcc.cc.lib" "bashInteractive" "bash" "coreutils" "less" "shadow" "su" "gawk"
-    "diffutils" "findutils" "gnused" "gnugrep" "gnutar" "gzip" "bzip2" "xz"
+    "glibcLocales" "glibc" "gcc.cc.lib" "debian.libstdc++6" "debian.libgcc-s1" "bashInteractive" "coreutils"
+    "less" "shadow" "su" "gawk" "diffutils" "findutils" "gnused" "gnugrep" "gnutar" "gzip" "bzip2" "xz"
   ];
-  baseMulti = [ "glibc" "gcc.cc.lib" ];
+  baseMulti = [ "glibc" "gcc.cc.lib" "debian.libstdc++6" "debian.libgcc-s1" ];
 
   runCommandLocal = pkgs.runCommandLocal or pkgs.runCommand;
 
@@ -152,6 +159,9 @@ let
 in
 {
   inherit buildFHSEnv;
+  # `fhskit env`'s package names: the packages an env of `roots` holds (outputs out, lib, bin and `extra`, with
+  # their Debian dependencies), first-seen order.
+  buildFHSEnvClosure = closure;
   buildFHSUserEnv = buildFHSEnv;
   buildFHSEnvBubblewrap = buildFHSEnv;
   steam-run = buildFHSEnv {
