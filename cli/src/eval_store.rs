@@ -59,7 +59,7 @@ impl StoreIo {
     /// Where the fetcher cache keeps what `url` gave: one small file per URL in the store's state directory.
     fn cache_file(&mut self, url: &str) -> Option<std::path::PathBuf> {
         let dir = self.store().ok()?.state_dir().join("fetcher-cache");
-        Some(dir.join(eval::store_path::hex(&eval::store_path::sha256(url.as_bytes()))))
+        Some(dir.join(store::hash::hex(&store::hash::sha256(url.as_bytes()))))
     }
 
     fn add(&mut self, name: &str, object: StoreObject<'_>) -> Result<StorePath, Box<dyn std::error::Error>> {

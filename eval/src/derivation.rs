@@ -7,8 +7,8 @@ use std::rc::Rc;
 
 use crate::error::{EvalError, Result};
 use crate::eval::{Coerce, Evaluator};
+use crate::formats;
 use crate::source::Pos;
-use crate::store_path::{self, Algo, Hash};
 use crate::sym::Sym;
 use crate::value::{Attr, Attrs, Context, NixStr, Value};
 
@@ -31,73 +31,24 @@ pub struct Derivation {
     pub env: BTreeMap<String, String>,
 }
 
-fn aterm_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-fn list<T>(out: &mut String, items: impl IntoIterator<Item = T>, mut f: impl FnMut(&mut String, T)) {
-    out.push('[');
-    for (i, x) in items.into_iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        f(out, x);
-    }
-    out.push(']');
-}
-
 impl Derivation {
-    /// The ATerm text; `input_drvs` may be replaced (hashDerivationModulo substitutes hashes for paths).
+    /// The ATerm text (written by `store`'s ATerm writer); `input_drvs` may be replaced (hashDerivationModulo
+    /// substitutes hashes for paths).
     pub fn aterm(&self, input_drvs: &BTreeMap<String, BTreeSet<String>>) -> String {
-        let mut o = String::from("Derive(");
-        list(&mut o, &self.outputs, |o, (name, out)| {
-            o.push('(');
-            aterm_str(o, name);
-            o.push(',');
-            aterm_str(o, &out.path);
-            o.push(',');
-            aterm_str(o, &out.hash_algo);
-            o.push(',');
-            aterm_str(o, &out.hash);
-            o.push(')');
-        });
-        o.push(',');
-        list(&mut o, input_drvs, |o, (p, outs)| {
-            o.push('(');
-            aterm_str(o, p);
-            o.push(',');
-            list(o, outs, |o, x| aterm_str(o, x));
-            o.push(')');
-        });
-        o.push(',');
-        list(&mut o, &self.input_srcs, |o, x| aterm_str(o, x));
-        o.push(',');
-        aterm_str(&mut o, &self.system);
-        o.push(',');
-        aterm_str(&mut o, &self.builder);
-        o.push(',');
-        list(&mut o, &self.args, |o, x| aterm_str(o, x));
-        o.push(',');
-        list(&mut o, &self.env, |o, (k, v)| {
-            o.push('(');
-            aterm_str(o, k);
-            o.push(',');
-            aterm_str(o, v);
-            o.push(')');
-        });
-        o.push(')');
-        o
+        store::derivation::AtermParts {
+            outputs: self
+                .outputs
+                .iter()
+                .map(|(n, o)| (n.as_str(), o.path.as_str(), o.hash_algo.as_str(), o.hash.as_str()))
+                .collect(),
+            input_drvs: input_drvs.iter().map(|(p, outs)| (p.as_str(), outs)).collect(),
+            input_srcs: self.input_srcs.iter().map(String::as_str).collect(),
+            platform: &self.system,
+            builder: &self.builder,
+            args: &self.args,
+            env: &self.env,
+        }
+        .to_aterm()
     }
 
     fn fixed_output(&self) -> Option<&Output> {
@@ -112,16 +63,16 @@ impl Derivation {
 /// derivation replaced by its own modulo hash.
 pub fn hash_modulo(ev: &Evaluator, drv: &Derivation, pos: Pos) -> Result<[u8; 32]> {
     if let Some(o) = drv.fixed_output() {
-        return Ok(store_path::sha256(format!("fixed:out:{}:{}:{}", o.hash_algo, o.hash, o.path).as_bytes()));
+        return Ok(formats::sha256(format!("fixed:out:{}:{}:{}", o.hash_algo, o.hash, o.path).as_bytes()));
     }
     let mut replaced = BTreeMap::new();
     for (p, outs) in &drv.input_drvs {
         let h = ev.drv_hashes.get(p).ok_or_else(|| {
             EvalError::eval(format!("derivation '{p}' is not known to this evaluation"), pos)
         })?;
-        replaced.insert(store_path::hex(h), outs.clone());
+        replaced.insert(formats::hex(h), outs.clone());
     }
-    Ok(store_path::sha256(drv.aterm(&replaced).as_bytes()))
+    Ok(formats::sha256(drv.aterm(&replaced).as_bytes()))
 }
 
 fn output_path_name(name: &str, output: &str) -> String {
@@ -139,8 +90,7 @@ pub fn derivation_strict(ev: &mut Evaluator, args: &[Value], pos: Pos) -> Result
     let trace = |e: EvalError| {
         e.add_trace(pos, format!("while evaluating the derivation attribute 'name' = \"{name}\""))
     };
-    store_path::check_name(&name)
-        .map_err(|m| EvalError::eval(format!("invalid derivation name: {m}"), pos))?;
+    formats::check_name(&name).map_err(|m| EvalError::eval(format!("invalid derivation name: {m}"), pos))?;
     if name.ends_with(".drv") {
         return Err(EvalError::eval("derivation names are not allowed to end in '.drv'", pos));
     }
@@ -272,7 +222,7 @@ pub fn derivation_strict(ev: &mut Evaluator, args: &[Value], pos: Pos) -> Result
     let mut seen = BTreeSet::new();
     for o in &output_names {
         // `drvPath` would clash with the attribute of that name in the derivation's result.
-        if o == "drv" || o == "drvPath" || store_path::check_name(o).is_err() {
+        if o == "drv" || o == "drvPath" || formats::check_name(o).is_err() {
             return Err(EvalError::eval(format!("invalid derivation output name '{o}'"), pos));
         }
         if !seen.insert(o.clone()) {
@@ -310,11 +260,11 @@ pub fn derivation_strict(ev: &mut Evaluator, args: &[Value], pos: Pos) -> Result
         let algo = match output_hash_algo.as_deref() {
             None | Some("") => None,
             Some(a) => Some(
-                Algo::parse(a)
+                formats::parse_algo(a)
                     .ok_or_else(|| EvalError::eval(format!("unknown hash algorithm '{a}'"), pos))?,
             ),
         };
-        let hash = Hash::parse(h, algo).map_err(|m| EvalError::eval(m, pos))?;
+        let hash = formats::parse_hash(h, algo).map_err(|m| EvalError::eval(m, pos))?;
         let recursive = match output_hash_mode.as_deref() {
             None | Some("flat") | Some("") => false,
             Some("recursive") | Some("nar") => true,
@@ -325,13 +275,14 @@ pub fn derivation_strict(ev: &mut Evaluator, args: &[Value], pos: Pos) -> Result
                 ));
             }
         };
-        let path = store_path::fixed_output_path(&store_dir, &name, recursive, &hash);
+        let path = formats::fixed_output_path(&store_dir, &name, recursive, &hash)
+            .map_err(|m| EvalError::eval(m, pos))?;
         drv.env.insert("out".to_string(), path.clone());
         drv.outputs.insert(
             "out".to_string(),
             Output {
                 path,
-                hash_algo: format!("{}{}", if recursive { "r:" } else { "" }, hash.algo.name()),
+                hash_algo: format!("{}{}", if recursive { "r:" } else { "" }, hash.algo().name()),
                 hash: hash.to_hex(),
             },
         );
@@ -342,12 +293,9 @@ pub fn derivation_strict(ev: &mut Evaluator, args: &[Value], pos: Pos) -> Result
         }
         let h = hash_modulo(ev, &drv, pos)?;
         for o in &output_names {
-            let path = store_path::make_store_path(
-                &store_dir,
-                &format!("output:{o}"),
-                &h,
-                &output_path_name(&name, o),
-            );
+            let path =
+                formats::make_store_path(&store_dir, &format!("output:{o}"), &h, &output_path_name(&name, o))
+                    .map_err(|m| EvalError::eval(m, pos))?;
             drv.env.insert(o.clone(), path.clone());
             if let Some(out) = drv.outputs.get_mut(o) {
                 out.path = path;
@@ -358,7 +306,8 @@ pub fn derivation_strict(ev: &mut Evaluator, args: &[Value], pos: Pos) -> Result
     let aterm = drv.aterm(&drv.input_drvs);
     let mut refs: Vec<String> = drv.input_srcs.iter().cloned().collect();
     refs.extend(drv.input_drvs.keys().cloned());
-    let drv_path = store_path::text_path(&store_dir, &format!("{name}.drv"), aterm.as_bytes(), &refs);
+    let drv_path = formats::text_path(&store_dir, &format!("{name}.drv"), aterm.as_bytes(), &refs)
+        .map_err(|m| EvalError::eval(m, pos))?;
     if !ev.settings.read_only {
         let object = crate::io::StoreObject::Text { contents: aterm.as_bytes(), references: &refs };
         ev.io.add_to_store(&drv_path, object).map_err(|e| {

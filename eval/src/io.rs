@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::store_path::Algo;
+use crate::formats::HashAlgo;
 
 /// The kind of a directory entry, as `readDir`/`readFileType` report it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,7 +108,7 @@ pub enum StoreObject<'a> {
     /// A text object (`toFile`, `.drv` files) referring to `references` (store paths).
     Text { contents: &'a [u8], references: &'a [String] },
     /// A single file addressed by the flat hash of its contents with `algo` (`fetchurl`, non-recursive `path`).
-    Flat { contents: &'a [u8], algo: Algo },
+    Flat { contents: &'a [u8], algo: HashAlgo },
     /// The tree at `src` addressed by the SHA-256 of its NAR (`path`, `filterSource`, `fetchTarball`); with
     /// `include`, only those absolute source paths (and the root) are part of it.
     Tree { src: &'a str, include: Option<&'a HashSet<String>> },

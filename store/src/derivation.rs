@@ -181,44 +181,30 @@ impl Derivation {
 
     /// The ATerm text, exactly as Nix writes it.
     pub fn to_aterm(&self) -> String {
-        let mut o = String::from("Derive(");
-        list(&mut o, &self.outputs, |o, (name, out)| {
-            o.push('(');
-            aterm_str(o, name);
-            o.push(',');
-            aterm_str(o, &out.path.as_ref().map(ToString::to_string).unwrap_or_default());
-            o.push(',');
-            aterm_str(o, &out.hash_algo);
-            o.push(',');
-            aterm_str(o, &out.hash);
-            o.push(')');
-        });
-        o.push(',');
-        list(&mut o, &self.input_drvs, |o, (p, outs)| {
-            o.push('(');
-            aterm_str(o, &p.to_string());
-            o.push(',');
-            list(o, outs, |o, x| aterm_str(o, x));
-            o.push(')');
-        });
-        o.push(',');
-        list(&mut o, &self.input_srcs, |o, x| aterm_str(o, &x.to_string()));
-        o.push(',');
-        aterm_str(&mut o, &self.platform);
-        o.push(',');
-        aterm_str(&mut o, &self.builder);
-        o.push(',');
-        list(&mut o, &self.args, |o, x| aterm_str(o, x));
-        o.push(',');
-        list(&mut o, &self.env, |o, (k, v)| {
-            o.push('(');
-            aterm_str(o, k);
-            o.push(',');
-            aterm_str(o, v);
-            o.push(')');
-        });
-        o.push(')');
-        o
+        let out_paths: Vec<String> = self
+            .outputs
+            .values()
+            .map(|o| o.path.as_ref().map(ToString::to_string).unwrap_or_default())
+            .collect();
+        let drv_paths: Vec<String> = self.input_drvs.keys().map(ToString::to_string).collect();
+        let srcs: Vec<String> = self.input_srcs.iter().map(ToString::to_string).collect();
+        AtermParts {
+            outputs: self
+                .outputs
+                .iter()
+                .zip(&out_paths)
+                .map(|((name, o), path)| {
+                    (name.as_str(), path.as_str(), o.hash_algo.as_str(), o.hash.as_str())
+                })
+                .collect(),
+            input_drvs: drv_paths.iter().map(String::as_str).zip(self.input_drvs.values()).collect(),
+            input_srcs: srcs.iter().map(String::as_str).collect(),
+            platform: &self.platform,
+            builder: &self.builder,
+            args: &self.args,
+            env: &self.env,
+        }
+        .to_aterm()
     }
 
     /// The derivation's `name` attribute (empty if missing).
@@ -250,6 +236,67 @@ pub fn output_path_name(drv_name: &str, output: &str) -> String {
 impl fmt::Display for Derivation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_aterm())
+    }
+}
+
+/// A derivation as the strings its ATerm holds, for writers whose derivations are not (yet) made of store paths:
+/// the evaluator prints one with empty output paths, and one with derivation hashes in place of input paths
+/// (hashDerivationModulo). Every list must already be in the order Nix writes (outputs, input derivations and
+/// sources sorted, as `BTreeMap`/`BTreeSet` keep them).
+#[derive(Debug)]
+pub struct AtermParts<'a> {
+    /// (output name, path or "", hash algorithm or "", hash or "").
+    pub outputs: Vec<(&'a str, &'a str, &'a str, &'a str)>,
+    /// (input derivation or its hash, the outputs used).
+    pub input_drvs: Vec<(&'a str, &'a BTreeSet<String>)>,
+    pub input_srcs: Vec<&'a str>,
+    pub platform: &'a str,
+    pub builder: &'a str,
+    pub args: &'a [String],
+    pub env: &'a BTreeMap<String, String>,
+}
+
+impl AtermParts<'_> {
+    /// `Derive([outputs],[inputDrvs],[inputSrcs],system,builder,[args],[env])`, byte for byte as Nix writes it.
+    pub fn to_aterm(&self) -> String {
+        let mut o = String::from("Derive(");
+        list(&mut o, &self.outputs, |o, (name, path, algo, hash)| {
+            o.push('(');
+            aterm_str(o, name);
+            o.push(',');
+            aterm_str(o, path);
+            o.push(',');
+            aterm_str(o, algo);
+            o.push(',');
+            aterm_str(o, hash);
+            o.push(')');
+        });
+        o.push(',');
+        list(&mut o, &self.input_drvs, |o, (p, outs)| {
+            o.push('(');
+            aterm_str(o, p);
+            o.push(',');
+            list(o, *outs, |o, x| aterm_str(o, x));
+            o.push(')');
+        });
+        o.push(',');
+        list(&mut o, &self.input_srcs, |o, x| aterm_str(o, x));
+        o.push(',');
+        aterm_str(&mut o, self.platform);
+        o.push(',');
+        aterm_str(&mut o, self.builder);
+        o.push(',');
+        list(&mut o, self.args, |o, x| aterm_str(o, x));
+        o.push(',');
+        list(&mut o, self.env, |o, (k, v)| {
+            o.push('(');
+            aterm_str(o, k);
+            o.push(',');
+            aterm_str(o, v);
+            o.push(')');
+        });
+        o.push(')');
+        o
     }
 }
 

@@ -64,8 +64,12 @@ pub enum HashError {
     UnknownAlgo(String),
     #[error("hash '{0}' has no algorithm (write it as 'sha256:…' or 'sha256-…')")]
     MissingAlgo(String),
+    #[error("hash '{text}' has the wrong length for a {algo} hash in base-16, nix32 or base-64")]
+    WrongLength { text: String, algo: HashAlgo },
     #[error("hash '{text}' is not a valid {algo} hash in base-16, nix32 or base-64")]
     BadEncoding { text: String, algo: HashAlgo },
+    #[error("hash '{text}' is not a valid {algo} SRI hash")]
+    BadSri { text: String, algo: HashAlgo },
     #[error("hash '{text}' names {found} but {expected} was expected")]
     WrongAlgo { text: String, found: HashAlgo, expected: HashAlgo },
 }
@@ -90,6 +94,16 @@ impl Hash {
     /// Wraps a digest; `None` if its length does not match the algorithm.
     pub fn from_bytes(algo: HashAlgo, bytes: &[u8]) -> Option<Hash> {
         (bytes.len() == algo.digest_len()).then(|| Hash { algo, bytes: bytes.to_vec() })
+    }
+
+    /// A SHA-256 digest held as an array.
+    pub fn from_sha256(bytes: [u8; 32]) -> Hash {
+        Hash { algo: HashAlgo::Sha256, bytes: bytes.to_vec() }
+    }
+
+    /// The all-zero digest: Nix's placeholder for a hash not known yet (`outputHash = ""`).
+    pub fn zero(algo: HashAlgo) -> Hash {
+        Hash { algo, bytes: vec![0; algo.digest_len()] }
     }
 
     /// Hashes a byte slice in one go.
@@ -152,7 +166,7 @@ impl Hash {
         } else if text.len() == BASE64.encode_len(algo.digest_len()) {
             BASE64.decode(text.as_bytes()).map_err(|_| bad())?
         } else {
-            return Err(bad());
+            return Err(HashError::WrongLength { text: text.to_owned(), algo });
         };
         Hash::from_bytes(algo, &bytes).ok_or_else(bad)
     }
@@ -163,11 +177,9 @@ impl Hash {
             Hash::parse_bare(HashAlgo::parse(algo)?, rest)?
         } else if let Some((algo, rest)) = text.split_once('-').filter(|(a, _)| HashAlgo::parse(a).is_ok()) {
             let algo = HashAlgo::parse(algo)?;
-            let bytes = BASE64
-                .decode(rest.as_bytes())
-                .map_err(|_| HashError::BadEncoding { text: text.to_owned(), algo })?;
-            Hash::from_bytes(algo, &bytes)
-                .ok_or_else(|| HashError::BadEncoding { text: text.to_owned(), algo })?
+            let bad = || HashError::BadSri { text: text.to_owned(), algo };
+            let bytes = BASE64.decode(rest.as_bytes()).map_err(|_| bad())?;
+            Hash::from_bytes(algo, &bytes).ok_or_else(bad)?
         } else {
             let algo = default.ok_or_else(|| HashError::MissingAlgo(text.to_owned()))?;
             Hash::parse_bare(algo, text)?
@@ -260,6 +272,16 @@ impl io::Write for Hasher {
     }
 }
 
+/// Lower-case base-16 of any bytes (fingerprints spell inner hashes this way).
+pub fn hex(bytes: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(bytes)
+}
+
+/// The SHA-256 of `data` as a plain array (the inner hash of store path fingerprints and derivation hashes).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    sha2::Sha256::digest(data).into()
+}
+
 /// Nix's `compressHash`: folds a digest into `len` bytes by XOR (store paths use 20).
 pub fn compress(bytes: &[u8], len: usize) -> Vec<u8> {
     let mut out = vec![0u8; len];
@@ -290,7 +312,10 @@ mod tests {
             Hash::parse(&h.to_typed(HashFormat::Base16), Some(HashAlgo::Sha1)),
             Err(HashError::WrongAlgo { .. })
         ));
-        assert!(Hash::parse("sha256:xyz", None).is_err());
+        assert!(matches!(Hash::parse("sha256:xyz", None), Err(HashError::WrongLength { .. })));
+        let bad_nix32 = format!("sha256:{}", "e".repeat(52));
+        assert!(matches!(Hash::parse(&bad_nix32, None), Err(HashError::BadEncoding { .. })));
+        assert!(matches!(Hash::parse("sha256-AAAA", None), Err(HashError::BadSri { .. })));
         assert_eq!(h.to_hex(), "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03");
     }
 

@@ -1,7 +1,8 @@
 //! The Nix ARchive (NAR): a deterministic serialisation of a file, symlink or directory tree that records only the
 //! executable bit. [`dump`] writes one from the filesystem (entries sorted bytewise, symlinks not followed);
 //! [`restore`] reads one strictly (sorted unique entries, zero padding, safe names, optional symlink confinement)
-//! and recreates it. Both stream; the store hashes NARs through them.
+//! and recreates it. Both stream; the store hashes NARs through them. [`NarWriter`] is the pure part: the framing
+//! alone, for callers that walk a tree of their own (the evaluator reads files through its IO trait).
 
 use std::ffi::OsStr;
 use std::fs;
@@ -96,6 +97,7 @@ trait Sink {
 }
 
 /// A `Write` adapter counting the bytes that pass through.
+#[derive(Debug)]
 struct Counting<W> {
     inner: W,
     count: u64,
@@ -125,19 +127,102 @@ pub fn dump(path: &Path, out: impl Write) -> Result<u64> {
 
 /// Writes the NAR of a single regular file's contents (used for text and flat content).
 pub fn dump_bytes(contents: &[u8], executable: bool, out: impl Write) -> Result<u64> {
-    let mut w = Counting { inner: out, count: 0 };
-    w.put_str(MAGIC)?;
-    w.put_str(b"(")?;
-    w.put_str(b"type")?;
-    w.put_str(b"regular")?;
-    if executable {
-        w.put_str(b"executable")?;
-        w.put_str(b"")?;
+    let mut w = NarWriter::new(out)?;
+    w.regular(executable, contents)?;
+    Ok(w.finish()?.0)
+}
+
+/// Writes a NAR node by node to any `Write`, for a tree the caller walks itself. Entries of a directory must come
+/// in strictly increasing bytewise order with names that are not empty, `.`, `..` or hold `/` or NUL, as Nix
+/// requires; anything else is refused as [`NarError::Malformed`] rather than written.
+#[derive(Debug)]
+pub struct NarWriter<W: Write> {
+    out: Counting<W>,
+    /// For each open directory, the last entry name written in it.
+    open: Vec<Option<Vec<u8>>>,
+}
+
+impl<W: Write> NarWriter<W> {
+    /// Starts a NAR (writes the magic); the next call writes the root node.
+    pub fn new(out: W) -> Result<NarWriter<W>> {
+        let mut out = Counting { inner: out, count: 0 };
+        out.put_str(MAGIC)?;
+        Ok(NarWriter { out, open: Vec::new() })
     }
-    w.put_str(b"contents")?;
-    w.put_str(contents)?;
-    w.put_str(b")")?;
-    Ok(w.count)
+
+    /// A regular file node.
+    pub fn regular(&mut self, executable: bool, contents: &[u8]) -> Result<()> {
+        let w = &mut self.out;
+        w.put_str(b"(")?;
+        w.put_str(b"type")?;
+        w.put_str(b"regular")?;
+        if executable {
+            w.put_str(b"executable")?;
+            w.put_str(b"")?;
+        }
+        w.put_str(b"contents")?;
+        w.put_str(contents)?;
+        w.put_str(b")")
+    }
+
+    /// A symlink node.
+    pub fn symlink(&mut self, target: &[u8]) -> Result<()> {
+        let w = &mut self.out;
+        w.put_str(b"(")?;
+        w.put_str(b"type")?;
+        w.put_str(b"symlink")?;
+        w.put_str(b"target")?;
+        w.put_str(target)?;
+        w.put_str(b")")
+    }
+
+    /// Opens a directory node; its entries follow, then [`NarWriter::end_directory`].
+    pub fn begin_directory(&mut self) -> Result<()> {
+        self.out.put_str(b"(")?;
+        self.out.put_str(b"type")?;
+        self.out.put_str(b"directory")?;
+        self.open.push(None);
+        Ok(())
+    }
+
+    /// Opens the entry `name` of the innermost open directory; write its node next, then
+    /// [`NarWriter::end_entry`].
+    pub fn begin_entry(&mut self, name: &[u8]) -> Result<()> {
+        let offset = self.out.count;
+        let malformed = |reason: String| NarError::Malformed { offset, reason };
+        check_name(name).map_err(malformed)?;
+        let last = self.open.last_mut().ok_or_else(|| malformed("an entry outside a directory".into()))?;
+        if last.as_deref().is_some_and(|l| l >= name) {
+            return Err(malformed(format!(
+                "entry '{}' is not after the previous one in bytewise order",
+                String::from_utf8_lossy(name)
+            )));
+        }
+        *last = Some(name.to_vec());
+        let w = &mut self.out;
+        w.put_str(b"entry")?;
+        w.put_str(b"(")?;
+        w.put_str(b"name")?;
+        w.put_str(name)?;
+        w.put_str(b"node")
+    }
+
+    /// Closes the entry opened last.
+    pub fn end_entry(&mut self) -> Result<()> {
+        self.out.put_str(b")")
+    }
+
+    /// Closes the innermost open directory.
+    pub fn end_directory(&mut self) -> Result<()> {
+        self.open.pop();
+        self.out.put_str(b")")
+    }
+
+    /// Flushes the output and returns the NAR's size in bytes and the writer.
+    pub fn finish(mut self) -> Result<(u64, W)> {
+        self.out.inner.flush().map_err(NarError::Write)?;
+        Ok((self.out.count, self.out.inner))
+    }
 }
 
 fn dump_node(path: &Path, w: &mut impl Sink, buf: &mut [u8]) -> Result<()> {
@@ -673,6 +758,47 @@ mod tests {
         let mut v = Vec::new();
         dump_bytes(b"hello\n", false, &mut v).unwrap();
         assert_eq!(v, nar);
+    }
+
+    #[test]
+    fn writer_matches_dump_and_refuses_disorder() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("t");
+        fs::create_dir_all(root.join("sub")).unwrap();
+        fs::write(root.join("a"), "A").unwrap();
+        fs::write(root.join("sub/x"), "xx").unwrap();
+        fs::set_permissions(root.join("sub/x"), fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink("../a", root.join("sub/y")).unwrap();
+        let mut w = NarWriter::new(Vec::new()).unwrap();
+        w.begin_directory().unwrap();
+        w.begin_entry(b"a").unwrap();
+        w.regular(false, b"A").unwrap();
+        w.end_entry().unwrap();
+        w.begin_entry(b"sub").unwrap();
+        w.begin_directory().unwrap();
+        w.begin_entry(b"x").unwrap();
+        w.regular(true, b"xx").unwrap();
+        w.end_entry().unwrap();
+        w.begin_entry(b"y").unwrap();
+        w.symlink(b"../a").unwrap();
+        w.end_entry().unwrap();
+        w.end_directory().unwrap();
+        w.end_entry().unwrap();
+        w.end_directory().unwrap();
+        let (n, bytes) = w.finish().unwrap();
+        assert_eq!(bytes, dump_vec(&root));
+        assert_eq!(n, bytes.len() as u64);
+
+        let mut w = NarWriter::new(Vec::new()).unwrap();
+        w.begin_directory().unwrap();
+        w.begin_entry(b"b").unwrap();
+        w.regular(false, b"").unwrap();
+        w.end_entry().unwrap();
+        assert!(matches!(w.begin_entry(b"a"), Err(NarError::Malformed { .. })));
+        assert!(matches!(w.begin_entry(b"b"), Err(NarError::Malformed { .. })));
+        assert!(matches!(w.begin_entry(b"c/d"), Err(NarError::Malformed { .. })));
+        let mut w = NarWriter::new(Vec::new()).unwrap();
+        assert!(matches!(w.begin_entry(b"a"), Err(NarError::Malformed { .. })));
     }
 
     fn restore_err(nar: &[u8]) -> String {

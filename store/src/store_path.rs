@@ -20,26 +20,43 @@ pub enum StorePathError {
     NotInStore(String, String),
     #[error("'{0}' is not a store path: the base name must be a 32-character nix32 hash, '-', and a name")]
     BadBaseName(String),
-    #[error("store path name '{name}' is invalid: {reason}")]
-    BadName { name: String, reason: &'static str },
+    #[error("store path name '{name}' is invalid: {problem}")]
+    BadName { name: String, problem: NameProblem },
     #[error("store directory '{0}' must be an absolute path without a trailing slash")]
     BadStoreDir(String),
 }
 
-/// Checks a store path name: 1 to 211 characters from `[A-Za-z0-9+-._?=]`, not starting with `.`.
+/// What is wrong with a store path name (the evaluator words these as Nix does, the store as above).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NameProblem {
+    #[error("it is empty")]
+    Empty,
+    #[error("it is longer than 211 characters")]
+    TooLong,
+    /// `.`, `..`, or a name starting with `.-` or `..-` (a hash part followed by such a name reads as a path
+    /// component or an option).
+    #[error("it is '.' or '..', or starts with '.-' or '..-'")]
+    Dots,
+    #[error("character '{0}' is not allowed (only letters, digits and '+-._?=')")]
+    BadChar(char),
+}
+
+/// Checks a store path name as current Nix does: 1 to 211 characters from `[A-Za-z0-9+-._?=]`, neither `.` nor
+/// `..`, and not starting with `.-` or `..-`. (Nix 2.8 also refused every name starting with `.`; later versions
+/// accept them, and a store must hold what any of them writes.)
 pub fn validate_name(name: &str) -> Result<(), StorePathError> {
-    let bad = |reason| Err(StorePathError::BadName { name: name.to_owned(), reason });
+    let bad = |problem| Err(StorePathError::BadName { name: name.to_owned(), problem });
     if name.is_empty() {
-        return bad("it is empty");
+        return bad(NameProblem::Empty);
     }
     if name.len() > MAX_NAME_LEN {
-        return bad("it is longer than 211 characters");
+        return bad(NameProblem::TooLong);
     }
-    if name.starts_with('.') {
-        return bad("it starts with '.'");
+    if name == "." || name == ".." || name.starts_with(".-") || name.starts_with("..-") {
+        return bad(NameProblem::Dots);
     }
-    if !name.bytes().all(|c| c.is_ascii_alphanumeric() || b"+-._?=".contains(&c)) {
-        return bad("only letters, digits and '+-._?=' are allowed");
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || "+-._?=".contains(*c))) {
+        return bad(NameProblem::BadChar(c));
     }
     Ok(())
 }
@@ -369,7 +386,10 @@ mod tests {
             "/nix/store/46h99v2kjhaignz5dm0y8kzhwanpiirv-",
             "/nix/store/46h99v2kjhaignz5dm0y8kzhwanpiire-d",
             "/nix/store/46h99v2kjhaignz5dm0y8kzhwanpiirv-a/b",
-            "/nix/store/46h99v2kjhaignz5dm0y8kzhwanpiirv-.x",
+            "/nix/store/46h99v2kjhaignz5dm0y8kzhwanpiirv-.",
+            "/nix/store/46h99v2kjhaignz5dm0y8kzhwanpiirv-..",
+            "/nix/store/46h99v2kjhaignz5dm0y8kzhwanpiirv-.-x",
+            "/nix/store/46h99v2kjhaignz5dm0y8kzhwanpiirv-..-x",
             "/nix/store/46h99v2kjhaignz5dm0y8kzhwanpiirv-a b",
             "/other/46h99v2kjhaignz5dm0y8kzhwanpiirv-d",
             "/nix/store46h99v2kjhaignz5dm0y8kzhwanpiirv-d",
@@ -378,6 +398,14 @@ mod tests {
         }
         assert!(validate_name(&"a".repeat(211)).is_ok());
         assert!(validate_name(&"a".repeat(212)).is_err());
+        // Current Nix accepts names starting with '.', as long as they are not '.', '..', '.-…' or '..-…'.
+        for good in [".x", "..x", ".gitignore", "...", ".a-b"] {
+            assert!(validate_name(good).is_ok(), "{good}");
+        }
+        assert_eq!(
+            validate_name("a b"),
+            Err(StorePathError::BadName { name: "a b".into(), problem: NameProblem::BadChar(' ') })
+        );
         let (p, rest) = d.parse_path_prefix("/nix/store/46h99v2kjhaignz5dm0y8kzhwanpiirv-d/bin/x").unwrap();
         assert_eq!((p.name(), rest), ("d", "/bin/x"));
         assert!(StoreDir::new("/nix/store/").is_err());

@@ -8,9 +8,9 @@ use std::rc::Rc;
 use super::path_arg;
 use crate::error::{ErrorKind, EvalError, Result};
 use crate::eval::{Coerce, Evaluator, io_reason};
+use crate::formats::{self, Hash, HashAlgo};
 use crate::io::{FileKind, StoreObject};
 use crate::source::Pos;
-use crate::store_path::{self, Algo, Hash};
 use crate::sym::Sym;
 use crate::value::{Attr, Attrs, Context, NixStr, PrimFn, Value};
 
@@ -54,11 +54,11 @@ pub(crate) fn table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
         }),
         ("hashFile", 2, |ev, a, p| {
             let algo_s = ev.force_str(&a[0], p)?;
-            let algo = Algo::parse(&algo_s)
+            let algo = formats::parse_algo(&algo_s)
                 .ok_or_else(|| EvalError::eval(format!("unknown hash algorithm '{algo_s}'"), p))?;
             let path = path_arg(ev, &a[1], p)?;
             let data = ev.io.read_file(&path).map_err(|e| read_err(ev, "opening file", &path, &e, p))?;
-            Ok(Value::str(store_path::hex(&algo.digest(&data))))
+            Ok(Value::str(formats::digest(algo, &data).to_hex()))
         }),
         ("toFile", 2, prim_to_file),
         ("path", 1, prim_path),
@@ -135,7 +135,7 @@ fn prim_read_dir(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
 fn prim_to_file(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
     let name = ev.force_str(&a[0], p)?;
     let s = ev.force_nstr(&a[1], p)?;
-    store_path::check_name(&name).map_err(|m| EvalError::eval(m, p))?;
+    formats::check_name(&name).map_err(|m| EvalError::eval(m, p))?;
     let mut refs = Vec::new();
     for c in s.ctx.iter().flat_map(|c| c.iter()) {
         if c.starts_with('=') || c.starts_with('!') {
@@ -149,7 +149,8 @@ fn prim_to_file(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
         }
         refs.push(c.clone());
     }
-    let sp = store_path::text_path(&ev.settings.store_dir, &name, s.s.as_bytes(), &refs);
+    let sp = formats::text_path(&ev.settings.store_dir, &name, s.s.as_bytes(), &refs)
+        .map_err(|m| EvalError::eval(m, p))?;
     ev.store_refs.insert(sp.clone(), refs.clone().into());
     if !ev.settings.read_only && !ev.io.is_valid_path(&sp) {
         ev.io
@@ -175,7 +176,7 @@ fn prim_path(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
     let expected = match args.get_str("sha256") {
         Some(h) => {
             let h = ev.force_str(&h.clone(), p)?;
-            Some(Hash::parse(&h, Some(Algo::Sha256)).map_err(|m| EvalError::eval(m, p))?)
+            Some(formats::parse_hash(&h, Some(HashAlgo::Sha256)).map_err(|m| EvalError::eval(m, p))?)
         }
         None => None,
     };
@@ -198,7 +199,7 @@ pub fn add_path(
     expected: Option<Hash>,
     p: Pos,
 ) -> Result<String> {
-    store_path::check_name(name).map_err(|m| EvalError::eval(format!("invalid store path name: {m}"), p))?;
+    formats::check_name(name).map_err(|m| EvalError::eval(format!("invalid store path name: {m}"), p))?;
     let kind = ev.io.file_kind(src).map_err(|e| io_err("getting status of", src, &e, p))?;
     let include: Option<HashSet<String>> = match &filter {
         Some(f) => {
@@ -213,12 +214,12 @@ pub fn add_path(
         let mut nar = Vec::new();
         let inc = include.clone();
         let pred = move |x: &str| inc.as_ref().is_none_or(|s| s.contains(x));
-        store_path::nar(ev.io.as_ref(), src, Some(&pred), &mut nar)
+        formats::nar(ev.io.as_ref(), src, Some(&pred), &mut nar)
             .map_err(|e| io_err("reading", src, &e, p))?;
-        let h = store_path::sha256(&nar);
+        let h = formats::sha256(&nar);
         (
-            store_path::make_store_path(&store_dir, "source", &h, name),
-            Hash { algo: Algo::Sha256, bytes: h.to_vec() },
+            formats::make_store_path(&store_dir, "source", &h, name).map_err(|m| EvalError::eval(m, p))?,
+            Hash::from_sha256(h),
             None,
         )
     } else {
@@ -229,8 +230,12 @@ pub fn add_path(
             ));
         }
         let data = ev.io.read_file(src).map_err(|e| io_err("opening file", src, &e, p))?;
-        let h = Hash { algo: Algo::Sha256, bytes: store_path::sha256(&data).to_vec() };
-        (store_path::fixed_output_path(&store_dir, name, false, &h), h, Some(data))
+        let h = Hash::from_sha256(formats::sha256(&data));
+        (
+            formats::fixed_output_path(&store_dir, name, false, &h).map_err(|m| EvalError::eval(m, p))?,
+            h,
+            Some(data),
+        )
     };
     if let Some(exp) = expected
         && exp != got
@@ -243,7 +248,7 @@ pub fn add_path(
     }
     if !ev.settings.read_only && !ev.io.is_valid_path(&sp) {
         let object = match &flat {
-            Some(contents) => StoreObject::Flat { contents, algo: Algo::Sha256 },
+            Some(contents) => StoreObject::Flat { contents, algo: HashAlgo::Sha256 },
             None => StoreObject::Tree { src, include: include.as_ref() },
         };
         ev.io.add_to_store(&sp, object).map_err(|e| io_err("copying", src, &e, p))?;
@@ -358,14 +363,17 @@ fn fetch_args(ev: &mut Evaluator, v: &Value, p: Pos) -> Result<FetchArgs> {
                 match e.name.as_str() {
                     "sha256" => {
                         let s = ev.force_str(&e.value, p)?;
-                        hash = Some(Hash::parse(&s, Some(Algo::Sha256)).map_err(|m| EvalError::eval(m, p))?);
+                        hash = Some(
+                            formats::parse_hash(&s, Some(HashAlgo::Sha256))
+                                .map_err(|m| EvalError::eval(m, p))?,
+                        );
                     }
                     "hash" => {
                         let s = ev.force_str(&e.value, p)?;
                         hash = Some(if s.is_empty() {
-                            Hash { algo: Algo::Sha256, bytes: vec![0; 32] }
+                            Hash::zero(HashAlgo::Sha256)
                         } else {
-                            Hash::parse(&s, None).map_err(|m| EvalError::eval(m, p))?
+                            formats::parse_hash(&s, None).map_err(|m| EvalError::eval(m, p))?
                         });
                     }
                     "url" | "name" => {}
@@ -386,25 +394,27 @@ fn fetch_args(ev: &mut Evaluator, v: &Value, p: Pos) -> Result<FetchArgs> {
 fn prim_fetchurl(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
     let args = fetch_args(ev, &a[0], p)?;
     let name = args.name.clone().unwrap_or_else(|| url_base_name(&args.url));
-    store_path::check_name(&name).map_err(|m| EvalError::eval(m, p))?;
+    formats::check_name(&name).map_err(|m| EvalError::eval(m, p))?;
     let store_dir = ev.settings.store_dir.clone();
     // With a hash, the store path is known before downloading, and an existing one is not fetched again.
     if let Some(exp) = &args.hash {
-        let sp = store_path::fixed_output_path(&store_dir, &name, false, exp);
+        let sp =
+            formats::fixed_output_path(&store_dir, &name, false, exp).map_err(|m| EvalError::eval(m, p))?;
         if ev.io.is_valid_path(&sp) {
             return Ok(store_string(sp));
         }
     }
     let cache_key = format!("file:{name}:{}", args.url);
     let sp = fetch_cached(ev, &args.url, &cache_key, args.hash.is_some(), p, |ev, body| {
-        let algo = args.hash.as_ref().map_or(Algo::Sha256, |h| h.algo);
-        let got = Hash { algo, bytes: algo.digest(&body) };
+        let algo = args.hash.as_ref().map_or(HashAlgo::Sha256, |h| h.algo());
+        let got = formats::digest(algo, &body);
         if let Some(exp) = &args.hash
             && *exp != got
         {
             return Err(hash_mismatch(&format!("file downloaded from '{}'", args.url), exp, &got, p));
         }
-        let sp = store_path::fixed_output_path(&store_dir, &name, false, &got);
+        let sp =
+            formats::fixed_output_path(&store_dir, &name, false, &got).map_err(|m| EvalError::eval(m, p))?;
         ev.io
             .add_to_store(&sp, StoreObject::Flat { contents: &body, algo })
             .map_err(|e| io_err("writing", &sp, &e, p))?;
@@ -430,14 +440,13 @@ pub(crate) fn fetch_tarball_cached(
     expected: Option<&Hash>,
     p: Pos,
 ) -> Result<String> {
-    store_path::check_name(name).map_err(|m| EvalError::eval(m, p))?;
+    formats::check_name(name).map_err(|m| EvalError::eval(m, p))?;
     let store_dir = ev.settings.store_dir.clone();
     if let Some(exp) = expected
-        && exp.algo == Algo::Sha256
+        && exp.algo() == HashAlgo::Sha256
     {
-        let mut inner = [0u8; 32];
-        inner.copy_from_slice(&exp.bytes);
-        let sp = store_path::make_store_path(&store_dir, "source", &inner, name);
+        let sp =
+            formats::fixed_output_path(&store_dir, name, true, exp).map_err(|m| EvalError::eval(m, p))?;
         if ev.io.is_valid_path(&sp) {
             return Ok(sp);
         }
@@ -455,22 +464,17 @@ pub(crate) fn fetch_tarball_cached(
             _ => dir.clone(),
         };
         let mut nar = Vec::new();
-        store_path::nar(ev.io.as_ref(), &root, None, &mut nar)
-            .map_err(|e| io_err("reading", &root, &e, p))?;
-        let got = Hash { algo: Algo::Sha256, bytes: store_path::sha256(&nar).to_vec() };
+        formats::nar(ev.io.as_ref(), &root, None, &mut nar).map_err(|e| io_err("reading", &root, &e, p))?;
+        let got = Hash::from_sha256(formats::sha256(&nar));
         if let Some(exp) = expected {
-            let exp_cmp = if exp.algo == Algo::Sha256 {
-                got.clone()
-            } else {
-                Hash { algo: exp.algo, bytes: exp.algo.digest(&nar) }
-            };
+            let exp_cmp =
+                if exp.algo() == HashAlgo::Sha256 { got.clone() } else { formats::digest(exp.algo(), &nar) };
             if *exp != exp_cmp {
                 return Err(hash_mismatch(&format!("file downloaded from '{url}'"), exp, &exp_cmp, p));
             }
         }
-        let mut inner = [0u8; 32];
-        inner.copy_from_slice(&got.bytes);
-        let sp = store_path::make_store_path(&store_dir, "source", &inner, name);
+        let sp =
+            formats::fixed_output_path(&store_dir, name, true, &got).map_err(|m| EvalError::eval(m, p))?;
         if !ev.io.is_valid_path(&sp) {
             ev.io
                 .add_to_store(&sp, StoreObject::Tree { src: &root, include: None })

@@ -7,8 +7,8 @@ use std::rc::Rc;
 use super::{mk_attrs, str_value};
 use crate::error::{EvalError, Result};
 use crate::eval::{Coerce, Evaluator, type_err};
+use crate::formats::{self, HashAlgo};
 use crate::source::Pos;
-use crate::store_path::{self, Algo, Hash};
 use crate::sym::Sym;
 use crate::value::{Attr, Attrs, Context, NixStr, PrimFn, Value};
 
@@ -44,7 +44,7 @@ pub(crate) fn table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
         ("hashString", 2, |ev, a, p| {
             let algo = algo_arg(ev, &a[0], p)?;
             let s = ev.force_str(&a[1], p)?;
-            Ok(Value::str(store_path::hex(&algo.digest(s.as_bytes()))))
+            Ok(Value::str(formats::digest(algo, s.as_bytes()).to_hex()))
         }),
         ("convertHash", 1, prim_convert_hash),
         ("baseNameOf", 1, |ev, a, p| {
@@ -92,8 +92,8 @@ pub(crate) fn table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
         }),
         ("placeholder", 1, |ev, a, p| {
             let o = ev.force_str(&a[0], p)?;
-            let h = store_path::sha256(format!("nix-output:{o}").as_bytes());
-            Ok(Value::str(format!("/{}", store_path::nix32_encode(&h))))
+            let h = formats::digest(HashAlgo::Sha256, format!("nix-output:{o}").as_bytes());
+            Ok(Value::str(format!("/{}", h.to_nix32())))
         }),
         ("hasContext", 1, |ev, a, p| Ok(Value::Bool(ev.force_nstr(&a[0], p)?.has_ctx()))),
         ("unsafeDiscardStringContext", 1, |ev, a, p| Ok(Value::str(ev.force_str(&a[0], p)?))),
@@ -140,9 +140,9 @@ pub(crate) fn table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
     ]);
 }
 
-fn algo_arg(ev: &mut Evaluator, v: &Value, p: Pos) -> Result<Algo> {
+fn algo_arg(ev: &mut Evaluator, v: &Value, p: Pos) -> Result<HashAlgo> {
     let s = ev.force_str(v, p)?;
-    Algo::parse(&s).ok_or_else(|| {
+    formats::parse_algo(&s).ok_or_else(|| {
         // Current Nix's wording, which lists blake3 although that needs an experimental feature.
         EvalError::eval(
             format!("unknown hash algorithm '{s}', expect 'blake3', 'md5', 'sha1', 'sha256', or 'sha512'"),
@@ -383,7 +383,7 @@ fn prim_convert_hash(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
         .cloned()
         .ok_or_else(|| EvalError::eval("attribute 'toHashFormat' missing", p))?;
     let fmt = ev.force_str(&fmt_v, p)?;
-    let h = Hash::parse(&hash_s, algo).map_err(|m| EvalError::eval(m, p))?;
+    let h = formats::parse_hash(&hash_s, algo).map_err(|m| EvalError::eval(m, p))?;
     let out = match fmt.as_str() {
         "base16" => h.to_hex(),
         "nix32" | "base32" => h.to_nix32(),
