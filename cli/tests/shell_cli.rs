@@ -228,7 +228,9 @@ fn build_fhs_env_gives_a_launcher_and_an_env_the_shell_enters() {
               pkgs = {{ inherit zlib busybox; runCommandLocal = name: attrs: script: mkWith (removeAttrs attrs [ "passthru" "meta" ]) name ''
                 export PATH=${{bb}}/bin; ${{script}}''; }};
               set = import {} {{ inherit pkgs; }};
-            in set.buildFHSEnv {{ name = "example-env"; targetPkgs = p: [ p.zlib ]; runScript = "sh"; profile = "export FROM_PROFILE=yes"; }}"#,
+              env = set.buildFHSEnv {{ name = "example-env"; targetPkgs = p: [ p.zlib ]; runScript = "sh"; profile = "export FROM_PROFILE=yes"; }};
+            in env // {{ steam = (import {} {{ pkgs = pkgs // {{ pkgsi686Linux = pkgs; }}; }}).steam-run; }}"#,
+                fhs_nix.display(),
                 fhs_nix.display()
             ),
         );
@@ -259,13 +261,37 @@ fn build_fhs_env_gives_a_launcher_and_an_env_the_shell_enters() {
             "-A",
             "env",
             "--run",
-            "ls /usr/lib/libz.so.1; readlink /usr/bin/ls; echo $FROM_PROFILE",
+            "ls /usr/lib/libz.so.1; readlink /usr/bin/ls; echo $FROM_PROFILE$IN_NIX_SHELL",
         ]);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 3, "{out}");
         assert_eq!(lines[0], "/usr/lib/libz.so.1");
         assert!(lines[1].ends_with("-busybox/usr/bin/ls"), "ls comes from the busybox package: {out}");
-        assert_eq!(lines[2], "yes");
+        assert_eq!(lines[2], "yesimpure");
+        // steam-run: the same machinery with Steam's library set (those the set has) and its usage message.
+        let steam = env.ok(&["build", f, "-A", "steam", "--no-out-link"]);
+        let steam_run = PathBuf::from(steam.trim()).join("bin/steam-run");
+        if env.user == build_support::User::Root {
+            let out = Command::new(&steam_run)
+                .env("FHSKIT", &env.fhskit)
+                .env("FHSKIT_STORE", env.store_base())
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+            assert!(String::from_utf8_lossy(&out.stderr).contains("Usage: steam-run command-to-run args..."));
+            let out = Command::new(&steam_run)
+                .args(["sh", "-c", "ls /usr/lib/libz.so.1; echo $LD_LIBRARY_PATH"])
+                .env("FHSKIT", &env.fhskit)
+                .env("FHSKIT_STORE", env.store_base())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", text(&out));
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                stdout.starts_with("/usr/lib/libz.so.1\n") && stdout.contains("/lib64:/lib32"),
+                "{stdout}"
+            );
+        }
         // The launcher enters it too (fhskit from FHSKIT), running runScript with the arguments.
         let out = Command::new(&launcher)
             .args(["-c", "echo launched; ls /usr/lib/libz.so.1"])

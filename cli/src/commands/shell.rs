@@ -203,7 +203,8 @@ pub fn run(args: ShellArgs, verbose: u8) -> Result<ExitCode> {
             (None, Some(cmd)) => vec![sh.into(), "-c".into(), format!("{cmd}\nexec {sh} -i").into()],
             (None, None) => Vec::new(),
         };
-        let launch = crate::commands::env::LaunchArgs::for_env(tree, Vec::new(), Vec::new());
+        let in_shell = format!("IN_NIX_SHELL={}", if args.pure { "pure" } else { "impure" });
+        let launch = crate::commands::env::LaunchArgs::for_env(tree, Vec::new(), vec![in_shell]);
         return crate::commands::env::launch_env(&launch, command, verbose);
     }
     let root = match drv.env.get(build::FHS_ROOT_ATTR).filter(|v| !v.is_empty()) {
