@@ -340,6 +340,7 @@ export GCC_EXEC_PREFIX="${GCC_EXEC_PREFIX:-/usr/lib/gcc/}"
 
 # The Debian tree at / is the initial path; store inputs come before it.
 _fhsPath=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin
+_fhskitCallerPath="${PATH:-}"
 PATH="$_fhsPath"
 export PATH
 shopt -s nullglob
@@ -471,6 +472,10 @@ export NIX_CFLAGS_COMPILE="${NIX_CFLAGS_COMPILE:-}"
 export NIX_LDFLAGS="${NIX_LDFLAGS:-}"
 
 PATH="${_storeBins:+$_storeBins:}$_fhsPath"
+# An impure shell (fhskit shell without --pure) keeps the caller's PATH after the build's, as nix-shell does.
+if [ "${IN_NIX_SHELL:-}" = impure ] && [ -n "${_fhskitCallerPath:-}" ]; then
+    PATH="$PATH:$_fhskitCallerPath"
+fi
 export PATH
 
 runHook postHook
