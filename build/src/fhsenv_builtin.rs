@@ -64,9 +64,6 @@ pub(crate) fn build(
     spec.unshare.uts = flag("unshareUts", false);
     spec.unshare.cgroup = flag("unshareCgroup", false);
     spec.store_dir = Some(store.physical_store_dir().to_path_buf());
-    // Debian's gcc finds cc1 and its crt files from its resolved path, which in a symlink farm is the gcc-12
-    // package's store path: the standard prefix must be named.
-    spec.env.insert("GCC_EXEC_PREFIX".into(), "/usr/lib/gcc/".into());
     if spec.packages.is_empty() && spec.multi_packages.is_empty() {
         return Err("attribute 'packages': the env declares no packages".into());
     }

@@ -23,6 +23,9 @@ fn fixed(spec: &EnvSpec) -> Vec<(&'static str, String)> {
         ("GST_PLUGIN_SYSTEM_PATH_1_0", "/usr/lib/gstreamer-1.0:/usr/lib32/gstreamer-1.0".into()),
         ("NIX_CFLAGS_COMPILE", "-idirafter /usr/include".into()),
         ("NIX_LDFLAGS", "-L/usr/lib -L/usr/lib32".into()),
+        // Debian's gcc finds cc1 and its start files relative to its resolved path, which in the farm is the gcc-12
+        // package's store path: name the env's own prefix.
+        ("GCC_EXEC_PREFIX", "/usr/lib/gcc/".into()),
         ("FHSENV_NAME", spec.name.clone()),
     ]
 }

@@ -187,6 +187,10 @@ struct Item {
     /// The package entry is itself a symlink (the loader cache keys such links by their own name).
     is_link: bool,
     elf: Option<DynamicInfo>,
+    /// A relative link whose target another package provides (Debian's `usr/bin/gcc -> gcc-12`, `libz.so ->
+    /// libz.so.1.2.13` in a `-dev` package): the target's path inside the package tree, so the env's link can
+    /// point at the env's own entry for it instead of at the dangling link.
+    relink: Option<PathBuf>,
 }
 
 /// Lib directory names inside `usr/`.
@@ -271,14 +275,15 @@ impl Farm {
                 {
                     source = target;
                 }
+                let relink = if kind.is_symlink() { dangling_relative_target(root, &rel) } else { None };
                 match place(&rel) {
                     Place::Usr(path) => self.insert(
                         Path::new("usr").join(path),
-                        Item { source, is_link: kind.is_symlink(), elf: None },
+                        Item { source, is_link: kind.is_symlink(), elf: None, relink: relink.clone() },
                     ),
                     Place::Top(top, path) => self.insert(
                         Path::new(top).join(path),
-                        Item { source, is_link: kind.is_symlink(), elf: None },
+                        Item { source, is_link: kind.is_symlink(), elf: None, relink: relink.clone() },
                     ),
                     Place::Lib { rest, wants32 } => {
                         let name = rest.file_name().and_then(OsStr::to_str).unwrap_or("");
@@ -301,7 +306,7 @@ impl Farm {
                         };
                         self.insert(
                             Path::new(dir).join(rest),
-                            Item { source, is_link: kind.is_symlink(), elf: info },
+                            Item { source, is_link: kind.is_symlink(), elf: info, relink: relink.clone() },
                         );
                     }
                     Place::Ignore => {
@@ -339,6 +344,20 @@ impl Farm {
     /// few thousand links instead of tens of thousands. `usr/*` and the top-level directories stay real, since
     /// fhsenv writes into them and mounts them.
     /// `host_root` is the host's `/` (see [`shadows_host_dir`]).
+    /// The env path of a package-relative path, if the env has an entry there.
+    fn env_path(&self, package_rel: &Path) -> Option<PathBuf> {
+        let candidates = match place(package_rel) {
+            Place::Usr(path) => vec![Path::new("usr").join(path)],
+            Place::Top(top, path) => vec![Path::new(top).join(path)],
+            Place::Lib { rest, wants32 } if wants32 => {
+                vec![Path::new(LIB32).join(&rest), Path::new(LIB64).join(rest)]
+            }
+            Place::Lib { rest, .. } => vec![Path::new(LIB64).join(&rest), Path::new(LIB32).join(rest)],
+            Place::Ignore => Vec::new(),
+        };
+        candidates.into_iter().find(|c| self.items.contains_key(c) || self.dirs.contains(c))
+    }
+
     fn folded_dirs(&self, host_root: &Path) -> BTreeMap<PathBuf, PathBuf> {
         // For each farm directory: the package directory all its entries agree on, or None once two disagree.
         let mut votes: HashMap<PathBuf, Option<PathBuf>> = HashMap::new();
@@ -365,7 +384,9 @@ impl Farm {
                 .or_insert(agreed);
         }
         for (dest, item) in &self.items {
-            vote(&mut votes, &mut children, dest, Some(&item.source));
+            // A link to be re-pointed inside the env keeps its directory a real one.
+            let source = if item.relink.is_some() { None } else { Some(item.source.as_path()) };
+            vote(&mut votes, &mut children, dest, source);
         }
         // Deepest directories first, so a directory's own vote is known before its parent counts it.
         let mut dirs: Vec<&PathBuf> = self.dirs.iter().collect();
@@ -434,6 +455,19 @@ impl Farm {
 /// while a real directory merges with the host's.
 fn shadows_host_dir(host_root: &Path, dir: &Path) -> bool {
     (dir.starts_with("usr") || dir.starts_with("opt")) && host_root.join(dir).is_dir()
+}
+
+/// The package-relative path a relative link `rel` of the package at `root` names, when that path does not exist
+/// in the package (another package of the env provides it).
+fn dangling_relative_target(root: &Path, rel: &Path) -> Option<PathBuf> {
+    let link = root.join(rel);
+    let target = std::fs::read_link(&link).ok()?;
+    if target.is_absolute() || std::fs::metadata(&link).is_ok() {
+        return None;
+    }
+    let resolved = normalize(&rel.parent().unwrap_or(Path::new("")).join(target));
+    // `..` past the package's top is not a path inside the env either.
+    (!resolved.as_os_str().is_empty() && !resolved.starts_with("..")).then_some(resolved)
 }
 
 /// Where a package's symlink with an absolute target points inside that same package, if it does.
@@ -593,7 +627,16 @@ fn write_tree(
     }
     for (dest, item) in &farm.items {
         if !under_folded(dest) {
-            symlink(&item.source, &tmp.join(dest))?;
+            match item.relink.as_deref().and_then(|t| farm.env_path(t)).filter(|t| t != dest) {
+                // Relative, so it resolves the same inside the env and in the tree seen from outside.
+                Some(target) => {
+                    let up = dest.parent().map_or(0, |p| p.components().count());
+                    let mut relative: PathBuf = std::iter::repeat_n("..", up).collect();
+                    relative.push(target);
+                    symlink(&relative, &tmp.join(dest))?
+                }
+                None => symlink(&item.source, &tmp.join(dest))?,
+            }
             links += 1;
         }
     }
@@ -715,7 +758,7 @@ mod tests {
     #[test]
     fn first_package_wins_and_conflicts_are_listed() {
         let mut farm = Farm::default();
-        let item = |s: &str| Item { source: s.into(), is_link: false, elf: None };
+        let item = |s: &str| Item { source: s.into(), is_link: false, elf: None, relink: None };
         farm.insert("usr/bin/x".into(), item("/a/bin/x"));
         farm.insert("usr/bin/x".into(), item("/b/bin/x"));
         farm.insert("usr/share/d".into(), item("/a/share/d"));
@@ -795,5 +838,48 @@ mod tests {
         let item = &farm.items[Path::new("usr/lib32/ld-linux.so.2")];
         assert_eq!(item.source, root.join("lib32/ld-linux.so.2"));
         assert!(farm.report.conflicts.is_empty(), "{:?}", farm.report.conflicts);
+    }
+
+    #[test]
+    fn relative_links_into_other_packages_resolve_in_the_env() {
+        let tmp = tempfile::tempdir().unwrap();
+        let pkg = |name: &str| tmp.path().join(name);
+        let write = |p: PathBuf, data: &[u8]| {
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, data).unwrap();
+        };
+        let link = |target: &str, p: PathBuf| {
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(target, p).unwrap();
+        };
+        // Debian's gcc -> gcc-12, pkg-config -> pkgconf, and a -dev package's libz.so -> the runtime's file,
+        // each target in another package; and a link inside its own package, which stays as it was.
+        link("gcc-12", pkg("gcc/usr/bin/gcc"));
+        write(pkg("gcc12/usr/bin/gcc-12"), b"gcc-12");
+        link("pkgconf", pkg("pkgconf/usr/bin/pkg-config"));
+        write(pkg("pkgconfbin/usr/bin/pkgconf"), b"pkgconf");
+        link("libz.so.1.2.13", pkg("zdev/usr/lib/x86_64-linux-gnu/libz.so"));
+        write(pkg("z/lib/x86_64-linux-gnu/libz.so.1.2.13"), b"not elf");
+        link("pkgconf", pkg("pkgconfbin/usr/bin/own-link"));
+        let spec = EnvSpec {
+            packages: ["gcc", "gcc12", "pkgconf", "pkgconfbin", "zdev", "z"].iter().map(|n| pkg(n)).collect(),
+            ..EnvSpec::default()
+        };
+        let out = tmp.path().join("env");
+        build(&spec, &out).unwrap();
+        let read = |rel: &str| std::fs::read(out.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        assert_eq!(read("usr/bin/gcc"), b"gcc-12");
+        assert_eq!(read("usr/bin/pkg-config"), b"pkgconf");
+        assert_eq!(read("usr/lib/libz.so"), b"not elf");
+        assert_eq!(std::fs::read_link(out.join("usr/bin/gcc")).unwrap(), Path::new("../../usr/bin/gcc-12"));
+        assert_eq!(
+            std::fs::read_link(out.join("usr/bin/own-link")).unwrap(),
+            pkg("pkgconfbin/usr/bin/own-link")
+        );
+        // A target no package provides leaves the link as the package has it.
+        let lone = EnvSpec { packages: vec![pkg("gcc")], ..EnvSpec::default() };
+        let out2 = tmp.path().join("env2");
+        build(&lone, &out2).unwrap();
+        assert_eq!(std::fs::read_link(out2.join("usr/bin/gcc")).unwrap(), pkg("gcc/usr/bin/gcc"));
     }
 }
