@@ -135,12 +135,27 @@ pub trait Substituter: Sync {
     ) -> std::result::Result<bool, Box<dyn std::error::Error + Send + Sync>>;
 }
 
+/// Builders of `builtin:<name>` derivations that the caller provides besides Nix's own (fhskit's package set uses
+/// `builtin:fhskit-deb`). They run in the builder's process, like `builtin:fetchurl`.
+pub trait ExtraBuiltins: Sync {
+    /// Builds `drv`, whose builder is `builtin:<name>`, writing each output at its path in `outputs` (on the host;
+    /// none exists yet). `None` when this is not one of its builders; errors are log text.
+    fn build(
+        &self,
+        name: &str,
+        drv: &store::Derivation,
+        outputs: &BTreeMap<String, PathBuf>,
+        log: &mut dyn FnMut(&str),
+    ) -> Option<std::result::Result<(), String>>;
+}
+
 /// The builder of one store. Cheap to create; [`Builder::new`] removes what builders killed earlier left behind.
 pub struct Builder<'a> {
     store: &'a Store,
     settings: Settings,
     substituter: Option<&'a dyn Substituter>,
     observer: &'a dyn Observer,
+    extra_builtins: Option<&'a dyn ExtraBuiltins>,
     log_dir: PathBuf,
     build_dir: PathBuf,
     verbose_log: bool,
@@ -169,6 +184,7 @@ impl<'a> Builder<'a> {
             settings,
             substituter: None,
             observer: &Quiet,
+            extra_builtins: None,
             verbose_log: false,
             userns: OnceLock::new(),
             warned_no_sandbox: AtomicBool::new(false),
@@ -181,6 +197,12 @@ impl<'a> Builder<'a> {
     /// Asks `substituter` before building.
     pub fn with_substituter(mut self, substituter: &'a dyn Substituter) -> Builder<'a> {
         self.substituter = Some(substituter);
+        self
+    }
+
+    /// Builds `builtin:<name>` derivations with `extra` where Nix's own builtins do not cover the name.
+    pub fn with_builtins(mut self, extra: &'a dyn ExtraBuiltins) -> Builder<'a> {
+        self.extra_builtins = Some(extra);
         self
     }
 

@@ -203,7 +203,17 @@ fn build_builtin(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
             &mut emit,
         ),
         ("fhsenv", None) => Err("'builtin:fhsenv' requires an 'out' output".to_owned()),
-        (other, _) => Err(format!("unsupported builtin builder '{other}'")),
+        (other, _) => {
+            let outputs: std::collections::BTreeMap<String, PathBuf> = job
+                .drv
+                .outputs
+                .iter()
+                .filter_map(|(n, o)| o.path.as_ref().map(|p| (n.clone(), chroot.output_location(p))))
+                .collect();
+            b.extra_builtins
+                .and_then(|x| x.build(other, job.drv, &outputs, &mut emit))
+                .unwrap_or_else(|| Err(format!("unsupported builtin builder '{other}'")))
+        }
     };
     if let Err(e) = result {
         emit(&format!("error: {e}"));

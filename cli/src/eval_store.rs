@@ -23,6 +23,8 @@ pub struct StoreIo {
     http: Option<pkgs::http::Http>,
     /// Unpacked tarballs, removed with this value.
     unpacked: Vec<ScratchDir>,
+    /// The Debian package records of fhskit's package set, read on first use.
+    debian: Option<pkgs::nixpkgs::Source>,
 }
 
 fn other(e: impl std::fmt::Display) -> io::Error {
@@ -37,7 +39,7 @@ impl StoreIo {
             None => FsIo::new("/nix/store".into(), "/nix/store"),
         };
         fs.trace_sink = Some(trace_sink);
-        StoreIo { fs, config, store: None, http: None, unpacked: Vec::new() }
+        StoreIo { fs, config, store: None, http: None, unpacked: Vec::new(), debian: None }
     }
 
     fn store(&mut self) -> io::Result<&Store> {
@@ -235,5 +237,36 @@ impl EvalIo for StoreIo {
 
     fn trace(&mut self, msg: &str) {
         self.fs.trace(msg)
+    }
+
+    fn debian_package(&mut self, name: &str, arch: &str) -> io::Result<Option<eval::DebianPackage>> {
+        let record = self.debian()?.package(name, arch).map_err(other)?;
+        Ok(record.map(|r| {
+            let p = r.package;
+            eval::DebianPackage {
+                url: p.url(),
+                name: p.name,
+                version: p.version,
+                architecture: p.architecture,
+                sha256: p.sha256,
+                size: p.size,
+                component: if p.component.is_empty() { "main".to_owned() } else { p.component },
+                description: String::new(),
+                depends: r.depends,
+            }
+        }))
+    }
+
+    fn debian_names(&mut self, arch: &str) -> io::Result<Vec<String>> {
+        self.debian()?.names(arch).map_err(other)
+    }
+}
+
+impl StoreIo {
+    fn debian(&mut self) -> io::Result<&mut pkgs::nixpkgs::Source> {
+        if self.debian.is_none() {
+            self.debian = Some(crate::nixpkgs::source().map_err(other)?);
+        }
+        Ok(self.debian.as_mut().expect("set above"))
     }
 }

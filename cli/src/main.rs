@@ -9,6 +9,7 @@ mod dlopen;
 mod eval_store;
 mod hint;
 mod launcher;
+mod nixpkgs;
 mod realise;
 mod strategy;
 mod substitute;

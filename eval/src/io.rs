@@ -72,11 +72,41 @@ pub trait EvalIo {
     fn record_download(&mut self, url: &str, entry: &CachedDownload) {
         let _ = (url, entry);
     }
+    /// The Debian package `name` of architecture `arch` (or `all`) as fhskit's package set pins it: from the lock
+    /// file, or resolved against the verified index and added to the lock. `Ok(None)`: no such package. Only
+    /// fhskit's own IO knows Debian repositories; the default says so.
+    fn debian_package(&mut self, name: &str, arch: &str) -> io::Result<Option<DebianPackage>> {
+        let _ = (name, arch);
+        Err(io::Error::new(io::ErrorKind::Unsupported, "this evaluator has no Debian package source"))
+    }
+    /// Every Debian package name that `debian_package` can answer for `arch` (sorted, unique).
+    fn debian_names(&mut self, arch: &str) -> io::Result<Vec<String>> {
+        let _ = arch;
+        Err(io::Error::new(io::ErrorKind::Unsupported, "this evaluator has no Debian package source"))
+    }
     /// A GET that the server may answer with "not modified" when `have` matches what it would send.
     fn fetch_url_conditional(&mut self, url: &str, have: &Validators) -> io::Result<Download> {
         let _ = have;
         Ok(Download::Fetched { body: self.fetch_url(url)?, validators: Validators::default() })
     }
+}
+
+/// One pinned Debian binary package, for the package set's `__fhskitDebianPackage`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DebianPackage {
+    pub name: String,
+    pub version: String,
+    pub architecture: String,
+    /// Where the `.deb` is downloaded from.
+    pub url: String,
+    /// The `.deb`'s SHA-256 (hex) from the signed index.
+    pub sha256: String,
+    pub size: u64,
+    /// The repository component (`main`, `contrib`, `non-free`, `non-free-firmware`).
+    pub component: String,
+    pub description: String,
+    /// The packages its `Pre-Depends` and `Depends` resolved to, as `name:arch`.
+    pub depends: Vec<String>,
 }
 
 /// What identifies a server's copy of a URL for a conditional request.

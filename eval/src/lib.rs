@@ -24,5 +24,5 @@ pub mod value;
 
 pub use error::{ErrorKind, EvalError, Result};
 pub use eval::{Evaluator, Settings, with_big_stack};
-pub use io::{EvalIo, FileKind, FsIo};
+pub use io::{DebianPackage, EvalIo, FileKind, FsIo};
 pub use value::Value;

@@ -26,6 +26,7 @@ pub mod host;
 pub mod http;
 pub mod index;
 pub mod lock;
+pub mod nixpkgs;
 pub mod packages;
 pub mod realise;
 pub mod relation;

@@ -27,6 +27,10 @@ pub struct LockedPackage {
     /// `name:arch` keys of the locked packages this one depends on.
     #[serde(default)]
     pub depends: Vec<String>,
+    /// The repository component it came from (`main`, `non-free`, …); empty in locks written before it was
+    /// recorded.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub component: String,
 }
 
 impl LockedPackage {
@@ -108,6 +112,7 @@ mod tests {
             size: 10,
             sha256: "0".repeat(64),
             depends: vec![],
+            component: String::new(),
         };
         let lock = Lock { version: LOCK_VERSION, request: vec!["a".into()], packages: vec![p.clone()] };
         lock.write(&path).unwrap();

@@ -274,6 +274,7 @@ mod tests {
             size: 1,
             sha256: "0".repeat(64),
             depends: deps.iter().map(|d| format!("{d}:amd64")).collect(),
+            component: String::new(),
         }
     }
 

@@ -333,6 +333,7 @@ impl Resolution {
                     size: p.size,
                     sha256: p.sha256.clone(),
                     depends,
+                    component: p.component.clone(),
                 }
             })
             .collect();

@@ -295,7 +295,8 @@ pub(crate) fn realise(
     let settings = options.settings()?;
     let printer = Printer { quiet: options.quiet };
     let substituter = crate::substitute::BuildSubstituter::open(store)?;
-    let mut builder = Builder::new(store, settings)?.with_observer(&printer);
+    let debs = crate::nixpkgs::DebBuiltin::new(store);
+    let mut builder = Builder::new(store, settings)?.with_observer(&printer).with_builtins(&debs);
     if let Some(s) = &substituter {
         builder = builder.with_substituter(s);
     }

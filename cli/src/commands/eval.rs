@@ -343,6 +343,13 @@ fn run(args: NixArgs) -> Result<Output, EvalFailure> {
         (None, None) => "/nix/store".to_string(),
     };
     settings.store_dir = store_dir.trim_end_matches('/').to_string();
+    // fhskit's own package set answers `<nixpkgs>` when no entry of the search path does (it comes last).
+    if args.store_dir.is_none() {
+        match crate::nixpkgs::embedded(config.as_ref()) {
+            Ok(path) => settings.nix_path.push(("nixpkgs".to_string(), path)),
+            Err(e) => tracing::warn!("fhskit's package set is not available as <nixpkgs>: {e:#}"),
+        }
+    }
     let show_trace = args.common.show_trace && !args.common.no_show_trace;
     let outcome = eval::with_big_stack(move || -> Result<Output, String> {
         let io = StoreIo::new(config, print_trace);

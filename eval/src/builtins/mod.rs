@@ -2,6 +2,7 @@
 //! names), and the primops on types, attribute sets, lists, numbers and control flow. Strings, files/store,
 //! JSON/TOML/XML and derivations live in the sibling modules.
 
+mod debian;
 mod flake;
 pub mod fs;
 pub mod json;
@@ -96,6 +97,7 @@ pub(crate) fn install(ev: &mut Evaluator) {
     let b = Value::attrs(Attrs::from_unsorted(attrs));
     *cell.state.borrow_mut() = crate::value::ThunkState::Done(b.clone());
     globals.insert(Sym::new("builtins"), b.clone());
+    debian::install(&mut globals);
     ev.globals = globals;
     ev.builtins = b;
     // `derivation` is written in Nix on top of `derivationStrict`.

@@ -1,0 +1,195 @@
+//! fhskit's package set (`<nixpkgs>` without a NIX_PATH entry) over a signed repository served on 127.0.0.1, built
+//! from this host's packages (`tests/fixtures/run-repo.sh`): names pinned in the lock file on first use, Debian
+//! packages and nixpkgs names (with `dev` outputs) built with `builtin:fetchurl` + `builtin:fhskit-deb`, and the
+//! FAQ's `mybinaryprogram` recipe (loader and `lib.makeLibraryPath`) running with the host's libraries hidden.
+
+mod run_support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use run_support::{World, fixtures, ok, text};
+
+/// Serves `root` over HTTP/1.1 on 127.0.0.1 until the test process ends.
+fn serve(root: PathBuf) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let root = root.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    return;
+                }
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                        break;
+                    }
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let file = root.join(path.trim_start_matches('/'));
+                match std::fs::read(&file) {
+                    Ok(body) if !path.contains("..") && file.is_file() => {
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        );
+                        let _ = stream.write_all(head.as_bytes());
+                        let _ = stream.write_all(&body);
+                    }
+                    _ => {
+                        let _ = stream.write_all(
+                            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        );
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn requirements() -> bool {
+    for tool in ["dpkg-deb", "dpkg-scanpackages", "gpg", "bwrap", "cc"] {
+        if !test_support::have_tool(tool) {
+            test_support::unmet(format!("{tool} (.ci/run installs it)"));
+            return false;
+        }
+    }
+    for lib in ["libXrandr.so.2", "libXinerama.so.1", "libXcursor.so.1", "libz.so"] {
+        if !Path::new("/usr/lib/x86_64-linux-gnu").join(lib).exists() {
+            test_support::unmet(format!("/usr/lib/x86_64-linux-gnu/{lib} (.ci/run installs it)"));
+            return false;
+        }
+    }
+    true
+}
+
+/// A world whose configuration names the fixture repository, its index fetched, and an empty lock file in the
+/// working directory (the one evaluations then pin in).
+fn world_with_repo(packages: &[&str]) -> World {
+    let world = World::new();
+    let out = world.path("fixture-repo");
+    let o = Command::new("sh").arg(fixtures().join("run-repo.sh")).arg(&out).args(packages).output().unwrap();
+    assert!(o.status.success(), "building the repository failed:\n{}", text(&o));
+    let repo = out.join("repo");
+    let port = serve(repo.clone());
+    std::fs::create_dir_all(world.path("config/fhskit")).unwrap();
+    std::fs::write(
+        world.path("config/fhskit/config.toml"),
+        format!(
+            "[[pkgs.repository]]\nurl = \"http://127.0.0.1:{port}\"\nsuite = \"testing\"\ncomponents = [\"main\"]\n\
+             architectures = [\"amd64\"]\nkeyring = \"{}\"\n",
+            repo.join("key.gpg").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(world.path("fhskit.lock"), "version = 1\nrequest = []\n").unwrap();
+    ok(&world.fhskit(&["pkgs", "update"]));
+    world
+}
+
+fn eval_raw(world: &World, expr: &str) -> String {
+    ok(&world.fhskit(&["eval", "--raw", "-E", expr]))
+}
+
+fn run_hidden(world: &World, program: &Path) -> Output {
+    // Only the test's directory (the store is in it), /proc and /dev: no /lib, /usr or loader of the host.
+    Command::new("bwrap")
+        .args(["--bind"])
+        .arg(world.dir.path())
+        .arg(world.dir.path())
+        .args(["--proc", "/proc", "--dev", "/dev"])
+        .arg(program)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn package_set_over_a_local_repository() {
+    if !requirements() {
+        return;
+    }
+    let world = world_with_repo(&["zlib1g", "zlib1g-dev", "libxrandr2", "libxinerama1", "libxcursor1"]);
+
+    // `<nixpkgs>` is the embedded set; a name is pinned in the lock file when first used, with its closure.
+    let found = ok(&world.fhskit(&["eval", "--find-file", "nixpkgs"]));
+    assert!(found.trim().ends_with("-nixpkgs"), "{found}");
+    let version = eval_raw(&world, "with import <nixpkgs> {}; debian.zlib1g.version");
+    let lock = std::fs::read_to_string(world.path("fhskit.lock")).unwrap();
+    assert!(
+        lock.contains("name = \"zlib1g\"") && lock.contains(&format!("version = \"{version}\"")),
+        "{lock}"
+    );
+    assert!(lock.contains("name = \"libc6\""), "the closure is pinned too:\n{lock}");
+    // Names the lock does not pin yet are still attributes (from the verified index).
+    assert_eq!(eval_raw(&world, "with import <nixpkgs> {}; toString (debian ? libxcursor1)"), "1");
+    assert_eq!(eval_raw(&world, "with import <nixpkgs> {}; toString (debian ? no-such-package)"), "");
+    // The .deb is a fixed-output derivation with the index's SHA-256.
+    let sha = eval_raw(&world, "with import <nixpkgs> {}; debian.zlib1g.deb.outputHash");
+    assert!(lock.contains(&format!("sha256 = \"{sha}\"")), "{sha}\n{lock}");
+    assert_eq!(
+        eval_raw(&world, "with import <nixpkgs> {}; builtins.concatStringsSep \" \" zlib.outputs"),
+        "out dev"
+    );
+    assert_eq!(eval_raw(&world, "with import <nixpkgs> {}; (lib.getDev zlib).pname"), "zlib1g-dev");
+    assert_eq!(eval_raw(&world, "with import <nixpkgs> {}; lib.getName xlibs.libXrandr"), "libxrandr2");
+
+    // zlib and zlib.dev build: nixpkgs' lib/ and include/ over Debian's tree, the dev link into the runtime path.
+    let out = ok(&world.fhskit(&["build", "-E", "with import <nixpkgs> {}; [ zlib zlib.dev ]"]));
+    let paths: Vec<&str> = out.lines().collect();
+    assert_eq!(paths.len(), 2, "{out}");
+    assert!(world.path("result/lib/libz.so.1").exists());
+    assert!(world.path("result-2/include/zlib.h").exists());
+    let so = std::fs::canonicalize(world.path("result-2/lib/libz.so")).unwrap();
+    assert!(so.starts_with(paths[0]), "libz.so of the dev output leads to {}", so.display());
+    assert!(world.path("result-2/lib/pkgconfig/zlib.pc").exists());
+
+    // The FAQ's mybinaryprogram: the store's loader and makeLibraryPath of the three X libraries are enough with
+    // the host's libraries hidden (libX11 and libc come through the libraries' own run paths).
+    let program = world.path("mybinaryprogram");
+    let host = Path::new("/usr/lib/x86_64-linux-gnu");
+    let o = Command::new("cc")
+        .arg("-o")
+        .arg(&program)
+        .arg(fixtures().join("nixpkgs-xprog.c"))
+        .arg("-Wl,--no-as-needed")
+        .args(["libXrandr.so.2", "libXinerama.so.1", "libXcursor.so.1"].map(|l| host.join(l)))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let hidden = run_hidden(&world, &program);
+    assert!(!hidden.status.success(), "the program must not run unpatched without the host's libraries");
+    let rpath = eval_raw(
+        &world,
+        "with import <nixpkgs> {}; lib.makeLibraryPath (with xlibs; [ libXrandr libXinerama libXcursor ])",
+    );
+    let loader = eval_raw(&world, "with import <nixpkgs> {}; \"${debian.libc6}/lib/ld-linux-x86-64.so.2\"");
+    ok(&world.fhskit(&[
+        "build",
+        "--no-out-link",
+        "-E",
+        "with import <nixpkgs> {}; [ debian.libc6 xlibs.libXrandr xlibs.libXinerama xlibs.libXcursor ]",
+    ]));
+    ok(&world.fhskit(&[
+        "patchelf",
+        "--set-interpreter",
+        &loader,
+        "--set-rpath",
+        &rpath,
+        program.to_str().unwrap(),
+    ]));
+    let o = run_hidden(&world, &program);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("mybinaryprogram: Xcursor image made, Xrandr linked, Xinerama linked"),
+        "{}",
+        text(&o)
+    );
+}
