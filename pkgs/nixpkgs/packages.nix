@@ -80,3 +80,6 @@ named // {
   callPackage_i686 = final.pkgsi686Linux.callPackage;
 }
 # Parts kept in directories of their own, each a function of `{ lib, pkgs }` returning attributes (one line each):
+// import ./stdenv { inherit lib; pkgs = final; }
+// import ./build-support { inherit lib; pkgs = final; }
+// import ./build-fhsenv { inherit lib; pkgs = final; }
