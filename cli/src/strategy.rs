@@ -441,6 +441,21 @@ fn mirror(src: &Path, dst: &Path, copy: &BTreeSet<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// Whether a closure library needs a patched copy whose run path holds the closure's directories: it names FHS
+/// directories, or it has a `DT_RUNPATH` (which hides the executable's `DT_RPATH` from the library's own needs)
+/// through which some of its needs cannot be found.
+fn needs_closure_run_path(info: &DynamicInfo) -> bool {
+    if info.own_run_path().iter().any(|e| e.starts_with('/')) {
+        return true;
+    }
+    if info.runpath.is_empty() {
+        return false;
+    }
+    // Only `$ORIGIN`-relative entries are left: they point inside the library's own package.
+    let dirs = info.search_dirs();
+    !info.needed.iter().all(|n| dirs.iter().any(|d| d.join(n).exists()))
+}
+
 /// Prepares the patched copy: returns the executable to run, the objects patched and the store path.
 fn prepare_patch(
     store: &Store,
@@ -472,12 +487,14 @@ fn prepare_patch(
             root.display()
         );
     }
-    // Closure libraries whose own run path names FHS directories: those directories are empty on the target host,
-    // and a DT_RUNPATH shuts out the executable's DT_RPATH, so they get copies with run paths into the store.
+    // Closure libraries whose own run path cannot find their needs get copies with run paths into the store: a
+    // DT_RUNPATH shuts out the executable's DT_RPATH for the library's own needs, so libLLVM
+    // (`DT_RUNPATH=$ORIGIN/../lib`, needing libedit from another package) fails to load under Mesa's driver, and
+    // FHS directories named absolutely (libpulse's `/usr/lib/…/pulseaudio`) are empty on the target host.
     let mut fhs_libs: Vec<(String, DynamicInfo)> = Vec::new();
     for (_, soname, file) in closure.libraries() {
         let Ok(Some(info)) = DynamicInfo::read(file) else { continue };
-        if info.own_run_path().iter().any(|e| e.starts_with('/')) {
+        if needs_closure_run_path(&info) {
             fhs_libs.push((soname.to_owned(), info));
         }
     }
@@ -539,6 +556,8 @@ fn prepare_patch(
                         .to_string(),
                 })
                 .collect();
+            // The other copies first: a closure library this one needs may have a copy of its own.
+            run_path.push("$ORIGIN".into());
             run_path.extend(closure_dirs.iter().cloned());
             apply_patchelf(&dest, &patch_options(None, &run_path, info.runpath.is_empty()))?;
             patched.push(info.path.clone());

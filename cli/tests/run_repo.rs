@@ -1,9 +1,14 @@
 //! `fhskit run` realising a closure from a signed apt repository served on 127.0.0.1 by this test, inside the
 //! NixOS-like harness (host libraries hidden, fhskit running from a store path it patched for itself): nothing is
 //! cached beforehand and the host's dpkg database is not used, so every library comes from the repository.
-//! The repository holds real Debian packages re-packed from this host (`tests/fixtures/run-repo.sh`).
+//! The repository holds real Debian packages re-packed from this host (`tests/fixtures/run-repo.sh`), or packages
+//! built by the test (`tests/fixtures/pkgs-repo.rs`).
 
 mod run_support;
+
+#[allow(dead_code)]
+#[path = "../../tests/fixtures/pkgs-repo.rs"]
+mod fixture_repo;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -196,5 +201,56 @@ fn a_launcher_script_gets_its_shell_and_tools_from_the_repository() {
         let o = world.fhskit(&["run", "--no-host", "--repo", &spec, "--strategy", strategy, &script]);
         assert_eq!(o.status.code(), Some(1), "{}", text(&o));
         assert!(String::from_utf8_lossy(&o.stderr).contains("is a launcher script"), "{}", text(&o));
+    }
+}
+
+#[test]
+fn a_repository_library_with_its_own_runpath_finds_its_needs_in_every_strategy() {
+    // Debian's libLLVM carries DT_RUNPATH=$ORIGIN/../lib and needs libedit from another package: under the patch
+    // strategy glibc then ignores the executable's run path for libLLVM's own needs. Here a packaged library with
+    // such a run path needs the host's libz; the program runs in the harness, where nothing else provides it.
+    let world = World::new();
+    let harness = Harness::new(&world);
+    let build = world.path("build");
+    world.cc(
+        &build.join("libappgreet.so.1"),
+        &["run-greet.c"],
+        &[
+            "-shared",
+            "-fPIC",
+            "-Wl,-soname,libappgreet.so.1",
+            "-Wl,-rpath,$ORIGIN/../lib",
+            "-Wl,--enable-new-dtags",
+            "-l:libz.so.1",
+        ],
+    );
+    let prog = world.path("prog/app");
+    world.cc(&prog, &["run-app.c"], &[&format!("-L{}", build.display()), "-l:libappgreet.so.1"]);
+    let lib = std::fs::read(build.join("libappgreet.so.1")).unwrap();
+    let deb = fixture_repo::Deb::new("libappgreet1", "1.0-1", "amd64")
+        .section("libs")
+        .dir("./usr")
+        .dir("./usr/lib")
+        .dir("./usr/lib/x86_64-linux-gnu")
+        .file("./usr/lib/x86_64-linux-gnu/libappgreet.so.1", &lib, 0o644);
+    let key = fixture_repo::ed25519_key(7);
+    let repo = world.path("greet-repo");
+    let opts = fixture_repo::RepoOptions { architectures: vec!["amd64".into()], ..Default::default() };
+    fixture_repo::write_repo(&repo, &[deb], &key, &opts);
+    let keyring = world.path("greet-key.gpg");
+    std::fs::write(&keyring, &key.public_gpg).unwrap();
+    let port = serve(repo);
+    let spec = format!("[signed-by={} arch=amd64] http://127.0.0.1:{port}/ testing main", keyring.display());
+    ok(&world.fhskit(&["pkgs", "update", "--repo", &spec]));
+    let prog = prog.to_str().unwrap();
+    for strategy in ["patch", "shim", "fhs", "auto"] {
+        // Prepared with the host visible (libc and libz from its dpkg database, the library from the repository).
+        let o = world.fhskit(&["-v", "run", "--repo", &spec, "--strategy", strategy, prog, "zz"]);
+        assert!(ok(&o).contains("crc32(zz) = 618208161"), "{strategy}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("libappgreet1:amd64"), "{strategy}: {err}");
+        let o = harness
+            .run(&world, &[&harness.fhskit, "run", "--repo", &spec, "--strategy", strategy, prog, "zz"]);
+        assert!(ok(&o).contains("crc32(zz) = 618208161"), "{strategy} in the harness: {}", text(&o));
     }
 }

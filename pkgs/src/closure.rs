@@ -696,8 +696,22 @@ fn arch_of(need: &Need, machine: u16) -> Option<&'static str> {
             Some((_, "arm64")) => Some("arm64"),
             _ => Some(crate::config::native_arch()),
         },
-        _ => Some(crate::config::native_arch()),
+        // A path inside a multiarch directory (`/usr/lib/i386-linux-gnu/dri/…`) belongs to that architecture's
+        // packages: the native index does not list it.
+        Need::Path(p) => Some(path_arch(p).unwrap_or_else(crate::config::native_arch)),
+        Need::Command(_) => Some(crate::config::native_arch()),
     }
+}
+
+/// The architecture whose multiarch directory `path` lies in, if any.
+fn path_arch(path: &str) -> Option<&'static str> {
+    use patchelf_rs::raw::{EM_386, EM_AARCH64, EM_X86_64};
+    [(Class::Elf64, EM_X86_64), (Class::Elf32, EM_386), (Class::Elf64, EM_AARCH64)].into_iter().find_map(
+        |(class, machine)| {
+            let triplet = patchelf_rs::dynamic::multiarch_triplet(class, machine)?;
+            path.split('/').any(|c| c == triplet).then(|| debian_arch(class, machine)).flatten()
+        },
+    )
 }
 
 /// Origins of a need: required, or the optional groups (by index) that want it.
@@ -1028,6 +1042,10 @@ impl<R: Realiser> Resolver<'_, R> {
                 reason: reason.clone(),
                 needed_by: needed_by.get(need).map(|s| s.iter().cloned().collect()).unwrap_or_default(),
             };
+        // A need that failed in an early round may have been provided since by a package that came in for another
+        // need (Mesa's i386 DRI driver, by the package libGLX_mesa depends on): it is met, not missing.
+        let failed = std::mem::take(&mut self.failed);
+        self.failed = failed.into_iter().filter(|(n, _)| self.closure.provider(n).is_none()).collect();
         let mut dropped_groups: BTreeMap<usize, Missing> = BTreeMap::new();
         for (need, reason) in &self.failed {
             if self.ignored(need) {

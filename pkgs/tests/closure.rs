@@ -151,9 +151,10 @@ impl Realiser for Trees {
     fn realise(&mut self, lock: &Lock) -> pkgs::Result<Vec<Realised>> {
         let mut done = Vec::new();
         for p in &lock.packages {
-            let dest = self.out.join(format!("repo-{}", p.name));
+            let tree = tree_name(&p.name, &p.architecture);
+            let dest = self.out.join(format!("repo-{tree}"));
             if !dest.exists() {
-                copy_tree(&self.trees.join(&p.name), &dest);
+                copy_tree(&self.trees.join(&tree), &dest);
                 self.realised.push(p.key());
             }
             done.push(Realised {
@@ -197,11 +198,16 @@ fn repository() -> Repository {
     }
 }
 
-fn stanza(name: &str, extra: &str) -> String {
+fn stanza(name: &str, arch: &str, extra: &str) -> String {
     format!(
-        "Package: {name}\nVersion: 1.0-1\nArchitecture: amd64\n{extra}Filename: pool/{name}.deb\nSize: 1\nSHA256: {}\n\n",
+        "Package: {name}\nVersion: 1.0-1\nArchitecture: {arch}\nMulti-Arch: same\n{extra}Filename: pool/{name}_{arch}.deb\nSize: 1\nSHA256: {}\n\n",
         "0".repeat(64)
     )
+}
+
+/// The directory of a package's tree: its name for amd64, `name-arch` for others.
+fn tree_name(name: &str, arch: &str) -> String {
+    if arch == "amd64" { name.to_owned() } else { format!("{name}-{arch}") }
 }
 
 /// A repository: package trees, their `Packages` stanzas and `Contents` lines (derived from the trees).
@@ -216,16 +222,26 @@ impl Repo {
     }
 
     fn add(&mut self, name: &str, control: &str, entries: Vec<Entry<'_>>) {
-        write_tree(&self.dir.path().join("trees").join(name), entries);
-        self.packages.push_str(&stanza(name, control));
+        self.add_for("amd64", name, control, entries);
     }
 
-    fn contents(&self) -> String {
+    fn add_for(&mut self, arch: &str, name: &str, control: &str, entries: Vec<Entry<'_>>) {
+        write_tree(&self.dir.path().join("trees").join(tree_name(name, arch)), entries);
+        self.packages.push_str(&stanza(name, arch, control));
+    }
+
+    /// The `Contents` index of one architecture.
+    fn contents(&self, arch: &str) -> String {
         let mut lines = Vec::new();
         let trees = self.dir.path().join("trees");
         for pkg in std::fs::read_dir(&trees).unwrap() {
             let pkg = pkg.unwrap();
-            let name = pkg.file_name().to_string_lossy().into_owned();
+            let dir = pkg.file_name().to_string_lossy().into_owned();
+            let name = match dir.strip_suffix(&format!("-{arch}")) {
+                Some(n) if arch != "amd64" => n.to_owned(),
+                _ if arch == "amd64" && !dir.ends_with("-i386") => dir,
+                _ => continue,
+            };
             let mut stack = vec![pkg.path()];
             while let Some(d) = stack.pop() {
                 for e in std::fs::read_dir(&d).unwrap() {
@@ -247,11 +263,16 @@ impl Repo {
     }
 
     fn source(&self) -> RepoSource {
-        let idx_path = self.dir.path().join("soname.idx");
-        pkgs::soname::build(self.contents().as_bytes(), &idx_path).unwrap();
-        let idx = pkgs::soname::SonameIndex::open(&idx_path).unwrap();
-        let universe = Universe::from_texts(vec![repository()], &[(0, &self.packages)]);
-        RepoSource::from_parts(universe, vec![("amd64".into(), idx)])
+        let mut indexes = Vec::new();
+        for arch in ["amd64", "i386"] {
+            let idx_path = self.dir.path().join(format!("soname-{arch}.idx"));
+            pkgs::soname::build(self.contents(arch).as_bytes(), &idx_path).unwrap();
+            indexes.push((arch.to_owned(), pkgs::soname::SonameIndex::open(&idx_path).unwrap()));
+        }
+        let mut repository = repository();
+        repository.architectures.push("i386".into());
+        let universe = Universe::from_texts(vec![repository], &[(0, &self.packages)]);
+        RepoSource::from_parts(universe, indexes)
     }
 
     fn realiser(&self) -> Trees {
@@ -553,4 +574,93 @@ fn commands_and_packages_by_name() {
     let mut sources = Sources { host: None, repo: Ok(repo.source()) };
     let c = closure::resolve(&n, &mut sources, &mut repo.realiser()).unwrap();
     assert!(c.file_for(&Need::Command("grep".into())).unwrap().ends_with("repo-grep/bin/grep"));
+}
+
+const LIBDIR32: &str = "usr/lib/i386-linux-gnu";
+
+fn lib32(soname: &str, needed: &[&str], runpath: Option<&str>) -> Vec<u8> {
+    elf(Class::Elf32, None, Some(soname), needed, runpath)
+}
+
+/// Mesa's 32-bit GL stack as Debian ships it: libGLX_mesa depends on the package of the DRI driver, which
+/// libGLX_mesa opens by path; the driver needs libLLVM, which needs libz3 (no package dependency says so).
+fn mesa_i386(repo: &mut Repo) {
+    repo.add_for(
+        "i386",
+        "libc6",
+        "",
+        vec![
+            Entry::File(&format!("{LIBDIR32}/ld-linux.so.2"), lib32("ld-linux.so.2", &[], None)),
+            Entry::Link("lib/ld-linux.so.2", "/usr/lib/i386-linux-gnu/ld-linux.so.2"),
+            Entry::File(&format!("{LIBDIR32}/libc.so.6"), lib32("libc.so.6", &["ld-linux.so.2"], None)),
+        ],
+    );
+    repo.add_for(
+        "i386",
+        "libglx-mesa0",
+        "Depends: libgl1-mesa-dri, libc6\n",
+        vec![Entry::File(
+            &format!("{LIBDIR32}/libGLX_mesa.so.0"),
+            lib32("libGLX_mesa.so.0", &["libc.so.6"], None),
+        )],
+    );
+    repo.add_for(
+        "i386",
+        "libgl1-mesa-dri",
+        "Depends: libllvm15\n",
+        vec![Entry::File(
+            &format!("{LIBDIR32}/dri/swrast_dri.so"),
+            elf(Class::Elf32, None, None, &["libLLVM-15.so.1", "libc.so.6"], None),
+        )],
+    );
+    repo.add_for(
+        "i386",
+        "libllvm15",
+        "",
+        vec![Entry::File(
+            &format!("{LIBDIR32}/libLLVM-15.so.1"),
+            lib32("libLLVM-15.so.1", &["libz3.so.4", "libc.so.6"], Some("$ORIGIN/../lib")),
+        )],
+    );
+    repo.add_for(
+        "i386",
+        "libz3-4",
+        "",
+        vec![Entry::File(&format!("{LIBDIR32}/libz3.so.4"), lib32("libz3.so.4", &["libc.so.6"], None))],
+    );
+    // The native architecture has no driver: the i386 path is only in the i386 index.
+    libc6(repo);
+}
+
+#[test]
+fn a_foreign_architecture_driver_path_is_found_and_kept_with_its_needs() {
+    let mut repo = Repo::new();
+    mesa_i386(&mut repo);
+    let driver = Need::Path("/usr/lib/i386-linux-gnu/dri/swrast_dri.so".into());
+    let group = || OptionalGroup { label: "Mesa's software renderer".into(), needs: [driver.clone()].into() };
+    let check = |c: &closure::Closure| {
+        assert!(c.missing.is_empty(), "{:?}", c.missing);
+        assert!(c.left_out.is_empty(), "the driver's group was left out: {:?}", c.left_out);
+        assert!(
+            c.file_for(&driver)
+                .unwrap()
+                .ends_with("repo-libgl1-mesa-dri-i386/usr/lib/i386-linux-gnu/dri/swrast_dri.so")
+        );
+        let z3 = c.file(Class::Elf32, "libz3.so.4").expect("the driver's libLLVM's libz3");
+        assert!(c.lib_dirs(Class::Elf32).iter().any(|d| z3.starts_with(d)), "{:?}", c.lib_dirs(Class::Elf32));
+        assert!(c.packages.iter().any(|p| p.key == "libz3-4:i386"));
+    };
+    // The driver's package comes in as a dependency of the package providing libGLX_mesa, in a later round than
+    // the one that first looked the path up.
+    let mut n = Needs { machine: 3, ..Needs::default() };
+    n.required.insert(Need::Soname(Class::Elf32, "libGLX_mesa.so.0".into()));
+    n.optional.push(group());
+    let mut sources = Sources { host: None, repo: Ok(repo.source()) };
+    check(&closure::resolve(&n, &mut sources, &mut repo.realiser()).unwrap());
+    // Asked for alone, the path is looked up in the index of its own architecture.
+    let mut n = Needs { machine: 3, ..Needs::default() };
+    n.required.insert(Need::Soname(Class::Elf32, "libc.so.6".into()));
+    n.optional.push(group());
+    let mut sources = Sources { host: None, repo: Ok(repo.source()) };
+    check(&closure::resolve(&n, &mut sources, &mut repo.realiser()).unwrap());
 }
