@@ -6,7 +6,6 @@
 
 mod run_support;
 
-#[allow(dead_code)]
 #[path = "../../tests/fixtures/pkgs-repo.rs"]
 mod fixture_repo;
 
