@@ -14,7 +14,7 @@ mod build_support;
 
 use std::collections::HashMap;
 
-use build_support::{Env, Server, User, sha256_nix32, text, users};
+use build_support::{Env, User, serve_files, sha256_nix32, text, users};
 
 fn each_user(test: impl Fn(Env)) {
     for user in users() {
@@ -74,7 +74,7 @@ fn a_build_is_registered_with_its_outputs() {
 #[test]
 fn the_builder_sees_nix_s_environment_and_sandbox() {
     each_user(|env| {
-        let server = Server::start(HashMap::from([("/x".to_owned(), b"x".to_vec())]));
+        let server = serve_files(HashMap::from([("/x".to_owned(), b"x".to_vec())]));
         let script = format!(
             r#"
             exec > $out 2>&1
@@ -207,7 +207,7 @@ fn several_outputs_and_result_links() {
 fn fixed_output_fetch_and_the_fake_hash_workflow() {
     each_user(|env| {
         let data = b"the tarball\n".to_vec();
-        let server = Server::start(HashMap::from([("/src.txt".to_owned(), data.clone())]));
+        let server = serve_files(HashMap::from([("/src.txt".to_owned(), data.clone())]));
         let good = sha256_nix32(env.tmp.path(), &data);
         let fake = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
         let write = |hash: &str| {
@@ -291,10 +291,8 @@ fn fetchurl_unpacks_nars_makes_executables_and_tries_each_url() {
     std::io::Write::write_all(&mut xz, &nar).unwrap();
     let nar_xz = xz.finish().unwrap();
     let tool = std::fs::read(src.join("tool")).unwrap();
-    let server = Server::start(HashMap::from([
-        ("/tree.nar.xz".to_owned(), nar_xz),
-        ("/tool".to_owned(), tool.clone()),
-    ]));
+    let server =
+        serve_files(HashMap::from([("/tree.nar.xz".to_owned(), nar_xz), ("/tool".to_owned(), tool.clone())]));
     let (tree_hash, tool_hash) = (nix32(&src.join("tree")), nix32(&src.join("tool")));
     let flat_hash = sha256_nix32(env.tmp.path(), &tool);
     let f = env.nix(

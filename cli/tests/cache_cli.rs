@@ -9,6 +9,8 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
+use test_support::http::{Response, Server};
+
 /// A test directory with an empty configuration and its own XDG cache (the narinfo disk cache).
 struct T {
     dir: tempfile::TempDir,
@@ -489,70 +491,26 @@ enum Fault {
     Error500,
 }
 
-/// Serves `dir` over HTTP on 127.0.0.1 with a fault on `nar/` requests; counts requests.
-fn faulty_server(dir: PathBuf, fault: Fault) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let c = count.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming().take(400) {
-            let Ok(mut conn) = conn else { continue };
-            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let mut reader = BufReader::new(conn.try_clone().unwrap());
-            let mut first = String::new();
-            if reader.read_line(&mut first).is_err() {
-                continue;
-            }
-            let mut length = 0usize;
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).is_err() || h == "\r\n" || h.is_empty() {
-                    break;
-                }
-                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-            }
-            if first.starts_with("PUT ") {
-                let target = first.split(' ').nth(1).unwrap_or("/").trim_start_matches('/').to_owned();
-                let mut body = vec![0u8; length];
-                let stored = !target.contains("..")
-                    && reader.read_exact(&mut body).is_ok()
-                    && std::fs::create_dir_all(dir.join(&target).parent().unwrap()).is_ok()
-                    && std::fs::write(dir.join(&target), &body).is_ok();
-                let status = if stored { "201 Created" } else { "500 Internal Server Error" };
-                let _ = conn.write_all(
-                    format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
-                );
-                continue;
-            }
-            let target = first.split(' ').nth(1).unwrap_or("/").trim_start_matches('/').to_owned();
-            let body = std::fs::read(dir.join(&target));
-            let _ = match (body, target.starts_with("nar/"), fault) {
-                (Err(_), _, _) => conn
-                    .write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
-                (Ok(_), true, Fault::Error500) => conn.write_all(
-                    b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                ),
-                (Ok(b), true, Fault::DropMidNar) => {
-                    let head = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        b.len()
-                    );
-                    conn.write_all(head.as_bytes()).and_then(|_| conn.write_all(&b[..b.len() / 2]))
-                }
-                (Ok(b), _, _) => {
-                    let head = format!(
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        b.len()
-                    );
-                    conn.write_all(head.as_bytes()).and_then(|_| conn.write_all(&b))
-                }
-            };
+/// Serves `dir` over HTTP on 127.0.0.1 with a fault on `nar/` requests.
+fn faulty_server(dir: PathBuf, fault: Fault) -> Server {
+    Server::start(move |req| {
+        let target = req.path.trim_start_matches('/');
+        if req.method == "PUT" {
+            let stored = !target.contains("..")
+                && std::fs::create_dir_all(dir.join(target).parent().unwrap()).is_ok()
+                && std::fs::write(dir.join(target), &req.body).is_ok();
+            return Response::new(if stored { 201 } else { 500 }, Vec::new());
         }
-    });
-    (url, count)
+        match (std::fs::read(dir.join(target)), target.starts_with("nar/"), fault) {
+            (Err(_), _, _) => Response::not_found(),
+            (Ok(_), true, Fault::Error500) => Response::new(500, Vec::new()),
+            (Ok(b), true, Fault::DropMidNar) => {
+                let half = b.len() / 2;
+                Response::ok(b).cut_after(half)
+            }
+            (Ok(b), _, _) => Response::ok(b),
+        }
+    })
 }
 
 #[test]
@@ -573,7 +531,8 @@ fn faults_register_nothing_and_fall_back_with_one_warning() {
         &[],
     );
     for (fault, expect) in [(Fault::DropMidNar, "cannot substitute"), (Fault::Error500, "500")] {
-        let (url, _) = faulty_server(t.p("cache"), fault);
+        let server = faulty_server(t.p("cache"), fault);
+        let url = server.url("");
         let out =
             t.run("b", &["--option", "trusted-public-keys", &pk, "store", "copy", "--from", &url, &top], &[]);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -617,7 +576,8 @@ fn faults_register_nothing_and_fall_back_with_one_warning() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains("these 2 paths were fetched"), "{err}");
     assert!(valid(&good, "b", gtop));
-    let (url, _) = faulty_server(good.p("cache"), Fault::Error500);
+    let server = faulty_server(good.p("cache"), Fault::Error500);
+    let url = server.url("");
     std::fs::write(
         good.p("config.toml"),
         format!("[cache]\nsubstituters = [\"{url}\"]\ntrusted-public-keys = [\"{gpk}\"]\n"),
@@ -641,7 +601,8 @@ fn http_cache_written_with_put() {
     let paths = t.chain("a", 3, None);
     let top = paths.last().unwrap().clone();
     std::fs::create_dir_all(t.p("served")).unwrap();
-    let (url, _) = faulty_server(t.p("served"), Fault::None);
+    let server = faulty_server(t.p("served"), Fault::None);
+    let url = server.url("");
     t.ok("a", &["store", "copy", "--to", &format!("{url}?secret-key={sk}&compression=xz"), &top], &[]);
     assert_eq!(std::fs::read_to_string(t.p("served/nix-cache-info")).unwrap(), "StoreDir: /nix/store\n");
     assert!(narinfo_path(&t.p("served"), &top).exists());

@@ -5,10 +5,11 @@
 //! crash.
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use test_support::http::{Response, Server};
 
 fn golden() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/eval-golden").canonicalize().unwrap()
@@ -145,22 +146,9 @@ fn eval_reads_standard_input() {
     assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{{ n = {len}; p = 1; }}\n"));
 }
 
-/// Serves `body` to each of `count` HTTP requests on 127.0.0.1; returns the base URL.
-fn serve(body: Vec<u8>, count: usize) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(count) {
-            let mut stream = stream.unwrap();
-            let mut req = [0u8; 4096];
-            let _ = stream.read(&mut req);
-            let head =
-                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(&body);
-        }
-    });
-    url
+/// Serves `body` to every HTTP request on 127.0.0.1.
+fn serve(body: Vec<u8>) -> Server {
+    Server::start(move |_| Response::ok(body.clone()))
 }
 
 fn quoted(s: &str) -> String {
@@ -191,7 +179,8 @@ fn fetchurl_checks_hashes_and_prints_the_one_to_copy() {
     assert!(got.starts_with("sha256-"), "{err}");
 
     // The hash copied from the message is the right one, over HTTP too.
-    let base = serve(fs::read(golden().join("source.txt")).unwrap(), 1);
+    let server = serve(fs::read(golden().join("source.txt")).unwrap());
+    let base = server.url("");
     let expr = format!("builtins.fetchurl {{ url = \"{base}/dir/source.txt\"; hash = \"{got}\"; }}");
     assert_eq!(ok(tmp.path(), &["eval", "-E", &expr]), quoted(expected));
     let err = fails(tmp.path(), &["eval", "-E", "builtins.fetchurl \"http://127.0.0.1:1/nothing\""]);
@@ -214,7 +203,8 @@ fn fetch_tarball_unpacks_into_the_store() {
         .status()
         .unwrap();
     assert!(status.success());
-    let base = serve(fs::read(&tarball).unwrap(), 2);
+    let server = serve(fs::read(&tarball).unwrap());
+    let base = server.url("");
     let fake = "sha256-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
     let expr = format!("builtins.fetchTarball {{ url = \"{base}/pkg.tar.gz\"; sha256 = \"{fake}\"; }}");
     let err = fails(tmp.path(), &["eval", "-E", &expr]);
@@ -279,34 +269,12 @@ fn errors_are_reported_not_crashes() {
 }
 
 /// An HTTP server on 127.0.0.1 that answers every request with `body` and the ETag `"v1"`, or 304 Not Modified
-/// to a request that already has it; returns the base URL and the number of requests served so far.
-fn serve_with_etag(body: Vec<u8>) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use std::sync::atomic::Ordering;
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let served = count.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let mut stream = stream.unwrap();
-            let mut req = [0u8; 4096];
-            let n = stream.read(&mut req).unwrap_or(0);
-            served.fetch_add(1, Ordering::SeqCst);
-            let req = String::from_utf8_lossy(&req[..n]).to_ascii_lowercase();
-            if req.contains("if-none-match: \"v1\"") {
-                let _ = stream
-                    .write_all(b"HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\nConnection: close\r\n\r\n");
-            } else {
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = stream.write_all(head.as_bytes());
-                let _ = stream.write_all(&body);
-            }
-        }
-    });
-    (url, count)
+/// to a request that already has it.
+fn serve_with_etag(body: Vec<u8>) -> Server {
+    Server::start(move |req| match req.header("if-none-match") {
+        Some("\"v1\"") => Response::new(304, Vec::new()).header("ETag", "\"v1\""),
+        _ => Response::ok(body.clone()).header("ETag", "\"v1\""),
+    })
 }
 
 /// `fhskit` as `fhskit(…)` runs it, with NIX_PATH set.
@@ -338,7 +306,8 @@ fn search_path_urls_are_fetched_once_and_revalidated_after_the_ttl() {
         .status()
         .unwrap();
     assert!(status.success());
-    let (base, count) = serve_with_etag(fs::read(&tarball).unwrap());
+    let server = serve_with_etag(fs::read(&tarball).unwrap());
+    let (base, count) = (server.url(""), server.request_counter());
     let t = tmp.path();
     let nix_path = format!("nixpkgs={base}/nixpkgs.tar.gz");
     let run = |args: &[&str]| {

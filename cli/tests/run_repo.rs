@@ -9,58 +9,10 @@ mod run_support;
 #[path = "../../tests/fixtures/pkgs-repo.rs"]
 mod fixture_repo;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::PathBuf;
 
 use run_support::{Harness, World, fixtures, ok, text};
-
-/// Serves `root` over HTTP/1.1 on 127.0.0.1 until the test process ends.
-fn serve(root: PathBuf) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let root = root.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() {
-                    return;
-                }
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
-                        break;
-                    }
-                }
-                let path =
-                    line.split_whitespace().nth(1).unwrap_or("/").split('?').next().unwrap_or("/").to_owned();
-                let file = root.join(path.trim_start_matches('/'));
-                let safe = !path.contains("..");
-                match std::fs::read(&file) {
-                    Ok(body) if safe && file.is_file() => {
-                        let head = format!(
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                            body.len()
-                        );
-                        let _ = stream.write_all(head.as_bytes());
-                        if !line.starts_with("HEAD") {
-                            let _ = stream.write_all(&body);
-                        }
-                    }
-                    _ => {
-                        let _ = stream.write_all(
-                            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                        );
-                    }
-                }
-            });
-        }
-    });
-    port
-}
+use test_support::http::Server;
 
 fn build_repo(world: &World, packages: &[&str]) -> PathBuf {
     let out = world.path("fixture-repo");
@@ -79,7 +31,8 @@ fn closure_realised_from_a_local_repository_inside_the_harness() {
     let world = World::new();
     let harness = Harness::new(&world);
     let repo = build_repo(&world, &["zlib1g", "liblzma5", "liblz4-1"]);
-    let port = serve(repo.clone());
+    let server = Server::files(repo.clone());
+    let port = server.port();
     let spec = format!(
         "[signed-by={} arch=amd64] http://127.0.0.1:{port}/ testing main",
         repo.join("key.gpg").display()
@@ -118,7 +71,8 @@ fn a_soname_no_repository_package_ships_is_reported_before_running() {
     // The repository was consulted (libc6 comes from the host, the rest is looked up in the index) and the
     // unknown soname is named with the reason, before the program runs.
     let repo = build_repo(&world, &["zlib1g"]);
-    let port = serve(repo.clone());
+    let server = Server::files(repo.clone());
+    let port = server.port();
     let spec = format!(
         "[signed-by={} arch=amd64] http://127.0.0.1:{port}/ testing main",
         repo.join("key.gpg").display()
@@ -161,7 +115,8 @@ fn a_launcher_script_gets_its_shell_and_tools_from_the_repository() {
     let world = World::new();
     let harness = Harness::new(&world);
     let repo = build_repo(&world, &["zlib1g", "dash", "coreutils"]);
-    let port = serve(repo.clone());
+    let server = Server::files(repo.clone());
+    let port = server.port();
     let spec = format!(
         "[signed-by={} arch=amd64] http://127.0.0.1:{port}/ testing main",
         repo.join("key.gpg").display()
@@ -238,7 +193,8 @@ fn a_repository_library_with_its_own_runpath_finds_its_needs_in_every_strategy()
     fixture_repo::write_repo(&repo, &[deb], &key, &opts);
     let keyring = world.path("greet-key.gpg");
     std::fs::write(&keyring, &key.public_gpg).unwrap();
-    let port = serve(repo);
+    let server = Server::files(repo);
+    let port = server.port();
     let spec = format!("[signed-by={} arch=amd64] http://127.0.0.1:{port}/ testing main", keyring.display());
     ok(&world.fhskit(&["pkgs", "update", "--repo", &spec]));
     let prog = prog.to_str().unwrap();

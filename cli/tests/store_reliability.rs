@@ -7,6 +7,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use test_support::rng::Rng;
 
 /// `fhskit` on the store `store` (a base directory or a `local?root=DIR` spec).
 fn fhskit(store: impl AsRef<std::ffi::OsStr>) -> Command {
@@ -58,17 +59,6 @@ fn make_tree(dir: &Path, seed: usize, files: usize) {
     }
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 fn verify_clean(store: impl AsRef<std::ffi::OsStr>) {
     let out = run_ok(fhskit(store).args(["store", "verify"]), "verify");
     assert!(out.ends_with(", 0 problems\n"), "{out}");
@@ -98,7 +88,7 @@ fn sigkill_during_add_import_gc_leaves_a_valid_store() {
     );
     fs::write(&stream, &export.stdout).unwrap();
 
-    let mut rng = Rng(0x5eed_f00d_1234_5678);
+    let mut rng = Rng::new(0x5eed_f00d_1234_5678);
     let mut killed = 0;
     let iterations = 45;
     for iter in 0..iterations {
@@ -117,7 +107,7 @@ fn sigkill_during_add_import_gc_leaves_a_valid_store() {
             }
         }
         let mut child = cmd.spawn().unwrap();
-        std::thread::sleep(Duration::from_micros(rng.next() % 40_000));
+        std::thread::sleep(Duration::from_micros(rng.next_u64() % 40_000));
         let _ = child.kill();
         let out = wait_bounded(child, Duration::from_secs(60), "killed child");
         if out.status.signal() == Some(9) {

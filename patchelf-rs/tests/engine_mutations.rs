@@ -4,20 +4,7 @@
 //! that succeeds must parse again. This is the stable-toolchain companion of the `cargo fuzz` targets.
 
 use patchelf_rs::{Elf, Options, RpathOp, rewrite_bytes};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+use test_support::rng::Rng;
 
 fn print_all() -> Options {
     Options {
@@ -76,7 +63,7 @@ fn corrupted_real_binaries_never_panic() {
     let inputs: Vec<Vec<u8>> =
         ["/bin/true", "/bin/ls"].iter().filter_map(|p| std::fs::read(p).ok()).collect();
     assert!(!inputs.is_empty(), "no system binaries to corrupt");
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     for original in &inputs {
         // The intact file edits cleanly.
         let rw = rewrite_bytes(original, &many_edits(), &mut std::io::sink())
@@ -86,22 +73,22 @@ fn corrupted_real_binaries_never_panic() {
         let ranges = hot_ranges(original);
         for round in 0..1500 {
             let mut data = original.clone();
-            let (a, b) = ranges[rng.below(ranges.len())];
-            for _ in 0..1 + rng.below(4) {
-                let at = a + rng.below(b - a);
-                match rng.below(3) {
-                    0 => data[at] ^= 1 << rng.below(8),
+            let (a, b) = ranges[rng.index(ranges.len())];
+            for _ in 0..1 + rng.index(4) {
+                let at = a + rng.index(b - a);
+                match rng.index(3) {
+                    0 => data[at] ^= 1 << rng.index(8),
                     1 => data[at] = 0xff,
                     _ => {
                         let end = (at + 8).min(data.len());
                         for (k, byte) in data[at..end].iter_mut().enumerate() {
-                            *byte = (rng.next() >> (k * 8)) as u8;
+                            *byte = (rng.next_u64() >> (k * 8)) as u8;
                         }
                     }
                 }
             }
             if round % 50 == 0 {
-                data.truncate(rng.below(original.len()));
+                data.truncate(rng.index(original.len()));
             }
             check(&data);
         }

@@ -15,6 +15,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use test_support::rng::Rng;
 
 /// Class and byte order of an ELF image, with field accessors that respect both.
 #[derive(Clone, Copy)]
@@ -203,21 +204,6 @@ fn sections(l: Layout, b: &[u8], h: &Header) -> Vec<(String, usize, u64, u64)> {
         out.push((name, base(i), off, size));
     }
     out
-}
-
-/// A deterministic xorshift generator: the corpus is the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
 }
 
 struct Variant {
@@ -455,7 +441,7 @@ fn variants(fixture_name: &str, orig: &[u8], rng: &mut Rng) -> Vec<Variant> {
             let mut b = orig.to_vec();
             let i = rng.below(n as u64) as usize;
             let at = doff as usize + i * ent + if k % 2 == 0 { 0 } else { l.word() };
-            l.put(&mut b, at, l.word(), rng.next() & max);
+            l.put(&mut b, at, l.word(), rng.next_u64() & max);
             add(format!("dyn{i}.random{k}"), b);
         }
     }
@@ -665,7 +651,7 @@ fn judge(run: Option<&Run>, file: &Path, before: &[u8], dir: &Path) -> Option<St
 
 #[test]
 fn corrupted_fixtures_never_crash_the_tool() {
-    let mut rng = Rng(0x5eed_0fc0_ffee_u64);
+    let mut rng = Rng::new(0x5eed_0fc0_ffee_u64);
     let mut corpus = Vec::new();
     for name in ["usefoo", "hello-nopie", "libfoo", "hello32", "hello-s390x"] {
         let Ok(path) = try_fixture(name) else {

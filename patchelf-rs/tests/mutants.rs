@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use test_support::rng::Rng;
 
 const RPATH: &str = "/a/run/path/much/longer/than/any/seed/has/lib:/and/another/long/directory/lib64";
 const INTERP: &str = "/a/much/longer/interpreter/path/than/any/seed/has/lib64/ld-linux-x86-64.so.2";
@@ -70,8 +71,9 @@ fn mutants_of_real_files_never_break_the_tool_or_its_output() {
     let mut mutants: Vec<(String, PathBuf, String)> = Vec::new();
     for (name, path) in &seeds {
         let data = fs::read(path).unwrap();
-        let mut rng =
-            Rng(0x9e37_79b9_7f4a_7c15 ^ name.bytes().fold(0u64, |h, b| h.wrapping_mul(31) + u64::from(b)));
+        let mut rng = Rng::new(
+            0x9e37_79b9_7f4a_7c15 ^ name.bytes().fold(0u64, |h, b| h.wrapping_mul(31) + u64::from(b)),
+        );
         for _ in 0..per_seed {
             if let Some(recipe) = random_recipe(&data, &mut rng) {
                 mutants.push((name.clone(), path.clone(), recipe));
@@ -174,23 +176,6 @@ fn seeds() -> Vec<(String, PathBuf)> {
     out
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
-
 const PH_FIELDS: [&str; 7] = ["type", "flags", "offset", "vaddr", "filesz", "memsz", "align"];
 const SH_FIELDS: [&str; 8] = ["name", "type", "flags", "addr", "offset", "size", "link", "entsize"];
 const EH_FIELDS: [&str; 9] =
@@ -219,17 +204,17 @@ fn random_recipe(data: &[u8], rng: &mut Rng) -> Option<String> {
     let nsh = usize::from(elf.ehdr.e_shnum);
     let ndyn = elf.dynamic.as_ref().map_or(0, |d| d.entries.len());
     let mut parts = Vec::new();
-    for _ in 0..1 + rng.below(3) {
+    for _ in 0..1 + rng.index(3) {
         let value = rng.pick(&VALUES).to_string();
-        let part = match rng.below(10) {
-            0..=3 if nph > 0 => format!("ph{}.{}={value}", rng.below(nph), rng.pick(&PH_FIELDS)),
-            4 | 5 if nsh > 0 => format!("sh{}.{}={value}", rng.below(nsh), rng.pick(&SH_FIELDS)),
+        let part = match rng.index(10) {
+            0..=3 if nph > 0 => format!("ph{}.{}={value}", rng.index(nph), rng.pick(&PH_FIELDS)),
+            4 | 5 if nsh > 0 => format!("sh{}.{}={value}", rng.index(nsh), rng.pick(&SH_FIELDS)),
             6 if ndyn > 0 => {
-                format!("dyn{}.{}={value}", rng.below(ndyn), if rng.below(2) == 0 { "tag" } else { "val" })
+                format!("dyn{}.{}={value}", rng.index(ndyn), if rng.index(2) == 0 { "tag" } else { "val" })
             }
             7 => format!("eh.{}={value}", rng.pick(&EH_FIELDS)),
-            8 => format!("bytes@{}={:x}", rng.below(data.len().min(1 << 16)), rng.next()),
-            _ => format!("truncate={}", rng.below(data.len())),
+            8 => format!("bytes@{}={:x}", rng.index(data.len().min(1 << 16)), rng.next_u64()),
+            _ => format!("truncate={}", rng.index(data.len())),
         };
         parts.push(part);
     }
@@ -252,7 +237,8 @@ fn apply(data: &[u8], recipe: &str) -> Option<Vec<u8>> {
     let ehdr_addr = elf.phdrs.iter().find(|p| p.p_type == 1 && p.p_offset == 0).map_or(0, |p| p.p_vaddr);
     let dyn_off = elf.dynamic.as_ref().map(|d| (d.offset as usize, d.entries.len()));
     let mut out = data.to_vec();
-    let mut rng = Rng(recipe.bytes().fold(0x1234_5678u64, |h, b| h.wrapping_mul(131) + u64::from(b)) | 1);
+    let mut rng =
+        Rng::new(recipe.bytes().fold(0x1234_5678u64, |h, b| h.wrapping_mul(131) + u64::from(b)) | 1);
     for part in recipe.split(',') {
         let (target, value) = part.split_once('=')?;
         if target == "truncate" {
@@ -372,7 +358,7 @@ fn apply(data: &[u8], recipe: &str) -> Option<Vec<u8>> {
                 "ehdr" => ehdr_addr,
                 "-1" => u64::MAX,
                 "*2" => old.wrapping_mul(2),
-                "rand" => rng.next(),
+                "rand" => rng.next_u64(),
                 v if v.starts_with('+') => old.wrapping_add(parse(&v[1..])?),
                 v => parse(v)?,
             };

@@ -5,13 +5,9 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum User {
@@ -189,57 +185,15 @@ pub fn text(out: &Output) -> String {
     )
 }
 
-/// A minimal HTTP/1.0 server on 127.0.0.1 serving fixed files; counts requests per path.
-pub struct Server {
-    pub port: u16,
-    pub hits: Arc<Mutex<HashMap<String, usize>>>,
-    served: Arc<AtomicUsize>,
-}
+pub use test_support::http::Server;
 
-impl Server {
-    pub fn start(files: HashMap<String, Vec<u8>>) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-        let served = Arc::new(AtomicUsize::new(0));
-        let (h, s) = (hits.clone(), served.clone());
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(mut stream) = stream else { continue };
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut request = String::new();
-                if reader.read_line(&mut request).is_err() {
-                    continue;
-                }
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" || line == "\n" {
-                        break;
-                    }
-                }
-                let path = request.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                *h.lock().unwrap().entry(path.clone()).or_default() += 1;
-                s.fetch_add(1, Ordering::SeqCst);
-                let _ = match files.get(&path) {
-                    Some(body) => stream
-                        .write_all(
-                            format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).as_bytes(),
-                        )
-                        .and_then(|()| stream.write_all(body)),
-                    None => stream.write_all(b"HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\n\r\n"),
-                };
-            }
-        });
-        Server { port, hits, served }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    pub fn hits(&self, path: &str) -> usize {
-        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
-    }
+/// An HTTP server on 127.0.0.1 serving fixed files (path → contents), 404 for anything else; it counts requests
+/// per path (`Server::hits`).
+pub fn serve_files(files: HashMap<String, Vec<u8>>) -> Server {
+    Server::start(move |req| match files.get(&req.path) {
+        Some(body) => test_support::http::Response::ok(body.clone()),
+        None => test_support::http::Response::not_found(),
+    })
 }
 
 /// sha256 of `data` in nix32, as `nix-hash --type sha256 --flat --base32` prints it.
