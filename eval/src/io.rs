@@ -3,7 +3,7 @@
 //! directory of our choosing, without a database); `cli` implements it on top of the real store.
 
 use std::collections::HashSet;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use crate::formats::HashAlgo;
@@ -284,12 +284,6 @@ pub fn copy_tree(src: &Path, dst: &Path, include: Option<&HashSet<String>>) -> i
     }
 }
 
-/// A temporary sibling name for atomic writes.
-fn temp_sibling(target: &Path) -> PathBuf {
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    target.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
-}
-
 impl EvalIo for FsIo {
     fn read_file(&self, path: &str) -> io::Result<Vec<u8>> {
         if self.in_chroot_store(path) {
@@ -342,18 +336,19 @@ impl EvalIo for FsIo {
             return Ok(());
         }
         std::fs::create_dir_all(&self.store_root)?;
-        let tmp = temp_sibling(&target);
-        let _ = std::fs::remove_dir_all(&tmp);
-        let _ = std::fs::remove_file(&tmp);
         match object {
             StoreObject::Text { contents, .. } | StoreObject::Flat { contents, .. } => {
-                std::fs::File::create(&tmp)?.write_all(contents)?;
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o444))?;
+                safefs::write_file(&target, contents, &safefs::WriteOptions::default().mode(0o444))
             }
-            StoreObject::Tree { src, include } => copy_tree(Path::new(src), &tmp, include)?,
+            StoreObject::Tree { src, include } => {
+                let tmp = safefs::temp_path_beside(&target);
+                if let Err(e) = copy_tree(Path::new(src), &tmp, include) {
+                    let _ = std::fs::remove_dir_all(&tmp);
+                    return Err(e);
+                }
+                std::fs::rename(&tmp, &target)
+            }
         }
-        std::fs::rename(&tmp, &target)
     }
 
     fn fetch_url_conditional(&mut self, url: &str, have: &Validators) -> io::Result<Download> {

@@ -191,14 +191,9 @@ pub fn write(path: &Path, entries: &[CacheEntry], generator: &str) -> Result<usi
     Ok(u32::from_le_bytes([bytes[20], bytes[21], bytes[22], bytes[23]]) as usize)
 }
 
+/// Writes `bytes` to `path` safely (the workspace's one way: `safefs`), flushed before the rename.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(Error::io("write", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(|source| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::Io { action: "rename into place", path: path.into(), source }
-    })
+    safefs::write_file(path, bytes, &safefs::WriteOptions::default()).map_err(Error::io("write", path))
 }
 
 /// Parses a `glibc-ld.so.cache1.1` file (also one written by glibc's ldconfig).

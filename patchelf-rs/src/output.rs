@@ -8,7 +8,7 @@
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -36,10 +36,9 @@ pub fn write(input: &mut File, input_len: u64, dest: &Path, rewrite: &Rewrite) -
     // The result takes the destination's mode and owner, as patchelf's in-place write keeps them; a new `--output`
     // file gets 0777 less the umask, as patchelf's `open(O_CREAT, 0777)` gives it.
     let existing = fs::metadata(&dest).ok();
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".patchelf-rs-")
-        .permissions(fs::Permissions::from_mode(0o777))
-        .tempfile_in(&dir)
+    // No fsync, as patchelf: the rename alone keeps readers from a half-written file.
+    let options = safefs::WriteOptions::default().create_mode(0o777).durability(safefs::Durability::None);
+    let mut tmp = safefs::AtomicFile::create(&dest, &options)
         .map_err(|e| Error::io("creating a temporary file in", &dir, e))?;
     let writing = |e| Error::io("writing", &dest, e);
     // The input with the new bytes in between, then the patches at their output offsets.
@@ -48,14 +47,14 @@ pub fn write(input: &mut File, input_len: u64, dest: &Path, rewrite: &Rewrite) -
     for (at, bytes) in &rewrite.inserts {
         let at = (*at).clamp(copied, input_len);
         copied +=
-            std::io::copy(&mut Read::by_ref(input).take(at - copied), tmp.as_file_mut()).map_err(writing)?;
-        tmp.as_file_mut().write_all(bytes).map_err(writing)?;
+            std::io::copy(&mut Read::by_ref(input).take(at - copied), tmp.file_mut()).map_err(writing)?;
+        tmp.file_mut().write_all(bytes).map_err(writing)?;
     }
-    copied += std::io::copy(input, tmp.as_file_mut()).map_err(writing)?;
+    copied += std::io::copy(input, tmp.file_mut()).map_err(writing)?;
     if copied != input_len {
         return Err(changed(&dest));
     }
-    let file = tmp.as_file();
+    let file = tmp.file();
     for (off, bytes) in &rewrite.patches {
         file.write_all_at(bytes, *off).map_err(writing)?;
     }
@@ -64,7 +63,7 @@ pub fn write(input: &mut File, input_len: u64, dest: &Path, rewrite: &Rewrite) -
         // Keeping the owner only works for root or the owner itself; anything else keeps the caller as owner.
         let _ = std::os::unix::fs::fchown(file, Some(meta.uid()), Some(meta.gid()));
     }
-    tmp.persist(&dest).map_err(|e| Error::io("renaming the new file to", &dest, e.error))?;
+    tmp.commit().map_err(|e| Error::io("renaming the new file to", &dest, e))?;
     Ok(())
 }
 

@@ -3,7 +3,6 @@
 //! unpacking, and the lock that makes a second concurrent process wait.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::config::Repository;
@@ -69,12 +68,9 @@ impl Cache {
     }
 }
 
-/// Writes `data` to `path` through a temporary file in the same directory, so readers never see half a file.
+/// Writes `data` to `path` safely (the workspace's one way: `safefs`), creating its directory: readers never see
+/// half a file, and the file is flushed before the rename (a lock file must survive a power loss).
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io("create directory", dir))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io("create temporary file in", dir))?;
-    tmp.write_all(data).map_err(io("write", tmp.path().to_owned()))?;
-    tmp.persist(path).map_err(|e| io("write", path)(e.error))?;
-    Ok(())
+    safefs::write_file(path, data, &safefs::WriteOptions::default().create_parent())
+        .map_err(io("write", path))
 }

@@ -420,20 +420,13 @@ fn package_matches(key: &str, name: &str) -> bool {
     }
 }
 
-/// Resolves `path` (inside the package tree `root`) through symlinks, taking absolute targets relative to `root`;
-/// `None` when it leads outside the tree or nowhere.
+/// Resolves `path` (inside the package tree `root`) through every symlink as if the package were installed at `/`
+/// (`safefs`: absolute targets restart at `root`, `..` stops there, so nothing leads out of the tree); `None` when
+/// it names nothing.
 fn resolve_in(root: &Path, path: &Path) -> Option<PathBuf> {
-    let mut p = path.to_path_buf();
-    for _ in 0..16 {
-        let meta = fs::symlink_metadata(&p).ok()?;
-        if !meta.is_symlink() {
-            return p.starts_with(root).then_some(p);
-        }
-        let t = fs::read_link(&p).ok()?;
-        p = if t.is_absolute() { root.join(t.strip_prefix("/").ok()?) } else { p.parent()?.join(t) };
-        p = patchelf_rs::dynamic::normalize(&p);
-    }
-    None
+    let inner = path.strip_prefix(root).ok()?;
+    let file = safefs::resolve_in_root(root, inner, safefs::Follow::All).ok()?;
+    fs::symlink_metadata(&file).is_ok().then_some(file)
 }
 
 /// `*` matches any run of characters; everything else literally (autoPatchelf's ignore-missing patterns).

@@ -2,7 +2,6 @@
 //! objects (read-only modes, mtime 1, no setuid/setgid), and removing read-only trees.
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,20 +22,9 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}-{}-{nanos}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Writes `data` to a temporary file beside `path` and renames it into place.
+/// Writes `data` to `path` safely (the workspace's one way: `safefs`), flushed to disk before the rename.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(unique_name(".tmp"));
-    let write = || -> std::io::Result<()> {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        io_err("write", path)(e)
-    })
+    safefs::write_file(path, data, &safefs::WriteOptions::default()).map_err(io_err("write", path))
 }
 
 /// Renames `from` to `to`. A read-only directory moving to another parent needs write permission on itself (for

@@ -2,7 +2,6 @@
 //! target and renamed into place, so readers never see half a file.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{Backend, Reader, check_key};
@@ -28,14 +27,6 @@ impl FileBackend {
         check_key(key)
             .map_err(|reason| CacheError::BadUrl { url: self.root.display().to_string(), reason })?;
         Ok(self.root.join(key))
-    }
-
-    fn temp_for(&self, target: &Path) -> PathBuf {
-        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut name = target.file_name().unwrap_or_default().to_os_string();
-        name.push(format!(".tmp.{}.{n}", std::process::id()));
-        target.with_file_name(name)
     }
 
     fn ensure_parent(&self, target: &Path) -> Result<()> {
@@ -68,16 +59,9 @@ impl Backend for FileBackend {
     fn put_bytes(&self, key: &str, data: &[u8], _mime: &str) -> Result<()> {
         let target = self.path(key)?;
         self.ensure_parent(&target)?;
-        let tmp = self.temp_for(&target);
-        let result = (|| {
-            let mut f = fs::File::create(&tmp).map_err(io_err("create", tmp.display()))?;
-            f.write_all(data).map_err(io_err("write", tmp.display()))?;
-            fs::rename(&tmp, &target).map_err(io_err("rename into place", target.display()))
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result
+        // Flushed before the rename, so a narinfo never names a NAR that a power loss emptied.
+        safefs::write_file(&target, data, &safefs::WriteOptions::default())
+            .map_err(io_err("write", target.display()))
     }
 
     fn put_file(&self, key: &str, src: &Path, _mime: &str) -> Result<()> {
@@ -86,7 +70,7 @@ impl Backend for FileBackend {
         match fs::rename(src, &target) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
-                let tmp = self.temp_for(&target);
+                let tmp = safefs::temp_path_beside(&target);
                 let result = fs::copy(src, &tmp).map_err(io_err("copy into", tmp.display())).and_then(|_| {
                     fs::rename(&tmp, &target).map_err(io_err("rename into place", target.display()))
                 });

@@ -22,8 +22,6 @@
 //! them are relative, so the tree works both from the host (programs naming `<root>/lib64/…`) and as a container's
 //! or image's `/`.
 
-use std::collections::VecDeque;
-use std::ffi::OsString;
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{PermissionsExt, symlink};
@@ -496,20 +494,8 @@ fn resolve_file_in(tree: &Path, inner: &Path) -> Option<PathBuf> {
 /// Resolves `inner` (an absolute path inside `tree`) to the host path of what it names, following every symlink
 /// (the last component's too) as a chroot would; `None` when nothing is there.
 fn resolve_entry_in(tree: &Path, inner: &Path) -> Option<PathBuf> {
-    let mut inner = inner.to_owned();
-    if inner == Path::new("/") {
-        return Some(tree.to_owned());
-    }
-    for _ in 0..40 {
-        let host = resolve_in_root(tree, &inner).ok()?;
-        let meta = fs::symlink_metadata(&host).ok()?;
-        if !meta.file_type().is_symlink() {
-            return Some(host);
-        }
-        let target = fs::read_link(&host).ok()?;
-        inner = if target.is_absolute() { target } else { inner.parent()?.join(target) };
-    }
-    None
+    let host = safefs::resolve_in_root(tree, inner, safefs::Follow::All).ok()?;
+    fs::symlink_metadata(&host).is_ok().then_some(host)
 }
 
 /// What sits at an interpreter path.
@@ -928,84 +914,27 @@ fn describe(shim: &Path) -> Option<Vec<String>> {
 }
 
 /// Resolves `inner` (an absolute path inside `root`) to a host path, following symlinks in its directories as a
-/// chroot would: absolute targets restart at `root` and `..` never climbs above it. The last component is not
-/// followed, so that a symlink there can itself be replaced or removed.
+/// chroot would (`safefs`: absolute targets restart at `root`, `..` never climbs above it). The last component is
+/// not followed, so that a symlink there can itself be replaced or removed.
 fn resolve_in_root(root: &Path, inner: &Path) -> Result<PathBuf> {
-    let name = inner.file_name().with_context(|| format!("{} names no file", inner.display()))?.to_owned();
-    let parts = |path: &Path| -> VecDeque<OsString> {
-        path.components()
-            .filter_map(|c| match c {
-                Component::Normal(part) => Some(part.to_owned()),
-                Component::ParentDir => Some("..".into()),
-                _ => None,
-            })
-            .collect()
-    };
-    let mut pending = parts(inner.parent().unwrap_or(Path::new("/")));
-    let mut resolved = root.to_path_buf();
-    let mut hops = 0;
-    while let Some(part) = pending.pop_front() {
-        if part == ".." {
-            if resolved != root {
-                resolved.pop();
-            }
-            continue;
-        }
-        let next = resolved.join(&part);
-        match fs::symlink_metadata(&next) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                hops += 1;
-                if hops > 40 {
-                    bail!(
-                        "cannot resolve {} under {}: too many symbolic links",
-                        inner.display(),
-                        root.display()
-                    );
-                }
-                let target =
-                    fs::read_link(&next).with_context(|| format!("cannot read link {}", next.display()))?;
-                if target.is_absolute() {
-                    resolved = root.to_path_buf();
-                }
-                let mut rest = parts(&target);
-                rest.extend(pending);
-                pending = rest;
-            }
-            _ => resolved = next,
-        }
-    }
-    Ok(resolved.join(name))
+    safefs::resolve_in_root(root, inner, safefs::Follow::Parents)
+        .with_context(|| format!("cannot resolve {} under {}", inner.display(), root.display()))
 }
 
 fn create_dirs(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))
 }
 
-/// A temporary name beside `path`.
-fn temp_beside(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.fhskit-tmp-{}", std::process::id()))
-}
-
-/// Writes `bytes` to a temporary file beside `path` and renames it into place.
+/// Writes `bytes` to `path` safely with exactly `mode`, the rename itself flushed to disk: every program on the
+/// system depends on the loader and its configuration.
 fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let temp = temp_beside(path);
-    let result = (|| {
-        let mut file = fs::File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
-        file.sync_all()?;
-        fs::rename(&temp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
-    }
-    result.with_context(|| format!("cannot write {}", path.display()))
+    let options = safefs::WriteOptions::default().mode(mode).durability(safefs::Durability::FileAndDirectory);
+    safefs::write_file(path, bytes, &options).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Points `link` at `target`, replacing what is there atomically.
 fn replace_with_symlink(target: &Path, link: &Path) -> Result<()> {
-    let temp = temp_beside(link);
+    let temp = safefs::temp_path_beside(link);
     let _ = fs::remove_file(&temp);
     symlink(target, &temp)
         .and_then(|()| fs::rename(&temp, link))
