@@ -288,9 +288,12 @@ fn file_kind(ft: &fs::FileType) -> &'static str {
 /// Hashes the NAR of `path`, returning the hash and the NAR size.
 ///
 /// Reading the tree and hashing run on two threads, so hashing a large tree uses both cores; file contents are
-/// read straight into the chunks the hashing thread consumes.
+/// read straight into the chunks the hashing thread consumes. The reader may run [`READ_AHEAD`] chunks ahead:
+/// a tree mixes stretches of small files (where reading costs most: a few system calls per file) with large
+/// files (where hashing does), and a deep queue lets the reader cross the first while the hasher works through
+/// the second, instead of each waiting in turn.
 pub fn hash_path(path: &Path, algo: HashAlgo) -> Result<(Hash, u64)> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(4);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(Vec<u8>, usize)>(READ_AHEAD);
     let (back_tx, back_rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let hasher = std::thread::spawn(move || {
         let mut h = Hasher::new(algo);
@@ -315,6 +318,8 @@ pub fn hash_path(path: &Path, algo: HashAlgo) -> Result<(Hash, u64)> {
 }
 
 const CHUNK: usize = 1 << 20;
+/// Chunks queued between the reader and the hasher: 24 MiB, which keeps `store hash` well under 64 MB of memory.
+const READ_AHEAD: usize = 24;
 
 /// Collects NAR bytes into large chunks (`buf[..len]`) and hands them to the hashing thread, which sends the
 /// buffers back for reuse; dropping it ends the stream.
