@@ -10,6 +10,7 @@ mod eval_store;
 mod hint;
 mod launcher;
 mod nixpkgs;
+mod output;
 mod realise;
 mod strategy;
 mod substitute;
@@ -119,6 +120,8 @@ fn main() -> ExitCode {
     quiet_on_closed_stdout();
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    // The first line of a verbose log says which build wrote it.
+    tracing::debug!(version = env!("CARGO_PKG_VERSION"), "fhskit starting");
     if let Err(err) = substitute::set_options(&cli.option) {
         report(&err);
         return ExitCode::FAILURE;
@@ -188,7 +191,12 @@ fn init_logging(verbose: u8) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(output::colour_on_stderr())
+        .without_time()
+        .init();
 }
 
 /// Prints `error: …` with the cause chain and the hints it carries, as every command reports failure.

@@ -46,3 +46,34 @@ fn wrong_kinds_of_arguments_say_what_they_are() {
         assert_eq!(err.lines().count(), 2, "{err}");
     }
 }
+
+/// Log lines and errors written to a pipe are plain text: no colour escapes, even when the terminal type would
+/// allow colour (it is stderr that decides).
+#[test]
+fn no_colour_in_text_written_to_a_pipe() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = format!("local?root={}", tmp.path().join("root").display());
+    let file = tmp.path().join("f");
+    std::fs::write(&file, "x").unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_fhskit"))
+            .args(args)
+            .env("FHSKIT_STORE", &store)
+            .env("TERM", "xterm-256color")
+            .env_remove("NO_COLOR")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let logged = run(&["-vv", "store", "add", file.to_str().unwrap()]);
+    assert!(logged.status.success());
+    let err = String::from_utf8(logged.stderr).unwrap();
+    // There are log lines to look at, and none is coloured.
+    assert!(err.contains("DEBUG") || err.contains("TRACE"), "{err}");
+    assert!(!err.contains('\x1b'), "{err:?}");
+    let failed = run(&["-vv", "store", "path-info", "/nix/store/00000000000000000000000000000000-none"]);
+    assert_eq!(failed.status.code(), Some(1));
+    let err = String::from_utf8(failed.stderr).unwrap();
+    assert!(err.contains("error: "), "{err}");
+    assert!(!err.contains('\x1b'), "{err:?}");
+}

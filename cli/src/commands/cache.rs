@@ -94,7 +94,7 @@ fn print_paths<'a>(
 ) -> Result<()> {
     let paths: Vec<String> = paths.map(ToString::to_string).collect();
     if json {
-        writeln!(out, "{}", serde_json::to_string(&paths)?)?;
+        crate::output::json(out, &paths)?;
     } else {
         for p in paths {
             writeln!(out, "{p}")?;

@@ -108,7 +108,7 @@ pub struct NixArgs {
     /// Evaluate the result completely (otherwise unevaluated parts print as `<CODE>`).
     #[arg(long)]
     pub strict: bool,
-    /// Print the result as JSON (paths are copied to the store and printed as store paths).
+    /// Print the result as one JSON document (paths are copied to the store and printed as store paths).
     #[arg(long, conflicts_with_all = ["xml", "raw"])]
     pub json: bool,
     /// Print the result as XML.

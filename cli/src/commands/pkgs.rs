@@ -34,8 +34,7 @@ pub struct Common {
     /// Root directory whose etc/apt and var/lib/dpkg describe the host (default: /).
     #[arg(long, value_name = "DIR", env = "FHSKIT_HOST_ROOT", global = true)]
     pub host_root: Option<PathBuf>,
-    /// Print machine-readable JSON.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help = crate::output::JSON_HELP)]
     pub json: bool,
 }
 
@@ -179,7 +178,7 @@ fn update(s: &Settings, cache: &Cache, common: &Common) -> Result<ExitCode> {
         summaries.push(summary);
     }
     if common.json {
-        println!("{}", serde_json::to_string_pretty(&summaries)?);
+        crate::output::json(&mut std::io::stdout().lock(), &summaries)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -192,7 +191,7 @@ fn search(s: &Settings, cache: &Cache, common: &Common, pattern: &str) -> Result
     let u = universe(s, cache)?;
     let found = u.search(pattern);
     if common.json {
-        println!("{}", serde_json::to_string_pretty(&found)?);
+        crate::output::json(&mut std::io::stdout().lock(), &found)?;
     } else {
         for p in &found {
             println!("{} {} {}  {}", p.name, p.version, p.architecture, p.description);
@@ -216,7 +215,7 @@ fn show(s: &Settings, cache: &Cache, common: &Common, package: &str) -> Result<E
         bail!("no package {package} in the configured repositories");
     }
     if common.json {
-        println!("{}", serde_json::to_string_pretty(&found)?);
+        crate::output::json(&mut std::io::stdout().lock(), &found)?;
         return Ok(ExitCode::SUCCESS);
     }
     for (n, p) in found.iter().enumerate() {
@@ -270,7 +269,7 @@ fn resolve_cmd(
     let lock = resolve_to_lock(s, cache, packages, previous.as_ref())?;
     lock.write(lock_path)?;
     if common.json {
-        println!("{}", serde_json::to_string_pretty(&lock)?);
+        crate::output::json(&mut std::io::stdout().lock(), &lock)?;
     } else {
         for p in &lock.packages {
             println!("{} {}", p.key(), p.version);
@@ -329,7 +328,7 @@ fn fetch(s: &Settings, cache: &Cache, common: &Common, args: FetchArgs) -> Resul
             .map(|(p, path)| serde_json::json!({"package": p.key(), "version": p.version, "deb": path}))
             .collect();
         if common.json {
-            println!("{}", serde_json::to_string_pretty(&rows)?);
+            crate::output::json(&mut std::io::stdout().lock(), &rows)?;
         } else {
             for (p, path) in lock.packages.iter().zip(&paths) {
                 println!("{} {} {}", p.key(), p.version, path.display());
@@ -362,7 +361,7 @@ fn fetch(s: &Settings, cache: &Cache, common: &Common, args: FetchArgs) -> Resul
         }
     };
     if common.json {
-        println!("{}", serde_json::to_string_pretty(&realised)?);
+        crate::output::json(&mut std::io::stdout().lock(), &realised)?;
     } else {
         for r in &realised {
             println!(
@@ -424,7 +423,7 @@ fn locate_with(s: &Settings, cache: &Cache, common: &Common, args: &LocateArgs) 
     if common.json {
         let out =
             serde_json::json!({"query": query, "architecture": arch, "preferred": preferred, "hits": rows});
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::output::json(&mut std::io::stdout().lock(), &out)?;
         return Ok(if all_hits.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS });
     }
     if all_hits.is_empty() {

@@ -26,7 +26,7 @@ pub struct ProfileArgs {
 pub enum ProfileCommand {
     /// List generations as `nix-env --list-generations` does.
     ListGenerations {
-        #[arg(long)]
+        #[arg(long, help = crate::output::JSON_HELP)]
         json: bool,
     },
     /// Switch to the previous generation.
@@ -89,7 +89,7 @@ pub fn run(command: ProfileCommand, args: ProfileArgs) -> Result<ExitCode> {
                                "path": g.target.to_string_lossy()})
                     })
                     .collect();
-                writeln!(out, "{}", serde_json::to_string(&v)?)?;
+                crate::output::json(&mut out, &v)?;
             } else {
                 write!(out, "{}", store::profile::format_generations(&gens, true))?;
             }

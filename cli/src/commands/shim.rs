@@ -128,8 +128,7 @@ pub struct PackageArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     pub root: RootArgs,
-    /// Print JSON instead of text.
-    #[arg(long)]
+    #[arg(long, help = crate::output::JSON_HELP)]
     pub json: bool,
 }
 
@@ -856,7 +855,7 @@ fn status(args: &StatusArgs) -> Result<ExitCode> {
         }));
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        crate::output::json(&mut std::io::stdout().lock(), &reports)?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut out = std::io::stdout().lock();

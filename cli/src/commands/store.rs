@@ -29,8 +29,7 @@ impl StoreArgs {
 
 #[derive(Debug, Args)]
 pub struct JsonArg {
-    /// Print JSON instead of text.
-    #[arg(long)]
+    #[arg(long, help = crate::output::JSON_HELP)]
     pub json: bool,
 }
 
@@ -273,7 +272,7 @@ fn numbered_link(link: &Path, n: usize) -> Result<PathBuf> {
 fn print_lines(out: &mut impl Write, paths: &[StorePath], json: bool) -> Result<()> {
     if json {
         let v: Vec<String> = paths.iter().map(ToString::to_string).collect();
-        writeln!(out, "{}", serde_json::to_string(&v)?)?;
+        crate::output::json(out, &v)?;
     } else {
         for p in paths {
             writeln!(out, "{p}")?;
@@ -426,7 +425,7 @@ fn dispatch_store(command: StoreCommand, store: &Store, out: &mut impl Write) ->
                         })
                     })
                     .collect();
-                writeln!(out, "{}", serde_json::to_string(&v)?)?;
+                crate::output::json(out, &v)?;
             } else {
                 for (i, referrers) in &infos {
                     writeln!(out, "path: {}", i.path)?;
@@ -535,16 +534,13 @@ fn dispatch_store(command: StoreCommand, store: &Store, out: &mut impl Write) ->
             }
             let shown = |v: &[PathBuf]| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>();
             if json.json {
-                writeln!(
-                    out,
-                    "{}",
-                    json!({
-                        "checked": report.checked,
-                        "problems": problems,
-                        "removedTemporaries": shown(&report.removed_temporaries),
-                        "unregistered": shown(&report.unregistered),
-                    })
-                )?;
+                let v = json!({
+                    "checked": report.checked,
+                    "problems": problems,
+                    "removedTemporaries": shown(&report.removed_temporaries),
+                    "unregistered": shown(&report.unregistered),
+                });
+                crate::output::json(out, &v)?;
             } else {
                 for p in &problems {
                     eprintln!("error: {p}");
@@ -575,7 +571,10 @@ fn dispatch_store(command: StoreCommand, store: &Store, out: &mut impl Write) ->
         StoreCommand::Optimise { json } => {
             let r = store.optimise()?;
             if json.json {
-                writeln!(out, "{}", json!({ "filesLinked": r.files_linked, "bytesSaved": r.bytes_saved }))?;
+                crate::output::json(
+                    out,
+                    &json!({ "filesLinked": r.files_linked, "bytesSaved": r.bytes_saved }),
+                )?;
             } else {
                 writeln!(out, "{} freed by hard-linking {} files", mib(r.bytes_saved), r.files_linked)?;
             }
@@ -597,7 +596,7 @@ fn print_roots(store: &Store, out: &mut impl Write, json: bool) -> Result<()> {
             .iter()
             .map(|r| json!({ "link": r.link.to_string_lossy(), "path": r.target.to_string() }))
             .collect();
-        writeln!(out, "{}", serde_json::to_string(&v)?)?;
+        crate::output::json(out, &v)?;
     } else {
         for r in roots {
             writeln!(out, "{} -> {}", r.link.display(), r.target)?;
@@ -609,7 +608,7 @@ fn print_roots(store: &Store, out: &mut impl Write, json: bool) -> Result<()> {
 fn report_deleted(result: &store::GcResult, out: &mut impl Write, json: bool) -> Result<()> {
     if json {
         let deleted: Vec<String> = result.deleted.iter().map(ToString::to_string).collect();
-        writeln!(out, "{}", json!({ "deleted": deleted, "bytesFreed": result.bytes_freed }))?;
+        crate::output::json(out, &json!({ "deleted": deleted, "bytesFreed": result.bytes_freed }))?;
         return Ok(());
     }
     for p in &result.deleted {
