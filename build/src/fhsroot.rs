@@ -7,9 +7,9 @@
 //! (breadth first, in the order given); the first package providing a path wins. Directories are merged as real
 //! directories; a regular file becomes an absolute link to the package's file; a link is copied as it is, so a
 //! relative link into another package (`gcc → gcc-12`, `libz.so → libz.so.1.2.13`) resolves inside the tree as it
-//! does on an installed system. Documentation (`usr/share/{doc,man,info}`), dpkg's `DEBIAN` control directory and
-//! `nix-support` are left out. Runs in the builder's process (no sandbox: it only writes links), like Nix's
-//! `builtin:buildenv`; Nix itself cannot build it.
+//! does on an installed system. Documentation (`usr/share/{doc,man,info}`), dpkg's `DEBIAN` control directory,
+//! `nix-support` and top-level `include`/`share` views are left out. Runs in the builder's process (no sandbox: it
+//! only writes links), like Nix's `builtin:buildenv`; Nix itself cannot build it.
 
 use std::collections::{HashSet, VecDeque};
 use std::ffi::OsString;
@@ -20,8 +20,9 @@ use std::path::{Path, PathBuf};
 
 use store::{Derivation, Store, StorePath};
 
-/// Top-level entries of a package that are not part of its installed tree.
-const SKIP_TOP: &[&str] = &["DEBIAN", "nix-support", "env-vars"];
+/// Top-level entries of a package that are not part of its installed tree: dpkg's control files, Nix's support
+/// files, and the package set's nixpkgs-style `include` and `share` views (links into `usr/`, which the tree has).
+const SKIP_TOP: &[&str] = &["DEBIAN", "nix-support", "env-vars", "include", "share"];
 /// Directories not linked (documentation a build does not read).
 const SKIP_DIRS: &[&str] = &["usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/lintian"];
 
