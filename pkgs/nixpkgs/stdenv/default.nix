@@ -229,8 +229,33 @@ let
           fhskitDebianInputs = map toString (filter isDebian allInputs);
           doCheck = if doCheck then "1" else "";
         };
+      # nixpkgs' check-meta: an unfree meta.license is refused unless allowed (config or NIXPKGS_ALLOW_UNFREE=1).
+      license = (attrs.meta or { }).license or null;
+      licenses = if isList license then license else if license == null then [ ] else [ license ];
+      unfree = builtins.any (l: isAttrs l && (l.free or true) == false) licenses;
+      cfg = pkgs.config or { };
+      unfreeAllowed = (cfg.allowUnfree or false) || builtins.getEnv "NIXPKGS_ALLOW_UNFREE" == "1"
+        || (cfg.allowUnfreePredicate or (_: false)) { inherit name; pname = attrs.pname or name; meta = attrs.meta or { }; };
+      shortNames = builtins.concatStringsSep " " (map (l: if isAttrs l then l.shortName or "unknown" else toString l) licenses);
+      unfreeMessage = ''
+        Package ‘${name}’ in ${(attrs.meta or { }).position or "«unknown-file»"} has an unfree license (‘${shortNames}’), refusing to evaluate.
+
+        a) To temporarily allow unfree packages, you can use an environment variable
+           for a single invocation of the nix tools.
+
+             $ export NIXPKGS_ALLOW_UNFREE=1
+
+        b) For `nixos-rebuild` you can set
+          { nixpkgs.config.allowUnfree = true; }
+        in configuration.nix to override this.
+
+        c) For `nix-env`, `nix-build`, `nix-shell` or any other Nix command you can add
+          { allowUnfree = true; }
+        to ~/.config/nixpkgs/config.nix.
+      '';
       drv =
-        if overlapping != [ ] then
+        if unfree && !unfreeAllowed then throw unfreeMessage
+        else if overlapping != [ ] then
           throw "The ‘env’ attribute set cannot contain any attributes passed to derivation. The following attributes are overlapping: ${builtins.concatStringsSep ", " overlapping}"
         else derivation drvAttrs;
       passthru = attrs.passthru or { };
