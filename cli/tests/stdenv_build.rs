@@ -401,4 +401,24 @@ in {
         std::fs::read_to_string(changed.join("trace")).unwrap(),
         "preBuild\nfrom-array\npostBuild\nchanged\n"
     );
+    // An unfree meta.license is refused with nixpkgs' message until the user's config allows it.
+    std::fs::write(
+        world.path("unfree.nix"),
+        "with import <nixpkgs> { };\nstdenv.mkDerivation { name = \"nonfree\"; dontUnpack = true; \
+         installPhase = \"mkdir $out\"; meta.license = lib.licenses.unfree; }\n",
+    )
+    .unwrap();
+    let o = world.fhskit(&["eval", "unfree.nix", "-A", "drvPath"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(
+        err.contains(
+            "Package ‘nonfree’ in «unknown-file» has an unfree license (‘unfree’), refusing to evaluate."
+        ),
+        "{err}"
+    );
+    assert!(err.contains("$ export NIXPKGS_ALLOW_UNFREE=1"), "{err}");
+    std::fs::create_dir_all(world.path("config/nixpkgs")).unwrap();
+    std::fs::write(world.path("config/nixpkgs/config.nix"), "{ allowUnfree = true; }\n").unwrap();
+    ok(&world.fhskit(&["eval", "unfree.nix", "-A", "drvPath"]));
 }
