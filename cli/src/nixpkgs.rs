@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use store::{Store, StoreConfig};
+use store::Store;
 
 /// The lock file evaluations pin Debian packages in: `$FHSKIT_LOCK`, else `./fhskit.lock` when it exists, else the
 /// user's `$XDG_STATE_HOME/fhskit/fhskit.lock`.
@@ -56,39 +56,23 @@ fn write_files(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Where `<nixpkgs>` is: the embedded files as a store path (`config`), or without a store a directory in the
-/// cache. Each version is written once; a marker beside the store remembers its path.
-pub fn embedded(config: Option<&StoreConfig>) -> Result<String> {
-    let key = files_key();
-    let Some(config) = config else {
-        let dir = pkgs::config::default_cache_dir().join("nixpkgs").join(&key);
-        if !dir.join("default.nix").exists() {
-            let parent = dir.parent().unwrap_or(Path::new("/"));
-            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-            let tmp = tempfile::Builder::new().prefix(".nixpkgs-").tempdir_in(parent)?;
-            write_files(tmp.path())?;
-            let tmp = tmp.keep();
-            if std::fs::rename(&tmp, &dir).is_err() {
-                // Another process wrote it first.
-                let _ = std::fs::remove_dir_all(&tmp);
-            }
-        }
-        return Ok(dir.display().to_string());
-    };
-    let marker = config.physical_state_dir().join(format!("nixpkgs-{key}"));
-    if let Ok(path) = std::fs::read_to_string(&marker) {
-        let path = path.trim();
-        if config.physical(Path::new(path)).join("default.nix").exists() {
-            return Ok(path.to_owned());
+/// Where `<nixpkgs>` is: the embedded files written once per version into a directory of the cache. Not a store
+/// path: evaluation that never reads `<nixpkgs>` (and every read-only `eval`) must leave the store untouched, and the
+/// files a derivation uses are copied into the store when it names them, as with any checkout of nixpkgs.
+pub fn embedded() -> Result<String> {
+    let dir = pkgs::config::default_cache_dir().join("nixpkgs").join(format!("{}-nixpkgs", files_key()));
+    if !dir.join("default.nix").exists() {
+        let parent = dir.parent().unwrap_or(Path::new("/"));
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        let tmp = tempfile::Builder::new().prefix(".nixpkgs-").tempdir_in(parent)?;
+        write_files(tmp.path())?;
+        let tmp = tmp.keep();
+        if std::fs::rename(&tmp, &dir).is_err() {
+            // Another process wrote it first.
+            let _ = std::fs::remove_dir_all(&tmp);
         }
     }
-    let store = Store::open(config.clone())?;
-    let scratch = store.scratch_dir()?;
-    let dir = scratch.path().join("nixpkgs");
-    write_files(&dir)?;
-    let path = store.add_tree("nixpkgs", &dir, &[])?.to_string();
-    pkgs::cache::write_atomic(&marker, path.as_bytes())?;
-    Ok(path)
+    Ok(dir.display().to_string())
 }
 
 /// `builtin:fhskit-deb` for the builder: its attributes `debs` (the fetched `.deb` files), `deps` (the store paths

@@ -121,6 +121,7 @@ fn package_set_over_a_local_repository() {
     // `<nixpkgs>` is the embedded set; a name is pinned in the lock file when first used, with its closure.
     let found = ok(&world.fhskit(&["eval", "--find-file", "nixpkgs"]));
     assert!(found.trim().ends_with("-nixpkgs"), "{found}");
+    assert!(std::path::Path::new(found.trim()).join("default.nix").is_file(), "{found}");
     let version = eval_raw(&world, "with import <nixpkgs> {}; debian.zlib1g.version");
     let lock = std::fs::read_to_string(world.path("fhskit.lock")).unwrap();
     assert!(

@@ -344,8 +344,12 @@ fn run(args: NixArgs) -> Result<Output, EvalFailure> {
     };
     settings.store_dir = store_dir.trim_end_matches('/').to_string();
     // fhskit's own package set answers `<nixpkgs>` when no entry of the search path does (it comes last).
-    if args.store_dir.is_none() {
-        match crate::nixpkgs::embedded(config.as_ref()) {
+    // An entry that names `nixpkgs` itself (even one that cannot be downloaded and is ignored) means the user chose
+    // another package set: failing then is Nix's behaviour, not falling back to ours.
+    let names_nixpkgs =
+        settings.nix_path.iter().any(|(prefix, _)| prefix == "nixpkgs" || prefix.starts_with("nixpkgs/"));
+    if args.store_dir.is_none() && !names_nixpkgs {
+        match crate::nixpkgs::embedded() {
             Ok(path) => settings.nix_path.push(("nixpkgs".to_string(), path)),
             Err(e) => tracing::warn!("fhskit's package set is not available as <nixpkgs>: {e:#}"),
         }
