@@ -5,55 +5,11 @@
 
 mod run_support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use run_support::{World, fixtures, ok, text};
-
-/// Serves `root` over HTTP/1.1 on 127.0.0.1 until the test process ends.
-fn serve(root: PathBuf) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let root = root.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() {
-                    return;
-                }
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
-                        break;
-                    }
-                }
-                let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                let file = root.join(path.trim_start_matches('/'));
-                match std::fs::read(&file) {
-                    Ok(body) if !path.contains("..") && file.is_file() => {
-                        let head = format!(
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                            body.len()
-                        );
-                        let _ = stream.write_all(head.as_bytes());
-                        let _ = stream.write_all(&body);
-                    }
-                    _ => {
-                        let _ = stream.write_all(
-                            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                        );
-                    }
-                }
-            });
-        }
-    });
-    port
-}
+use test_support::http::Server;
 
 fn requirements() -> bool {
     for tool in ["dpkg-deb", "dpkg-scanpackages", "gpg", "bwrap", "cc"] {
@@ -79,7 +35,11 @@ fn world_with_repo(packages: &[&str]) -> World {
     let o = Command::new("sh").arg(fixtures().join("run-repo.sh")).arg(&out).args(packages).output().unwrap();
     assert!(o.status.success(), "building the repository failed:\n{}", text(&o));
     let repo = out.join("repo");
-    let port = serve(repo.clone());
+    let server = Server::files(repo.clone());
+    let port = server.port();
+    // The world outlives this function and its tests build against the repository throughout: serve it until
+    // the test process ends.
+    std::mem::forget(server);
     std::fs::create_dir_all(world.path("config/fhskit")).unwrap();
     std::fs::write(
         world.path("config/fhskit/config.toml"),
