@@ -315,7 +315,7 @@ fn rc_file(args: &ShellArgs, drv: &Derivation, tmp: &Path, fhs: bool) -> Result<
          PATH=$PATH${p:+:$p}\n\
          unset p\n\
          SHELL=$BASH\n\
-         set +e\n\
+         set +eu +o pipefail\n\
          [ -n \"$PS1\" ] && [ -z \"$NIX_SHELL_PRESERVE_PROMPT\" ] && PS1='\\n\\[\\033[1;32m\\][fhskit-shell:\\w]\\$\\[\\033[0m\\] '\n\
          if [ \"$(type -t runHook)\" = function ]; then runHook shellHook; fi\n\
          unset NIX_ENFORCE_PURITY\n\
