@@ -15,9 +15,15 @@ let
       (s: n: if s != null && builtins.isAttrs s && s ? ${n} then s.${n} else null)
       set
       (builtins.filter builtins.isString (builtins.split "\\." path));
-  # The packages of `names` the set has (a name the repositories lack throws when used: it is left out).
-  existing = names: set: builtins.filter (x: x != null) (map (n:
-    let r = builtins.tryEval (getPath n set); in if r.success then r.value else null) names);
+  # The packages of `names` the set has.
+  existing = names: set: builtins.filter (x: x != null) (map (n: getPath n set) names);
+
+  # Packages by Debian name where the set has Debian packages (those the repositories lack are left out: a
+  # nixpkgs name of a missing package fails when used, which no `tryEval` catches), else by nixpkgs name.
+  pick = debianNames: nixNames: set:
+    if set ? debian then
+      builtins.filter (x: x != null) (map (n: if set.debian ? ${n} then set.debian.${n} else null) debianNames)
+    else existing nixNames set;
 
   flatten = xs: if builtins.isList xs then builtins.concatMap flatten xs else [ xs ];
 
@@ -50,12 +56,14 @@ let
 
   system = pkgs.stdenv.hostPlatform.system or pkgs.system or builtins.currentSystem;
 
-  # What every env has (buildFHSEnv's base: libc, the C++ runtime, a shell and the core tools).
-  baseTarget = [
-    "glibcLocales" "glibc" "gcc.cc.lib" "debian.libstdc++6" "debian.libgcc-s1" "bashInteractive" "coreutils"
-    "less" "shadow" "su" "gawk" "diffutils" "findutils" "gnused" "gnugrep" "gnutar" "gzip" "bzip2" "xz"
-  ];
-  baseMulti = [ "glibc" "gcc.cc.lib" "debian.libstdc++6" "debian.libgcc-s1" ];
+  # What every env has (buildFHSEnv's base: libc, the C++ runtime, a shell and the core tools), by Debian name and
+  # by nixpkgs name.
+  baseTarget = pick
+    [ "locales" "libc6" "libgcc-s1" "libstdc++6" "bash" "coreutils" "less" "passwd" "login" "gawk" "mawk"
+      "diffutils" "findutils" "sed" "grep" "tar" "gzip" "bzip2" "xz-utils" ]
+    [ "glibcLocales" "glibc" "gcc.cc.lib" "bashInteractive" "coreutils" "less" "shadow" "su" "gawk" "diffutils"
+      "findutils" "gnused" "gnugrep" "gnutar" "gzip" "bzip2" "xz" ];
+  baseMulti = pick [ "libc6" "libgcc-s1" "libstdc++6" ] [ "glibc" "gcc.cc.lib" ];
 
   runCommandLocal = pkgs.runCommandLocal or pkgs.runCommand;
 
@@ -89,8 +97,8 @@ let
       exe = if pname != null then pname else fullName;
       pkgs32 = pkgs.pkgsi686Linux or (throw "buildFHSEnv ${fullName}: multiPkgs needs pkgsi686Linux (the i386 packages), which this package set lacks");
       multi = multiArch && system == "x86_64-linux";
-      targetPaths = existing baseTarget pkgs ++ flatten (targetPkgs pkgs) ++ flatten (multiPkgs pkgs);
-      multiPaths = if multi then existing baseMulti pkgs32 ++ flatten (multiPkgs pkgs32) else [ ];
+      targetPaths = baseTarget pkgs ++ flatten (targetPkgs pkgs) ++ flatten (multiPkgs pkgs);
+      multiPaths = if multi then baseMulti pkgs32 ++ flatten (multiPkgs pkgs32) else [ ];
       script = if builtins.isList runScript then builtins.concatStringsSep " " (map toString runScript) else toString runScript;
 
       fhs = derivation {
@@ -134,19 +142,26 @@ let
         ${extraInstallCommands}
       '') // { inherit env fhs; fhsenv = fhs; };
 
-  # steam-run: any program in an env holding Steam's library set, 64- and 32-bit (names the set does not have are
-  # left out).
-  steamLibraries = [
+  # steam-run: any program in an env holding Steam's library set (multiPkgs of nixpkgs' steam env), 64- and 32-bit;
+  # the Debian packages the repositories lack are left out.
+  steamDebian = [
+    "libxcomposite1" "libxtst6" "libxrandr2" "libxext6" "libx11-6" "libxfixes3" "libgl1" "libglx0" "libegl1"
+    "libva2" "libharfbuzz0b" "libthai0" "libpango-1.0-0" "libvulkan1" "libexpat1" "libwayland-client0" "libxcb1"
+    "libxdamage1" "libxshmfence1" "libxxf86vm1" "libelf1" "libxinerama1" "libxcursor1" "libxrender1" "libxss1"
+    "libxi6" "libsm6" "libice6" "libcurl4" "libnspr4" "libnss3" "libcups2" "libcap2" "libsdl2-2.0-0"
+    "libusb-1.0-0" "libdbus-glib-1-2" "libfontconfig1" "libfreetype6" "libxt6" "libxmu6" "libogg0" "libvorbis0a"
+    "libvorbisfile3" "libsdl1.2debian" "libsdl2-image-2.0-0" "libdrm2" "zlib1g" "libudev1" "libdbus-1-3"
+    "libglib2.0-0" "libgtk2.0-0" "libbz2-1.0" "libflac12" "libjpeg62-turbo" "libpng16-16" "libsamplerate0"
+    "libtheora0" "libtiff6" "libpixman-1-0" "libspeex1" "libsdl2-ttf-2.0-0" "libsdl2-mixer-2.0-0" "libgcrypt20"
+    "libvpx7" "librsvg2-2" "libxft2" "libvdpau1" "libattr1" "libkrb5-3" "libkeyutils1" "libatk-bridge2.0-0"
+    "libatspi2.0-0" "libxkbcommon0" "libcrypt1" "libncursesw6" "libtinfo6" "libssl3" "libgtk-3-0" "libatk1.0-0"
+    "libcairo2" "libgdk-pixbuf-2.0-0" "libglu1-mesa" "libuuid1" "libbsd0" "libasound2" "libidn2-0" "libpsl5"
+    "libpulse0" "libopenal1"
+  ];
+  steamNix = [
     "xorg.libXcomposite" "xorg.libXtst" "xorg.libXrandr" "xorg.libXext" "xorg.libX11" "xorg.libXfixes" "libGL"
-    "libva" "harfbuzz" "libthai" "pango" "vulkan-loader" "expat" "wayland" "xorg.libxcb" "xorg.libXdamage"
-    "xorg.libxshmfence" "xorg.libXxf86vm" "elfutils" "xorg.libXinerama" "xorg.libXcursor" "xorg.libXrender"
-    "xorg.libXScrnSaver" "xorg.libXi" "xorg.libSM" "xorg.libICE" "curl" "nspr" "nss" "cups" "libcap" "SDL2"
-    "libusb1" "dbus-glib" "fontconfig" "freetype" "xorg.libXt" "xorg.libXmu" "libogg" "libvorbis" "SDL"
-    "SDL2_image" "libdrm" "zlib" "udev" "dbus" "glib" "gtk2" "bzip2" "flac" "libjpeg" "libpng" "libsamplerate"
-    "libtheora" "libtiff" "pixman" "speex" "SDL2_ttf" "SDL2_mixer" "libgcrypt" "libvpx" "librsvg" "xorg.libXft"
-    "libvdpau" "attr" "libkrb5" "keyutils" "at-spi2-atk" "at-spi2-core" "libxkbcommon" "libxcrypt" "ncurses"
-    "openssl" "gtk3" "atk" "cairo" "gdk-pixbuf" "libGLU" "libuuid" "libbsd" "alsa-lib" "libidn2" "libpsl"
-    "libpulseaudio" "openal"
+    "vulkan-loader" "expat" "xorg.libxcb" "xorg.libXinerama" "xorg.libXcursor" "xorg.libXrender" "xorg.libXi"
+    "curl" "nspr" "nss" "SDL2" "fontconfig" "freetype" "zlib" "udev" "dbus" "glib" "gtk3" "alsa-lib" "openal"
   ];
   steamRunScript = builtins.toFile "steam-run.sh" ''
     if [ $# -eq 0 ]; then
@@ -166,8 +181,9 @@ in
   buildFHSEnvBubblewrap = buildFHSEnv;
   steam-run = buildFHSEnv {
     name = "steam-run";
-    targetPkgs = p: existing [ "which" "perl" "xdg-utils" "iana-etc" "python3" "procps" "usbutils" "pciutils" ] p;
-    multiPkgs = p: existing steamLibraries p;
+    targetPkgs = pick [ "debianutils" "perl" "xdg-utils" "netbase" "python3" "procps" "usbutils" "pciutils" ]
+      [ "which" "perl" "xdg-utils" "iana-etc" "python3" "procps" "usbutils" "pciutils" ];
+    multiPkgs = pick steamDebian steamNix;
     multiArch = true;
     runScript = "sh ${steamRunScript}";
     meta.description = "Run commands in the same FHS environment that is used for Steam";
