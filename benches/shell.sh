@@ -23,8 +23,9 @@ server=
 # Part 2's repository: the host's gcc, pkg-config and zlib headers with their dependency closure, signed.
 have_repo=no
 if dpkg-query -W gcc-12 pkgconf zlib1g-dev >/dev/null 2>&1; then
-    sh tests/fixtures/run-repo.sh "$work/repo-build" gcc gcc-12 cpp cpp-12 pkgconf pkg-config zlib1g-dev \
-        libc6-dev binutils bash coreutils make >/dev/null 2>&1 && have_repo=yes
+    sh tests/fixtures/run-repo.sh "$work/repo-build" bash dash coreutils findutils diffutils sed grep mawk tar \
+        gzip bzip2 xz-utils make patch patchelf unzip gcc g++ binutils libc6-dev zlib1g-dev pkgconf \
+        >/dev/null 2>&1 && have_repo=yes
 fi
 if [ "$have_repo" = yes ]; then
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -32,6 +33,10 @@ if [ "$have_repo" = yes ]; then
     server=$!
     mkdir -p "$work/config/fhskit"
     cat > "$work/config/fhskit/config.toml" <<EOF
+[pkgs]
+host-sources = false
+host-packages = false
+
 [[pkgs.repository]]
 url = "http://127.0.0.1:$port"
 suite = "testing"

@@ -39,7 +39,7 @@ pub enum EnvCommand {
     Doctor,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct LaunchArgs {
     /// An env.toml or a directory made by `env build`.
     env: PathBuf,
@@ -378,17 +378,15 @@ fn notify(line: &str) {
 /// that has started threads (downloads, hashing) re-executes fhskit as `fhskit env run …` instead.
 pub fn launch_env(args: &LaunchArgs, command: Vec<OsString>, verbose: u8) -> anyhow::Result<ExitCode> {
     if !args.dry_run && !fhsenv::userns::single_threaded() {
-        let mut argv = args.to_argv();
-        argv.push("--".into());
-        argv.extend(command);
-        let mut cmd = std::process::Command::new("/proc/self/exe");
-        if verbose > 0 {
-            cmd.arg(format!("-{}", "v".repeat(verbose.into())));
-        }
-        let err = std::os::unix::process::CommandExt::exec(cmd.args(argv));
-        anyhow::bail!("cannot re-execute fhskit to enter env {}: {err}", args.env.display());
+        return reexec(args, command, verbose);
     }
     let mut env = open_env(&args.env, verbose)?;
+    // Opening an env.toml with package names evaluates and builds, which starts threads: enter the built
+    // directory from a fresh process.
+    if !args.dry_run && !fhsenv::userns::single_threaded() {
+        let built = LaunchArgs { env: env.root.clone(), ..args.clone() };
+        return reexec(&built, command, verbose);
+    }
     args.apply(&mut env)?;
     let options = LaunchOptions {
         command,
@@ -419,6 +417,19 @@ pub fn launch_env(args: &LaunchArgs, command: Vec<OsString>, verbose: u8) -> any
         Outcome::Exited(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
         Outcome::Signaled(sig) => Ok(die_by(sig)),
     }
+}
+
+/// Re-executes fhskit as `fhskit env run …` with the same request (namespaces need a single-threaded process).
+fn reexec(args: &LaunchArgs, command: Vec<OsString>, verbose: u8) -> anyhow::Result<ExitCode> {
+    let mut argv = args.to_argv();
+    argv.push("--".into());
+    argv.extend(command);
+    let mut cmd = std::process::Command::new("/proc/self/exe");
+    if verbose > 0 {
+        cmd.arg(format!("-{}", "v".repeat(verbose.into())));
+    }
+    let err = std::os::unix::process::CommandExt::exec(cmd.args(argv));
+    anyhow::bail!("cannot re-execute fhskit to enter env {}: {err}", args.env.display())
 }
 
 /// Dies by the signal that killed the program, so our caller sees the same status; 128+n if it cannot.
