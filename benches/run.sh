@@ -47,19 +47,29 @@ cases = {
     "fhs floor":   ([fhskit, "env", "run", env, "--", prog, "--version"], None),
     "fhs run":     ([fhskit, "run", "--offline", "--strategy", "fhs", prog, "--version"], None),
 }
+import resource
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 times = {k: [] for k in cases}
+cpus = {k: [] for k in cases}
 for _ in range(runs):
     for name, (argv, e) in cases.items():
-        t = time.perf_counter()
+        c, t = cpu(), time.perf_counter()
         subprocess.run(argv, env=e, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
         times[name].append(time.perf_counter() - t)
+        cpus[name].append(cpu() - c)
 med = {k: statistics.median(v) * 1000 for k, v in times.items()}
-print(f"cached start, median of {runs} interleaved runs (ms):")
+# CPU time (user + system of the started processes) does not count the time spent waiting for a core, so it stays
+# meaningful on a loaded machine where elapsed time mostly measures the queue.
+mcpu = {k: statistics.mean(v) * 1000 for k, v in cpus.items()}
+print(f"cached start, median elapsed and mean CPU time of {runs} interleaved runs (ms), load {os.getloadavg()[0]:.1f}:")
 for k, v in med.items():
-    print(f"  {k:12s} {v:8.2f}")
+    print(f"  {k:12s} {v:8.2f} elapsed {mcpu[k]:8.2f} cpu")
 for s in ["patch", "shim", "fhs"]:
     print(f"  {s}: fhskit run / (direct + floor) = {med[s + ' run'] / med[s + ' floor']:.2f}x   "
-          f"(analysis+resolution when cached: {med[s + ' run'] - med[s + ' floor']:.2f} ms)")
+          f"(cached start overhead: {med[s + ' run'] - med[s + ' floor']:.2f} ms elapsed, "
+          f"{mcpu[s + ' run'] - mcpu[s + ' floor']:.2f} ms cpu)")
 EOF
 
 # 2. first run from a local repository vs apt-get --download-only + unpacking

@@ -118,7 +118,13 @@ enum Command {
 
 fn main() -> ExitCode {
     quiet_on_closed_stdout();
-    let cli = Cli::parse();
+    // A cached `fhskit run` starts its program without building the parser of every command.
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some((args, plan)) = commands::run::cached_plan(&argv) {
+        init_logging(0);
+        return finish(commands::run::start_cached(&args, &plan, 0));
+    }
+    let cli = Cli::parse_from(argv);
     init_logging(cli.verbose);
     // The first line of a verbose log says which build wrote it.
     tracing::debug!(version = env!("CARGO_PKG_VERSION"), "fhskit starting");
@@ -145,6 +151,11 @@ fn main() -> ExitCode {
         Command::Profile { command, args } => commands::profile::run(command, args),
         Command::Serve(args) => commands::cache::serve(args),
     };
+    finish(result)
+}
+
+/// The exit code of a command's result, reporting a failure.
+fn finish(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         // The reader went away (`fhskit … | head -1`): it has what it wanted, so end quietly, as ripgrep does.

@@ -121,6 +121,34 @@ pub fn analyse_and_realise(
     Ok((analysis, closure))
 }
 
+/// A program prepared before, for `fhskit run [OPTIONS] PROGRAM [ARGS…]` parsed with the `run` command's own
+/// arguments only (building the whole command line's parser costs more than the rest of a cached start). `None`
+/// when the arguments are anything else (global options, `--refresh`, a parse error, `--help`) or no usable plan
+/// exists: the caller then parses and runs as usual.
+pub fn cached_plan(argv: &[OsString]) -> Option<(RunArgs, strategy::Plan)> {
+    use clap::{Args as _, FromArgMatches as _};
+    if argv.get(1).is_none_or(|a| a != "run") {
+        return None;
+    }
+    let command = RunArgs::augment_args(clap::Command::new("run").no_binary_name(true));
+    let matches = command.try_get_matches_from(&argv[2..]).ok()?;
+    let args = RunArgs::from_arg_matches(&matches).ok()?;
+    if args.refresh {
+        return None;
+    }
+    let config = args.sources.store_config().ok()?;
+    let salt = format!("{}|{}", args.strategy.name(), args.sources.salt());
+    let key = strategy::cache_key(&args.binary(), &salt).ok()?;
+    let plan = strategy::cached(&config, &key)?;
+    Some((args, plan))
+}
+
+/// Starts a program from its cached plan (what [`run`] does when it finds one).
+pub fn start_cached(args: &RunArgs, plan: &strategy::Plan, verbose: u8) -> Result<ExitCode> {
+    announce(args.strategy, plan, verbose);
+    strategy::execute(plan, args.args())
+}
+
 pub fn run(args: RunArgs, verbose: u8) -> Result<ExitCode> {
     let binary = args.binary();
     let config = args.sources.store_config()?;
@@ -128,8 +156,7 @@ pub fn run(args: RunArgs, verbose: u8) -> Result<ExitCode> {
     if !args.refresh
         && let Some(plan) = strategy::cached(&config, &key)
     {
-        announce(args.strategy, &plan, verbose);
-        return strategy::execute(&plan, args.args());
+        return start_cached(&args, &plan, verbose);
     }
     let store = Store::open(config)?;
     let hints = Hints { ignore_missing: false };
