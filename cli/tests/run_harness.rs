@@ -90,6 +90,12 @@ fn auto_says_which_strategy_and_verbose_says_what_was_used() {
     ] {
         assert!(err.contains(want), "missing {want} in:\n{err}");
     }
+    // From the cached plan, a global option after `run` is still read (the cached start's own parser leaves such
+    // command lines to the full one).
+    let o = world.fhskit(&["run", "-v", "--offline", &zstd, "--version"]);
+    assert!(ok(&o).contains("Zstandard CLI"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("liblzma5:amd64") && err.contains("from host"), "{err}");
 }
 
 #[test]

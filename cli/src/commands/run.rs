@@ -133,7 +133,9 @@ pub fn cached_plan(argv: &[OsString]) -> Option<(RunArgs, strategy::Plan)> {
     let command = RunArgs::augment_args(clap::Command::new("run").no_binary_name(true));
     let matches = command.try_get_matches_from(&argv[2..]).ok()?;
     let args = RunArgs::from_arg_matches(&matches).ok()?;
-    if args.refresh {
+    // This parser knows neither the global options (`-v`, `--option`) nor `--version`, and takes what it does not
+    // know as the program (it allows hyphen values there): such a command line is the full parser's to read.
+    if args.refresh || args.binary().as_os_str().as_encoded_bytes().starts_with(b"-") {
         return None;
     }
     let config = args.sources.store_config().ok()?;
