@@ -413,3 +413,50 @@ fn a_store_at_the_root_opens_again() {
     assert!(stdout.contains("-dep.drv\n") && stdout.contains("-multi.drv\n"), "{stdout}");
     assert!(String::from_utf8_lossy(&o.stderr).contains("Nix"), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+#[test]
+fn nix_instantiate_settings_and_errors_as_nixpkgs_tests_use_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    // abort-on-warn (as `--option`, as a flag, and from NIX_ABORT_ON_WARN) turns builtins.warn into an error
+    // that tryEval does not catch, after the warning is printed; without it the warning is printed and the
+    // value returned.
+    let warn = "builtins.tryEval (builtins.warn \"careful\" 1)";
+    let out = fhskit(t, &["eval", "--strict", "-E", warn]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "{ success = true; value = 1; }\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("evaluation warning: careful"), "{out:?}");
+    for args in [&["--option", "abort-on-warn", "true"][..], &["--abort-on-warn"][..]] {
+        let mut argv = vec!["eval", "--strict"];
+        argv.extend_from_slice(args);
+        argv.extend_from_slice(&["-E", warn]);
+        let out = fhskit(t, &argv);
+        assert_eq!(out.status.code(), Some(1), "{argv:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("evaluation warning: careful\n"), "{err}");
+        assert!(err.contains("error: aborting to reveal stack trace of warning, as abort-on-warn is set"), "{err}");
+    }
+    // An abort points at the call, with the source line; stderr is not a terminal, so no escape codes.
+    let file = t.join("abort.nix");
+    fs::write(&file, "{\n  a = 1;\n  b = abort \"boom\";\n}.b\n").unwrap();
+    let err = fails(t, &["eval", file.to_str().unwrap()]);
+    assert!(err.starts_with("error: evaluation aborted with the following error message: 'boom'"), "{err}");
+    assert!(err.contains(&format!("at {}:3:7:", file.display())), "{err}");
+    assert!(!err.contains('\x1b'), "{err:?}");
+    // `--timeout` (the build timeout, which modules.sh passes) is accepted; a failed <…> lookup is catchable,
+    // as nixpkgs' entry point needs for <nixpkgs-overlays>; positions do not survive mapAttrs.
+    let out = ok(
+        t,
+        &[
+            "instantiate",
+            "--timeout",
+            "1",
+            "--eval",
+            "--strict",
+            "-E",
+            "[ (builtins.tryEval (toString <nixpkgs-overlays>)).success \
+               (builtins.unsafeGetAttrPos \"a\" (builtins.mapAttrs (n: v: v) { a = 1; })) ]",
+        ],
+    );
+    assert_eq!(out, "[ false null ]\n");
+}

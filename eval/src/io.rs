@@ -2,7 +2,7 @@
 //! traces go through `EvalIo`. `FsIo` implements it on the plain file system (store objects written under a
 //! directory of our choosing, without a database); `cli` implements it on top of the real store.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
@@ -157,6 +157,12 @@ pub struct FsIo {
     pub trace_sink: Option<fn(&str)>,
     /// Store paths known to be complete, so that each is looked up once.
     pub valid: std::cell::RefCell<HashSet<String>>,
+    /// Directory listings and file kinds already read, kept for the rest of the evaluation as Nix's source
+    /// accessor keeps its `lstat` results: a package set reads the same directories again at each bootstrap
+    /// stage (nixpkgs' `by-name` tree once per stage), and sources do not change under an evaluation. Only what
+    /// was found is kept, so a path the evaluation adds to the store later is seen.
+    dirs: std::cell::RefCell<HashMap<String, Vec<(String, FileKind)>>>,
+    kinds: std::cell::RefCell<HashMap<String, FileKind>>,
 }
 
 impl FsIo {
@@ -167,6 +173,8 @@ impl FsIo {
             traces: Vec::new(),
             trace_sink: None,
             valid: Default::default(),
+            dirs: Default::default(),
+            kinds: Default::default(),
         }
     }
 
@@ -293,25 +301,54 @@ impl EvalIo for FsIo {
     }
 
     fn read_dir(&self, path: &str) -> io::Result<Vec<(String, FileKind)>> {
+        if let Some(entries) = self.dirs.borrow().get(path) {
+            return Ok(entries.clone());
+        }
         let resolved;
-        let path = if self.in_chroot_store(path) {
+        let dir = if self.in_chroot_store(path) {
             resolved = self.resolve(path)?;
             self.on_disk(&resolved)
         } else {
             std::borrow::Cow::Borrowed(Path::new(path))
         };
         let mut out = Vec::new();
-        for e in std::fs::read_dir(&path)? {
+        for e in std::fs::read_dir(&dir)? {
             let e = e?;
-            let meta = std::fs::symlink_metadata(e.path())?;
-            out.push((e.file_name().to_string_lossy().into_owned(), kind_of(&meta)));
+            // The entry's type comes with it; only a regular file needs its mode (the executable bit), read
+            // relative to the open directory.
+            let ft = e.file_type()?;
+            let kind = if ft.is_file() {
+                kind_of(&e.metadata()?)
+            } else if ft.is_dir() {
+                FileKind::Directory
+            } else if ft.is_symlink() {
+                FileKind::Symlink
+            } else {
+                FileKind::Unknown
+            };
+            out.push((e.file_name().to_string_lossy().into_owned(), kind));
         }
         out.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut kinds = self.kinds.borrow_mut();
+        let base = path.trim_end_matches('/');
+        for (name, kind) in &out {
+            kinds.insert(format!("{base}/{name}"), *kind);
+        }
+        // The store directory itself grows as the evaluation adds to it.
+        let store = |d: &str| d == self.store_dir.trim_end_matches('/') || Path::new(d) == self.store_root;
+        if !store(base) {
+            self.dirs.borrow_mut().insert(path.to_string(), out.clone());
+        }
         Ok(out)
     }
 
     fn file_kind(&self, path: &str) -> io::Result<FileKind> {
-        Ok(kind_of(&std::fs::symlink_metadata(self.on_disk(path))?))
+        if let Some(kind) = self.kinds.borrow().get(path) {
+            return Ok(*kind);
+        }
+        let kind = kind_of(&std::fs::symlink_metadata(self.on_disk(path))?);
+        self.kinds.borrow_mut().insert(path.to_string(), kind);
+        Ok(kind)
     }
 
     fn read_link(&self, path: &str) -> io::Result<String> {

@@ -135,6 +135,10 @@ pub struct NixArgs {
     /// Accepted for compatibility (roots are always indirect).
     #[arg(long, hide = true)]
     pub indirect: bool,
+    /// Nix's build timeout (the `timeout` setting): instantiation builds nothing, so, as with `nix-instantiate`,
+    /// it is accepted (nixpkgs' `lib/tests/modules.sh` passes `--timeout 1`) and has no effect.
+    #[arg(long, value_name = "SECONDS", hide = true)]
+    pub timeout: Option<u64>,
     /// Compute store paths for this store directory instead of the store's (e.g. `/nix/store` to print Nix's
     /// paths); nothing can then be added to the store.
     #[arg(long = "store-dir", value_name = "DIR")]
@@ -160,6 +164,7 @@ pub fn instantiate_for_build(
         dry_run: false,
         add_root: None,
         indirect: false,
+        timeout: None,
         store_dir: None,
     };
     match run(args) {

@@ -499,6 +499,14 @@ fn prim_trace(ev: &mut Evaluator, a: &[Value], _p: Pos) -> Result<Value> {
 fn prim_warn(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
     let s = ev.force_str(&a[0], p)?;
     ev.io.trace(&format!("evaluation warning: {s}"));
+    if ev.settings.abort_on_warn {
+        // Not catchable by tryEval, as in Nix: the point is the stack trace leading to the warning.
+        return Err(EvalError::new(
+            ErrorKind::Abort,
+            "aborting to reveal stack trace of warning, as abort-on-warn is set",
+            p,
+        ));
+    }
     ev.force(&a[1])
 }
 

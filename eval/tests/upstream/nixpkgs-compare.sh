@@ -2,8 +2,9 @@
 # Compares `fhskit instantiate` with nix-instantiate (Nix 2.8 from nix-bin) on a nixpkgs tree: each tool
 # instantiates the same attributes into its own chroot store (`local?root=DIR`, logical paths under /nix/store),
 # and every `.drv` file Nix wrote must have been written by fhskit too, byte for byte, at the same path. With
-# --all it also evaluates the `drvPath` of every top-level attribute of the tree with both tools (attributes
-# whose evaluation throws count as null, as `tryEval` gives) and compares the two results.
+# --all it also evaluates the `drvPath` of every top-level attribute of the tree that Nix 2.8 can evaluate with
+# both tools (a `throw` counts as null, as `tryEval` gives; attributes failing with an error tryEval cannot
+# catch are found by evaluable-attrs.py, cached in ~/.cache/fhskit-bench, and left out) and compares the results.
 #
 # usage: eval/tests/upstream/nixpkgs-compare.sh [--fhskit BIN] [--all] [--keep DIR] TREE [ATTR...]
 #   TREE      a nixpkgs checkout (default.nix at its top; see docs/eval.md for the trees measured)
@@ -92,15 +93,20 @@ done
 echo ".drv files: $same identical, $differ differ, $missing missing in fhskit's store, $extra only in fhskit's"
 
 if [ "$all" = 1 ]; then
+    python3 "$here/evaluable-attrs.py" "$tree" "$nixstore" "${XDG_CACHE_HOME:-$HOME/.cache}/fhskit-bench" \
+        >"$work/attrs.json" || exit 1
     expr="let
   pkgs = import $tree { };
+  names = builtins.fromJSON (builtins.readFile $work/attrs.json);
   try = v: let r = builtins.tryEval v; in if r.success then r.value else null;
   drvOf = n: try (let v = pkgs.\${n}; in
     if builtins.isAttrs v && (v.type or null) == \"derivation\" then builtins.seq v.drvPath v.drvPath else null);
-in builtins.listToAttrs (map (n: { name = n; value = drvOf n; }) (builtins.attrNames pkgs))"
-    nix-instantiate --eval --strict --json --store dummy:// -E "$expr" >"$work/all-nix.json" 2>"$work/all-nix.err" ||
+in builtins.listToAttrs (map (n: { name = n; value = drvOf n; }) names)"
+    nix-instantiate --eval --read-write-mode --strict --json --store "$nixstore" -E "$expr" \
+        >"$work/all-nix.json" 2>"$work/all-nix.err" ||
         { echo "Nix 2.8 could not evaluate every drvPath: $(tail -1 "$work/all-nix.err")"; bad=1; }
-    "$fhskit" instantiate --eval --strict --json --store dummy:// -E "$expr" >"$work/all-fhskit.json" 2>"$work/all-fhskit.err" ||
+    "$fhskit" instantiate --eval --read-write-mode --strict --json --store "$ourstore" -E "$expr" \
+        >"$work/all-fhskit.json" 2>"$work/all-fhskit.err" ||
         { echo "fhskit could not evaluate every drvPath: $(grep -m1 '^error' "$work/all-fhskit.err")"; bad=1; }
     python3 - "$work/all-nix.json" "$work/all-fhskit.json" <<'EOF' || bad=1
 import json, sys
