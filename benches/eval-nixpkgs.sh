@@ -14,7 +14,8 @@
 #     and caches the list in ~/.cache/fhskit-bench)                   Target: <= 1x, <= 0.8x RSS.
 # Both tools must print the same output for every workload (the same .drv paths, the same JSON), or it stops.
 #
-# usage: sh benches/eval-nixpkgs.sh TREE [RUNS]   (default 3; needs nix-bin and python3)
+# usage: sh benches/eval-nixpkgs.sh TREE [RUNS]   (default 3; needs nix-bin and python3; FHSKIT=BIN to measure a
+#        binary already built instead of building target/release/fhskit)
 #   TREE: a nixpkgs tree with the whole Linux stdenv, kept outside the repository; docs/eval.md names the one
 #   measured (auxolotl/core, a nixpkgs 24.05 fork).
 set -eu
@@ -26,8 +27,12 @@ tree=$(cd "$1" && pwd)
 runs=${2:-3}
 cd "$(dirname "$0")/.."
 command -v nix-instantiate >/dev/null || { echo "error: nix-instantiate not found (apt-get install nix-bin)" >&2; exit 2; }
-cargo build --release -j2 --bin fhskit >/dev/null 2>&1 || { echo "error: building fhskit failed" >&2; exit 2; }
-fhskit=$(realpath "${CARGO_TARGET_DIR:-target}/release/fhskit")
+if [ -n "${FHSKIT:-}" ]; then
+    fhskit=$(realpath "$FHSKIT")
+else
+    cargo build --release -j2 --bin fhskit >/dev/null 2>&1 || { echo "error: building fhskit failed" >&2; exit 2; }
+    fhskit=$(realpath "${CARGO_TARGET_DIR:-target}/release/fhskit")
+fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/fhskit-bench-nixpkgs.XXXXXX")
 trap 'chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
 # Nix warns about its build users group on a machine without one and would ask its default cache for nothing.

@@ -434,7 +434,10 @@ fn nix_instantiate_settings_and_errors_as_nixpkgs_tests_use_them() {
         assert_eq!(out.status.code(), Some(1), "{argv:?}: {out:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.starts_with("evaluation warning: careful\n"), "{err}");
-        assert!(err.contains("error: aborting to reveal stack trace of warning, as abort-on-warn is set"), "{err}");
+        assert!(
+            err.contains("error: aborting to reveal stack trace of warning, as abort-on-warn is set"),
+            "{err}"
+        );
     }
     // An abort points at the call, with the source line; stderr is not a terminal, so no escape codes.
     let file = t.join("abort.nix");
