@@ -446,6 +446,14 @@ fn nix_instantiate_settings_and_errors_as_nixpkgs_tests_use_them() {
     assert!(err.starts_with("error: evaluation aborted with the following error message: 'boom'"), "{err}");
     assert!(err.contains(&format!("at {}:3:7:", file.display())), "{err}");
     assert!(!err.contains('\x1b'), "{err:?}");
+    // Escape sequences in evaluated text (nixpkgs' module system colours its messages) do not reach a stderr that
+    // is not a terminal, in a trace or in an error, as with Nix.
+    let esc = "let e = builtins.fromJSON ''\"\\u001b\"''; in \
+               builtins.trace \"${e}[1;35mtraced${e}[0m\" (throw \"value of type ${e}[1;35m\\\"x\\\"${e}[0m\")";
+    let out = fhskit(t, &["eval", "-E", esc]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("trace: traced\nerror: value of type \"x\"\n"), "{err:?}");
     // `--timeout` (the build timeout, which modules.sh passes) is accepted; a failed <…> lookup is catchable,
     // as nixpkgs' entry point needs for <nixpkgs-overlays>; positions do not survive mapAttrs.
     let out = ok(
@@ -462,4 +470,26 @@ fn nix_instantiate_settings_and_errors_as_nixpkgs_tests_use_them() {
         ],
     );
     assert_eq!(out, "[ false null ]\n");
+}
+
+#[test]
+fn the_package_set_is_found_after_the_search_path_without_joining_nix_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    fs::create_dir_all(t.join("dir")).unwrap();
+    // `builtins.nixPath` lists only what the user gave (Nix's language tests count its entries); `<nixpkgs>` and
+    // `findFile` still reach fhskit's own set, which is written into the cache directory.
+    let expr = "[ (builtins.length builtins.nixPath) (builtins.pathExists <nixpkgs/default.nix>) \
+                (builtins.pathExists (builtins.findFile builtins.nixPath \"nixpkgs/default.nix\")) ]";
+    let dir = format!("dir={}", t.join("dir").display());
+    let out = Command::new(env!("CARGO_BIN_EXE_fhskit"))
+        .args(["eval", "--strict", "-I", &dir, "-E", expr])
+        .env("FHSKIT_STORE", format!("local?root={}", t.join("root").display()))
+        .env("XDG_CACHE_HOME", t.join("cache"))
+        .env("NIX_PATH", "")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "[ 1 true true ]\n");
+    assert!(t.join("cache/fhskit/nixpkgs").is_dir());
 }

@@ -72,10 +72,12 @@ impl Evaluator {
         self.find_in(&entries, path, pos)
     }
 
-    /// Looks `path` up in `entries` (`(prefix, path)` pairs): the first entry whose prefix matches and under which
-    /// the file exists wins; `nix/…` falls back to the built-in files. A miss is an error `tryEval` can catch.
+    /// Looks `path` up in `entries` (`(prefix, path)` pairs), then in the fallback entries: the first entry whose
+    /// prefix matches and under which the file exists wins; `nix/…` falls back to the built-in files. A miss is an
+    /// error `tryEval` can catch.
     pub fn find_in(&mut self, entries: &[(String, String)], path: &str, pos: Pos) -> Result<String> {
-        for (prefix, entry) in entries {
+        let fallback = self.settings.fallback_nix_path.clone();
+        for (prefix, entry) in entries.iter().chain(&fallback) {
             let Some(suffix) = suffix_for(prefix, path) else { continue };
             let Some(root) = self.resolve_entry(entry, pos) else { continue };
             let candidate =

@@ -32,6 +32,10 @@ pub struct Settings {
     pub system: String,
     /// Search path entries `(prefix, path)`; an empty prefix matches every lookup.
     pub nix_path: Vec<(String, String)>,
+    /// Entries every lookup (`<…>`, `findFile`) tries after the search path it was given, as the built-in
+    /// `<nix/…>` files are: the embedder's defaults (fhskit's own package set as `nixpkgs`). They are not part of
+    /// `builtins.nixPath`, which lists what the user set.
+    pub fallback_nix_path: Vec<(String, String)>,
     /// `pure-eval`: no `currentTime`, `currentSystem`, `getEnv` or unlocked fetches.
     pub pure: bool,
     pub current_time: i64,
@@ -61,6 +65,7 @@ impl Default for Settings {
             store_dir: "/nix/store".to_string(),
             system: "x86_64-linux".to_string(),
             nix_path: Vec::new(),
+            fallback_nix_path: Vec::new(),
             pure: false,
             current_time: 0,
             read_only: true,

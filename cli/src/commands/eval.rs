@@ -235,7 +235,7 @@ struct Output {
 }
 
 fn print_trace(msg: &str) {
-    eprintln!("{msg}");
+    eprintln!("{}", crate::output::filter_escapes(msg, crate::output::colour_on_stderr()));
 }
 
 /// The evaluation settings the arguments ask for (before the store decides the store directory).
@@ -348,14 +348,15 @@ fn run(args: NixArgs) -> Result<Output, EvalFailure> {
         (None, None) => "/nix/store".to_string(),
     };
     settings.store_dir = store_dir.trim_end_matches('/').to_string();
-    // fhskit's own package set answers `<nixpkgs>` when no entry of the search path does (it comes last).
+    // fhskit's own package set answers `<nixpkgs>` when no entry of the search path does (after every entry, and
+    // not listed in `builtins.nixPath`, which Nix's language tests count).
     // An entry that names `nixpkgs` itself (even one that cannot be downloaded and is ignored) means the user chose
     // another package set: failing then is Nix's behaviour, not falling back to ours.
     let names_nixpkgs =
         settings.nix_path.iter().any(|(prefix, _)| prefix == "nixpkgs" || prefix.starts_with("nixpkgs/"));
     if args.store_dir.is_none() && !names_nixpkgs {
         match crate::nixpkgs::embedded() {
-            Ok(path) => settings.nix_path.push(("nixpkgs".to_string(), path)),
+            Ok(path) => settings.fallback_nix_path.push(("nixpkgs".to_string(), path)),
             Err(e) => tracing::warn!("fhskit's package set is not available as <nixpkgs>: {e:#}"),
         }
     }
@@ -368,7 +369,10 @@ fn run(args: NixArgs) -> Result<Output, EvalFailure> {
         out
     })
     .context("starting the evaluation thread")?;
-    outcome.map_err(EvalFailure::Eval)
+    // The message may quote evaluated strings, escape sequences included; every caller prints it on stderr.
+    outcome.map_err(|msg| {
+        EvalFailure::Eval(crate::output::filter_escapes(&msg, crate::output::colour_on_stderr()).into_owned())
+    })
 }
 
 /// Ends a run without freeing what the evaluator holds: the process exits after printing, and freeing every
