@@ -8,8 +8,9 @@
 //! directories; a regular file becomes an absolute link to the package's file; a link is copied as it is, so a
 //! relative link into another package (`gcc → gcc-12`, `libz.so → libz.so.1.2.13`) resolves inside the tree as it
 //! does on an installed system. Documentation (`usr/share/{doc,man,info}`), dpkg's `DEBIAN` control directory,
-//! `nix-support` and top-level `include`/`share` views are left out. Runs in the builder's process (no sandbox: it
-//! only writes links), like Nix's `builtin:buildenv`; Nix itself cannot build it.
+//! `nix-support` and the package set's views (top-level `include`, `share`, and its links in `bin`, `lib`) are left
+//! out. Runs in the builder's process (no sandbox: it only writes links), like Nix's `builtin:buildenv`; Nix
+//! itself cannot build it.
 
 use std::collections::{HashSet, VecDeque};
 use std::ffi::OsString;
@@ -99,6 +100,9 @@ impl Tree<'_> {
             if SKIP_DIRS.iter().any(|s| rel == Path::new(s)) {
                 continue;
             }
+            if kind.is_symlink() && is_view_link(physical, logical, &rel) {
+                continue;
+            }
             let target = self.dest.join(&rel);
             let existing = fs::symlink_metadata(&target).ok();
             if kind.is_dir() {
@@ -128,4 +132,19 @@ impl Tree<'_> {
         }
         Ok(())
     }
+}
+
+/// Whether `rel` is one of the package set's nixpkgs-style view links (`bin/gcc → ../usr/bin/gcc`,
+/// `lib/libz.so.1 → ../usr/lib/x86_64-linux-gnu/libz.so.1`, `lib/libc.so.6 → <libc6>/lib/libc.so.6`): a link
+/// directly in the top-level `bin` or `lib` that leads back into the package or into the store. The tree has
+/// the files where Debian put them; Debian's own links there (`bin/sh → dash`) stay.
+fn is_view_link(physical: &Path, logical: &Path, rel: &Path) -> bool {
+    let mut parts = rel.components();
+    let top = parts.next().map(|c| c.as_os_str().to_owned());
+    if parts.clone().count() != 1 || !top.is_some_and(|t| t == "bin" || t == "lib") {
+        return false;
+    }
+    let Ok(to) = fs::read_link(physical.join(rel)) else { return false };
+    let store_dir = logical.parent().unwrap_or(Path::new("/"));
+    to.starts_with("..") || (to.is_absolute() && to.starts_with(store_dir))
 }
