@@ -147,6 +147,13 @@ pub trait ExtraBuiltins: Sync {
         outputs: &BTreeMap<String, PathBuf>,
         log: &mut dyn FnMut(&str),
     ) -> Option<std::result::Result<(), String>>;
+
+    /// A file whose flat hash is `hex` (algorithm `algo`, e.g. `sha256`), if the caller holds one: a
+    /// `builtin:fetchurl` of that hash copies it instead of downloading.
+    fn known_file(&self, algo: &str, hex: &str) -> Option<PathBuf> {
+        let _ = (algo, hex);
+        None
+    }
 }
 
 /// The builder of one store. Cheap to create; [`Builder::new`] removes what builders killed earlier left behind.

@@ -185,12 +185,22 @@ fn build_builtin(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
         log.write(format!("{line}\n").as_bytes(), |l| observer.event(&Event::Log { drv: drv_path, line: l }));
     };
     let result = match (name, &out) {
-        ("fetchurl", Some(out)) => crate::fetchurl::fetch(
-            job.drv,
-            &chroot.output_location(out),
-            &b.settings.hashed_mirrors,
-            &mut emit,
-        ),
+        ("fetchurl", Some(out)) => match known_file(b, job.drv) {
+            // A file the caller already holds with this flat hash (fhskit's verified .deb cache): copied, not
+            // downloaded; the output's hash is checked at registration as for a download.
+            Some(file) => {
+                emit(&format!("copying '{}'...", file.display()));
+                fs::copy(&file, chroot.output_location(out))
+                    .map(drop)
+                    .map_err(|e| format!("copying '{}': {e}", file.display()))
+            }
+            None => crate::fetchurl::fetch(
+                job.drv,
+                &chroot.output_location(out),
+                &b.settings.hashed_mirrors,
+                &mut emit,
+            ),
+        },
         ("fetchurl", None) => Err("'builtin:fetchurl' requires an 'out' output".to_owned()),
         ("fhskit-root", Some(out)) => {
             crate::fhsroot::build(store, job.drv, &chroot.output_location(out), &mut emit)
@@ -222,6 +232,20 @@ fn build_builtin(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
     }
     log.finish(|l| observer.event(&Event::Log { drv: drv_path, line: l }));
     register(b, job, locations_in(job, &chroot))
+}
+
+/// For a plain `builtin:fetchurl` of a flat fixed output, a file with that hash the caller's [`crate::ExtraBuiltins`]
+/// already holds.
+fn known_file(b: &Builder<'_>, drv: &Derivation) -> Option<PathBuf> {
+    let extra = b.extra_builtins?;
+    if ["unpack", "executable"].iter().any(|k| drv.env.get(*k).is_some_and(|v| v == "1")) {
+        return None;
+    }
+    let fixed = drv.outputs.get("out")?.fixed_hash("out").ok()??;
+    if fixed.mode != store::OutputHashMode::Flat {
+        return None;
+    }
+    extra.known_file(&fixed.hash.algo().to_string(), &fixed.hash.to_hex()).filter(|f| f.is_file())
 }
 
 /// `builder for '…' failed …`, with the last log lines, as Nix 2.8 words it.

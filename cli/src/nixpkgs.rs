@@ -80,6 +80,8 @@ pub fn embedded() -> Result<String> {
 pub struct DebBuiltin {
     pub store_dir: String,
     pub physical_store_dir: PathBuf,
+    /// fhskit's package cache (its verified `.deb` files).
+    pub cache_dir: PathBuf,
 }
 
 impl DebBuiltin {
@@ -87,6 +89,7 @@ impl DebBuiltin {
         DebBuiltin {
             store_dir: store.store_dir().to_string(),
             physical_store_dir: store.physical_store_dir().to_path_buf(),
+            cache_dir: pkgs::config::default_cache_dir(),
         }
     }
 
@@ -146,5 +149,10 @@ impl build::ExtraBuiltins for DebBuiltin {
         log: &mut dyn FnMut(&str),
     ) -> Option<Result<(), String>> {
         (name == "fhskit-deb").then(|| self.run(drv, outputs, log))
+    }
+
+    /// The `.deb` files `fhskit pkgs` already downloaded and verified, by SHA-256.
+    fn known_file(&self, algo: &str, hex: &str) -> Option<PathBuf> {
+        (algo == "sha256").then(|| pkgs::cache::Cache::new(&self.cache_dir).deb_path(hex))
     }
 }

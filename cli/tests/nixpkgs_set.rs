@@ -59,6 +59,23 @@ fn eval_raw(world: &World, expr: &str) -> String {
     ok(&world.fhskit(&["eval", "--raw", "-E", expr]))
 }
 
+fn fhskit_env(world: &World, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = Command::new(run_support::FHSKIT);
+    cmd.args(args)
+        .env("FHSKIT_STORE", world.path("store"))
+        .env("XDG_CACHE_HOME", world.path("cache"))
+        .env("XDG_CONFIG_HOME", world.path("config"))
+        .env("HOME", world.path("home"))
+        .env_remove("NIXPKGS_ALLOW_UNFREE")
+        .env_remove("NIXPKGS_CONFIG")
+        .env_remove("NIX_PATH")
+        .current_dir(world.dir.path());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
 fn run_hidden(world: &World, program: &Path) -> Output {
     // Only the test's directory (the store is in it), /proc and /dev: no /lib, /usr or loader of the host.
     Command::new("bwrap")
@@ -153,4 +170,79 @@ fn package_set_over_a_local_repository() {
         "{}",
         text(&o)
     );
+}
+
+#[test]
+fn unfree_refused_config_overlays_and_i686() {
+    if !requirements() {
+        return;
+    }
+    let world = world_with_repo(&["zlib1g"]);
+    let version = eval_raw(&world, "with import <nixpkgs> {}; debian.zlib1g.version");
+    // The lock records each package's component; a package from non-free is unfree.
+    let lock = std::fs::read_to_string(world.path("fhskit.lock")).unwrap();
+    let start = lock.find("name = \"zlib1g\"").unwrap();
+    let at = start + lock[start..].find("component = \"main\"").expect("component recorded in the lock");
+    let edited =
+        format!("{}component = \"non-free\"{}", &lock[..at], &lock[at + "component = \"main\"".len()..]);
+    std::fs::write(world.path("fhskit.lock"), edited).unwrap();
+    let expr = "with import <nixpkgs> {}; zlib.outPath";
+    let o = fhskit_env(&world, &[], &["eval", "-E", expr]);
+    assert!(!o.status.success());
+    let msg = text(&o);
+    let name = format!("zlib1g-{}", version.split_once(':').map_or(version.as_str(), |(_, v)| v));
+    assert!(
+        msg.contains(&format!(
+            "Package ‘{name}’ in «unknown-file» has an unfree license (‘unfree’), refusing to evaluate."
+        )) && msg.contains("$ export NIXPKGS_ALLOW_UNFREE=1")
+            && msg.contains("{ allowUnfree = true; }"),
+        "{msg}"
+    );
+    ok(&fhskit_env(&world, &[("NIXPKGS_ALLOW_UNFREE", "1")], &["eval", "-E", expr]));
+    ok(&fhskit_env(
+        &world,
+        &[],
+        &["eval", "-E", "with import <nixpkgs> { config.allowUnfree = true; }; zlib.outPath"],
+    ));
+    let license = fhskit_env(
+        &world,
+        &[("NIXPKGS_ALLOW_UNFREE", "1")],
+        &["eval", "--raw", "-E", "with import <nixpkgs> {}; debian.zlib1g.meta.license.shortName"],
+    );
+    assert_eq!(ok(&license), "unfree");
+
+    // A .deb that `fhskit pkgs` already verified into its cache is copied, not downloaded again.
+    ok(&world.fhskit(&["pkgs", "fetch", "zlib1g", "--download-only"]));
+    let o = fhskit_env(
+        &world,
+        &[("NIXPKGS_ALLOW_UNFREE", "1")],
+        &["build", "--no-out-link", "-E", "with import <nixpkgs> {}; debian.zlib1g.deb"],
+    );
+    assert!(
+        o.status.success() && text(&o).contains("copying '") && !text(&o).contains("downloading '"),
+        "{}",
+        text(&o)
+    );
+
+    // ~/.config/nixpkgs/config.nix and overlays/ are read when the arguments do not give them.
+    std::fs::create_dir_all(world.path("config/nixpkgs/overlays")).unwrap();
+    std::fs::write(world.path("config/nixpkgs/config.nix"), "{ allowUnfree = true; }").unwrap();
+    std::fs::write(
+        world.path("config/nixpkgs/overlays/hello.nix"),
+        "final: prev: { greeting = \"hello from an overlay\"; zlibName = prev.zlib.pname; }",
+    )
+    .unwrap();
+    ok(&fhskit_env(&world, &[], &["eval", "-E", expr]));
+    assert_eq!(eval_raw(&world, "with import <nixpkgs> {}; greeting"), "hello from an overlay");
+    assert_eq!(eval_raw(&world, "with import <nixpkgs> {}; zlibName"), "zlib1g");
+    assert_eq!(eval_raw(&world, "with import <nixpkgs> { overlays = []; }; toString (pkgs ? greeting)"), "");
+
+    // The i686 set asks for Debian's i386 packages (this repository has none).
+    let o = fhskit_env(&world, &[], &["eval", "-E", "with import <nixpkgs> {}; pkgsi686Linux.zlib.outPath"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("there is no Debian package 'zlib1g' for i386"), "{}", text(&o));
+    assert_eq!(eval_raw(&world, "with import <nixpkgs> {}; pkgsi686Linux.hostPlatform.system"), "i686-linux");
+    // callPackage fills a file's arguments from the set.
+    std::fs::write(world.path("pkg.nix"), "{ zlib, lib }: lib.getName zlib").unwrap();
+    assert_eq!(eval_raw(&world, "with import <nixpkgs> {}; callPackage ./pkg.nix {}"), "zlib1g");
 }

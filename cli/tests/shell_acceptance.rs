@@ -10,8 +10,6 @@
 
 mod run_support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
@@ -64,66 +62,15 @@ fn requirements() -> bool {
     true
 }
 
-/// Serves `root` over HTTP/1.1 on 127.0.0.1 until the test process ends.
-fn serve(root: PathBuf) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let root = root.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() {
-                    return;
-                }
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
-                        break;
-                    }
-                }
-                let path =
-                    line.split_whitespace().nth(1).unwrap_or("/").split('?').next().unwrap_or("/").to_owned();
-                let file = root.join(path.trim_start_matches('/'));
-                match std::fs::read(&file) {
-                    Ok(body) if !path.contains("..") && file.is_file() => {
-                        let head = format!(
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                            body.len()
-                        );
-                        let _ = stream.write_all(head.as_bytes());
-                        if !line.starts_with("HEAD") {
-                            let _ = stream.write_all(&body);
-                        }
-                    }
-                    _ => {
-                        let _ = stream.write_all(
-                            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                        );
-                    }
-                }
-            });
-        }
-    });
-    port
-}
-
-/// The repository (built once per test process) and the port it is served on.
-fn repository() -> &'static (tempfile::TempDir, u16) {
-    static REPO: OnceLock<(tempfile::TempDir, u16)> = OnceLock::new();
+/// The repository (built once per test process, in `/tmp/fhskit-shell-repo-<pid>`) and the port it is served on.
+fn repository() -> &'static (PathBuf, u16) {
+    static REPO: OnceLock<(PathBuf, u16)> = OnceLock::new();
     REPO.get_or_init(|| {
-        let dir = tempfile::Builder::new().prefix("fhskit-shell-repo-").tempdir_in("/tmp").unwrap();
-        let o = Command::new("sh")
-            .arg(fixtures().join("run-repo.sh"))
-            .arg(dir.path())
-            .args(PACKAGES)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "building the repository failed:\n{}", text(&o));
-        let port = serve(dir.path().join("repo"));
-        (dir, port)
+        let mut packages = PACKAGES.to_vec();
+        if host_i386() {
+            packages.extend(I386_PACKAGES);
+        }
+        run_support::served_repository("fhskit-shell-repo-", &packages)
     })
 }
 
@@ -136,9 +83,10 @@ fn world() -> World {
     std::fs::write(
         config.join("config.toml"),
         format!(
-            "[pkgs]\nhost-sources = false\nhost-packages = false\n\n[[pkgs.repository]]\nurl = \"http://127.0.0.1:{port}\"\n\
-             suite = \"testing\"\ncomponents = [\"main\"]\nkeyring = \"{}\"\n",
-            dir.path().join("repo/key.gpg").display()
+            "[pkgs]\nhost-sources = false\nhost-packages = false\narchitectures = [{}]\n\n[[pkgs.repository]]\n\
+             url = \"http://127.0.0.1:{port}\"\nsuite = \"testing\"\ncomponents = [\"main\"]\nkeyring = \"{}\"\n",
+            if host_i386() { "\"amd64\", \"i386\"" } else { "\"amd64\"" },
+            dir.join("repo/key.gpg").display()
         ),
     )
     .unwrap();
@@ -230,9 +178,13 @@ fn run_support_fhskit() -> &'static str {
     env!("CARGO_BIN_EXE_fhskit")
 }
 
-/// The host's i386 packages the 32-bit half of fhsUser.nix needs, if it has them all.
+/// The i386 instances of the host's packages the 32-bit half of fhsUser.nix needs (run-repo.sh adds their i386
+/// closure: libc6, libgcc-s1, gcc-12-base).
+const I386_PACKAGES: &[&str] = &["libasound2:i386", "libudev1:i386"];
+
+/// Whether the host has the i386 packages of [`I386_PACKAGES`] installed.
 fn host_i386() -> bool {
-    ["libasound2:i386", "libudev1:i386", "libc6:i386"].iter().all(|p| {
+    I386_PACKAGES.iter().chain(&["libc6:i386"]).all(|p| {
         let o = Command::new("dpkg-query").args(["-W", "-f=${Status}", p]).output().unwrap();
         String::from_utf8_lossy(&o.stdout).ends_with(" installed")
     })

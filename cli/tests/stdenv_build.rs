@@ -11,8 +11,6 @@
 
 mod run_support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -48,67 +46,10 @@ const PACKAGES: &[&str] = &[
     "libxcursor1",
 ];
 
-/// Serves `root` over HTTP/1.1 on 127.0.0.1 until the test process ends.
-fn serve(root: PathBuf) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let root = root.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() {
-                    return;
-                }
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
-                        break;
-                    }
-                }
-                let path =
-                    line.split_whitespace().nth(1).unwrap_or("/").split('?').next().unwrap_or("/").to_owned();
-                let file = root.join(path.trim_start_matches('/'));
-                match std::fs::read(&file) {
-                    Ok(body) if !path.contains("..") && file.is_file() => {
-                        let head = format!(
-                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                            body.len()
-                        );
-                        let _ = stream.write_all(head.as_bytes());
-                        if !line.starts_with("HEAD") {
-                            let _ = stream.write_all(&body);
-                        }
-                    }
-                    _ => {
-                        let _ = stream.write_all(
-                            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                        );
-                    }
-                }
-            });
-        }
-    });
-    port
-}
-
-/// The repository (built once per test process) and the port it is served on.
-fn repository() -> &'static (tempfile::TempDir, u16) {
-    static REPO: OnceLock<(tempfile::TempDir, u16)> = OnceLock::new();
-    REPO.get_or_init(|| {
-        let dir = tempfile::Builder::new().prefix("fhskit-stdenv-repo-").tempdir_in("/tmp").unwrap();
-        let o = std::process::Command::new("sh")
-            .arg(fixtures().join("run-repo.sh"))
-            .arg(dir.path())
-            .args(PACKAGES)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "building the repository failed:\n{}", text(&o));
-        let port = serve(dir.path().join("repo"));
-        (dir, port)
-    })
+/// The repository (built once per test process, in `/tmp/fhskit-stdenv-repo-<pid>`) and the port it is served on.
+fn repository() -> &'static (PathBuf, u16) {
+    static REPO: OnceLock<(PathBuf, u16)> = OnceLock::new();
+    REPO.get_or_init(|| run_support::served_repository("fhskit-stdenv-repo-", PACKAGES))
 }
 
 /// A world whose fhskit uses the repository (config.toml) with its index fetched, and the acceptance files in its
@@ -123,7 +64,7 @@ fn world() -> World {
         format!(
             "[pkgs]\nhost-sources = false\nhost-packages = false\n\n[[pkgs.repository]]\nurl = \"http://127.0.0.1:{port}\"\n\
              suite = \"testing\"\ncomponents = [\"main\"]\nkeyring = \"{}\"\n",
-            dir.path().join("repo/key.gpg").display()
+            dir.join("repo/key.gpg").display()
         ),
     )
     .unwrap();
@@ -200,7 +141,8 @@ fn a_fake_hash_prints_nix_s_mismatch_and_the_printed_hash_builds() {
     let files = world.path("files");
     std::fs::create_dir_all(&files).unwrap();
     std::fs::write(files.join("data.txt"), "payload\n").unwrap();
-    let port = serve(files);
+    let server = test_support::http::Server::files(files);
+    let port = server.port();
     let write = |hash: &str| {
         std::fs::write(
             world.path("fetch.nix"),

@@ -113,10 +113,10 @@ let
             position = "«unknown-file»";
             debian = { inherit (r) name version architecture component sha256 url; };
           };
-          allowed = license.free || allowUnfree || allowUnfreePredicate { pname = r.name; inherit version; name = "${r.name}-${version}"; inherit meta; };
+          allowed = license.free || allowUnfree || allowUnfreePredicate { pname = r.name; inherit version; name = "${r.name}-${noEpoch version}"; inherit meta; };
         in
         if r == null then b.throw "there is no Debian package '${name}' for ${a} in the configured repositories (see 'fhskit pkgs search')"
-        else if !allowed then b.throw (unfreeMessage "${r.name}-${version}" license.shortName)
+        else if !allowed then b.throw (unfreeMessage "${r.name}-${noEpoch version}" license.shortName)
         else drv // rec {
           pname = r.name;
           inherit version meta;

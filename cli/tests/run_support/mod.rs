@@ -100,6 +100,53 @@ pub fn copy(from: &Path, to: &Path) {
     );
 }
 
+/// Removes `/tmp/<prefix><pid>` directories whose process no longer runs and returns this process's own. A test
+/// binary keeps such a directory in a static, which is never dropped: each run cleans up after the earlier ones.
+pub fn process_dir(prefix: &str) -> PathBuf {
+    for e in std::fs::read_dir("/tmp").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(pid) = name.strip_prefix(prefix)
+            && pid.bytes().all(|b| b.is_ascii_digit())
+            && !Path::new("/proc").join(pid).exists()
+        {
+            // `rm` rather than remove_dir_all: the store inside may hold read-only directories.
+            let _ = Command::new("chmod").arg("-R").arg("u+w").arg(e.path()).status();
+            let _ = Command::new("rm").arg("-rf").arg(e.path()).status();
+        }
+    }
+    PathBuf::from(format!("/tmp/{prefix}{}", std::process::id()))
+}
+
+/// A signed repository of the host's `packages` and their dependency closure, re-packed by
+/// `tests/fixtures/run-repo.sh` into `/tmp/<prefix><pid>` (see [`process_dir`]) and served on 127.0.0.1 (by
+/// `test_support::http`) until the process ends: its directory and port. Call it once per process.
+pub fn served_repository(prefix: &str, packages: &[&str]) -> (PathBuf, u16) {
+    let dir = process_dir(prefix);
+    // Re-packing ~100 host packages runs dpkg-query, dpkg-deb, dpkg-scanpackages and gpg; under heavy load one of
+    // them has been seen to fail without a message (exit 25). The repository is the test's setup, not what it
+    // tests: a second attempt from scratch is made before giving up.
+    let mut failed = None;
+    for _ in 0..2 {
+        let _ = std::fs::remove_dir_all(&dir);
+        let o =
+            Command::new("sh").arg(fixtures().join("run-repo.sh")).arg(&dir).args(packages).output().unwrap();
+        if o.status.success() {
+            failed = None;
+            break;
+        }
+        eprintln!("building the repository failed:\n{}", text(&o));
+        failed = Some(o);
+    }
+    if let Some(o) = failed {
+        panic!("building the repository failed twice:\n{}", text(&o));
+    }
+    let server = test_support::http::Server::files(dir.join("repo"));
+    let port = server.port();
+    // The server stops when dropped; callers keep only the port, for the whole run.
+    std::mem::forget(server);
+    (dir, port)
+}
+
 pub fn text(o: &Output) -> String {
     format!(
         "status: {:?}\nstdout: {}\nstderr: {}",
