@@ -147,6 +147,21 @@ fn a_shell_has_the_derivations_environment_and_its_inputs_built() {
             "the shell's files are left in {}",
             tmp.display()
         );
+        // Also when the shell has no `rm` (--pure unsets PATH), fails, or is killed by a signal.
+        for (args, code) in [
+            (&["shell", "--pure", "--run", "echo $bigPath"][..], Some(0)),
+            (&["shell", "--pure", "--run", "exit 3"][..], Some(3)),
+            (&["shell", "--run", "kill -TERM $$"][..], None),
+        ] {
+            let out = env.command().env("TMPDIR", &tmp).args(args).output().unwrap();
+            assert_eq!(out.status.code(), code, "{args:?}: {}", text(&out));
+            assert_eq!(
+                std::fs::read_dir(&tmp).unwrap().count(),
+                0,
+                "{args:?} left the shell's files in {}",
+                tmp.display()
+            );
+        }
     });
 }
 
@@ -350,6 +365,23 @@ fn a_derivation_with_an_fhs_root_gets_it_at_the_shells_root() {
             "echo $FROM_SETUP; echo $BASH; test -e /usr/lib/x86_64-linux-gnu/libz.so.1 && echo libz-at-root; $tools/usr/bin/ls /usr/lib/libz.so.1",
         ]);
         assert_eq!(out, "1\n/usr/bin/bash\nlibz-at-root\n/usr/lib/libz.so.1\n");
+        // The tree has no `rm`: fhskit removes the shell's directory after it.
+        let tmp = env.work().join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        let out = env
+            .command()
+            .env("TMPDIR", &tmp)
+            .args(["shell", "--run", "test -f \"$stdenv/setup\""])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(
+            std::fs::read_dir(&tmp).unwrap().count(),
+            0,
+            "the shell's files are left in {}",
+            tmp.display()
+        );
     });
 }
 

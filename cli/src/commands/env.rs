@@ -90,7 +90,7 @@ impl LaunchArgs {
     }
 
     /// The same request as `fhskit env run` arguments.
-    fn to_argv(&self) -> Vec<OsString> {
+    pub fn to_argv(&self) -> Vec<OsString> {
         let mut argv: Vec<OsString> =
             vec!["env".into(), "run".into(), "--kill-grace".into(), self.kill_grace.to_string().into()];
         for (flag, values) in [
@@ -433,7 +433,7 @@ fn reexec(args: &LaunchArgs, command: Vec<OsString>, verbose: u8) -> anyhow::Res
 }
 
 /// Dies by the signal that killed the program, so our caller sees the same status; 128+n if it cannot.
-fn die_by(sig: nix::sys::signal::Signal) -> ExitCode {
+pub fn die_by(sig: nix::sys::signal::Signal) -> ExitCode {
     use nix::sys::signal::{
         SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, raise, sigaction, sigprocmask,
     };

@@ -19,12 +19,13 @@
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fmt::Write as _;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use anyhow::{Context, Result, bail};
 use build::DerivedPath;
+use nix::sys::signal::Signal;
 use store::{Derivation, Store, StoreConfig, StorePath};
 
 use crate::commands::build::BuildOptions;
@@ -216,7 +217,26 @@ pub fn run(args: ShellArgs, verbose: u8) -> Result<ExitCode> {
         .tempdir()
         .context("cannot create the shell's temporary directory")?
         .keep();
-    let rc = rc_file(&args, &drv, &tmp, root.is_some())?;
+    let result = shell_in(&args, &drv, &tmp, root, verbose, store);
+    let _ = std::fs::remove_dir_all(&tmp);
+    match result? {
+        Ok(code) => Ok(code),
+        // Only now, the directory being gone: dying by the signal ends this process.
+        Err(sig) => Ok(crate::commands::env::die_by(sig)),
+    }
+}
+
+/// Writes the rc file into `tmp` and runs the shell as a child, waiting for it: the directory is removed by this
+/// process when the shell ends, however it ends (the shell's own `PATH` may have no `rm`: `--pure`, an FHS root).
+fn shell_in(
+    args: &ShellArgs,
+    drv: &Derivation,
+    tmp: &Path,
+    root: Option<PathBuf>,
+    verbose: u8,
+    store: Store,
+) -> Result<Result<ExitCode, Signal>> {
+    let rc = rc_file(args, drv, tmp, root.is_some())?;
     let rc_path = tmp.join("rc");
     std::fs::write(&rc_path, rc).with_context(|| format!("cannot write {}", rc_path.display()))?;
     let interactive = args.run.is_none();
@@ -227,17 +247,88 @@ pub fn run(args: ShellArgs, verbose: u8) -> Result<ExitCode> {
     }
     command.push(rc_path.into_os_string());
     drop(store);
-    match root {
+    // An env's monitor takes the program into a process group of its own and stops itself on ^Z: we stop with it,
+    // so the caller's shell sees the job stopped. A plain shell shares our group: the terminal stops us with it.
+    let follow_stops = root.is_some();
+    let child = match root {
+        // Entering an env needs a single-threaded process: `fhskit env run` as the child.
         Some(env_dir) => {
             let launch = crate::commands::env::LaunchArgs::for_env(env_dir, Vec::new(), Vec::new());
-            crate::commands::env::launch_env(&launch, command, verbose)
+            let mut cmd = std::process::Command::new("/proc/self/exe");
+            if verbose > 0 {
+                cmd.arg(format!("-{}", "v".repeat(verbose.into())));
+            }
+            cmd.args(launch.to_argv()).arg("--").args(&command);
+            cmd
         }
         None => {
-            let err = std::process::Command::new(&command[0]).args(&command[1..]).exec();
-            let _ = std::fs::remove_dir_all(&tmp);
-            bail!("cannot start the shell {}: {err}", command[0].to_string_lossy())
+            let mut cmd = std::process::Command::new(&command[0]);
+            cmd.args(&command[1..]);
+            cmd
+        }
+    };
+    wait_for(child, follow_stops)
+        .with_context(|| format!("cannot start the shell {}", command[0].to_string_lossy()))
+}
+
+/// The shell's pid while we wait for it, for [`forward`].
+static SHELL_PID: AtomicI32 = AtomicI32::new(0);
+
+/// Passes SIGTERM and SIGHUP sent to us on to the shell (we exit when it has).
+extern "C" fn forward(sig: nix::libc::c_int) {
+    let pid = SHELL_PID.load(Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe; the pid is our child's, not reaped while this handler is installed.
+        unsafe { nix::libc::kill(pid, sig) };
+    }
+}
+
+/// Runs `command` and waits for it as a shell waits for a foreground job: the terminal's SIGINT and SIGQUIT reach
+/// the child directly (we ignore them, as system(3) does), SIGTERM and SIGHUP are forwarded. The child's exit
+/// status, or the signal that killed it.
+fn wait_for(mut command: std::process::Command, follow_stops: bool) -> Result<Result<ExitCode, Signal>> {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, kill, sigaction};
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    use nix::unistd::{Pid, getpid};
+
+    let child = command.spawn()?;
+    let pid = Pid::from_raw(child.id() as i32);
+    SHELL_PID.store(pid.as_raw(), Ordering::Relaxed);
+    let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
+    let pass = SigAction::new(SigHandler::Handler(forward), SaFlags::SA_RESTART, SigSet::empty());
+    let mut saved = Vec::new();
+    for (sig, action) in [
+        (Signal::SIGINT, &ignore),
+        (Signal::SIGQUIT, &ignore),
+        (Signal::SIGTERM, &pass),
+        (Signal::SIGHUP, &pass),
+    ] {
+        // SAFETY: SIG_IGN runs no code; `forward` only calls kill(2), which is async-signal-safe.
+        if let Ok(old) = unsafe { sigaction(sig, action) } {
+            saved.push((sig, old));
         }
     }
+    let flags = if follow_stops { Some(WaitPidFlag::WUNTRACED) } else { None };
+    let status = loop {
+        match waitpid(pid, flags) {
+            Ok(WaitStatus::Exited(_, code)) => break Ok(ExitCode::from(code.clamp(0, 255) as u8)),
+            Ok(WaitStatus::Signaled(_, sig, _)) => break Err(sig),
+            Ok(WaitStatus::Stopped(..)) => {
+                let _ = kill(getpid(), Signal::SIGSTOP);
+            }
+            Ok(_) | Err(nix::Error::EINTR) => {}
+            Err(e) => {
+                SHELL_PID.store(0, Ordering::Relaxed);
+                return Err(anyhow::anyhow!("cannot wait for the shell: {e}"));
+            }
+        }
+    };
+    SHELL_PID.store(0, Ordering::Relaxed);
+    for (sig, old) in saved {
+        // SAFETY: restores the dispositions saved above.
+        let _ = unsafe { sigaction(sig, &old) };
+    }
+    Ok(status)
 }
 
 /// The env through which the shell sees `root` (an FHS tree) at `/`: the tree itself when it is a built env,
@@ -265,10 +356,6 @@ fn shell_env(store: &Store, root: &Path, drv: &StorePath) -> Result<PathBuf> {
 /// nix-shell's rc file: environment, setup, shellHook, then the command.
 fn rc_file(args: &ShellArgs, drv: &Derivation, tmp: &Path, fhs: bool) -> Result<String> {
     let mut rc = String::new();
-    // The directory (rc file, passAsFile files) is removed when the shell exits, also through setup's own exit
-    // trap, as nix-shell does.
-    writeln!(rc, "_fhskit_shell_clean() {{ command rm -rf {}; }}", shell_quote(&tmp.to_string_lossy()))?;
-    writeln!(rc, "trap _fhskit_shell_clean EXIT")?;
     if args.pure {
         let keep: Vec<&str> = PURE_KEEP.iter().copied().chain(args.keep.iter().map(String::as_str)).collect();
         writeln!(
@@ -310,8 +397,6 @@ fn rc_file(args: &ShellArgs, drv: &Derivation, tmp: &Path, fhs: bool) -> Result<
         "p=$PATH\n\
          dontAddDisableDepTrack=1\n\
          [ -e \"$stdenv/setup\" ] && source \"$stdenv/setup\"\n\
-         exitHooks+=(_fhskit_shell_clean)\n\
-         failureHooks+=(_fhskit_shell_clean)\n\
          PATH=$PATH${p:+:$p}\n\
          unset p\n\
          SHELL=$BASH\n\
