@@ -35,6 +35,38 @@ pub(crate) struct Job<'a> {
     pub wanted: &'a BTreeSet<String>,
     /// Set when the realisation is being abandoned: the builder is killed.
     pub cancel: &'a AtomicBool,
+    /// Where a finished sandbox goes to be torn down ([`Teardown`]); `None`: at once, in this thread.
+    pub cleanup: Option<&'a std::sync::mpsc::Sender<Teardown>>,
+}
+
+/// What a sandboxed build leaves behind: the namespaces its parent held open (their mounts live in the chroot),
+/// then the chroot. Dropping it tears them down in that order, which takes milliseconds (an RCU grace period for
+/// the mount namespace, the network namespace's cleanup, one detach per mount point if the chroot went first):
+/// the scheduler drops it on a clean-up thread, so a build's result, and the next build, do not wait for it.
+#[derive(Debug, Default)]
+pub(crate) struct Teardown {
+    namespaces: fhsenv::isolate::HeldNamespaces,
+    chroot: Option<Chroot>,
+}
+
+/// Hands its [`Teardown`] to the clean-up thread when dropped (or drops it here without one).
+struct Deferred<'a> {
+    teardown: Teardown,
+    to: Option<&'a std::sync::mpsc::Sender<Teardown>>,
+}
+
+impl Drop for Deferred<'_> {
+    fn drop(&mut self) {
+        let t = std::mem::take(&mut self.teardown);
+        if t.namespaces.is_empty() && t.chroot.is_none() {
+            return;
+        }
+        match self.to {
+            // A closed channel hands the value back, dropped here.
+            Some(tx) => drop(tx.send(t)),
+            None => drop(t),
+        }
+    }
 }
 
 /// Why a build ended without outputs.
@@ -421,7 +453,7 @@ fn build_external(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
         benv.vars.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))).collect();
     let stdio = [null.as_raw_fd(), write_end.as_raw_fd(), write_end.as_raw_fd()];
 
-    let mut chroot = None;
+    let mut deferred = Deferred { teardown: Teardown::default(), to: job.cleanup };
     let isolate = if sandboxed {
         let mut inputs = job.input_closure.clone();
         for sp in &b.settings.sandbox_paths {
@@ -448,6 +480,7 @@ fn build_external(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
             }
             None => None,
         };
+        let t_prepare = Instant::now();
         let (c, mounts) = sandbox::prepare(&SandboxInput {
             store,
             fhs_root: fhs_root.as_ref(),
@@ -458,6 +491,7 @@ fn build_external(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
             identity: &identity,
         })
         .map_err(|e| job.error(e))?;
+        let t_landlock = Instant::now();
         let iso = sandbox::isolate(SandboxChild {
             chroot: &c,
             mounts,
@@ -471,7 +505,13 @@ fn build_external(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
             stdio,
         })
         .map_err(|e| job.error(e))?;
-        chroot = Some(c);
+        tracing::debug!(
+            drv = %job.drv_path,
+            chroot = ?t_landlock.duration_since(t_prepare),
+            ruleset = ?t_landlock.elapsed(),
+            "sandbox prepared"
+        );
+        deferred.teardown.chroot = Some(c);
         iso
     } else {
         // Unsandboxed, the builder writes its outputs where they go: remove what an earlier, unregistered
@@ -501,6 +541,7 @@ fn build_external(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
             no_new_privs: !b.settings.allow_new_privileges,
             landlock: None,
             die_with_parent: true,
+            keep_namespaces: false,
         }
     };
     let t_spawn = Instant::now();
@@ -509,13 +550,16 @@ fn build_external(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
     tracing::debug!(drv = %job.drv_path, spawn = ?t_spawn.elapsed(), "started");
     drop(write_end);
     drop(isolate);
-    let child = match spawned {
+    let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
             let msg = format!("while setting up the build environment for '{}': {}", job.drv_path, chain(&e));
             return Err(job.failure(FailureKind::Other, msg));
         }
     };
+
+    deferred.teardown.namespaces = child.take_namespaces();
+    let chroot = deferred.teardown.chroot.as_ref();
 
     // Stream the log until the builder and everything it started are gone.
     let started = Instant::now();
@@ -608,6 +652,7 @@ fn build_external(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
         }
     }
     let status = exited.map(|(s, _)| s).expect("the loop ends once the builder has exited");
+    tracing::debug!(drv = %job.drv_path, ran = ?t_spawn.elapsed(), "builder exited");
     log.finish(|l| observer.event(&crate::Event::Log { drv: drv_path, line: l }));
 
     if let Some(why) = stop {
@@ -615,26 +660,25 @@ fn build_external(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
             return Err(Stop::Cancelled);
         }
         let kind = if why.contains("timed out") { FailureKind::TimedOut } else { FailureKind::Builder };
-        keep_failed(b, job, &mut build_dir, chroot.as_ref());
+        keep_failed(b, job, &mut build_dir, chroot);
         return Err(job.failure(kind, why));
     }
     if !matches!(status, WaitStatus::Exited(_, 0)) {
         let msg = builder_failed(b, job, &status_text(&status), &log);
-        keep_failed(b, job, &mut build_dir, chroot.as_ref());
+        keep_failed(b, job, &mut build_dir, chroot);
         // A fixed-output builder may fail for want of network: not a permanent failure (Nix's exit status 1).
         let kind = if fixed_output { FailureKind::Other } else { FailureKind::Builder };
         return Err(job.failure(kind, msg));
     }
-    let locations = match &chroot {
+    let locations = match chroot {
         Some(c) => locations_in(job, c),
         None => job.drv.output_paths().map(|(n, p)| (n.to_owned(), store.physical_path(p))).collect(),
     };
     let t_reg = Instant::now();
-    tracing::debug!(drv = %job.drv_path, ran = ?t_spawn.elapsed(), "builder done");
     let result = register(b, job, locations);
     tracing::debug!(drv = %job.drv_path, register = ?t_reg.elapsed(), "registered");
     if result.is_err() {
-        keep_failed(b, job, &mut build_dir, chroot.as_ref());
+        keep_failed(b, job, &mut build_dir, chroot);
     }
     result
 }

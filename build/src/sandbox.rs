@@ -450,5 +450,6 @@ pub(crate) fn isolate(c: SandboxChild<'_>) -> Result<Isolate> {
         no_new_privs: !c.settings.allow_new_privileges,
         landlock,
         die_with_parent: true,
+        keep_namespaces: true,
     })
 }

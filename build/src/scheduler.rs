@@ -278,10 +278,22 @@ pub(crate) fn realise(b: &Builder<'_>, targets: &[DerivedPath], mode: BuildMode)
         // Dropped when this closure returns, however it returns: the workers then stop.
         let job_tx = job_tx.take().expect("taken once");
         let (result_tx, result_rx) = mpsc::channel::<Done>();
+        // Sandboxes are torn down here, one after the other, while the builds go on (see `local::Teardown`).
+        let (cleanup_tx, cleanup_rx) = mpsc::channel::<local::Teardown>();
+        std::thread::Builder::new()
+            .name("sandbox cleanup".into())
+            .stack_size(64 * 1024)
+            .spawn_scoped(scope, move || cleanup_rx.into_iter().for_each(drop))
+            .map_err(|e| BuildError::Io {
+                action: "start a clean-up thread in",
+                path: ".".into(),
+                source: e,
+            })?;
         // A fixed pool: a builder's parent-death signal belongs to the thread that started it, and threads that
         // come and go would each leave an allocator heap behind.
         for w in 0..slots.min(n) {
             let (result_tx, job_rx, cancel, graph) = (result_tx.clone(), &job_rx, &cancel, &graph);
+            let cleanup_tx = cleanup_tx.clone();
             std::thread::Builder::new()
                 .name(format!("builder {w}"))
                 .spawn_scoped(scope, move || {
@@ -296,6 +308,7 @@ pub(crate) fn realise(b: &Builder<'_>, targets: &[DerivedPath], mode: BuildMode)
                             check: node.check,
                             wanted: &node.wanted,
                             cancel,
+                            cleanup: Some(&cleanup_tx),
                         };
                         if result_tx.send((i, local::build(b, &job))).is_err() {
                             break;
@@ -309,6 +322,7 @@ pub(crate) fn realise(b: &Builder<'_>, targets: &[DerivedPath], mode: BuildMode)
                 })?;
         }
         drop(result_tx);
+        drop(cleanup_tx);
         let mut running = 0usize;
         loop {
             while running < slots && !stopping {

@@ -17,6 +17,7 @@ use crate::compression::Compression;
 use crate::error::{CacheError, Result, io_err};
 use crate::keys::SecretKey;
 use crate::narinfo::NarInfo;
+use crate::packages::PackageMapping;
 
 /// Parameters of a cache URL that are not about where it is.
 #[derive(Debug, Clone)]
@@ -278,6 +279,26 @@ impl BinaryCache {
             file: key.to_owned(),
         })?;
         info.compression.decoder(reader)
+    }
+
+    /// The package mapping of `key` here, if any ([`crate::packages`]); not yet checked for signatures.
+    pub fn package_mapping(&self, key: &str) -> Result<Option<PackageMapping>> {
+        let file = PackageMapping::file_name(key);
+        let Some(text) = self.read_text(&file, 64 * 1024)? else { return Ok(None) };
+        Ok(Some(PackageMapping::parse(&self.store_dir, key, &text, &format!("{}/{file}", self.url))?))
+    }
+
+    /// Writes a package mapping, signed with this cache's secret keys (`?secret-key=`, `secret-key-files`).
+    pub fn write_package_mapping(&self, mapping: &PackageMapping) -> Result<()> {
+        let mut m = mapping.clone();
+        for key in &self.params.secret_keys {
+            m.sign(key);
+        }
+        self.backend.put_bytes(
+            &PackageMapping::file_name(&m.key),
+            m.to_string().as_bytes(),
+            backend::MIME_LOG,
+        )
     }
 
     /// Uploads the build log of `drv` as `log/<drv base name>` (`nix store copy-log`).

@@ -12,6 +12,7 @@ use crate::Progress;
 use crate::binary_cache::BinaryCache;
 use crate::error::{CacheError, Result};
 use crate::narinfo::NarInfo;
+use crate::packages::PackageMapping;
 
 /// Runs `f` on every item with at most `jobs` threads, returning the results in item order. Stops handing out
 /// items after the first error when `stop_on_error`.
@@ -54,6 +55,8 @@ pub struct CopyReport {
     pub copied: Vec<NarInfo>,
     /// Paths of the closure the destination already had.
     pub present: usize,
+    /// Package mappings written (`crate::packages`).
+    pub packages: usize,
 }
 
 /// Copies the closure of `paths` from `store` to `cache`; `jobs` NARs are compressed and uploaded at once.
@@ -107,10 +110,19 @@ pub fn copy_to(
         cache.write_narinfo(&n)?;
         report.copied.push(n);
     }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(report),
+    if let Some(e) = first_error {
+        return Err(e);
     }
+    // The package map's entries for paths of the closure, now all in the cache, so that other machines find
+    // the packages there instead of downloading them (`crate::packages`).
+    let in_closure: std::collections::HashSet<&StorePath> = closure.iter().collect();
+    for (key, path) in store.packages()? {
+        if in_closure.contains(&path) && !cache.backend().exists(&PackageMapping::file_name(&key))? {
+            cache.write_package_mapping(&PackageMapping::new(&key, path))?;
+            report.packages += 1;
+        }
+    }
+    Ok(report)
 }
 
 /// Adds signatures by `keys` to the narinfos of `paths` in `cache` (`nix store sign --store URL`); returns how

@@ -18,6 +18,7 @@ mod error;
 pub mod keys;
 pub mod listing;
 pub mod narinfo;
+pub mod packages;
 pub mod serve;
 pub mod settings;
 pub mod substituter;

@@ -2,8 +2,9 @@
 //! small HTTP/1.1 server on plain threads (one per connection, keep-alive, at most `max_connections` at once,
 //! others get 503): `GET`/`HEAD` of `/nix-cache-info`, `/<hash>.narinfo` (signed on the fly with the serve keys,
 //! plus the signatures the store holds), `/nar/<hash>-<narhash>.nar` (the nix-serve form; `/nar/<hash>.nar` too)
-//! streamed straight from the store with its exact `Content-Length`, `/<hash>.ls` listings and `/log/<drv>` build
-//! logs (of a derivation, or of the derivation of an output). NARs are served
+//! streamed straight from the store with its exact `Content-Length`, `/<hash>.ls` listings, `/log/<drv>` build
+//! logs (of a derivation, or of the derivation of an output) and the store's package map as
+//! `/fhskit-packages/<key>` (signed on the fly, see [`crate::packages`]). NARs are served
 //! uncompressed: on a local network that is faster than compressing on the fly, and clients read it as
 //! `Compression: none`.
 
@@ -187,7 +188,8 @@ fn connection(store: &Store, stream: TcpStream, options: &ServeOptions) -> std::
     stream.set_read_timeout(Some(options.idle_timeout))?;
     stream.set_nodelay(true)?;
     let mut reader = BufReader::with_capacity(8 * 1024, stream.try_clone()?);
-    let mut writer = BufWriter::with_capacity(64 * 1024, stream);
+    // Small: NAR contents bypass it (`dump_direct`); it only gathers headers and NAR framing.
+    let mut writer = BufWriter::with_capacity(16 * 1024, stream);
     while let Some(req) = read_request(&mut reader)? {
         let head_only = req.method == "HEAD";
         if req.has_body || !(head_only || req.method == "GET") {
@@ -305,7 +307,25 @@ fn handle(
             return w.flush();
         }
         // A failure here leaves the body short; the client notices from Content-Length and the NAR hash.
-        store::nar::dump(&store.physical_path(&p), &mut *w).map_err(std::io::Error::other)?;
+        // No copy buffer per connection: file contents go from the file to the socket by sendfile(2).
+        store::nar::dump_direct(&store.physical_path(&p), &mut *w).map_err(std::io::Error::other)?;
+        return w.flush();
+    }
+    if let Some(key) = name.strip_prefix(&format!("{}/", crate::packages::DIR)) {
+        let Ok(Some(path)) = store.package(key) else { return not_found(w, "No such package.\n") };
+        let mut m = crate::packages::PackageMapping::new(key, path);
+        for k in &options.sign_keys {
+            m.sign(k);
+        }
+        let body = m.to_string();
+        write!(
+            w,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n{conn}\r\n",
+            body.len()
+        )?;
+        if !head_only {
+            w.write_all(body.as_bytes())?;
+        }
         return w.flush();
     }
     if let Some(base) = name.strip_prefix("log/") {

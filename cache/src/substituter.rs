@@ -489,6 +489,34 @@ impl Substituters {
         self.lookup(path, 0, &Mutex::new(Vec::new())).is_some()
     }
 
+    /// The store path the first cache with an acceptable mapping gives for the package `key`
+    /// ([`crate::packages`]): signed by a trusted key, unless `require-sigs` is off or the cache is `trusted`.
+    /// Unusable mappings and transport errors are added to `problems` (a transport error disables the cache).
+    pub fn find_package(&self, key: &str, problems: &mut Vec<String>) -> Option<StorePath> {
+        for slot in self.slots.iter().filter(|s| !self.is_disabled(s)) {
+            match slot.cache.package_mapping(key) {
+                Ok(None) => {}
+                Ok(Some(m)) => {
+                    if slot.cache.params.trusted || !self.require_sigs || m.valid_signatures(&self.keys) > 0 {
+                        return Some(m.path);
+                    }
+                    problems.push(format!(
+                        "the package mapping '{key}' from '{}' is not signed by any of the keys in \
+                         'trusted-public-keys'",
+                        slot.cache.url()
+                    ));
+                }
+                Err(e) => {
+                    if matches!(e, CacheError::Transfer { .. }) {
+                        self.disable(slot, &e.to_string());
+                    }
+                    problems.push(e.to_string());
+                }
+            }
+        }
+        None
+    }
+
     /// The build log of `path` (a derivation, or an output whose narinfo names its deriver; `drvs` are further
     /// derivations known locally) from the first cache that has one (`nix log` with substituters).
     pub fn log(&self, path: &StorePath, drvs: &[StorePath]) -> Option<String> {

@@ -28,15 +28,111 @@ pub struct SourceOptions {
 
 /// Hands unpacked packages to the store, with references to their dependencies' store paths. Packages are unpacked
 /// in a scratch directory inside the store, so they move into their store paths without a copy.
+///
+/// Before a package is downloaded, its key (the `.deb`'s SHA-256, its store name and its dependencies' store
+/// paths: everything its store path depends on) is looked up in the store's package map, then in the configured
+/// binary caches (`store::packages`, `cache::packages`): a package unpacked here before, or one a cache has, is
+/// neither downloaded nor unpacked. A cache that fails is reported in one warning, and the package is fetched
+/// from its repository instead.
 pub struct StoreTarget<'a> {
     store: &'a Store,
     scratch: Option<store::ScratchDir>,
+    /// The binary caches, opened at the first lookup that needs them (`None` inside: substitution is off).
+    substituters: Option<Option<cache::Substituters>>,
+    warned: bool,
 }
 
 impl<'a> StoreTarget<'a> {
     pub fn new(store: &'a Store) -> StoreTarget<'a> {
-        StoreTarget { store, scratch: None }
+        StoreTarget { store, scratch: None, substituters: None, warned: false }
     }
+
+    fn warn(&mut self, problems: &[String]) {
+        if !problems.is_empty() && !self.warned {
+            self.warned = true;
+            eprintln!(
+                "warning: substitution failed; fetching packages from their repositories instead: {}",
+                problems.join("; ")
+            );
+        }
+    }
+
+    fn substituters(&mut self) -> Option<&cache::Substituters> {
+        if self.substituters.is_none() {
+            let opened = (|| -> Result<Option<cache::Substituters>> {
+                let settings = crate::substitute::settings()?;
+                if !settings.substitute || settings.substituters.is_empty() {
+                    return Ok(None);
+                }
+                let http = crate::substitute::http(&settings)?;
+                Ok(Some(cache::Substituters::open(&settings, self.store.store_dir(), &http)?))
+            })();
+            let subs = match opened {
+                Ok(s) => s,
+                Err(e) => {
+                    self.warn(&[format!("{e:#}")]);
+                    None
+                }
+            };
+            if let Some(s) = &subs
+                && !s.open_errors.is_empty()
+            {
+                let errors = s.open_errors.clone();
+                self.warn(&errors);
+            }
+            self.substituters = Some(subs);
+        }
+        self.substituters.as_ref().and_then(Option::as_ref)
+    }
+
+    /// The package's store path from the binary caches (with its closure), if one has it with the right name and
+    /// references; problems on the way are added to `problems`.
+    fn substitute_package(
+        &mut self,
+        key: &str,
+        name: &str,
+        references: &[String],
+        problems: &mut Vec<String>,
+    ) -> Result<Option<StorePath>> {
+        let store = self.store;
+        let Some(subs) = self.substituters() else { return Ok(None) };
+        let Some(path) = subs.find_package(key, problems) else { return Ok(None) };
+        if path.name() != name {
+            problems
+                .push(format!("the binary caches map package {name} to '{path}', which has another name"));
+            return Ok(None);
+        }
+        store.add_temp_root(&path)?;
+        let report =
+            subs.substitute(store, std::slice::from_ref(&path), &crate::substitute::Bars::new("copying"))?;
+        problems.extend(report.problems);
+        for p in &report.substituted {
+            eprintln!("copying path '{p}' from the binary caches");
+        }
+        if !store.is_valid(&path)? {
+            return Ok(None);
+        }
+        let want: std::collections::BTreeSet<StorePath> =
+            references.iter().map(|r| store.parse_path(r)).collect::<Result<_, _>>()?;
+        let info = store.path_info(&path)?.ok_or_else(|| anyhow!("path '{path}' is not valid"))?;
+        let have: std::collections::BTreeSet<StorePath> =
+            info.references.iter().filter(|r| **r != path).cloned().collect();
+        if !have.is_subset(&want) {
+            problems.push(format!(
+                "the binary caches map package {name} to '{path}', whose references are not its dependencies"
+            ));
+            return Ok(None);
+        }
+        Ok(Some(path))
+    }
+}
+
+/// The package map's key of a package: the SHA-256 of everything its store path depends on (see `StoreTarget`).
+fn package_key(pkg: &pkgs::lock::LockedPackage, name: &str, references: &[String]) -> String {
+    let mut refs: Vec<&str> = references.iter().map(String::as_str).collect();
+    refs.sort_unstable();
+    let text = format!("fhskit-package-1\n{}\n{name}\n{}", pkg.sha256.to_ascii_lowercase(), refs.join("\n"));
+    store::Hash::digest(store::HashAlgo::Sha256, text.as_bytes()).to_hex()
 }
 
 impl pkgs::realise::Target for StoreTarget<'_> {
@@ -75,6 +171,38 @@ impl pkgs::realise::Target for StoreTarget<'_> {
         let p = self.store.add_prepared(name, prepared, &refs).map_err(|e| fail(e.to_string()))?;
         self.store.add_temp_root(&p).map_err(|e| fail(e.to_string()))?;
         Ok(p.to_absolute().display().to_string())
+    }
+
+    fn lookup(
+        &mut self,
+        pkg: &pkgs::lock::LockedPackage,
+        name: &str,
+        references: &[String],
+    ) -> pkgs::Result<Option<String>> {
+        let fail = |e: anyhow::Error| pkgs::Error::Realise { package: pkg.key(), reason: format!("{e:#}") };
+        let key = package_key(pkg, name, references);
+        if let Some(p) = self.store.package(&key).map_err(|e| fail(e.into()))? {
+            self.store.add_temp_root(&p).map_err(|e| fail(e.into()))?;
+            return Ok(Some(p.to_absolute().display().to_string()));
+        }
+        let mut problems = Vec::new();
+        let found = self.substitute_package(&key, name, references, &mut problems);
+        self.warn(&problems);
+        let Some(path) = found.map_err(fail)? else { return Ok(None) };
+        self.store.record_package(&key, &path).map_err(|e| fail(e.into()))?;
+        Ok(Some(path.to_absolute().display().to_string()))
+    }
+
+    fn unpacked(
+        &mut self,
+        pkg: &pkgs::lock::LockedPackage,
+        name: &str,
+        references: &[String],
+        location: &str,
+    ) -> pkgs::Result<()> {
+        let fail = |e: store::StoreError| pkgs::Error::Realise { package: pkg.key(), reason: e.to_string() };
+        let path = self.store.parse_path(location).map_err(fail)?;
+        self.store.record_package(&package_key(pkg, name, references), &path).map_err(fail)
     }
 }
 

@@ -12,6 +12,11 @@
 //!
 //! The child is PID 1 of its pid namespace when one is asked for: when it exits, the kernel kills everything left
 //! inside, so a builder cannot leave processes behind.
+//!
+//! Tearing a mount namespace down costs an RCU grace period and a network namespace its cleanup work; the exiting
+//! child pays that before its parent sees it exit (several milliseconds each on a busy machine, more than the
+//! whole set-up). With [`Isolate::keep_namespaces`] the parent holds the new mount and network namespaces open, so
+//! the teardown happens when the caller drops [`Child::take_namespaces`]'s handle, off the path that waits.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -100,6 +105,9 @@ pub struct Isolate {
     pub landlock: Option<OwnedFd>,
     /// SIGKILL the child when the thread that spawned it dies.
     pub die_with_parent: bool,
+    /// Hold the child's new mount and network namespaces open (see the module documentation and
+    /// [`Child::take_namespaces`]).
+    pub keep_namespaces: bool,
 }
 
 /// A running isolated child.
@@ -108,6 +116,34 @@ pub struct Child {
     pid: Pid,
     /// A pidfd (pidfd_open(2), Linux 5.3): readable once the child has exited.
     pidfd: Option<OwnedFd>,
+    namespaces: HeldNamespaces,
+}
+
+/// Namespaces of a child held open by its parent ([`Isolate::keep_namespaces`]); dropping the last holder tears
+/// them down, with their mounts, in the dropping thread.
+#[derive(Debug, Default)]
+pub struct HeldNamespaces {
+    fds: Vec<OwnedFd>,
+}
+
+impl HeldNamespaces {
+    /// Opens the mount and network namespaces of `pid` among the new ones of `ns`.
+    fn open(pid: Pid, ns: &Namespaces) -> Result<HeldNamespaces> {
+        let mut fds = Vec::new();
+        for (new, name) in [(ns.mount, "mnt"), (ns.net, "net")] {
+            if new {
+                let path = PathBuf::from(format!("/proc/{pid}/ns/{name}"));
+                let f = std::fs::File::open(&path).map_err(Error::io("open", path))?;
+                fds.push(OwnedFd::from(f));
+            }
+        }
+        Ok(HeldNamespaces { fds })
+    }
+
+    /// Whether it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.fds.is_empty()
+    }
 }
 
 /// One step of the child, with everything it needs prepared.
@@ -178,8 +214,8 @@ impl Isolate {
             what.push(w);
         };
         let empty = CString::default();
-        if self.namespaces.user {
-            push(Step::WaitForParent, "wait for the user namespace's id maps".into());
+        if self.namespaces.user || self.keep_namespaces {
+            push(Step::WaitForParent, "wait for the parent to set up the namespaces".into());
         }
         if self.loopback {
             push(Step::Loopback, "bring up the loopback interface".into());
@@ -363,6 +399,7 @@ impl Isolate {
                 flags |= flag as libc::c_long;
             }
         }
+        let t_clone = std::time::Instant::now();
         // SAFETY: clone(2) without CLONE_VM and without a new stack behaves like fork(2): the child gets a copy of
         // the address space and continues here with a return value of 0. It then only runs `child`, which makes
         // raw system calls on data prepared above and never returns.
@@ -389,15 +426,24 @@ impl Isolate {
             let fd = libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0u32);
             (fd >= 0).then(|| <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as RawFd))
         };
-        let child = Child { pid, pidfd };
-        if let (true, Some(map)) = (self.namespaces.user, self.id_map)
-            && let Err(e) = write_id_maps(pid, &map)
-        {
+        let mut child = Child { pid, pidfd, namespaces: HeldNamespaces::default() };
+        let t_maps = std::time::Instant::now();
+        let prepared = (|| {
+            if let (true, Some(map)) = (self.namespaces.user, self.id_map) {
+                write_id_maps(pid, &map)?;
+            }
+            if self.keep_namespaces {
+                child.namespaces = HeldNamespaces::open(pid, &self.namespaces)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = prepared {
             child.kill();
             let _ = child.wait();
             return Err(e);
         }
-        // The child goes on (or, without a user namespace, is not waiting and sees nothing).
+        let t_go = std::time::Instant::now();
+        // The child goes on (or, without a user namespace and without held namespaces, is not waiting).
         let _ = nix::unistd::write(&sync_write, b"1");
         drop(sync_write);
         let mut report = [0u8; 8];
@@ -410,6 +456,13 @@ impl Isolate {
                 what.get(step).cloned().unwrap_or_else(|| format!("execute {}", self.program.display()));
             return Err(Error::Spawn { action, source: nix::Error::from_raw(errno) });
         }
+        tracing::debug!(
+            program = %self.program.display(),
+            clone = ?t_maps.duration_since(t_clone),
+            id_maps = ?t_go.duration_since(t_maps),
+            steps_and_exec = ?t_go.elapsed(),
+            "isolated child started"
+        );
         Ok(child)
     }
 }
@@ -455,6 +508,12 @@ impl Child {
     /// A descriptor that polls readable once the child has exited (where the kernel has pidfds).
     pub fn exit_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         self.pidfd.as_ref().map(std::os::fd::AsFd::as_fd)
+    }
+
+    /// The namespaces held for the child ([`Isolate::keep_namespaces`]), for the caller to drop once it no longer
+    /// waits on anything (their teardown takes place in the dropping thread).
+    pub fn take_namespaces(&mut self) -> HeldNamespaces {
+        std::mem::take(&mut self.namespaces)
     }
 
     /// Sends SIGKILL to the child (and with it its whole pid namespace).
@@ -668,7 +727,7 @@ pub fn user_namespaces_work() -> bool {
     if pid < 0 {
         return false;
     }
-    let child = Child { pid: Pid::from_raw(pid as i32), pidfd: None };
+    let child = Child { pid: Pid::from_raw(pid as i32), pidfd: None, namespaces: HeldNamespaces::default() };
     let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
     let map =
         IdMap { inner_uid: uid, outer_uid: uid, inner_gid: gid, outer_gid: gid, allow_setgroups: false };
@@ -715,6 +774,7 @@ mod tests {
             no_new_privs: true,
             landlock: None,
             die_with_parent: true,
+            keep_namespaces: true,
         };
         let (_, what) = iso.steps().unwrap();
         let pos =
@@ -750,6 +810,7 @@ mod tests {
             no_new_privs: false,
             landlock: None,
             die_with_parent: false,
+            keep_namespaces: false,
         };
         assert!(iso.spawn().is_err());
     }

@@ -8,7 +8,9 @@
 //! [`Target::add`] runs in dependency order. Trees are unpacked where the target says ([`Target::scratch_dir`], on
 //! the destination's file system, so they are moved, not copied), else in the cache's scratch directory.
 //! Dependency cycles (libc6 and libgcc-s1 depend on each other) are broken at the back edge: a package cannot
-//! reference a path that needs its own path first.
+//! reference a path that needs its own path first. Before anything is downloaded, the target is asked for each
+//! package in dependency order ([`Target::lookup`]): the store may have unpacked it before, or a binary cache may
+//! have it, and then it is neither downloaded nor unpacked.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -44,6 +46,31 @@ pub trait Target: Sync {
         prepared: Self::Prepared,
         references: &[String],
     ) -> Result<String>;
+
+    /// The location `pkg` would get from [`Target::add`] with `references` (its dependencies' locations), if the
+    /// target has it already or can have it without the `.deb` (a store that unpacked the same package before, a
+    /// binary cache that has it). Asked in dependency order before anything is downloaded; a package found here
+    /// is neither downloaded nor unpacked.
+    fn lookup(
+        &mut self,
+        _pkg: &LockedPackage,
+        _name: &str,
+        _references: &[String],
+    ) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    /// Told after [`Target::add`] of a package unpacked from its verified `.deb` (not copied from the host),
+    /// so that [`Target::lookup`] can find it later.
+    fn unpacked(
+        &mut self,
+        _pkg: &LockedPackage,
+        _name: &str,
+        _references: &[String],
+        _location: &str,
+    ) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A target that moves each tree to `<dir>/<name>` (the `--into` option; no store involved).
@@ -207,17 +234,40 @@ pub fn realise<T: Target>(
         .iter()
         .map(|p| host.as_ref().and_then(|db| db.find(&p.name, &p.architecture, &p.version)))
         .collect();
+    let (order, edges) = topo_order(lock);
+    let refs_of = |i: usize, locations: &HashMap<usize, String>| -> Option<Vec<String>> {
+        edges.get(&i).into_iter().flatten().map(|j| locations.get(j).cloned()).collect()
+    };
+    // What the target has or gets without the .deb; a package is looked up only when all its dependencies were
+    // found (otherwise its references are not known before unpacking them).
+    let mut known: HashMap<usize, String> = HashMap::new();
+    for &i in &order {
+        let Some(refs) = refs_of(i, &known) else { continue };
+        let p = &lock.packages[i];
+        if let Some(location) = target.lookup(p, &store_name(p, &opts.native_arch), &refs)? {
+            known.insert(i, location);
+        }
+    }
     let items: Vec<FetchItem> = lock
         .packages
         .iter()
         .map(|p| FetchItem { label: p.key(), url: p.url(), size: p.size, sha256: p.sha256.clone() })
         .collect();
-    announce(cache, items.iter().zip(&installed).filter(|(_, h)| h.is_none()).map(|(i, _)| i), reporter);
+    announce(
+        cache,
+        items
+            .iter()
+            .zip(&installed)
+            .enumerate()
+            .filter(|(k, (_, h))| h.is_none() && !known.contains_key(k))
+            .map(|(_, (i, _))| i),
+        reporter,
+    );
     // Largest first, so a big package does not start last and keep one thread busy alone at the end.
-    let mut order: Vec<usize> = (0..lock.packages.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(lock.packages[i].size));
+    let mut by_size: Vec<usize> = (0..lock.packages.len()).filter(|i| !known.contains_key(i)).collect();
+    by_size.sort_by_key(|&i| std::cmp::Reverse(lock.packages[i].size));
     let shared: &T = target;
-    let results = run_parallel(lock.packages.len(), &order, opts.jobs, |i| {
+    let results = run_parallel(lock.packages.len(), &by_size, opts.jobs, |i| {
         let p = &lock.packages[i];
         if let (Some(db), Some(inst)) = (&host, installed[i]) {
             let tree = work.path().join(format!("host-{i}"));
@@ -239,19 +289,32 @@ pub fn realise<T: Target>(
         Ok((shared.prepare(p, tree)?, false))
     });
     reporter.finish();
-    let mut prepared: Vec<Option<(T::Prepared, bool)>> =
-        collect_results(results, "unpacking")?.into_iter().map(Some).collect();
-    let (order, edges) = topo_order(lock);
+    // The known packages were not attempted: fill their slots so that only a real gap counts as one.
+    let results = results
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| if known.contains_key(&i) { Some(Ok(None)) } else { r.map(|r| r.map(Some)) })
+        .collect();
+    let mut prepared: Vec<Option<(T::Prepared, bool)>> = collect_results(results, "unpacking")?;
     let mut locations: HashMap<usize, String> = HashMap::new();
     let mut out = Vec::new();
     for i in order {
         let p = &lock.packages[i];
+        let name = store_name(p, &opts.native_arch);
+        if let Some(location) = known.remove(&i) {
+            locations.insert(i, location.clone());
+            out.push(Realised { package: p.key(), version: p.version.clone(), location, from_host: false });
+            continue;
+        }
         let (tree, from_host) = prepared[i]
             .take()
             .ok_or_else(|| Error::Realise { package: p.key(), reason: "no unpacked tree".into() })?;
         let refs: Vec<String> =
             edges.get(&i).into_iter().flatten().filter_map(|j| locations.get(j).cloned()).collect();
-        let location = target.add(p, &store_name(p, &opts.native_arch), tree, &refs)?;
+        let location = target.add(p, &name, tree, &refs)?;
+        if !from_host {
+            target.unpacked(p, &name, &refs, &location)?;
+        }
         locations.insert(i, location.clone());
         out.push(Realised { package: p.key(), version: p.version.clone(), location, from_host });
     }

@@ -47,6 +47,8 @@ pub mod gc;
 #[cfg(feature = "local")]
 mod local;
 #[cfg(feature = "local")]
+pub mod packages;
+#[cfg(feature = "local")]
 pub mod profile;
 #[cfg(feature = "local")]
 pub mod refscan;

@@ -111,8 +111,57 @@ impl<W: Write> Sink for Counting<W> {
     }
 }
 
+/// A `Write` adapter counting the bytes that pass through, which hands file contents to [`io::copy`]: where the
+/// writer is one the kernel can move file data to directly (a socket or a file, also behind a `BufWriter` or a
+/// `&mut`), the standard library sends them with sendfile(2)/splice(2)/copy_file_range(2), no buffer in between.
+struct Direct<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> Sink for Direct<W> {
+    fn put(&mut self, data: &[u8]) -> Result<()> {
+        self.inner.write_all(data).map_err(NarError::Write)?;
+        self.count += data.len() as u64;
+        Ok(())
+    }
+
+    fn put_file(&mut self, path: &Path, file: &mut fs::File, size: u64, _buf: &mut [u8]) -> Result<()> {
+        let copied = io::copy(&mut Read::by_ref(file).take(size), &mut self.inner).map_err(|e| {
+            // A failed read and a failed write look alike here; the writer's side is the likelier (a client gone).
+            NarError::Write(e)
+        })?;
+        self.count += copied;
+        let mut more = [0u8; 1];
+        let grew = loop {
+            match file.read(&mut more) {
+                Ok(n) => break n > 0,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_err("read", path)(e)),
+            }
+        };
+        if copied != size || grew {
+            let found = if grew { size + 1 } else { copied };
+            return Err(NarError::Changed { path: path.to_owned(), expected: size, found });
+        }
+        Ok(())
+    }
+}
+
 fn padding(len: u64) -> usize {
     ((8 - len % 8) % 8) as usize
+}
+
+/// Writes the NAR of `path` to `out` like [`dump`], without a copy buffer of its own: file contents go straight
+/// from the file to `out` through the kernel where `out` is a socket or a file (see [`Direct`]), else through the
+/// standard library's small stack buffer. For many concurrent writers (`fhskit serve`), where a large buffer each
+/// would add up.
+pub fn dump_direct(path: &Path, out: impl Write) -> Result<u64> {
+    let mut w = Direct { inner: out, count: 0 };
+    w.put_str(MAGIC)?;
+    dump_node(path, &mut w, &mut [])?;
+    w.inner.flush().map_err(NarError::Write)?;
+    Ok(w.count)
 }
 
 /// Writes the NAR of `path` to `out` and returns its size in bytes.
@@ -745,6 +794,36 @@ mod tests {
         let mut v = Vec::new();
         dump(p, &mut v).unwrap();
         v
+    }
+
+    #[test]
+    fn direct_dump_is_the_same_nar_into_a_file_a_socket_and_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        fs::create_dir_all(tree.join("sub")).unwrap();
+        fs::write(tree.join("big"), vec![7u8; 300_001]).unwrap();
+        fs::write(tree.join("sub/small"), b"hello\n").unwrap();
+        fs::write(tree.join("empty"), b"").unwrap();
+        std::os::unix::fs::symlink("big", tree.join("link")).unwrap();
+        let want = dump_vec(&tree);
+        let mut mem = Vec::new();
+        assert_eq!(dump_direct(&tree, &mut mem).unwrap(), want.len() as u64);
+        assert_eq!(mem, want);
+        let out = dir.path().join("out.nar");
+        let mut file = io::BufWriter::with_capacity(64, fs::File::create(&out).unwrap());
+        dump_direct(&tree, &mut file).unwrap();
+        drop(file);
+        assert_eq!(fs::read(&out).unwrap(), want);
+        let (mut a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            let mut b = b;
+            b.read_to_end(&mut got).unwrap();
+            got
+        });
+        dump_direct(&tree, io::BufWriter::new(&mut a)).unwrap();
+        drop(a);
+        assert_eq!(reader.join().unwrap(), want);
     }
 
     #[test]
