@@ -542,6 +542,7 @@ fn build_external(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
             landlock: None,
             die_with_parent: true,
             keep_namespaces: false,
+            cover_old_root: None,
         }
     };
     let t_spawn = Instant::now();

@@ -156,6 +156,10 @@ pub(crate) struct SandboxInput<'a> {
     pub fhs_root: Option<&'a StorePath>,
 }
 
+/// The directory at the sandbox's root under which the host's root stays mounted, covered by an empty read-only
+/// tmpfs, until the build's mount namespace ends: detaching it instead would cost each build an RCU grace period.
+const OLD_ROOT: &str = "/.old-root";
+
 /// The derivation attribute naming an FHS tree (an input store path holding `usr/…`) to show at the sandbox's
 /// root, so that programs from Debian packages find their loader, libraries and data where they were built to
 /// (fhskit's package set sets it; Nix ignores it).
@@ -313,6 +317,8 @@ pub(crate) fn prepare(input: &SandboxInput<'_>) -> Result<(Chroot, Vec<Mount>)> 
         symlink(to, dev.join(link)).map_err(io_err("create symlink", dev.join(link)))?;
     }
     mkdir(&root.join("proc"), 0o555)?;
+    // Where the host's root goes, covered (see `fhsenv::isolate::Isolate::cover_old_root`).
+    mkdir(&inside(&root, Path::new(OLD_ROOT)), 0o000)?;
     mounts.push(Mount::Proc { target: root.join("proc") });
 
     // sandbox-paths, e.g. /bin/sh.
@@ -451,5 +457,6 @@ pub(crate) fn isolate(c: SandboxChild<'_>) -> Result<Isolate> {
         landlock,
         die_with_parent: true,
         keep_namespaces: true,
+        cover_old_root: Some(OLD_ROOT.into()),
     })
 }
