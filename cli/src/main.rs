@@ -24,6 +24,27 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+// mimalloc's own C interface (the static library `mimalloc` links in).
+unsafe extern "C" {
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+/// `mi_option_arena_eager_commit` in the bundled mimalloc 2's `mimalloc.h` (the fifth entry of `mi_option_e`).
+const MI_OPTION_ARENA_EAGER_COMMIT: std::ffi::c_int = 4;
+
+/// Turns off mimalloc's eager commit of its arenas before anything is allocated: with it, every page of an arena
+/// region ever handed out stays resident, and the builder (a thread per job, a fork per build) peaked at twice its
+/// live memory (38 MB against 20 MB for a chain of 50 builds; nix-build needs 26 MB). Memory is then committed as
+/// it is used and purged when freed, as on other systems. It runs from `.init_array`, before the Rust runtime's
+/// first allocation reserves the first arena (called from `main`, it came too late and changed nothing).
+extern "C" fn lean_allocator() {
+    // SAFETY: mi_option_set only stores the value; the process has a single thread this early.
+    unsafe { mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0) }
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static LEAN_ALLOCATOR: extern "C" fn() = lean_allocator;
+
 /// Make prebuilt Linux binaries run where they were not built to run.
 #[derive(Debug, Parser)]
 #[command(name = "fhskit", version, about, propagate_version = true)]

@@ -94,6 +94,7 @@ fn the_builder_sees_nix_s_environment_and_sandbox() {
             echo mtime=$(stat -c %Y {bb}/bin/busybox)
             wget -q -O - {url} >/dev/null 2>&1 && echo net=yes || echo net=no
             echo proc=$(cat /proc/self/status | grep -c PPid)
+            echo oldroot=$(ls -A /.old-root 2>/dev/null | wc -l)$(umount /.old-root 2>/dev/null && echo -unmounted)
             "#,
             bb = env.busybox,
             url = server.url("/x"),
@@ -127,6 +128,8 @@ fn the_builder_sees_nix_s_environment_and_sandbox() {
             "mtime=1\n",
             "net=no\n",
             "proc=1\n",
+            // The host's root is covered (an empty, unreadable tmpfs) and the builder cannot uncover it.
+            "oldroot=0\n",
         ] {
             assert!(got.contains(want), "missing {want:?} in:\n{got}");
         }
