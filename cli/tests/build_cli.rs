@@ -71,6 +71,32 @@ fn a_build_is_registered_with_its_outputs() {
     });
 }
 
+/// The host's root stays under the sandbox's `/.old-root`, covered by an empty read-only tmpfs: a builder must not
+/// uncover it even with every capability in a user and mount namespace of its own, where it can mount and unmount
+/// (it mounts and unmounts a tmpfs of its own there; Landlock, on by default, forbids mounting at all, so it is off
+/// here to try what a kernel without it allows).
+#[test]
+fn a_builder_cannot_uncover_the_host_root() {
+    each_user(|env| {
+        let script = r#"
+            exec > $out 2>&1
+            unshare -Urm sh -c 'mkdir m && mount -t tmpfs none m && umount m && mount -t tmpfs none m && echo nested-privileged
+              umount /.old-root 2>/dev/null && echo nested-unmounted
+              umount -l /.old-root 2>/dev/null && echo nested-detached
+              mount --move /.old-root m 2>/dev/null && echo nested-moved
+              mkdir n && mount --rbind /.old-root n 2>/dev/null && ls -A n | grep -q . && echo nested-bound
+              echo nested-sees=$(ls -A /.old-root 2>/dev/null | wc -l)' || echo nested-failed=$?
+            "#;
+        let f = env.nix("uncover", &format!("mk \"uncover\" ''{}''", script.replace("${", "''${")));
+        let path = env.ok(&["build", "--option", "landlock", "false", f.to_str().unwrap()]);
+        let got = env.read(&path);
+        assert!(got.contains("nested-privileged\n") && got.contains("nested-sees=0\n"), "{got}");
+        for bad in ["nested-unmounted", "nested-detached", "nested-moved", "nested-bound"] {
+            assert!(!got.contains(bad), "the host's root was uncovered ({bad}):\n{got}");
+        }
+    });
+}
+
 #[test]
 fn the_builder_sees_nix_s_environment_and_sandbox() {
     each_user(|env| {
@@ -94,7 +120,7 @@ fn the_builder_sees_nix_s_environment_and_sandbox() {
             echo mtime=$(stat -c %Y {bb}/bin/busybox)
             wget -q -O - {url} >/dev/null 2>&1 && echo net=yes || echo net=no
             echo proc=$(cat /proc/self/status | grep -c PPid)
-            echo oldroot=$(ls -A /.old-root 2>/dev/null | wc -l)$(umount /.old-root 2>/dev/null && echo -unmounted)
+            echo oldroot=$(ls -A /.old-root 2>/dev/null | wc -l)$(umount /.old-root 2>/dev/null && echo -unmounted)$(umount -l /.old-root 2>/dev/null && echo -detached)
             "#,
             bb = env.busybox,
             url = server.url("/x"),
@@ -133,6 +159,10 @@ fn the_builder_sees_nix_s_environment_and_sandbox() {
         ] {
             assert!(got.contains(want), "missing {want:?} in:\n{got}");
         }
+        assert!(
+            !got.contains("unmounted") && !got.contains("detached"),
+            "the old root was uncovered:\n{got}"
+        );
         let devs: Vec<&str> =
             got.lines().find_map(|l| l.strip_prefix("dev=")).unwrap_or_default().split(' ').collect();
         for dev in ["null", "zero", "full", "random", "urandom", "tty", "shm", "pts", "fd", "stdin"] {
