@@ -134,6 +134,11 @@ impl EvalIo for StoreIo {
                 "it is not in the store directory {dir} (paths computed for another --store-dir cannot be added)"
             )));
         }
+        // The evaluator computed the path from the object, so a valid path holds it already: a `.drv` written by an
+        // earlier run costs one lookup, not the store's whole write (its lock and a check of every reference).
+        if self.is_valid_path(store_path) {
+            return Ok(());
+        }
         let base = store_path.rsplit('/').next().unwrap_or(store_path);
         let name = base.split_once('-').map_or(base, |(_, n)| n);
         let got = self.add(name, object).map_err(other)?;
@@ -188,7 +193,12 @@ impl EvalIo for StoreIo {
             return true;
         }
         let Ok(store) = self.store() else { return false };
-        let valid = store.parse_path(store_path).and_then(|p| store.is_valid(&p)).unwrap_or(false);
+        // A path the evaluation goes on to use is kept from a concurrent collection, as one it adds is. A path
+        // that cannot be rooted counts as missing, so that adding it reports why.
+        let valid = store
+            .parse_path(store_path)
+            .and_then(|p| Ok(store.is_valid(&p)? && store.add_temp_root(&p).is_ok()))
+            .unwrap_or(false);
         if valid {
             self.fs.valid.borrow_mut().insert(store_path.to_string());
         }
