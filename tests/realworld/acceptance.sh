@@ -4,8 +4,11 @@
 # directory; no Nix is used. Prints PASS or FAIL (with the reason) per row and exits 1 if any row failed. Not part
 # of `cargo test`: it downloads the packages (a few hundred MB) and builds.
 #
-# usage: sh tests/realworld/acceptance.sh [--keep]   (root or a user with user namespaces; python3, a C compiler
-#        with libxrandr-dev, libxinerama-dev and libxcursor-dev for the mybinaryprogram row's program)
+# The configuration lists the host's apt sources with the `non-free` component added where `main` is (the unfree
+# row needs a package from it), for amd64 and i386.
+#
+# usage: sh tests/realworld/acceptance.sh [--keep]   (root or a user with user namespaces; python3 and a C compiler
+#        for the mybinaryprogram row's program, which is linked against the libraries fhskit builds)
 set -u
 cd "$(dirname "$0")/../.."
 repo=$(pwd)
@@ -24,7 +27,43 @@ export XDG_CONFIG_HOME="$work/config" XDG_CACHE_HOME="$work/cache" XDG_STATE_HOM
 export FHSKIT_STORE="$work/store" HOME="$work/home" FHSKIT="$fhskit"
 unset NIX_PATH FHSKIT_LOCK NIXPKGS_ALLOW_UNFREE
 mkdir -p "$XDG_CONFIG_HOME/fhskit" "$HOME"
-printf '[pkgs]\narchitectures = ["amd64", "i386"]\n' > "$XDG_CONFIG_HOME/fhskit/config.toml"
+python3 - > "$XDG_CONFIG_HOME/fhskit/config.toml" <<'EOF'
+# The host's apt sources (one-line and deb822 files) as fhskit repositories, non-free added next to main.
+import glob, re
+entries = []
+def add(uris, suites, components, keyring):
+    if "main" in components and "non-free" not in components:
+        components = components + ["non-free"]
+    for uri in uris:
+        for suite in suites:
+            entries.append((uri, suite, components, keyring))
+for path in ["/etc/apt/sources.list"] + sorted(glob.glob("/etc/apt/sources.list.d/*.list")):
+    try:
+        lines = open(path).read().splitlines()
+    except OSError:
+        continue
+    for line in lines:
+        line = line.split("#")[0].strip()
+        m = re.match(r"deb\s+(?:\[([^\]]*)\]\s+)?(\S+)\s+(\S+)\s+(.*)", line)
+        if m:
+            opts = dict(o.split("=", 1) for o in (m.group(1) or "").split() if "=" in o)
+            add([m.group(2)], [m.group(3)], m.group(4).split(), opts.get("signed-by", ""))
+for path in sorted(glob.glob("/etc/apt/sources.list.d/*.sources")):
+    for stanza in open(path).read().split("\n\n"):
+        fields = {}
+        for line in stanza.splitlines():
+            if ":" in line and not line.startswith((" ", "#")):
+                k, v = line.split(":", 1)
+                fields[k.strip().lower()] = v.strip()
+        if "deb" in fields.get("types", "").split() and fields.get("enabled", "yes") != "no":
+            add(fields.get("uris", "").split(), fields.get("suites", "").split(), fields.get("components", "").split(),
+                fields.get("signed-by", ""))
+print('[pkgs]\narchitectures = ["amd64", "i386"]')
+for uri, suite, components, keyring in entries:
+    print(f'\n[[pkgs.repository]]\nurl = "{uri}"\nsuite = "{suite}"\ncomponents = {components!r}'.replace("'", '"'))
+    if keyring.startswith("/"):
+        print(f'keyring = "{keyring}"')
+EOF
 cp -r tests/acceptance "$work/acc"
 cd "$work/acc"
 failed=0
@@ -54,25 +93,20 @@ fi
 
 # 2. fhskit build mybinaryprogram.nix: the patched program runs on a host without FHS libraries.
 row="fhskit build mybinaryprogram.nix"
-cat > prog.c <<'EOF'
-#include <stdio.h>
-#include <X11/extensions/Xrandr.h>
-#include <X11/extensions/Xinerama.h>
-#include <X11/Xcursor/Xcursor.h>
-int main(void) {
-    int major = 0, minor = 0;
-    printf("mybinaryprogram runs (Xcursor %d, %p %p)\n", XcursorGetDefaultSize(NULL) >= 0, (void *)XRRQueryVersion, (void *)XineramaIsActive);
-    (void)major; (void)minor;
-    return 0;
-}
-EOF
-if ! cc -o mybinaryprogram prog.c -lXrandr -lXinerama -lXcursor -lX11 2> "$(log prog)"; then
-    fail "$row" "cannot compile the test program (libxrandr-dev, libxinerama-dev, libxcursor-dev): see $(log prog)"
+# The "downloaded" program: the fixture's, linked against the three libraries fhskit builds from the repository.
+libs=$("$fhskit" build --no-out-link -E 'with import <nixpkgs> { }; with xlibs; [ libXrandr libXinerama libXcursor ]' 2> "$(log xlibs)")
+set -- $libs
+if [ $# -ne 3 ] || ! cc -o mybinaryprogram "$repo/tests/fixtures/stdenv-xlibs.c" "$1/lib/libXrandr.so.2" \
+        "$2/lib/libXinerama.so.1" "$3/lib/libXcursor.so.1" -Wl,--allow-shlib-undefined 2> "$(log prog)"; then
+    fail "$row" "cannot make the test program, see $(log xlibs) and $(log prog)"
 elif ! "$fhskit" build mybinaryprogram.nix > "$(log mybinary)" 2>&1; then
     fail "$row" "build failed, see $(log mybinary)"
+elif ! "$fhskit" patch --offline --out "$work/tools" "$(command -v mount)" "$(command -v env)" > "$(log tools)" 2>&1; then
+    fail "$row" "cannot patch mount and env for the NixOS-like view, see $(log tools)"
 else
-    mount_bin=$(command -v mount)
-    out=$(unshare --mount sh "$repo/tests/realworld/nixos-like.sh" "$mount_bin" "$(command -v env)" ./result/bin/mybinaryprogram 2>&1)
+    prefix="unshare --mount"
+    [ "$(id -u)" -eq 0 ] || prefix="unshare --map-root-user --mount"
+    out=$($prefix sh "$repo/tests/realworld/nixos-like.sh" "$work/tools/mount" "$work/tools/env" ./result/bin/mybinaryprogram 2>&1)
     case "$out" in "mybinaryprogram runs"*) pass "$row" ;; *) fail "$row" "the program does not run without FHS libraries: $out" ;; esac
 fi
 rm -f result
@@ -110,22 +144,26 @@ case "$out" in *-lz*) pass "$row" ;; *) fail "$row" "printed '$out', see $(log s
 # 6. NIXPKGS_ALLOW_UNFREE: an unfree package is refused without the variable, naming it, and works with it. The
 #    host's sources name the components; a non-free one must be among them for this row.
 row="NIXPKGS_ALLOW_UNFREE=1 fhskit shell -p <unfree>"
+# The smallest amd64 package of non-free whose dependencies are at most libc6 (quick to fetch and build).
 unfree=$("$fhskit" pkgs search --json . 2>/dev/null | python3 -c '
-import json, sys
+import json, re, sys
 try:
     rows = json.load(sys.stdin)
 except Exception:
     sys.exit(0)
-for r in rows if isinstance(rows, list) else []:
-    if str(r.get("component", "")).startswith("non-free"):
-        print(r.get("name") or r.get("package")); break' 2>/dev/null)
+def deps(r):
+    return {re.sub(r"[ (:].*", "", d.strip()) for d in re.split(r"[,|]", r.get("depends_text", "") + "," + r.get("pre_depends_text", "")) if d.strip()}
+rows = [r for r in rows if r.get("component") == "non-free" and r.get("architecture") == "amd64" and deps(r) <= {"libc6"}]
+if rows:
+    print(min(rows, key=lambda r: r.get("size", 0))["name"])' 2>/dev/null)
 if [ -z "$unfree" ]; then
     fail "$row" "no non-free package in the configured repositories (add the non-free component to test this row)"
 else
-    err=$("$fhskit" shell -p "debian.$unfree" --run true 2>&1)
+    # A Debian name with a dot is quoted in the attribute path (nix-shell -p puts the text in its expression as is).
+    err=$("$fhskit" shell -p "debian.\"$unfree\"" --run true 2>&1)
     if [ $? -eq 0 ]; then fail "$row" "debian.$unfree was not refused"
     elif ! printf '%s' "$err" | grep -q NIXPKGS_ALLOW_UNFREE; then fail "$row" "the refusal does not name NIXPKGS_ALLOW_UNFREE: $err"
-    elif ! NIXPKGS_ALLOW_UNFREE=1 "$fhskit" shell -p "debian.$unfree" --run true > "$(log unfree)" 2>&1; then
+    elif ! NIXPKGS_ALLOW_UNFREE=1 "$fhskit" shell -p "debian.\"$unfree\"" --run true > "$(log unfree)" 2>&1; then
         fail "$row" "refused or failed with the variable, see $(log unfree)"
     else pass "$row"; fi
 fi

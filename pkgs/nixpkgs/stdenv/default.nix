@@ -121,6 +121,11 @@ let
           fhskitLoader=${dynamicLinker}
           fhskitDefaultInputs="${toString defaultInputs}"
           fhskitExtraLibDirs=""
+        '' + lib.optionalString is32 ''
+          # pkgconf is Multi-Arch: foreign, so the i386 tree has the amd64 program, whose built-in search path is
+          # x86_64's; Debian selects i386's by the triplet-named link, which `pkg-config` in Makefiles is not.
+          export PKG_CONFIG_LIBDIR=/usr/local/lib/${multiarch}/pkgconfig:/usr/local/lib/pkgconfig:/usr/local/share/pkgconfig:/usr/lib/${multiarch}/pkgconfig:/usr/lib/pkgconfig:/usr/share/pkgconfig
+          export PKG_CONFIG_SYSTEM_LIBRARY_PATH=/usr/lib/${multiarch}:/usr/lib
         '';
         passAsFile = [ "preamble" ];
       } ''
