@@ -493,3 +493,25 @@ fn the_package_set_is_found_after_the_search_path_without_joining_nix_path() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "[ 1 true true ]\n");
     assert!(t.join("cache/fhskit/nixpkgs").is_dir());
 }
+
+#[test]
+fn several_attribute_paths_share_one_call_of_the_expression() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let file = t.join("set.nix");
+    fs::write(&file, "{ n ? 1 }: builtins.trace \"called\" { a = n; b.c = n + 1; f = { m ? 2 }: m; }\n")
+        .unwrap();
+    let f = file.to_str().unwrap();
+    let out = fhskit(t, &["eval", f, "--arg", "n", "5", "-A", "a", "-A", "b.c", "-A", "f"]);
+    assert!(out.status.success(), "{out:?}");
+    // Each path's last value is still called with the arguments (f gives 2), and the set is made once.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "5\n6\n2\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr).matches("trace: called").count(), 1, "{out:?}");
+    // A missing attribute is still reported for its path.
+    let out = fhskit(t, &["eval", f, "-A", "a", "-A", "x"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("attribute 'x' in selection path 'x' not found"),
+        "{out:?}"
+    );
+}

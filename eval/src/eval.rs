@@ -13,7 +13,9 @@ use crate::io::EvalIo;
 pub use crate::settings::Settings;
 use crate::source::Pos;
 use crate::sym::{Sym, SymMap};
-use crate::value::{Attr, Attrs, Closure, Context, Env, NixStr, PrimOpApp, Slots, Thunk, ThunkState, Value};
+use crate::value::{
+    Attr, Attrs, Closure, Context, Env, NixStr, PrimOpApp, Slots, StrContext, Thunk, ThunkState, Value,
+};
 
 thread_local! {
     static STACK_BUDGET: Cell<usize> = const { Cell::new(1 << 20) };
@@ -1013,25 +1015,22 @@ impl Evaluator {
             }
             _ => {
                 let mut s = String::new();
-                let mut ctx = Context::new();
+                // The context of the only part that has one is shared, not copied; two or more are merged.
+                let mut ctx = StrContext::default();
                 for p in &parts {
                     match p {
                         Value::String(x) => {
                             s.push_str(&x.s);
-                            if let Some(c) = &x.ctx {
-                                ctx.extend(c.iter().cloned());
-                            }
+                            ctx.add(&x.ctx);
                         }
                         p => {
                             let part = self.coerce_to_string(p, pos, Coerce { more: false, copy: true })?;
                             s.push_str(&part.s);
-                            if let Some(c) = part.ctx {
-                                ctx.extend(*c);
-                            }
+                            ctx.add(&part.ctx);
                         }
                     }
                 }
-                Ok(Value::String(Rc::new(NixStr::with_ctx(s, ctx))))
+                Ok(Value::String(Rc::new(NixStr { s, ctx: ctx.finish() })))
             }
         }
     }
@@ -1072,18 +1071,16 @@ impl Evaluator {
             Value::Float(f) if how.more => NixStr::plain(format!("{f:.6}")),
             Value::List(l) if how.more => {
                 let mut s = String::new();
-                let mut ctx = Context::new();
+                let mut ctx = StrContext::default();
                 for (i, x) in l.iter().enumerate() {
                     let part = self.coerce_to_string(x, pos, how)?;
                     if i > 0 && !(matches!(self.force(x)?, Value::List(ref y) if y.is_empty())) {
                         s.push(' ');
                     }
                     s.push_str(&part.s);
-                    if let Some(c) = part.ctx {
-                        ctx.extend(*c);
-                    }
+                    ctx.add(&part.ctx);
                 }
-                NixStr::with_ctx(s, ctx)
+                NixStr { s, ctx: ctx.finish() }
             }
             other => {
                 return Err(EvalError::eval(

@@ -33,11 +33,44 @@ pub enum Value {
 /// `=/nix/store/….drv` for a derivation with all its outputs, `!out!/nix/store/….drv` for one output).
 pub type Context = BTreeSet<String>;
 
+/// The context of a string being put together from parts: the first part's shared context until a second one
+/// has to be merged with it.
+#[derive(Debug, Default)]
+pub struct StrContext {
+    shared: Option<Rc<[String]>>,
+    merged: Option<Context>,
+}
+
+impl StrContext {
+    pub fn add(&mut self, ctx: &Option<Rc<[String]>>) {
+        let Some(c) = ctx else { return };
+        if let Some(m) = &mut self.merged {
+            m.extend(c.iter().cloned());
+        } else if let Some(first) = &self.shared {
+            if !Rc::ptr_eq(first, c) && **first != **c {
+                self.merged = Some(first.iter().chain(c.iter()).cloned().collect());
+            }
+        } else {
+            self.shared = Some(c.clone());
+        }
+    }
+
+    pub fn finish(self) -> Option<Rc<[String]>> {
+        match self.merged {
+            Some(m) => Some(m.into_iter().collect()),
+            None => self.shared,
+        }
+    }
+}
+
 /// A string and its context.
 #[derive(Clone, Debug, Default)]
 pub struct NixStr {
     pub s: String,
-    pub ctx: Option<Box<Context>>,
+    /// The context, sorted and without duplicates, never empty; shared between the strings made from one string
+    /// (`"${pkg}/bin"` has `pkg`'s): a set per string cost a tree node of a few hundred bytes each, and nixpkgs keeps
+    /// hundreds of thousands of such strings alive.
+    pub ctx: Option<Rc<[String]>>,
 }
 
 impl NixStr {
@@ -46,7 +79,12 @@ impl NixStr {
     }
 
     pub fn with_ctx(s: impl Into<String>, ctx: Context) -> NixStr {
-        NixStr { s: s.into(), ctx: if ctx.is_empty() { None } else { Some(Box::new(ctx)) } }
+        NixStr { s: s.into(), ctx: if ctx.is_empty() { None } else { Some(ctx.into_iter().collect()) } }
+    }
+
+    /// The context as a set, to add to.
+    pub fn context(&self) -> Context {
+        self.ctx.iter().flat_map(|c| c.iter().cloned()).collect()
     }
 
     pub fn has_ctx(&self) -> bool {

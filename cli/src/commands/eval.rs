@@ -436,8 +436,13 @@ fn process(
     } else {
         args.common.attr.iter().map(|s| s.as_str()).collect()
     };
+    // Nix calls the expression's function (nixpkgs' `{ config ? {}, … }: …`) again for each path, so each `-A`
+    // evaluates a package set of its own and keeps it. The values are the same every time, so with several paths
+    // it is called once and every path selects from the one result: a trace it prints appears once.
+    let called = paths.len() > 1 && paths.iter().all(|p| !p.is_empty());
+    let root = if called { auto_call(ev, auto_args, root)? } else { root };
     for path in paths {
-        let v = find_along_attr_path(ev, auto_args, root.clone(), path)?;
+        let v = find_along_attr_path(ev, auto_args, root.clone(), path, called)?;
         // The value is the whole result graph, and the process ends after printing it (see `finish`).
         let v = ManuallyDrop::new(v);
         if args.eval {
@@ -556,10 +561,12 @@ fn find_along_attr_path(
     auto_args: &Attrs,
     mut v: Value,
     path: &str,
+    mut called: bool,
 ) -> eval::Result<Value> {
     let err = |msg: String| EvalError::eval(msg, Default::default());
     for part in parse_attr_path(path)? {
-        let cur = auto_call(ev, auto_args, v)?;
+        // `called`: the caller has called the root already.
+        let cur = if std::mem::take(&mut called) { v } else { auto_call(ev, auto_args, v)? };
         v = match part.parse::<u32>() {
             Err(_) => {
                 let Value::Attrs(a) = &cur else {

@@ -121,7 +121,7 @@ fn write_json_inner(
         Value::Path(_) => {
             let s = ev.coerce_to_string(&v, p, Coerce { more: false, copy })?;
             if let Some(c) = s.ctx {
-                ctx.extend(*c);
+                ctx.extend(c.iter().cloned());
             }
             out.push_str(&json_string(&s.s));
         }
@@ -129,7 +129,7 @@ fn write_json_inner(
             if a.get_str("__toString").is_some() {
                 let s = ev.coerce_to_string(&v, p, Coerce { more: false, copy })?;
                 if let Some(c) = s.ctx {
-                    ctx.extend(*c);
+                    ctx.extend(c.iter().cloned());
                 }
                 out.push_str(&json_string(&s.s));
                 return Ok(());

@@ -25,7 +25,7 @@ pub(crate) fn table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
             let sep = ev.force_nstr(&a[0], p)?;
             let l = ev.force_list(&a[1], p)?;
             let mut s = String::new();
-            let mut ctx = sep.ctx.as_deref().cloned().unwrap_or_default();
+            let mut ctx = sep.context();
             for (i, x) in l.iter().enumerate() {
                 if i > 0 {
                     s.push_str(&sep.s);
@@ -33,7 +33,7 @@ pub(crate) fn table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
                 let part = ev.coerce_to_string(x, p, Coerce { more: false, copy: true })?;
                 s.push_str(&part.s);
                 if let Some(c) = part.ctx {
-                    ctx.extend(*c);
+                    ctx.extend(c.iter().cloned());
                 }
             }
             Ok(str_value(NixStr::with_ctx(s, ctx)))
@@ -104,7 +104,7 @@ pub(crate) fn table(t: &mut Vec<(&'static str, usize, PrimFn)>) {
         }),
         ("addDrvOutputDependencies", 1, |ev, a, p| {
             let s = ev.force_nstr(&a[0], p)?;
-            let ctx = s.ctx.as_deref().cloned().unwrap_or_default();
+            let ctx = s.context();
             if ctx.len() != 1 {
                 return Err(EvalError::eval(
                     format!("context of string '{}' must have exactly one element, but has {}", s.s, ctx.len()),
@@ -180,7 +180,7 @@ fn prim_replace_strings(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value
     }
     let s = ev.force_nstr(&a[2], p)?;
     let mut to: Vec<Option<Rc<NixStr>>> = vec![None; to_l.len()];
-    let mut ctx = s.ctx.as_deref().cloned().unwrap_or_default();
+    let mut ctx = s.context();
     let b = s.s.as_bytes();
     let mut out: Vec<u8> = Vec::with_capacity(b.len());
     let mut pos = 0;
@@ -489,7 +489,7 @@ fn prim_get_context(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
 fn prim_append_context(ev: &mut Evaluator, a: &[Value], p: Pos) -> Result<Value> {
     let s = ev.force_nstr(&a[0], p)?;
     let m = ev.force_attrs(&a[1], p)?;
-    let mut ctx = s.ctx.as_deref().cloned().unwrap_or_default();
+    let mut ctx = s.context();
     let store = format!("{}/", ev.settings.store_dir);
     for e in &m.entries {
         let path = e.name.as_str();
