@@ -31,6 +31,13 @@ if [ "$have_repo" = yes ]; then
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     (cd "$work/repo-build/repo" && exec python3 -m http.server --bind 127.0.0.1 "$port" >/dev/null 2>&1) &
     server=$!
+    # Until the server answers (pkgs update would find the port closed).
+    python3 -c 'import socket, sys, time
+for _ in range(100):
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close(); break
+    except OSError:
+        time.sleep(0.1)' "$port"
     mkdir -p "$work/config/fhskit"
     cat > "$work/config/fhskit/config.toml" <<EOF
 [pkgs]
