@@ -301,17 +301,26 @@ impl AtermParts<'_> {
 }
 
 fn aterm_str(out: &mut String, s: &str) {
+    // Runs without a character to escape are copied whole: a derivation's environment is mostly long plain strings
+    // (scripts, flags), and pushing them a character at a time was a twentieth of instantiating nixpkgs. The
+    // escaped characters are ASCII, so every cut falls on a character boundary.
+    out.reserve(s.len() + 2);
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c => out.push(c),
-        }
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        out.push_str(escaped);
+        start = i + 1;
     }
+    out.push_str(&s[start..]);
     out.push('"');
 }
 
@@ -430,6 +439,16 @@ mod tests {
         assert_eq!(d.input_drvs.values().next().unwrap().len(), 2);
         assert_eq!(d.to_aterm(), text);
         assert_eq!(output_path_name("b", "dev"), "b-dev");
+    }
+
+    #[test]
+    fn strings_escape_around_multibyte_text() {
+        let mut o = String::new();
+        aterm_str(&mut o, "ü\"€\\x\n");
+        assert_eq!(o, "\"ü\\\"€\\\\x\\n\"");
+        o.clear();
+        aterm_str(&mut o, "");
+        assert_eq!(o, "\"\"");
     }
 
     #[test]
