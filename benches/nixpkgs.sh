@@ -17,7 +17,7 @@ cargo build --release -j2 --bin fhskit >/dev/null 2>&1
 fhskit=$(realpath "${CARGO_TARGET_DIR:-target}/release/fhskit")
 work=$(mktemp -d /tmp/fhskit-bench-nixpkgs.XXXXXX)
 server=
-trap 'kill "$server" 2>/dev/null; chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill "$server" 2>/dev/null || true; chmod -R u+w "$work" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 sh tests/fixtures/run-repo.sh "$work/repo-build" zlib1g zlib1g-dev >/dev/null 2>&1
 repo=$work/repo-build/repo

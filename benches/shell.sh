@@ -17,7 +17,7 @@ runs=${1:-10}
 cargo build --release -j2 --bin fhskit >/dev/null 2>&1
 fhskit=$(realpath "${CARGO_TARGET_DIR:-target}/release/fhskit")
 work=$(mktemp -d /tmp/fhskit-bench-shell.XXXXXX)
-trap 'kill "$server" 2>/dev/null; chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill "$server" 2>/dev/null || true; chmod -R u+w "$work" 2>/dev/null || true; rm -rf "$work"' EXIT
 server=
 
 # Part 2's repository: the host's gcc, pkg-config and zlib headers with their dependency closure, signed.

@@ -17,7 +17,7 @@ runs=${1:-3}
 cargo build --release -j2 --bin fhskit >/dev/null 2>&1
 fhskit=$(realpath "${CARGO_TARGET_DIR:-target}/release/fhskit")
 work=$(mktemp -d /tmp/fhskit-bench-stdenv.XXXXXX)
-trap 'kill "$server" 2>/dev/null; chmod -R u+w "$work" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill "$server" 2>/dev/null || true; chmod -R u+w "$work" 2>/dev/null || true; rm -rf "$work"' EXIT
 server=
 sh tests/fixtures/run-repo.sh "$work/fixture" bash dash coreutils findutils diffutils sed grep mawk tar gzip bzip2 \
     xz-utils make patch patchelf unzip gcc g++ binutils libc6-dev zlib1g-dev pkgconf >/dev/null
