@@ -16,34 +16,13 @@ use std::sync::OnceLock;
 
 use run_support::{World, fixtures, ok, text};
 
-/// The Debian packages of the stdenv and of the acceptance files; run-repo.sh adds their dependency closure.
-const PACKAGES: &[&str] = &[
-    "bash",
-    "dash",
-    "coreutils",
-    "findutils",
-    "diffutils",
-    "sed",
-    "grep",
-    "mawk",
-    "tar",
-    "gzip",
-    "bzip2",
-    "xz-utils",
-    "make",
-    "patch",
-    "patchelf",
-    "unzip",
-    "gcc",
-    "g++",
-    "binutils",
-    "libc6-dev",
-    "zlib1g-dev",
-    "pkgconf",
-    "libudev1",
-    "libasound2",
-    "less",
-];
+/// The acceptance files' packages besides the stdenv's (fhsUser.nix's udev and alsa-lib, less).
+const EXTRA_PACKAGES: &[&str] = &["libudev1", "libasound2", "less"];
+
+/// The repository's packages (run-repo.sh adds their dependency closure).
+fn packages() -> Vec<&'static str> {
+    [run_support::STDENV_PACKAGES, EXTRA_PACKAGES].concat()
+}
 
 fn requirements() -> bool {
     for tool in ["dpkg-deb", "dpkg-scanpackages", "gpg"] {
@@ -52,7 +31,7 @@ fn requirements() -> bool {
             return false;
         }
     }
-    for package in PACKAGES {
+    for package in packages() {
         let o = Command::new("dpkg-query").args(["-W", "-f=${Status}", package]).output().unwrap();
         if !String::from_utf8_lossy(&o.stdout).ends_with(" installed") {
             test_support::unmet(format!("the host package {package} (.ci/run installs it)"));
@@ -66,7 +45,7 @@ fn requirements() -> bool {
 fn repository() -> &'static (PathBuf, u16) {
     static REPO: OnceLock<(PathBuf, u16)> = OnceLock::new();
     REPO.get_or_init(|| {
-        let mut packages = PACKAGES.to_vec();
+        let mut packages = packages();
         if host_i386() {
             packages.extend(I386_PACKAGES);
         }

@@ -16,40 +16,18 @@ use std::sync::OnceLock;
 
 use run_support::{Harness, World, fixtures, ok, text};
 
-/// The Debian packages of the stdenv (with the C compiler) and of the acceptance files; run-repo.sh adds their
-/// dependency closure.
-const PACKAGES: &[&str] = &[
-    "bash",
-    "dash",
-    "coreutils",
-    "findutils",
-    "diffutils",
-    "sed",
-    "grep",
-    "mawk",
-    "tar",
-    "gzip",
-    "bzip2",
-    "xz-utils",
-    "make",
-    "patch",
-    "patchelf",
-    "unzip",
-    "gcc",
-    "g++",
-    "binutils",
-    "libc6-dev",
-    "zlib1g-dev",
-    "pkgconf",
-    "libxrandr2",
-    "libxinerama1",
-    "libxcursor1",
-];
+/// The X libraries the prebuilt mybinaryprogram of the acceptance files needs, besides the stdenv's packages.
+const EXTRA_PACKAGES: &[&str] = &["libxrandr2", "libxinerama1", "libxcursor1"];
+
+/// The repository's packages (run-repo.sh adds their dependency closure).
+fn packages() -> Vec<&'static str> {
+    [run_support::STDENV_PACKAGES, EXTRA_PACKAGES].concat()
+}
 
 /// The repository (built once per test process, in `/tmp/fhskit-stdenv-repo-<pid>`) and the port it is served on.
 fn repository() -> &'static (PathBuf, u16) {
     static REPO: OnceLock<(PathBuf, u16)> = OnceLock::new();
-    REPO.get_or_init(|| run_support::served_repository("fhskit-stdenv-repo-", PACKAGES))
+    REPO.get_or_init(|| run_support::served_repository("fhskit-stdenv-repo-", &packages()))
 }
 
 /// A world whose fhskit uses the repository (config.toml) with its index fetched, and the acceptance files in its

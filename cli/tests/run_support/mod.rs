@@ -100,6 +100,33 @@ pub fn copy(from: &Path, to: &Path) {
     );
 }
 
+/// The Debian packages of fhskit's stdenv (shell and tools, the C compiler, zlib's development files, pkg-config);
+/// the stdenv and shell tests re-pack them with their own extras into their repository.
+pub const STDENV_PACKAGES: &[&str] = &[
+    "bash",
+    "dash",
+    "coreutils",
+    "findutils",
+    "diffutils",
+    "sed",
+    "grep",
+    "mawk",
+    "tar",
+    "gzip",
+    "bzip2",
+    "xz-utils",
+    "make",
+    "patch",
+    "patchelf",
+    "unzip",
+    "gcc",
+    "g++",
+    "binutils",
+    "libc6-dev",
+    "zlib1g-dev",
+    "pkgconf",
+];
+
 /// Removes `/tmp/<prefix><pid>` directories whose process no longer runs and returns this process's own. A test
 /// binary keeps such a directory in a static, which is never dropped: each run cleans up after the earlier ones.
 pub fn process_dir(prefix: &str) -> PathBuf {
