@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use run_support::{World, fixtures, ok, text};
+use run_support::{World, ok, text};
 
 /// The acceptance files' packages besides the stdenv's (fhsUser.nix's udev and alsa-lib, less).
 const EXTRA_PACKAGES: &[&str] = &["libudev1", "libasound2", "less"];
@@ -56,30 +56,8 @@ fn repository() -> &'static (PathBuf, u16) {
 /// A world whose fhskit uses the repository, with the acceptance files in its directory.
 fn world() -> World {
     let (dir, port) = repository();
-    let world = World::new();
-    let config = world.path("config/fhskit");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(
-        config.join("config.toml"),
-        format!(
-            "[pkgs]\nhost-sources = false\nhost-packages = false\narchitectures = [{}]\n\n[[pkgs.repository]]\n\
-             url = \"http://127.0.0.1:{port}\"\nsuite = \"testing\"\ncomponents = [\"main\"]\nkeyring = \"{}\"\n",
-            if host_i386() { "\"amd64\", \"i386\"" } else { "\"amd64\"" },
-            dir.join("repo/key.gpg").display()
-        ),
-    )
-    .unwrap();
-    ok(&world.fhskit(&["pkgs", "update"]));
-    let copy = Command::new("cp")
-        .arg("-r")
-        .args(
-            ["default.nix", "fhsUser.nix", "mypackage-src"].map(|f| fixtures().join("../acceptance").join(f)),
-        )
-        .arg(world.dir.path())
-        .status()
-        .unwrap();
-    assert!(copy.success());
-    world
+    let architectures: &[&str] = if host_i386() { &["amd64", "i386"] } else { &["amd64"] };
+    run_support::acceptance_world(dir, *port, architectures, &["default.nix", "fhsUser.nix", "mypackage-src"])
 }
 
 #[test]

@@ -14,7 +14,7 @@ mod run_support;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use run_support::{Harness, World, fixtures, ok, text};
+use run_support::{Harness, World, ok, text};
 
 /// The X libraries the prebuilt mybinaryprogram of the acceptance files needs, besides the stdenv's packages.
 const EXTRA_PACKAGES: &[&str] = &["libxrandr2", "libxinerama1", "libxcursor1"];
@@ -34,30 +34,12 @@ fn repository() -> &'static (PathBuf, u16) {
 /// directory.
 fn world() -> World {
     let (dir, port) = repository();
-    let world = World::new();
-    let config = world.path("config/fhskit");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(
-        config.join("config.toml"),
-        format!(
-            "[pkgs]\nhost-sources = false\nhost-packages = false\n\n[[pkgs.repository]]\nurl = \"http://127.0.0.1:{port}\"\n\
-             suite = \"testing\"\ncomponents = [\"main\"]\nkeyring = \"{}\"\n",
-            dir.join("repo/key.gpg").display()
-        ),
+    run_support::acceptance_world(
+        dir,
+        *port,
+        &["amd64"],
+        &["mypackage.nix", "mypackage-src", "mybinaryprogram.nix"],
     )
-    .unwrap();
-    ok(&world.fhskit(&["pkgs", "update"]));
-    let copy = std::process::Command::new("cp")
-        .arg("-r")
-        .args(
-            ["mypackage.nix", "mypackage-src", "mybinaryprogram.nix"]
-                .map(|f| fixtures().join("../acceptance").join(f)),
-        )
-        .arg(world.dir.path())
-        .status()
-        .unwrap();
-    assert!(copy.success());
-    world
 }
 
 fn build(world: &World, args: &[&str]) -> String {

@@ -174,6 +174,34 @@ pub fn served_repository(prefix: &str, packages: &[&str]) -> (PathBuf, u16) {
     (dir, port)
 }
 
+/// A world whose fhskit uses only the repository of [`served_repository`] (`repo_dir`, served on `port`) for the
+/// given architectures, with its index fetched and the named files of `tests/acceptance/` copied into its directory.
+pub fn acceptance_world(repo_dir: &Path, port: u16, architectures: &[&str], files: &[&str]) -> World {
+    let world = World::new();
+    let config = world.path("config/fhskit");
+    std::fs::create_dir_all(&config).unwrap();
+    let architectures: Vec<String> = architectures.iter().map(|a| format!("\"{a}\"")).collect();
+    std::fs::write(
+        config.join("config.toml"),
+        format!(
+            "[pkgs]\nhost-sources = false\nhost-packages = false\narchitectures = [{}]\n\n[[pkgs.repository]]\n\
+             url = \"http://127.0.0.1:{port}\"\nsuite = \"testing\"\ncomponents = [\"main\"]\nkeyring = \"{}\"\n",
+            architectures.join(", "),
+            repo_dir.join("repo/key.gpg").display()
+        ),
+    )
+    .unwrap();
+    ok(&world.fhskit(&["pkgs", "update"]));
+    let copy = Command::new("cp")
+        .arg("-r")
+        .args(files.iter().map(|f| fixtures().join("../acceptance").join(f)))
+        .arg(world.dir.path())
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    world
+}
+
 pub fn text(o: &Output) -> String {
     format!(
         "status: {:?}\nstdout: {}\nstderr: {}",
