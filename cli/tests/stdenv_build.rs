@@ -4,6 +4,9 @@
 //! directory; nothing comes from the network or from the host's dpkg database.
 //! - `callPackage ./mypackage.nix {}`: Debian's gcc, make and pkg-config in the build's FHS tree; the result prints
 //!   the zlib versions, also with the host's libraries hidden
+//! - `callPackage_i686 ./mypackage.nix {}`: Debian's i386 gcc, binutils and make (downloaded `.deb` files as the
+//!   archive ships them, `tests/fixtures/i386-stdenv-debs.sh`, added to the repository's binary-i386 index) build a
+//!   32-bit program with the store's i386 loader and zlib
 //! - `mybinaryprogram.nix`: a prebuilt program patched with `$NIX_CC/nix-support/dynamic-linker` and
 //!   `lib.makeLibraryPath` of xlibs runs with the host's libraries hidden
 //! - `fetchurl` with `lib.fakeHash`: Nix's hash mismatch message, then the printed hash builds
@@ -25,9 +28,14 @@ fn packages() -> Vec<&'static str> {
 }
 
 /// The repository (built once per test process, in `/tmp/fhskit-stdenv-repo-<pid>`) and the port it is served on.
+/// With the downloaded i386 stdenv packages ([`run_support::i386_stdenv_debs`]) in its binary-i386 index when they
+/// are there (the i686 test fails without them).
 fn repository() -> &'static (PathBuf, u16) {
     static REPO: OnceLock<(PathBuf, u16)> = OnceLock::new();
-    REPO.get_or_init(|| run_support::served_repository("fhskit-stdenv-repo-", &packages()))
+    REPO.get_or_init(|| {
+        let i386 = run_support::i386_stdenv_debs().ok();
+        run_support::served_repository_with("fhskit-stdenv-repo-", &packages(), i386.as_deref())
+    })
 }
 
 /// A world whose fhskit uses the repository (config.toml) with its index fetched, and the acceptance files in its
@@ -67,6 +75,83 @@ fn mypackage_builds_with_debian_gcc_and_prints_the_zlib_versions() {
     // harness's `fhskit patch` makes its own ./result: the printed path is used.)
     let harness = Harness::new(&world);
     let o = harness.run(&world, &[program.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("running with 1.2.13"), "{}", text(&o));
+}
+
+/// Debian packages of the i386 build's toolchain (and zlib's development files) that must be in its tree as i386.
+const I386_TOOLCHAIN: &[&str] = &[
+    "gcc-12",
+    "cpp-12",
+    "binutils-i686-linux-gnu",
+    "libgcc-12-dev",
+    "make",
+    "bash",
+    "libc6-dev",
+    "zlib1g-dev",
+];
+
+#[test]
+fn call_package_i686_builds_mypackage_with_debian_s_i386_toolchain() {
+    if let Err(missing) = run_support::i386_stdenv_debs() {
+        return test_support::unmet(missing);
+    }
+    for tool in ["file", "readelf"] {
+        if !test_support::have_tool(tool) {
+            return test_support::unmet(format!("{tool} (packages file, binutils)"));
+        }
+    }
+    let (dir, port) = repository();
+    let world =
+        run_support::acceptance_world(dir, *port, &["amd64", "i386"], &["mypackage.nix", "mypackage-src"]);
+    let expr = "with import <nixpkgs> { }; callPackage_i686 ./mypackage.nix { }";
+    // The build's tree holds Debian's i386 compiler, binutils, make and bash, and not the amd64 compiler: a native
+    // 32-bit toolchain, not `gcc -m32`.
+    let check = format!(
+        "with import <nixpkgs> {{ }}; let paths = ({expr}).fhskitRoot.paths; \
+         has = d: if builtins.elem d.outPath paths then \"in\" else \"out\"; in \
+         builtins.concatStringsSep \"\\n\" (map (n: let d = pkgsi686Linux.debian.${{n}}; in \
+         \"${{n}} ${{d.meta.debian.architecture}} ${{has d}}\") [ {} ] ++ [ \"amd64 gcc-12 ${{has debian.gcc-12}}\" ])",
+        I386_TOOLCHAIN.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(" ")
+    );
+    let tree = ok(&world.fhskit(&["eval", "--raw", "-E", &check]));
+    let expected: Vec<String> = I386_TOOLCHAIN
+        .iter()
+        .map(|p| format!("{p} i386 in"))
+        .chain(["amd64 gcc-12 out".to_owned()])
+        .collect();
+    assert_eq!(tree.lines().collect::<Vec<_>>(), expected);
+    let out = build(&world, &["-E", expr]);
+    assert!(out.ends_with("-mypackage-1.0"), "{out}");
+    assert_eq!(std::fs::canonicalize(world.path("result")).unwrap(), Path::new(&out));
+    let program = world.path("result/bin/mypackage");
+    // A 32-bit x86 program whose loader is glibc's i386 ld.so in the store, and zlib the i386 package's.
+    let o = std::process::Command::new("file").arg("-L").arg(&program).output().unwrap();
+    let described = ok(&o);
+    assert!(described.contains("ELF 32-bit LSB") && described.contains("Intel 80386"), "{described}");
+    let (libc, zlib) = {
+        let paths = ok(&world.fhskit(&[
+            "eval",
+            "--raw",
+            "-E",
+            "with import <nixpkgs> { }; \"${pkgsi686Linux.debian.libc6} ${pkgsi686Linux.debian.zlib1g}\"",
+        ]));
+        let (libc, zlib) = paths.split_once(' ').unwrap();
+        (libc.to_owned(), zlib.trim().to_owned())
+    };
+    let loader = format!("{libc}/lib/i386-linux-gnu/ld-linux.so.2");
+    assert!(described.contains(&format!("interpreter {loader},")), "{described}");
+    let o = std::process::Command::new("readelf").args(["-l", "-d", "-W"]).arg(&program).output().unwrap();
+    let headers = ok(&o);
+    assert!(headers.contains(&format!("[Requesting program interpreter: {loader}]")), "{headers}");
+    let runpath = headers.lines().find(|l| l.contains("(RUNPATH)")).unwrap_or_else(|| panic!("{headers}"));
+    assert!(runpath.contains(&format!("{zlib}/lib/i386-linux-gnu")), "{runpath}");
+    let printed = run(&program);
+    assert!(printed.starts_with("mypackage built against zlib 1.2.13, running with 1.2.13"), "{printed}");
+    // It runs where the host's libraries (its /lib/ld-linux.so.2 too) are hidden. (The harness's `fhskit patch`
+    // makes its own ./result: the printed path is used.)
+    let harness = Harness::new(&world);
+    let o = harness.run(&world, &[&format!("{out}/bin/mypackage")]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("running with 1.2.13"), "{}", text(&o));
 }

@@ -127,6 +127,30 @@ pub const STDENV_PACKAGES: &[&str] = &[
     "pkgconf",
 ];
 
+/// The Debian i386 packages of the i386 stdenv with their i386 closure, downloaded as the archive ships them by
+/// `tests/fixtures/i386-stdenv-debs.sh` (`.ci/run` does, into `$TMPDIR/fhskit-i386-stdenv-debs`, or the directory
+/// `FHSKIT_I386_DEBS` names): Debian's gcc:i386 cannot be installed beside gcc:amd64, so they cannot be re-packed
+/// from the host. `Err` with what is missing when the directory is not complete.
+pub fn i386_stdenv_debs() -> Result<PathBuf, String> {
+    let dir = std::env::var_os("FHSKIT_I386_DEBS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join("fhskit-i386-stdenv-debs"));
+    let missing = || {
+        format!(
+            "the i386 stdenv's .deb files in {} (sh tests/fixtures/i386-stdenv-debs.sh {0}, as .ci/run does)",
+            dir.display()
+        )
+    };
+    // The script writes the list of requested packages last: without it the download is incomplete.
+    let listed = std::fs::read_to_string(dir.join("packages")).map_err(|_| missing())?;
+    let listed: Vec<&str> = listed.lines().collect();
+    let absent: Vec<&str> = STDENV_PACKAGES.iter().copied().filter(|p| !listed.contains(p)).collect();
+    if !absent.is_empty() {
+        return Err(format!("{} (it lacks {})", missing(), absent.join(", ")));
+    }
+    Ok(dir)
+}
+
 /// Removes `/tmp/<prefix><pid>` directories whose process no longer runs and returns this process's own. A test
 /// binary keeps such a directory in a static, which is never dropped: each run cleans up after the earlier ones.
 pub fn process_dir(prefix: &str) -> PathBuf {
@@ -148,6 +172,11 @@ pub fn process_dir(prefix: &str) -> PathBuf {
 /// `tests/fixtures/run-repo.sh` into `/tmp/<prefix><pid>` (see [`process_dir`]) and served on 127.0.0.1 (by
 /// `test_support::http`) until the process ends: its directory and port. Call it once per process.
 pub fn served_repository(prefix: &str, packages: &[&str]) -> (PathBuf, u16) {
+    served_repository_with(prefix, packages, None)
+}
+
+/// [`served_repository`] with the `.deb` files of `extra_debs` added as they are (`RUN_REPO_EXTRA_DEBS`).
+pub fn served_repository_with(prefix: &str, packages: &[&str], extra_debs: Option<&Path>) -> (PathBuf, u16) {
     let dir = process_dir(prefix);
     // Re-packing ~100 host packages runs dpkg-query, dpkg-deb, dpkg-scanpackages and gpg; under heavy load one of
     // them has been seen to fail without a message (exit 25). The repository is the test's setup, not what it
@@ -155,8 +184,12 @@ pub fn served_repository(prefix: &str, packages: &[&str]) -> (PathBuf, u16) {
     let mut failed = None;
     for _ in 0..2 {
         let _ = std::fs::remove_dir_all(&dir);
-        let o =
-            Command::new("sh").arg(fixtures().join("run-repo.sh")).arg(&dir).args(packages).output().unwrap();
+        let mut cmd = Command::new("sh");
+        cmd.arg(fixtures().join("run-repo.sh")).arg(&dir).args(packages);
+        if let Some(debs) = extra_debs {
+            cmd.env("RUN_REPO_EXTRA_DEBS", debs);
+        }
+        let o = cmd.output().unwrap();
         if o.status.success() {
             failed = None;
             break;
