@@ -104,6 +104,15 @@ fn call_package_i686_builds_mypackage_with_debian_s_i386_toolchain() {
     let (dir, port) = repository();
     let world =
         run_support::acceptance_world(dir, *port, &["amd64", "i386"], &["mypackage.nix", "mypackage-src"]);
+    // The acceptance table's order: the 64-bit row first, evaluated with the same lock file. It pins pkgconf-bin
+    // (Multi-Arch: foreign) for amd64, which the i386 tree then takes too: its `pkg-config` is the amd64 program,
+    // which finds i386's `.pc` files only through the i386 setup's PKG_CONFIG_LIBDIR (as tests/realworld sees it).
+    ok(&world.fhskit(&[
+        "eval",
+        "--raw",
+        "-E",
+        "with import <nixpkgs> { }; (callPackage ./mypackage.nix { }).drvPath",
+    ]));
     let expr = "with import <nixpkgs> { }; callPackage_i686 ./mypackage.nix { }";
     // The build's tree holds Debian's i386 compiler, binutils, make and bash, and not the amd64 compiler: a native
     // 32-bit toolchain, not `gcc -m32`.
@@ -111,14 +120,15 @@ fn call_package_i686_builds_mypackage_with_debian_s_i386_toolchain() {
         "with import <nixpkgs> {{ }}; let paths = ({expr}).fhskitRoot.paths; \
          has = d: if builtins.elem d.outPath paths then \"in\" else \"out\"; in \
          builtins.concatStringsSep \"\\n\" (map (n: let d = pkgsi686Linux.debian.${{n}}; in \
-         \"${{n}} ${{d.meta.debian.architecture}} ${{has d}}\") [ {} ] ++ [ \"amd64 gcc-12 ${{has debian.gcc-12}}\" ])",
+         \"${{n}} ${{d.meta.debian.architecture}} ${{has d}}\") [ {} ] ++ [ \"amd64 gcc-12 ${{has debian.gcc-12}}\" \
+         \"amd64 pkgconf-bin ${{has debian.pkgconf-bin}}\" ])",
         I386_TOOLCHAIN.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(" ")
     );
     let tree = ok(&world.fhskit(&["eval", "--raw", "-E", &check]));
     let expected: Vec<String> = I386_TOOLCHAIN
         .iter()
         .map(|p| format!("{p} i386 in"))
-        .chain(["amd64 gcc-12 out".to_owned()])
+        .chain(["amd64 gcc-12 out".to_owned(), "amd64 pkgconf-bin in".to_owned()])
         .collect();
     assert_eq!(tree.lines().collect::<Vec<_>>(), expected);
     let out = build(&world, &["-E", expr]);
