@@ -8,7 +8,7 @@
 # row needs a package from it), for amd64 and i386.
 #
 # usage: sh tests/realworld/acceptance.sh [--keep]   (root or a user with user namespaces; python3 and a C compiler
-#        for the mybinaryprogram row's program, which is linked against the libraries fhskit builds)
+#        for the mybinaryprogram row's program, which is linked against the libraries fhskit builds; readelf)
 set -u
 cd "$(dirname "$0")/../.."
 repo=$(pwd)
@@ -120,10 +120,20 @@ for variant in callPackage callPackage_i686; do
     fi
     out=$("./res-$variant/bin/mypackage" 2>&1)
     case "$out" in "mypackage built against zlib"*) ;; *) fail "$row" "does not print the zlib versions: $out"; continue ;; esac
+    # ELF class (byte 4) and machine (bytes 18-19, little-endian): 01 and 03 00 (EM_386) for i386, 02 and 3e 00
+    # (EM_X86_64) for amd64; the interpreter (PT_INTERP) is the loader in the store.
     class=$(od -An -t x1 -j 4 -N 1 "./res-$variant/bin/mypackage" | tr -d ' ')
-    if [ "$variant" = callPackage_i686 ] && [ "$class" != 01 ]; then fail "$row" "not a 32-bit program"
-    elif [ "$variant" = callPackage ] && [ "$class" != 02 ]; then fail "$row" "not a 64-bit program"
-    else pass "$row"; fi
+    machine=$(od -An -t x1 -j 18 -N 2 "./res-$variant/bin/mypackage" | tr -d ' ')
+    interp=$(readelf -lW "./res-$variant/bin/mypackage" | sed -n 's/.*\[Requesting program interpreter: \(.*\)\]$/\1/p')
+    if [ "$variant" = callPackage_i686 ] && [ "$class$machine" != 010300 ]; then fail "$row" "not a 32-bit x86 program"
+    elif [ "$variant" = callPackage ] && [ "$class$machine" != 023e00 ]; then fail "$row" "not a 64-bit x86 program"
+    else
+        case "$variant:$interp" in
+            callPackage_i686:"$FHSKIT_STORE"/*/lib/i386-linux-gnu/ld-linux.so.2) pass "$row" ;;
+            callPackage:"$FHSKIT_STORE"/*/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2) pass "$row" ;;
+            *) fail "$row" "the interpreter is not the store's loader: $interp" ;;
+        esac
+    fi
 done
 
 # 4. fhskit shell -p gcc pkg-config zlib --run 'make -C mypackage-src': builds and runs.
