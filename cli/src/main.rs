@@ -30,6 +30,16 @@ unsafe extern "C" {
 }
 /// `mi_option_arena_eager_commit` in the bundled mimalloc 2's `mimalloc.h` (the fifth entry of `mi_option_e`).
 const MI_OPTION_ARENA_EAGER_COMMIT: std::ffi::c_int = 4;
+/// `mi_option_purge_delay` there (the sixteenth entry): milliseconds before freed memory is returned, -1 for never.
+const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
+
+/// Stops returning freed memory to the system, for a process whose allocations are few and short-lived (the
+/// launcher of `env run`): each return is an madvise(2) over mimalloc's arenas, about a dozen of them per launch
+/// (before the fork and at exit), more than a fast start can afford.
+pub(crate) fn keep_freed_memory() {
+    // SAFETY: mi_option_set only stores the value, which mimalloc reads at its next purge.
+    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
+}
 
 /// Turns off mimalloc's eager commit of its arenas before anything is allocated: with it, every page of an arena
 /// region ever handed out stays resident, and the builder (a thread per job, a fork per build) peaked at twice its
@@ -144,6 +154,10 @@ fn main() -> ExitCode {
     if let Some((args, plan)) = commands::run::cached_plan(&argv) {
         init_logging(0);
         return finish(commands::run::start_cached(&args, &plan, 0));
+    }
+    if let Some((launch, command)) = commands::env::quick_run_args(&argv) {
+        init_logging(0);
+        return finish(commands::env::launch_env(&launch, command, 0));
     }
     let cli = Cli::parse_from(argv);
     init_logging(cli.verbose);

@@ -24,8 +24,28 @@ fn inside(root: &str, path: &Path) -> PathBuf {
     Path::new(root).join(path.strip_prefix("/").unwrap_or(path))
 }
 
+/// Creates `path` and its missing parents. Nearly every call finds the directory there already (the parent of each
+/// `/etc` link, a mount point the env tree has), so the common case is one mkdir(2) failing with EEXIST, without
+/// the stat(2) `create_dir_all` adds to check what exists: a non-directory there makes the mount or link made in
+/// it fail instead, naming the path.
 fn mkdir_all(path: &Path) -> Result<()> {
-    std::fs::create_dir_all(path).map_err(Error::io("create mount point", path))
+    match std::fs::create_dir(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                mkdir_all(parent)?;
+            }
+            match std::fs::create_dir(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                    Err(Error::io("create mount point", path)(e))
+                }
+                _ => Ok(()),
+            }
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            Err(Error::io("create mount point", path)(e))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Creates an empty mount point of the same kind as `source` (directory or file).
@@ -64,9 +84,18 @@ fn remount_read_only(target: &Path) -> Result<()> {
         .map_err(Error::sys("remount read-only", target))
 }
 
-/// Makes the mount at `target` and every mount below it read-only (mount_setattr(2) with `AT_RECURSIVE`, Linux
-/// 5.12); on older kernels each of them is remounted read-only in turn, as listed in /proc/self/mountinfo.
-fn make_read_only_recursive(target: &Path) -> Result<()> {
+/// Makes the mount at `target` read-only with one mount_setattr(2) (Linux 5.12), which changes that attribute
+/// alone, so the flags the kernel locked stay as they are; elsewhere it is remounted read-only with them.
+fn make_read_only(target: &Path) -> Result<()> {
+    if set_read_only(target, false)? {
+        return Ok(());
+    }
+    remount_read_only(target)
+}
+
+/// Sets `MOUNT_ATTR_RDONLY` on the mount at `target` (and, with `recursive`, on every mount below it) with
+/// mount_setattr(2); returns false where the kernel (or a seccomp filter) does not offer that call.
+fn set_read_only(target: &Path, recursive: bool) -> Result<bool> {
     /// `struct mount_attr` of mount_setattr(2).
     #[repr(C)]
     struct MountAttr {
@@ -85,17 +114,27 @@ fn make_read_only_recursive(target: &Path) -> Result<()> {
             libc::SYS_mount_setattr,
             libc::AT_FDCWD,
             path.as_ptr(),
-            libc::AT_RECURSIVE,
+            if recursive { libc::AT_RECURSIVE } else { 0 },
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
     if done == 0 {
-        return Ok(());
+        return Ok(true);
     }
     let err = std::io::Error::last_os_error();
-    if err.raw_os_error() != Some(libc::ENOSYS) {
-        return Err(Error::Io { action: "make read-only (mount_setattr)", path: target.into(), source: err });
+    match err.raw_os_error() {
+        // Not there (before 5.12), or refused by a filter that knows no newer calls: the remount does it.
+        Some(libc::ENOSYS | libc::EPERM) => Ok(false),
+        _ => Err(Error::Io { action: "make read-only (mount_setattr)", path: target.into(), source: err }),
+    }
+}
+
+/// Makes the mount at `target` and every mount below it read-only (mount_setattr(2) with `AT_RECURSIVE`, Linux
+/// 5.12); on older kernels each of them is remounted read-only in turn, as listed in /proc/self/mountinfo.
+fn make_read_only_recursive(target: &Path) -> Result<()> {
+    if set_read_only(target, true)? {
+        return Ok(());
     }
     let mountinfo =
         std::fs::read_to_string("/proc/self/mountinfo").map_err(Error::io("read", "/proc/self/mountinfo"))?;
@@ -182,7 +221,7 @@ fn perform_op(op: &Op, later: &mut Vec<PathBuf>) -> Result<()> {
                     }
                     mount(Some(EMPTY), &t, None::<&str>, MsFlags::MS_BIND, None::<&str>)
                         .map_err(Error::sys("hide", target))?;
-                    remount_read_only(&t)?;
+                    make_read_only(&t)?;
                 }
                 Err(_) => {} // nothing to hide
             }
@@ -205,7 +244,7 @@ fn perform_op(op: &Op, later: &mut Vec<PathBuf>) -> Result<()> {
             })?;
             match (*read_only, *recursive) {
                 (true, true) => make_read_only_recursive(&t)?,
-                (true, false) => remount_read_only(&t)?,
+                (true, false) => make_read_only(&t)?,
                 _ => {}
             }
         }
@@ -221,10 +260,17 @@ fn perform_op(op: &Op, later: &mut Vec<PathBuf>) -> Result<()> {
         }
         Op::Symlink { link, target } => {
             let l = inside(NEW, link);
-            if let Some(parent) = l.parent() {
-                mkdir_all(parent)?;
+            // The parent is there for nearly every link (all of `/etc`'s): made only when the link cannot be.
+            match std::os::unix::fs::symlink(target, &l) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    if let Some(parent) = l.parent() {
+                        mkdir_all(parent)?;
+                    }
+                    std::os::unix::fs::symlink(target, &l)
+                }
+                done => done,
             }
-            std::os::unix::fs::symlink(target, &l).map_err(Error::io("create link", link))?;
+            .map_err(Error::io("create link", link))?;
         }
         // Only in a plan for a new pid namespace, performed by its PID 1. An unprivileged procfs mount needs a
         // fully visible procfs in the mount namespace (the host's, still at /oldroot/proc here).
@@ -261,7 +307,7 @@ pub fn enter_root(plan: &MountPlan) -> Result<()> {
         perform_op(op, &mut later)?;
     }
     for target in later {
-        remount_read_only(&target)?;
+        make_read_only(&target)?;
     }
     umount2(OLD, MntFlags::MNT_DETACH).map_err(Error::sys("detach the host root at", OLD))?;
     chdir(NEW).map_err(Error::sys("chdir to", NEW))?;

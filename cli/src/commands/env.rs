@@ -161,6 +161,28 @@ pub fn run(command: EnvCommand, verbose: u8) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `fhskit env run` read by a parser of that command alone, as [`crate::commands::run::cached_plan`] reads `run`:
+/// building the parser of every command costs more than the rest of reading the arguments. Whatever it does not
+/// take (global options, `--help`, a mistake) is left to the full parser, which reports it.
+pub fn quick_run_args(argv: &[OsString]) -> Option<(LaunchArgs, Vec<OsString>)> {
+    use clap::Parser as _;
+    if argv.get(1).is_none_or(|a| a != "env") || argv.get(2).is_none_or(|a| a != "run") {
+        return None;
+    }
+    let args = RunOnly::try_parse_from(&argv[3..]).ok()?;
+    Some((args.launch, args.command))
+}
+
+/// The arguments of `fhskit env run`, as [`EnvCommand::Run`] takes them.
+#[derive(Debug, clap::Parser)]
+#[command(no_binary_name = true)]
+struct RunOnly {
+    #[command(flatten)]
+    launch: LaunchArgs,
+    #[arg(last = true)]
+    command: Vec<OsString>,
+}
+
 /// Where built envs of env.toml files (and of shells) are kept.
 pub(crate) fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").map(PathBuf::from).filter(|p| p.is_absolute()) {
@@ -377,6 +399,9 @@ fn notify(line: &str) {
 /// Runs `command` in the env of `args`. Namespaces can only be entered by a single-threaded process, so a caller
 /// that has started threads (downloads, hashing) re-executes fhskit as `fhskit env run …` instead.
 pub fn launch_env(args: &LaunchArgs, command: Vec<OsString>, verbose: u8) -> anyhow::Result<ExitCode> {
+    // This process lives on as the program's monitor, holding the little it allocated: returning that to the
+    // system (before forking and again at exit) would cost more than it saves.
+    crate::keep_freed_memory();
     if !args.dry_run && !fhsenv::userns::single_threaded() {
         return reexec(args, command, verbose);
     }
