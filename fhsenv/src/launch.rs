@@ -11,6 +11,12 @@
 //!   namespace (then it also mounts `/proc`). It forwards the same signals, reaps orphans, terminates what is left
 //!   when the program exits and passes the program's status back through a pipe.
 //!
+//! The namespaces end with the last process in them, and ending a mount namespace waits for an RCU grace period
+//! (from a fraction of a millisecond to several on a busy machine): more than the rest of a launch. So the keeper,
+//! once it has reported the program's status, waits for the monitor to exit before it exits itself, and the last
+//! reference (and that wait) is the keeper's, after `fhskit` has already returned to its caller; no process of the
+//! program is left by then.
+//!
 //! Nothing outlives the monitor, however it dies (prctl(2) PR_SET_PDEATHSIG, as bubblewrap's --die-with-parent): the
 //! keeper gets a parent-death signal and terminates the tree (TERM, then KILL after the grace period; with a pid
 //! namespace its own exit then kills the namespace), and the program gets SIGKILL if the keeper itself is killed,
@@ -212,6 +218,9 @@ pub fn run(prepared: &Prepared, options: &LaunchOptions<'_>) -> Result<Outcome> 
     // Close-on-exec: the program must not hold the write end (a read would then wait for the program too).
     let (status_read, status_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Error::sys("create a pipe", "monitor"))?;
+    // The monitor holds the write end of this one until it exits; the keeper's read ends then (module docs).
+    let (gone_read, gone_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Error::sys("create a pipe", "monitor"))?;
 
     // SAFETY: the process is single-threaded (namespace entry required it), so the child may run arbitrary code.
     let child = match unsafe { fork() }.map_err(Error::sys("fork", "the keeper of the program"))? {
@@ -220,6 +229,7 @@ pub fn run(prepared: &Prepared, options: &LaunchOptions<'_>) -> Result<Outcome> 
                 take_terminal();
             }
             drop(status_read);
+            drop(gone_write);
             // Whatever ends the monitor, even SIGKILL, the keeper hears of it and ends the tree. The monitor may
             // have died before the signal was armed: then its end of the status pipe is closed. (getppid(2) cannot
             // tell: in a new pid namespace the parent is outside it, and it is 0.)
@@ -227,11 +237,12 @@ pub fn run(prepared: &Prepared, options: &LaunchOptions<'_>) -> Result<Outcome> 
             if reader_gone(&status_write) {
                 let _ = kill(getpid(), PARENT_DIED);
             }
-            keeper(prepared, options, &signals, &status_write)
+            keeper(prepared, options, &signals, &status_write, &gone_read)
         }
         ForkResult::Parent { child } => child,
     };
     drop(status_write);
+    drop(gone_read);
     if tty_foreground {
         // Both sides set the group, so whichever runs first the child is in it before it can exec.
         let _ = setpgid(child, child);
@@ -249,16 +260,13 @@ pub fn run(prepared: &Prepared, options: &LaunchOptions<'_>) -> Result<Outcome> 
         grace: options.kill_grace,
         terminating: false,
     };
-    let status = monitor.watch(&signals)?;
+    // The keeper reports the program's status; if the keeper was killed, its own status is all there is.
+    let outcome = monitor.watch(&signals, Some(&status_read))?;
     if tty_foreground {
         let _ = tcsetpgrp(std::io::stdin(), getpgrp());
     }
-    // The keeper reports the program's status; if the keeper was killed, its own status is all there is.
-    let mut buf = [0u8; 8];
-    let outcome = match nix::unistd::read(&status_read, &mut buf) {
-        Ok(8) => decode_outcome(buf),
-        _ => status,
-    };
+    // Held open until this process exits, so the keeper outlives it (module docs); close-on-exec.
+    std::mem::forget(gone_write);
     Ok(outcome)
 }
 
@@ -384,7 +392,13 @@ fn exec_program(prepared: &Prepared, options: &LaunchOptions<'_>) -> ! {
 /// (with a new /proc); otherwise a child subreaper. It forks the program, reaps everything, forwards signals,
 /// terminates the tree when the monitor dies (`PARENT_DIED`), and reports the program's status through `status`
 /// before exiting (which, as PID 1, kills whatever is left in the namespace).
-fn keeper(prepared: &Prepared, options: &LaunchOptions<'_>, signals: &SignalFd, status: &OwnedFd) -> ! {
+fn keeper(
+    prepared: &Prepared,
+    options: &LaunchOptions<'_>,
+    signals: &SignalFd,
+    status: &OwnedFd,
+    monitor_gone: &OwnedFd,
+) -> ! {
     let pid1_mode = prepared.spec.unshare.pid;
     let entered = if pid1_mode {
         mount::enter_root(&prepared.plan)
@@ -427,8 +441,19 @@ fn keeper(prepared: &Prepared, options: &LaunchOptions<'_>, signals: &SignalFd, 
         grace: options.kill_grace,
         terminating: false,
     };
-    let outcome = monitor.watch(signals).unwrap_or(Outcome::Exited(126));
-    let _ = nix::unistd::write(status, &encode_outcome(outcome));
+    let outcome = monitor.watch(signals, None).unwrap_or(Outcome::Exited(126));
+    // What the program left behind dies with PID 1 (kill(2) with -1 there reaches the namespace only); it must be
+    // gone before the status is reported.
+    if pid1_mode && keeper_pid.as_raw() == 1 {
+        let _ = kill(Pid::from_raw(-1), Signal::SIGKILL);
+        while matches!(waitpid(None, Some(WaitPidFlag::__WALL)), Ok(_) | Err(nix::Error::EINTR)) {}
+    }
+    if nix::unistd::write(status, &encode_outcome(outcome)) == Ok(8) {
+        // Exit after the monitor, which holds the write end of `monitor_gone` until it exits (the read then ends),
+        // so that this process takes the namespaces' teardown with it.
+        let mut buf = [0u8; 1];
+        while matches!(nix::unistd::read(monitor_gone, &mut buf), Err(nix::Error::EINTR)) {}
+    }
     child_exit(0)
 }
 
@@ -446,9 +471,39 @@ struct Monitor {
 }
 
 impl Monitor {
-    fn watch(&mut self, signals: &SignalFd) -> Result<Outcome> {
+    /// Forwards signals and reaps until the main child is gone, or, given the read end of the keeper's status pipe,
+    /// until the status arrives there (the keeper then waits for this process to exit).
+    fn watch(&mut self, signals: &SignalFd, status: Option<&OwnedFd>) -> Result<Outcome> {
+        use std::os::fd::AsRawFd;
         let mut result: Option<Outcome> = None;
+        let mut status = status;
         loop {
+            if let Some(pipe) = status {
+                let mut fds = [signals.as_raw_fd(), pipe.as_raw_fd()].map(|fd| libc::pollfd {
+                    fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+                // SAFETY: two valid pollfds, alive for the call.
+                if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+                    let err = nix::Error::last();
+                    if err != nix::Error::EINTR {
+                        return Err(Error::sys("wait for signals", "monitor")(err));
+                    }
+                }
+                if fds[1].revents != 0 {
+                    let mut buf = [0u8; 8];
+                    if nix::unistd::read(pipe, &mut buf) == Ok(8) {
+                        nix::unistd::alarm::cancel();
+                        return Ok(decode_outcome(buf));
+                    }
+                    // The keeper ended without reporting: its own exit status comes with SIGCHLD.
+                    status = None;
+                }
+                if fds[0].revents == 0 {
+                    continue;
+                }
+            }
             let info = match signals.read_signal() {
                 Ok(Some(info)) => info,
                 Ok(None) | Err(nix::Error::EINTR) => continue,
