@@ -167,6 +167,9 @@ pub struct Builder<'a> {
     build_dir: PathBuf,
     verbose_log: bool,
     userns: OnceLock<bool>,
+    /// Looked up at the first build that needs them, then kept for the run.
+    build_users: OnceLock<Vec<(u32, u32)>>,
+    cores: OnceLock<usize>,
     warned_no_sandbox: AtomicBool,
 }
 
@@ -194,6 +197,8 @@ impl<'a> Builder<'a> {
             extra_builtins: None,
             verbose_log: false,
             userns: OnceLock::new(),
+            build_users: OnceLock::new(),
+            cores: OnceLock::new(),
             warned_no_sandbox: AtomicBool::new(false),
         };
         scheduler::remove_stale(&sandbox::sandboxes_dir(store));
@@ -243,6 +248,16 @@ impl<'a> Builder<'a> {
     /// and compared. Fails with [`BuildError::Failed`] listing each failed derivation when any did.
     pub fn realise(&self, targets: &[DerivedPath], mode: BuildMode) -> Result<Realised> {
         scheduler::realise(self, targets, mode)
+    }
+
+    /// The build users root may take (see [`sandbox::build_user_candidates`]).
+    fn build_users(&self) -> &[(u32, u32)] {
+        self.build_users.get_or_init(|| sandbox::build_user_candidates(&self.settings))
+    }
+
+    /// `NIX_BUILD_CORES`: `std::thread::available_parallelism` reads the cgroup's CPU quota each time it is asked.
+    fn cores(&self) -> usize {
+        *self.cores.get_or_init(|| self.settings.effective_cores())
     }
 
     fn userns_works(&self) -> bool {

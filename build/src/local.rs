@@ -206,7 +206,7 @@ fn build_builtin(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
     let name = job.drv.builder.trim_start_matches("builtin:");
     let scratch = sandbox::sandboxes_dir(store).join(sandbox::unique_dir_name());
     fs::create_dir_all(&scratch).map_err(|e| job.error(e))?;
-    let chroot = Chroot { dir: scratch.clone(), root: scratch.clone(), store_in_root: scratch };
+    let chroot = Chroot::scratch(scratch);
     let mut log =
         BuildLog::create(&b.log_dir, job.drv_path, b.settings.compress_build_log, b.settings.log_lines)
             .map_err(|e| job.error(e))?;
@@ -388,7 +388,7 @@ fn build_external(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
     let t0 = Instant::now();
     let identity = if as_root && sandboxed {
         let user = loop {
-            match sandbox::acquire_build_user(&b.settings, store.state_dir()).map_err(|e| job.error(e))? {
+            match sandbox::acquire_build_user(b.build_users(), store.state_dir()).map_err(|e| job.error(e))? {
                 Some(u) => break u,
                 None => {
                     b.observer.event(&Event::Note(&format!(
@@ -426,7 +426,7 @@ fn build_external(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
         drv: job.drv,
         input_closure: job.input_closure,
         build_top: &top,
-        cores: b.settings.effective_cores(),
+        cores: b.cores(),
         fixed_output,
     };
     let benv =

@@ -64,6 +64,11 @@ pub enum Mount {
     Tmpfs { target: PathBuf, options: String },
     /// A private devpts instance (`newinstance`); skipped where the kernel refuses one.
     Devpts { target: PathBuf },
+    /// Attaches the detached mount `mount` (an fsmount(2) or open_tree(2) descriptor of the parent, which must
+    /// stay open until [`Isolate::spawn`] returns) on `target` with move_mount(2). Attached on [`Isolate::root`] as
+    /// the first mount, it is the root itself (which is then not bound onto itself): a tree the parent made in a
+    /// tmpfs of its own, without a path on the host.
+    Attach { mount: RawFd, target: PathBuf },
 }
 
 /// What to start and how (see the module documentation).
@@ -166,6 +171,10 @@ enum Step {
         data: CString,
         optional: bool,
     },
+    Attach {
+        mount: RawFd,
+        target: CString,
+    },
     Chdir(CString),
     PivotHere,
     /// pivot_root(".", put_old), then the cover mount on the old root.
@@ -185,6 +194,9 @@ enum Step {
     Landlock(RawFd),
     DieWithParent,
 }
+
+/// move_mount(2): the source is the descriptor itself (linux/mount.h).
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 
 fn cstr(s: &OsStr, what: &Path) -> Result<CString> {
     CString::new(s.as_bytes())
@@ -248,7 +260,8 @@ impl Isolate {
                 "make every mount private".into(),
             );
         }
-        if let Some(root) = &self.root {
+        let root_attached = matches!((&self.root, self.mounts.first()), (Some(r), Some(Mount::Attach { target, .. })) if r == target);
+        if let Some(root) = self.root.as_ref().filter(|_| !root_attached) {
             let r = cpath(root)?;
             push(
                 Step::Mount {
@@ -318,6 +331,10 @@ impl Isolate {
                         optional: false,
                     },
                     format!("mount tmpfs on {}", target.display()),
+                ),
+                Mount::Attach { mount, target } => push(
+                    Step::Attach { mount: *mount, target: cpath(target)? },
+                    format!("attach a mount on {}", target.display()),
                 ),
                 Mount::Devpts { target } => push(
                     Step::Mount {
@@ -634,6 +651,16 @@ unsafe fn child(
                     let d = if data.is_empty() { std::ptr::null() } else { data.as_ptr().cast() };
                     libc::mount(source.as_ptr(), target.as_ptr(), fs, *flags, d) == 0 || *optional
                 }
+                Step::Attach { mount, target } => {
+                    libc::syscall(
+                        libc::SYS_move_mount,
+                        *mount,
+                        c"".as_ptr(),
+                        libc::AT_FDCWD,
+                        target.as_ptr(),
+                        MOVE_MOUNT_F_EMPTY_PATH,
+                    ) == 0
+                }
                 Step::Chdir(dir) => libc::chdir(dir.as_ptr()) == 0,
                 // pivot_root(2): with new_root == put_old the old root ends up stacked on top of the new one, and
                 // detaching it leaves the new root alone.
@@ -833,6 +860,52 @@ mod tests {
         assert!(pos("mount proc") < pos("pivot_root"));
         assert!(pos("pivot_root") < pos("enter the working directory"));
         assert!(pos("set no_new_privs") < pos("set the parent-death signal"));
+    }
+
+    #[test]
+    fn a_root_attached_first_is_not_bound_onto_itself() {
+        let mut iso = Isolate {
+            namespaces: Namespaces {
+                user: false,
+                mount: true,
+                pid: true,
+                net: false,
+                ipc: false,
+                uts: false,
+            },
+            id_map: None,
+            hostname: None,
+            loopback: false,
+            mounts: vec![
+                Mount::Attach { mount: 7, target: "/r".into() },
+                Mount::Proc { target: "/r/proc".into() },
+            ],
+            root: Some("/r".into()),
+            cwd: "/".into(),
+            program: "/bin/sh".into(),
+            args: vec!["sh".into()],
+            env: Vec::new(),
+            stdio: [0, 1, 2],
+            umask: 0o022,
+            switch_ids: None,
+            drop_groups: false,
+            new_session: false,
+            no_core_dumps: false,
+            no_new_privs: false,
+            landlock: None,
+            die_with_parent: false,
+            keep_namespaces: false,
+            cover_old_root: None,
+        };
+        let (_, what) = iso.steps().unwrap();
+        assert!(what.iter().all(|w| !w.starts_with("bind-mount the root")), "{what:?}");
+        let pos = |w: &[String], s: &str| w.iter().position(|x| x.starts_with(s)).unwrap();
+        assert!(pos(&what, "make every mount private") < pos(&what, "attach a mount on /r"));
+        assert!(pos(&what, "attach a mount on /r") < pos(&what, "mount proc"));
+        // Attached anywhere else (or not first), the root is bound onto itself as usual.
+        iso.mounts.swap(0, 1);
+        let (_, what) = iso.steps().unwrap();
+        assert!(pos(&what, "bind-mount the root") < pos(&what, "mount proc"), "{what:?}");
     }
 
     #[test]

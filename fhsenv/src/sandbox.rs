@@ -108,6 +108,24 @@ pub fn ruleset(readable: &[PathBuf], writable: &[PathBuf]) -> Result<Option<std:
     if kernel_abi() == 0 {
         return Ok(None);
     }
+    let open = |dirs: &[PathBuf]| -> Result<Vec<PathFd>> {
+        dirs.iter()
+            .map(|d| PathFd::new(d).map_err(|e| Error::Sandbox(format!("cannot open {}: {e}", d.display()))))
+            .collect()
+    };
+    let (r, w) = (open(readable)?, open(writable)?);
+    ruleset_fds(&r, &w)
+}
+
+/// [`ruleset`] for directories already open (`O_PATH` descriptors will do): those of a detached mount, which no
+/// path reaches.
+pub fn ruleset_fds<F: std::os::fd::AsFd>(
+    readable: &[F],
+    writable: &[F],
+) -> Result<Option<std::os::fd::OwnedFd>> {
+    if kernel_abi() == 0 {
+        return Ok(None);
+    }
     let mut created = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(AccessFs::from_all(TESTED_ABI))
@@ -119,10 +137,8 @@ pub fn ruleset(readable: &[PathBuf], writable: &[PathBuf]) -> Result<Option<std:
     for (dirs, access) in
         [(readable, AccessFs::from_read(TESTED_ABI)), (writable, AccessFs::from_all(TESTED_ABI))]
     {
-        for dir in dirs {
-            let fd = PathFd::new(dir)
-                .map_err(|e| Error::Sandbox(format!("cannot open {}: {e}", dir.display())))?;
-            created = created.add_rule(PathBeneath::new(fd, access)).map_err(ll)?;
+        for fd in dirs {
+            created = created.add_rule(PathBeneath::new(fd.as_fd(), access)).map_err(ll)?;
         }
     }
     Ok(created.into())
