@@ -126,25 +126,28 @@ impl Identity {
     }
 }
 
-/// The directory of one sandbox, `<store>/.builds/<pid>-<n>`, holding the root's mount point or tree (`root`) and
-/// the builder's store directory (`store`); removed when dropped.
+/// The directory of one sandbox, `<store>/.builds/<pid>-<n>`: the builder's store directory, or (where the tree
+/// is on the host) the tree `root` and the store directory `store`; removed when dropped.
 #[derive(Debug)]
 pub(crate) struct Chroot {
     pub dir: PathBuf,
-    /// The sandbox's root as the child finds it before pivoting: where its tmpfs is attached, or the host directory
-    /// holding the tree.
+    /// The sandbox's root as the child finds it before pivoting: where its tmpfs is attached (`.builds`, in the
+    /// child's mount namespace), or the host directory holding the tree.
     pub root: PathBuf,
     /// The builder's store directory on the host, on the store's file system (outputs are renamed into the store,
     /// not copied), bound onto the store directory inside the root.
     pub store_in_root: PathBuf,
     /// The root's tree, open: a detached tmpfs (attached on `root` in the child), or the host directory `root`.
     tree: Option<OwnedFd>,
+    /// A detached bind mount of `store_in_root`, for the child to attach (with the tree a tmpfs attached on
+    /// `.builds`, the path no longer reaches it there).
+    store_mount: Option<OwnedFd>,
 }
 
 impl Chroot {
     /// A directory for a builtin builder's outputs (no tree).
     pub fn scratch(dir: PathBuf) -> Chroot {
-        Chroot { dir: dir.clone(), root: dir.clone(), store_in_root: dir, tree: None }
+        Chroot { dir: dir.clone(), root: dir.clone(), store_in_root: dir, tree: None, store_mount: None }
     }
 
     /// Where the builder's output `path` is on the host.
@@ -249,6 +252,28 @@ fn detached_tmpfs() -> std::io::Result<OwnedFd> {
         ))?;
         Ok(OwnedFd::from_raw_fd(m as RawFd))
     }
+}
+
+/// A detached bind mount of the directory `path` (open_tree(2) with `OPEN_TREE_CLONE`; Linux 5.2), for a child
+/// to attach where the path does not reach.
+fn detached_bind(path: &Path) -> std::io::Result<OwnedFd> {
+    const OPEN_TREE_CLONE: libc::c_uint = 1;
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    // SAFETY: open_tree(2) on a NUL-terminated path; the returned descriptor is owned here only.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor, owned by nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// The sandbox's tree, made relative to its root's descriptor (`root` only names things in messages). Paths are
@@ -374,26 +399,32 @@ pub(crate) fn prepare(input: &SandboxInput<'_>) -> Result<(Chroot, Vec<Mount>)> 
     fs::create_dir_all(&parent).map_err(io_err("create directory", &parent))?;
     let dir = parent.join(unique_dir_name());
     fs::create_dir(&dir).map_err(io_err("create directory", &dir))?;
-    let root = dir.join("root");
-    let mut chroot =
-        Chroot { dir: dir.clone(), root: root.clone(), store_in_root: dir.join("store"), tree: None };
-    fs::create_dir(&root).map_err(io_err("create directory", &root))?;
-    let host_store = chroot.store_in_root.clone();
-    mkdir(&host_store, 0o1775)?;
-    if nix::unistd::geteuid().is_root() {
-        let (host_uid, host_gid) = input.identity.host_ids();
-        std::os::unix::fs::chown(&host_store, Some(host_uid), Some(host_gid))
-            .map_err(io_err("change the owner of", &host_store))?;
-    }
     let mut mounts = Vec::new();
-    match detached_tmpfs() {
+    // Each directory made here is an inode allocated and freed on the store's file system, which costs more than
+    // the rest of the set-up where inodes churn (ext4 skips recently deleted ones one by one): with a detached
+    // tmpfs, the directory is the store directory itself and the tmpfs is attached on `.builds` (in the child's
+    // mount namespace only); on the host, `root` and `store` are made in it.
+    let mut chroot = match detached_tmpfs() {
         Ok(fd) => {
-            mounts.push(Mount::Attach { mount: fd.as_raw_fd(), target: root.clone() });
-            chroot.tree = Some(fd);
+            mounts.push(Mount::Attach { mount: fd.as_raw_fd(), target: parent.clone() });
+            Chroot {
+                dir: dir.clone(),
+                root: parent.clone(),
+                store_in_root: dir.clone(),
+                tree: Some(fd),
+                store_mount: None,
+            }
         }
         Err(_) => {
-            fs::set_permissions(&root, fs::Permissions::from_mode(0o755))
-                .map_err(io_err("set the mode of", &root))?;
+            let root = dir.join("root");
+            let mut chroot = Chroot {
+                dir: dir.clone(),
+                root: root.clone(),
+                store_in_root: dir.join("store"),
+                tree: None,
+                store_mount: None,
+            };
+            mkdir(&root, 0o755)?;
             let fd = nix::fcntl::open(
                 &root,
                 OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
@@ -401,7 +432,20 @@ pub(crate) fn prepare(input: &SandboxInput<'_>) -> Result<(Chroot, Vec<Mount>)> 
             )
             .map_err(|e| io_err("open", &root)(e.into()))?;
             chroot.tree = Some(fd);
+            chroot
         }
+    };
+    let root = chroot.root.clone();
+    let host_store = chroot.store_in_root.clone();
+    mkdir(&host_store, 0o1775)?;
+    if nix::unistd::geteuid().is_root() {
+        let (host_uid, host_gid) = input.identity.host_ids();
+        std::os::unix::fs::chown(&host_store, Some(host_uid), Some(host_gid))
+            .map_err(io_err("change the owner of", &host_store))?;
+    }
+    if chroot.tree.is_some() && chroot.root == parent {
+        chroot.store_mount =
+            Some(detached_bind(&host_store).map_err(io_err("clone a mount of", &host_store))?);
     }
     let tree = Tree { fd: chroot.tree.as_ref().expect("set above").as_fd(), root: &root };
     let (uid, gid) = input.identity.inner_ids();
@@ -410,12 +454,15 @@ pub(crate) fn prepare(input: &SandboxInput<'_>) -> Result<(Chroot, Vec<Mount>)> 
     // The store directory first: its ancestors (0755) may include /tmp, which must end up 1777.
     let store_rel = rel(store.store_dir().as_path());
     tree.mkdir(&store_rel, 0o755)?;
-    mounts.push(Mount::Bind {
-        source: host_store.clone(),
-        target: root.join(&store_rel),
-        read_only: false,
-        recursive: false,
-    });
+    match &chroot.store_mount {
+        Some(fd) => mounts.push(Mount::Attach { mount: fd.as_raw_fd(), target: root.join(&store_rel) }),
+        None => mounts.push(Mount::Bind {
+            source: host_store.clone(),
+            target: root.join(&store_rel),
+            read_only: false,
+            recursive: false,
+        }),
+    }
     tree.mkdir(Path::new("tmp"), 0o1777)?;
     tree.mkdir(Path::new("etc"), 0o755)?;
     let top = input.settings.sandbox_build_dir.display();
