@@ -15,7 +15,7 @@
 //! (from a fraction of a millisecond to several on a busy machine): more than the rest of a launch. So the keeper,
 //! once it has reported the program's status, waits for the monitor to exit before it exits itself, and the last
 //! reference (and that wait) is the keeper's, after `fhskit` has already returned to its caller; no process of the
-//! program is left by then.
+//! program is left by then. The keeper is then reaped like any orphan, by the nearest subreaper or init.
 //!
 //! Nothing outlives the monitor, however it dies (prctl(2) PR_SET_PDEATHSIG, as bubblewrap's --die-with-parent): the
 //! keeper gets a parent-death signal and terminates the tree (TERM, then KILL after the grace period; with a pid
@@ -177,6 +177,9 @@ fn read_names(dir: &Path) -> Result<Vec<String>> {
 }
 
 /// Enters the env and runs the prepared program; returns how it ended (never returns in exec mode on success).
+///
+/// The calling process stays inside the env's namespaces, so it has nothing left to do but exit: the keeper waits
+/// for that exit before its own, which ends the namespaces (module documentation).
 pub fn run(prepared: &Prepared, options: &LaunchOptions<'_>) -> Result<Outcome> {
     let spec = &prepared.spec;
     let parent = getppid();
