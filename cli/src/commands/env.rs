@@ -488,3 +488,49 @@ fn doctor() -> ExitCode {
     }
     if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+
+    fn argv(words: &[&str]) -> Vec<OsString> {
+        words.iter().map(OsString::from).collect()
+    }
+
+    /// What the full parser makes of an `env run` command line, in the same form.
+    fn full(words: &[&str]) -> Option<(LaunchArgs, Vec<OsString>)> {
+        match crate::Cli::try_parse_from(argv(words)).ok()?.command {
+            crate::Command::Env { command: EnvCommand::Run { launch, command } } => Some((launch, command)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn the_quick_env_run_parser_reads_what_the_full_one_reads() {
+        for words in [
+            &["fhskit", "env", "run", "e"][..],
+            &["fhskit", "env", "run", "--fake-root", "--mode", "overlay", "e", "--", "prog", "-x", "--", "y"],
+            &["fhskit", "env", "run", "--kill-grace", "7", "--exec", "--dry-run", "./e", "--", "a b"],
+            &["fhskit", "env", "run", "e", "--", "--weird"],
+        ] {
+            let quick = quick_run_args(&argv(words)).expect("the quick parser takes it");
+            assert_eq!(format!("{quick:?}"), format!("{:?}", full(words).unwrap()), "{words:?}");
+        }
+    }
+
+    #[test]
+    fn the_quick_env_run_parser_leaves_the_rest_to_the_full_one() {
+        for words in [
+            &["fhskit", "env", "run", "-v", "e"][..],
+            &["fhskit", "env", "run", "--option", "sandbox", "false", "e"],
+            &["fhskit", "env", "run", "--help"],
+            &["fhskit", "env", "run", "--bogus", "e"],
+            &["fhskit", "env", "run"],
+            &["fhskit", "env", "enter", "e"],
+            &["fhskit", "-v", "env", "run", "e"],
+        ] {
+            assert!(quick_run_args(&argv(words)).is_none(), "{words:?}");
+        }
+    }
+}
