@@ -47,6 +47,21 @@ pub(crate) struct Job<'a> {
 pub(crate) struct Teardown {
     namespaces: fhsenv::isolate::HeldNamespaces,
     chroot: Option<Chroot>,
+    /// A build directory to remove (see [`BuildDir`]).
+    build_dir: Option<RemovedDir>,
+}
+
+/// A directory removed when dropped.
+#[derive(Debug)]
+struct RemovedDir(PathBuf);
+
+impl Drop for RemovedDir {
+    fn drop(&mut self) {
+        let _ = fs::set_permissions(&self.0, fs::Permissions::from_mode(0o700));
+        if let Err(e) = store::fsutil::remove_tree(&self.0) {
+            tracing::warn!("cannot remove the build directory {}: {e}", self.0.display());
+        }
+    }
 }
 
 /// Hands its [`Teardown`] to the clean-up thread when dropped (or drops it here without one).
@@ -58,7 +73,7 @@ struct Deferred<'a> {
 impl Drop for Deferred<'_> {
     fn drop(&mut self) {
         let t = std::mem::take(&mut self.teardown);
-        if t.namespaces.is_empty() && t.chroot.is_none() {
+        if t.namespaces.is_empty() && t.chroot.is_none() && t.build_dir.is_none() {
             return;
         }
         match self.to {
@@ -151,15 +166,22 @@ pub(crate) fn build(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
     result
 }
 
-/// The build directory on the host: `<build-dir>/<pid>-<n>/build`; removed when dropped unless kept.
-struct BuildDir {
+/// The build directory on the host: `<build-dir>/<pid>-<n>/build`; removed when dropped unless kept, on the
+/// clean-up thread when there is one (removing directories from the store's file system takes milliseconds where
+/// freed blocks are discarded: the next build need not wait for it).
+struct BuildDir<'a> {
     top: PathBuf,
     tmp: PathBuf,
     keep: bool,
+    cleanup: Option<&'a std::sync::mpsc::Sender<Teardown>>,
 }
 
-impl BuildDir {
-    fn create(root: &Path, owner: Option<(u32, u32)>) -> Result<BuildDir, BuildError> {
+impl<'a> BuildDir<'a> {
+    fn create(
+        root: &Path,
+        owner: Option<(u32, u32)>,
+        cleanup: Option<&'a std::sync::mpsc::Sender<Teardown>>,
+    ) -> Result<BuildDir<'a>, BuildError> {
         fs::create_dir_all(root).map_err(crate::error::io_err("create directory", root))?;
         let top = root.join(sandbox::unique_dir_name());
         let tmp = top.join("build");
@@ -171,7 +193,7 @@ impl BuildDir {
         if let Some((uid, gid)) = owner {
             std::os::unix::fs::chown(&tmp, Some(uid), Some(gid)).map_err(io("change the owner of", &tmp))?;
         }
-        Ok(BuildDir { top, tmp, keep: false })
+        Ok(BuildDir { top, tmp, keep: false, cleanup })
     }
 
     /// Keeps the directory (renamed so the next builder does not take it for a killed build's leftover); returns
@@ -189,12 +211,14 @@ impl BuildDir {
     }
 }
 
-impl Drop for BuildDir {
+impl Drop for BuildDir<'_> {
     fn drop(&mut self) {
         if !self.keep {
-            let _ = fs::set_permissions(&self.top, fs::Permissions::from_mode(0o700));
-            if let Err(e) = store::fsutil::remove_tree(&self.top) {
-                tracing::warn!("cannot remove the build directory {}: {e}", self.top.display());
+            let dir = RemovedDir(std::mem::take(&mut self.top));
+            match self.cleanup {
+                // A closed channel hands the value back, dropped (removed) here.
+                Some(tx) => drop(tx.send(Teardown { build_dir: Some(dir), ..Teardown::default() })),
+                None => drop(dir),
             }
         }
     }
@@ -408,7 +432,7 @@ fn build_external(b: &Builder<'_>, job: &Job<'_>) -> JobResult {
     };
     let owner = (as_root && sandboxed).then(|| identity.host_ids());
     let t_user = t0.elapsed();
-    let mut build_dir = BuildDir::create(&b.build_dir, owner).map_err(|e| job.error(e))?;
+    let mut build_dir = BuildDir::create(&b.build_dir, owner, job.cleanup).map_err(|e| job.error(e))?;
     let top = if sandboxed {
         b.settings.sandbox_build_dir.to_string_lossy().into_owned()
     } else {
