@@ -40,11 +40,22 @@ pub struct StoreTarget<'a> {
     /// The binary caches, opened at the first lookup that needs them (`None` inside: substitution is off).
     substituters: Option<Option<cache::Substituters>>,
     warned: bool,
+    /// Packages added but not registered yet (name, tree, references): registered together by `finish`.
+    pending: Vec<(String, store::PreparedTree, Vec<StorePath>)>,
+    /// Package map entries (key, path) to write once their paths are valid.
+    records: Vec<(String, StorePath)>,
 }
 
 impl<'a> StoreTarget<'a> {
     pub fn new(store: &'a Store) -> StoreTarget<'a> {
-        StoreTarget { store, scratch: None, substituters: None, warned: false }
+        StoreTarget {
+            store,
+            scratch: None,
+            substituters: None,
+            warned: false,
+            pending: Vec::new(),
+            records: Vec::new(),
+        }
     }
 
     fn warn(&mut self, problems: &[String]) {
@@ -168,9 +179,21 @@ impl pkgs::realise::Target for StoreTarget<'_> {
             .map(|r| self.store.parse_path(r))
             .collect::<Result<_, _>>()
             .map_err(|e| fail(e.to_string()))?;
-        let p = self.store.add_prepared(name, prepared, &refs).map_err(|e| fail(e.to_string()))?;
-        self.store.add_temp_root(&p).map_err(|e| fail(e.to_string()))?;
+        // Registered in `finish`, all together: one writer lock and one transaction instead of one per package.
+        let p = self.store.prepared_path(name, &prepared, &refs).map_err(|e| fail(e.to_string()))?;
+        self.pending.push((name.to_owned(), prepared, refs));
         Ok(p.to_absolute().display().to_string())
+    }
+
+    fn finish(&mut self) -> pkgs::Result<()> {
+        let fail =
+            |e: store::StoreError| pkgs::Error::Realise { package: "packages".into(), reason: e.to_string() };
+        // `add_prepared_all` keeps every path alive (temporary roots) for this handle.
+        self.store.add_prepared_all(std::mem::take(&mut self.pending)).map_err(fail)?;
+        for (key, path) in std::mem::take(&mut self.records) {
+            self.store.record_package(&key, &path).map_err(fail)?;
+        }
+        Ok(())
     }
 
     fn lookup(
@@ -202,7 +225,9 @@ impl pkgs::realise::Target for StoreTarget<'_> {
     ) -> pkgs::Result<()> {
         let fail = |e: store::StoreError| pkgs::Error::Realise { package: pkg.key(), reason: e.to_string() };
         let path = self.store.parse_path(location).map_err(fail)?;
-        self.store.record_package(&package_key(pkg, name, references), &path).map_err(fail)
+        // Written by `finish`, after the path became valid.
+        self.records.push((package_key(pkg, name, references), path));
+        Ok(())
     }
 }
 

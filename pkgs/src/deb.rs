@@ -92,7 +92,17 @@ pub fn unpack_into(deb: &Path, root: &Path) -> Result<ControlInfo> {
             }
             let comp = compression_of(deb, suffix)?;
             let reader = comp.reader(&mut entry).map_err(|e| unpack_err(deb, e.to_string()))?;
-            extract_data(deb, reader, root)?;
+            if comp == Compression::None {
+                extract_data(deb, reader, root)?;
+            } else {
+                // Decompression on its own thread, ahead of the writes, as `dpkg-deb -x` decompresses in one
+                // process and writes in another (tar): the two halves overlap instead of taking turns.
+                std::thread::scope(|s| {
+                    let (tx, rx) = std::sync::mpsc::sync_channel(PIPE_CHUNKS);
+                    s.spawn(move || decompress_into(reader, &tx));
+                    extract_data(deb, ChunkReader { rx, chunk: Vec::new(), pos: 0 }, root)
+                })?;
+            }
             data_done = true;
             // Members after data.tar are ignored, as dpkg does.
             break;
@@ -106,6 +116,58 @@ pub fn unpack_into(deb: &Path, root: &Path) -> Result<ControlInfo> {
         return Err(unpack_err(deb, "no data.tar member (truncated file?)"));
     }
     info.ok_or_else(|| unpack_err(deb, "no control.tar member"))
+}
+
+/// Decompressed chunks in flight between the decompressing thread and the writer (each [`PIPE_CHUNK`] bytes).
+const PIPE_CHUNKS: usize = 8;
+const PIPE_CHUNK: usize = 256 << 10;
+
+/// Reads `reader` to its end in chunks sent to `tx`; a read error is sent as the last item. Stops early when the
+/// receiving side is gone (the writer failed).
+fn decompress_into(mut reader: impl Read, tx: &std::sync::mpsc::SyncSender<std::io::Result<Vec<u8>>>) {
+    loop {
+        let mut buf = vec![0u8; PIPE_CHUNK];
+        let item = loop {
+            match reader.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    buf.truncate(n);
+                    break Ok(buf);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(e),
+            }
+        };
+        let failed = item.is_err();
+        if tx.send(item).is_err() || failed {
+            return;
+        }
+    }
+}
+
+/// The receiving end of [`decompress_into`] as a reader; the end of the channel is the end of the data.
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(chunk) => {
+                    self.chunk = chunk?;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.chunk.len() - self.pos);
+        out[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 fn compression_of(deb: &Path, suffix: &str) -> Result<Compression> {

@@ -194,7 +194,9 @@ impl Http {
             written += n as u64;
             progress(n as u64);
         }
-        file.sync_data().map_err(io("write partial download", part))?;
+        // No fsync: the file is checked against the signed index's SHA-256 before it enters the cache and again
+        // before every use (`fetch`), so a file a crash left torn is downloaded again, never unpacked; waiting for
+        // the disk here would only make every download slower (apt does not sync its archives either).
         if written < size {
             return Err(http_err(url, format!("download truncated at {written} of {size} bytes")));
         }

@@ -5,7 +5,8 @@
 //! downloaded ([`crate::fetch`]), verified, and unpacked ([`crate::deb`]). Each package is one job on a pool of
 //! `jobs` threads, largest first: download, unpack and [`Target::prepare`] (for the store: move the tree in,
 //! canonicalise and hash it) run for many packages at once, and downloads overlap unpacking. Only the cheap
-//! [`Target::add`] runs in dependency order. Trees are unpacked where the target says ([`Target::scratch_dir`], on
+//! [`Target::add`] runs in dependency order, and [`Target::finish`] ends the batch (the store registers it in one
+//! transaction). Trees are unpacked where the target says ([`Target::scratch_dir`], on
 //! the destination's file system, so they are moved, not copied), else in the cache's scratch directory.
 //! Dependency cycles (libc6 and libgcc-s1 depend on each other) are broken at the back edge: a package cannot
 //! reference a path that needs its own path first. Before anything is downloaded, the target is asked for each
@@ -58,6 +59,13 @@ pub trait Target: Sync {
         _references: &[String],
     ) -> Result<Option<String>> {
         Ok(None)
+    }
+
+    /// Called once after every package was added: a target that defers the work of [`Target::add`] (the store
+    /// registers the whole batch in one transaction) completes it here. The locations `add` returned are usable
+    /// only after this succeeded.
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
     }
 
     /// Told after [`Target::add`] of a package unpacked from its verified `.deb` (not copied from the host),
@@ -318,6 +326,7 @@ pub fn realise<T: Target>(
         locations.insert(i, location.clone());
         out.push(Realised { package: p.key(), version: p.version.clone(), location, from_host });
     }
+    target.finish()?;
     out.sort_by(|a, b| a.package.cmp(&b.package));
     Ok(out)
 }

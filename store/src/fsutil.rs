@@ -123,6 +123,11 @@ fn set_owner_and_mtime(path: &Path, as_root: bool) -> Result<()> {
 /// directories 0555, mtime 1, owner root when running as root. Anything but regular files, directories and
 /// symlinks (sockets, FIFOs, devices) is refused, as Nix refuses it in build outputs.
 pub fn canonicalise(path: &Path) -> Result<()> {
+    canonicalise_as(path, nix::unistd::geteuid().is_root())
+}
+
+/// [`canonicalise`] with the effective user's rootness asked once for the whole tree, not once per file.
+fn canonicalise_as(path: &Path, root: bool) -> Result<()> {
     let meta = fs::symlink_metadata(path).map_err(io_err("read metadata of", path))?;
     let ft = meta.file_type();
     if !(ft.is_dir() || ft.is_file() || ft.is_symlink()) {
@@ -135,9 +140,9 @@ pub fn canonicalise(path: &Path) -> Result<()> {
             .collect::<std::io::Result<_>>()
             .map_err(io_err("list directory", path))?;
         use rayon::prelude::*;
-        entries.par_iter().try_for_each(|p| canonicalise(p))?;
+        entries.par_iter().try_for_each(|p| canonicalise_as(p, root))?;
     }
-    if nix::unistd::geteuid().is_root() && (meta.uid() != 0 || meta.gid() != 0) {
+    if root && (meta.uid() != 0 || meta.gid() != 0) {
         nix::unistd::fchownat(
             nix::fcntl::AT_FDCWD,
             path,

@@ -57,10 +57,13 @@ impl Drop for ScratchDir {
 }
 
 /// A tree moved into the store directory, canonicalised and hashed by [`Store::prepare_tree`], waiting for
-/// [`Store::add_prepared`]; whatever was not installed is removed when it is dropped.
+/// [`Store::add_prepared`] (or [`Store::add_prepared_all`]); whatever was not installed is removed when it is
+/// dropped.
 #[derive(Debug)]
 pub struct PreparedTree {
-    tmp: ScratchDir,
+    /// The tree itself, named like the store's temporary entries (`.tmp-<pid>-…`, which a collection removes once
+    /// the process is gone) until it is renamed to its store path.
+    path: PathBuf,
     nar_hash: Hash,
     nar_size: u64,
 }
@@ -68,7 +71,14 @@ pub struct PreparedTree {
 impl PreparedTree {
     /// Where the tree is now.
     pub fn path(&self) -> PathBuf {
-        self.tmp.path().join("x")
+        self.path.clone()
+    }
+}
+
+impl Drop for PreparedTree {
+    fn drop(&mut self) {
+        // Installed trees were renamed away: this finds nothing.
+        let _ = fsutil::remove_tree(&self.path);
     }
 }
 
@@ -290,19 +300,76 @@ impl Store {
     /// else copied and removed), canonicalises it and computes its NAR hash. [`Store::add_prepared`] then
     /// registers it; dropped instead, it is removed.
     pub fn prepare_tree(&self, src: &Path) -> Result<PreparedTree> {
-        let tmp = self.scratch_dir()?;
-        let staged = tmp.path().join("x");
-        match fsutil::rename(src, &staged) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
-                fsutil::copy_tree(src, &staged)?;
-                fsutil::remove_tree(src)?;
+        // The tree becomes the temporary entry itself (no directory around it, which would cost a mkdir and an
+        // rmdir per tree).
+        let staged = self.store.join(fsutil::unique_name(".tmp"));
+        let hashed = (|| {
+            match fsutil::rename(src, &staged) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
+                    fsutil::copy_tree(src, &staged)?;
+                    fsutil::remove_tree(src)?;
+                }
+                Err(e) => return Err(io_err("move into the store", src)(e)),
             }
-            Err(e) => return Err(io_err("move into the store", src)(e)),
+            fsutil::canonicalise(&staged)?;
+            Ok(nar::hash_path(&staged, HashAlgo::Sha256)?)
+        })();
+        match hashed {
+            Ok((nar_hash, nar_size)) => Ok(PreparedTree { path: staged, nar_hash, nar_size }),
+            Err(e) => {
+                let _ = fsutil::remove_tree(&staged);
+                Err(e)
+            }
         }
-        fsutil::canonicalise(&staged)?;
-        let (nar_hash, nar_size) = nar::hash_path(&staged, HashAlgo::Sha256)?;
-        Ok(PreparedTree { tmp, nar_hash, nar_size })
+    }
+
+    /// The path [`Store::add_prepared`] gives `tree` named `name` with `references`, without adding it.
+    pub fn prepared_path(
+        &self,
+        name: &str,
+        tree: &PreparedTree,
+        references: &[StorePath],
+    ) -> Result<StorePath> {
+        validate_name(name)?;
+        let ca = ContentAddress::Fixed(FileIngestion::Recursive, tree.nar_hash.clone());
+        let refs: BTreeSet<StorePath> = references.iter().cloned().collect();
+        let refs_vec: Vec<StorePath> = refs.into_iter().collect();
+        Ok(self.store_dir().make_ca_path(name, &ca, &refs_vec, false)?)
+    }
+
+    /// Registers prepared trees together, under one writer lock and in one transaction (all become valid or none
+    /// does): each `(name, tree, references)` gets the path [`Store::prepared_path`] gives it. A tree's references
+    /// must be valid or among the batch, so a batch can hold a package and its dependencies. Trees whose path is
+    /// valid already keep the existing files. Returns the paths in the order given.
+    pub fn add_prepared_all(
+        &self,
+        trees: Vec<(String, PreparedTree, Vec<StorePath>)>,
+    ) -> Result<Vec<StorePath>> {
+        let _lock = self.lock_writers()?;
+        let mut staged = Vec::with_capacity(trees.len());
+        let mut paths = Vec::with_capacity(trees.len());
+        let mut held = Vec::with_capacity(trees.len());
+        let time = now();
+        for (name, tree, references) in trees {
+            let path = self.prepared_path(&name, &tree, &references)?;
+            let info = PathInfo {
+                path: path.clone(),
+                nar_hash: tree.nar_hash.clone(),
+                nar_size: tree.nar_size,
+                references: references.into_iter().collect(),
+                deriver: None,
+                registration_time: time,
+                ultimate: false,
+                sigs: Vec::new(),
+                ca: Some(ContentAddress::Fixed(FileIngestion::Recursive, tree.nar_hash.clone())),
+            };
+            staged.push((tree.path(), info));
+            paths.push(path);
+            held.push(tree);
+        }
+        self.install_all(staged)?;
+        Ok(paths)
     }
 
     /// Registers a prepared tree as a `source` path named `name` recording exactly `references` (each must be
