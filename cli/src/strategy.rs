@@ -410,7 +410,10 @@ fn origin_relative(from: &Path, to: &Path) -> String {
 }
 
 /// Mirrors directory `src` into `dst`: files in `copy` (relative paths) are copied, directories leading to them are
-/// recreated, every other entry becomes an absolute symlink to the original.
+/// recreated, every other entry becomes an absolute symlink to the original. An entry in `copy`, or a directory
+/// leading to one, that is a symlink in `src` is copied (or recreated) from what it names: the copies are patched
+/// in place, and a symlink left in the mirror would have the patch written into the user's own file
+/// (`usr/bin/plink1.9 -> ../lib/debian-med/bin/plink1.9`).
 fn mirror(src: &Path, dst: &Path, copy: &BTreeSet<PathBuf>) -> Result<()> {
     fs::create_dir_all(dst).with_context(|| format!("cannot create {}", dst.display()))?;
     let mut entries: Vec<_> =
@@ -419,7 +422,11 @@ fn mirror(src: &Path, dst: &Path, copy: &BTreeSet<PathBuf>) -> Result<()> {
     for e in entries {
         let name = PathBuf::from(e.file_name());
         let (from, to) = (e.path(), dst.join(&name));
-        let kind = e.file_type()?;
+        // What the entry is once its symlinks are followed (a dangling one stays a symlink in the mirror).
+        let kind = match fs::metadata(&from) {
+            Ok(m) => m.file_type(),
+            Err(_) => e.file_type()?,
+        };
         if copy.contains(&name) && kind.is_file() {
             fs::copy(&from, &to).with_context(|| format!("cannot copy {}", from.display()))?;
             let mode = fs::metadata(&to)?.mode() | 0o200;
@@ -437,6 +444,22 @@ fn mirror(src: &Path, dst: &Path, copy: &BTreeSet<PathBuf>) -> Result<()> {
             std::os::unix::fs::symlink(&from, &to)
                 .with_context(|| format!("cannot create {}", to.display()))?;
         }
+    }
+    Ok(())
+}
+
+/// Checks that `dest` is a regular file of the mirror `out` itself, not reached through a symlink: the patch strategy
+/// must never write to the program's own files.
+fn ensure_own_copy(dest: &Path, out: &Path) -> Result<()> {
+    let meta = fs::symlink_metadata(dest).with_context(|| format!("cannot inspect {}", dest.display()))?;
+    let real = fs::canonicalize(dest).with_context(|| format!("cannot resolve {}", dest.display()))?;
+    let out = fs::canonicalize(out).with_context(|| format!("cannot resolve {}", out.display()))?;
+    if !meta.is_file() || !real.starts_with(&out) {
+        bail!(
+            "{} is not a copy of its own (it leads to {}); refusing to write to it",
+            dest.display(),
+            real.display()
+        );
     }
     Ok(())
 }
@@ -535,6 +558,8 @@ fn prepare_patch(
             None => None,
         };
         let keep_runpath = !t.runpath.is_empty() && t.path != exe.path;
+        ensure_own_copy(&dest, &out)
+            .with_context(|| format!("cannot patch a copy of {}", t.path.display()))?;
         apply_patchelf(&dest, &patch_options(interp.as_deref(), &run_path, !keep_runpath))
             .with_context(|| format!("cannot patch a copy of {}", t.path.display()))?;
         patched.push(t.path.clone());
@@ -831,5 +856,35 @@ mod tests {
         assert!(!fs::symlink_metadata(dst.join("lib/libx.so")).unwrap().is_symlink());
         assert_eq!(fs::read_link(dst.join("lib/liby.so")).unwrap(), src.join("lib/liby.so"));
         assert_eq!(fs::read_link(dst.join("lib/sub")).unwrap(), src.join("lib/sub"));
+    }
+
+    #[test]
+    fn mirror_copies_what_symlinked_targets_name_and_leaves_the_originals_alone() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("app");
+        fs::create_dir_all(src.join("usr/lib/real/bin")).unwrap();
+        fs::create_dir_all(src.join("usr/bin")).unwrap();
+        fs::write(src.join("usr/lib/real/bin/prog"), b"exe").unwrap();
+        fs::write(src.join("usr/lib/real/bin/other"), b"o").unwrap();
+        std::os::unix::fs::symlink("../lib/real/bin/prog", src.join("usr/bin/prog")).unwrap();
+        // A directory symlink on the way to a target, and a dangling link beside it.
+        std::os::unix::fs::symlink("lib/real/bin", src.join("usr/rbin")).unwrap();
+        std::os::unix::fs::symlink("nowhere", src.join("usr/dangling")).unwrap();
+        let dst = d.path().join("out");
+        let copy: BTreeSet<PathBuf> = ["usr/bin/prog", "usr/rbin/prog"].iter().map(PathBuf::from).collect();
+        mirror(&src, &dst, &copy).unwrap();
+        for target in ["usr/bin/prog", "usr/rbin/prog"] {
+            let t = dst.join(target);
+            assert!(fs::symlink_metadata(&t).unwrap().is_file(), "{target}");
+            ensure_own_copy(&t, &dst).unwrap();
+            fs::write(&t, b"patched").unwrap();
+        }
+        assert!(fs::symlink_metadata(dst.join("usr/rbin")).unwrap().is_dir());
+        assert_eq!(fs::read_link(dst.join("usr/rbin/other")).unwrap(), src.join("usr/rbin/other"));
+        assert_eq!(fs::read_link(dst.join("usr/dangling")).unwrap(), src.join("usr/dangling"));
+        assert_eq!(fs::read(src.join("usr/lib/real/bin/prog")).unwrap(), b"exe");
+        // A link in the mirror is refused before anything is written through it.
+        let err = ensure_own_copy(&dst.join("usr/rbin/other"), &dst).unwrap_err().to_string();
+        assert!(err.contains("refusing to write"), "{err}");
     }
 }

@@ -186,6 +186,43 @@ fn programs_that_reexecute_themselves_work_with_every_strategy() {
     }
 }
 
+/// A program reached through a symlink, as Debian installs many (`usr/bin/plink1.9 -> ../lib/debian-med/bin/…`):
+/// the patch strategy patches a copy of the file the link names and never the file itself, so the other strategies
+/// (and the program run directly) still see the untouched program.
+#[test]
+fn a_symlinked_program_is_patched_as_a_copy_and_the_original_is_left_alone() {
+    let world = World::new();
+    let harness = Harness::new(&world);
+    let dir = world.unpack_host_package("zstd", &world.path("zstd-linked"));
+    let real = dir.join("usr/lib/zstd-real/bin/zstd");
+    std::fs::create_dir_all(real.parent().unwrap()).unwrap();
+    std::fs::rename(dir.join("usr/bin/zstd"), &real).unwrap();
+    std::os::unix::fs::symlink("../lib/zstd-real/bin/zstd", dir.join("usr/bin/zstd")).unwrap();
+    // And through a symlinked directory.
+    std::os::unix::fs::symlink("lib/zstd-real/bin", dir.join("usr/rbin")).unwrap();
+    let before = std::fs::read(&real).unwrap();
+    for link in ["usr/bin/zstd", "usr/rbin/zstd"] {
+        let link = dir.join(link).display().to_string();
+        let o = world.fhskit(&["run", "--offline", "--strategy", "patch", &link, "--version"]);
+        assert!(ok(&o).contains("Zstandard CLI"), "{link}: {}", text(&o));
+        assert!(
+            std::fs::read(&real).unwrap() == before,
+            "the patch strategy wrote to {} through {link}",
+            real.display()
+        );
+        let o = harness
+            .run(&world, &[&harness.fhskit, "run", "--offline", "--strategy", "patch", &link, "--version"]);
+        assert!(ok(&o).contains("Zstandard CLI"), "{link} in the harness: {}", text(&o));
+    }
+    // The program itself still needs the host's loader: it fails where the host is hidden, and the shim strategy
+    // realises its own closure for it.
+    let link = dir.join("usr/bin/zstd").display().to_string();
+    let direct = harness.run(&world, &[&link, "--version"]);
+    assert!(!direct.status.success(), "the original was changed to run without the host:\n{}", text(&direct));
+    let o = world.fhskit(&["run", "--offline", "--strategy", "shim", &link, "--version"]);
+    assert!(ok(&o).contains("Zstandard CLI"), "shim: {}", text(&o));
+}
+
 #[test]
 fn a_bundle_whose_libraries_have_their_own_runpath_runs_patched() {
     // Qt, Electron and most commercial bundles: every object carries DT_RUNPATH=$ORIGIN…, and glibc then ignores the
