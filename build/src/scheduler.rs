@@ -310,7 +310,23 @@ pub(crate) fn realise(b: &Builder<'_>, targets: &[DerivedPath], mode: BuildMode)
                             cancel,
                             cleanup: Some(&cleanup_tx),
                         };
-                        if result_tx.send((i, local::build(b, &job))).is_err() {
+                        // A panic (a bug, or an observer that cannot print) fails this build instead of leaving
+                        // the scheduler waiting for it forever.
+                        let result =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| local::build(b, &job)))
+                                .unwrap_or_else(|panic| {
+                                    let why = panic
+                                        .downcast_ref::<&str>()
+                                        .map(|s| s.to_string())
+                                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                                        .unwrap_or_default();
+                                    Err(Stop::Failed(Failure {
+                                        drv: node.drv_path.clone(),
+                                        kind: FailureKind::Other,
+                                        message: format!("the build of '{}' panicked: {why}", node.drv_path),
+                                    }))
+                                });
+                        if result_tx.send((i, result)).is_err() {
                             break;
                         }
                     }

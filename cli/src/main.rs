@@ -242,6 +242,8 @@ fn init_logging(verbose: u8) {
         .with_writer(std::io::stderr)
         .with_ansi(output::colour_on_stderr())
         .without_time()
+        // Its report of a failed write is an `eprintln!`, which panics when stderr has gone (`… 2>&1 | head`).
+        .log_internal_errors(false)
         .init();
 }
 

@@ -798,3 +798,26 @@ fn fhskit_root_merges_debian_trees_and_their_references() {
         assert_eq!(env.read(&out), "real tool\nfrom tool\n");
     });
 }
+
+/// `fhskit build -v … 2>&1 | head -1`: with whoever reads its messages gone, a build still ends (and succeeds): a
+/// message it cannot print is dropped, not a panic in the build thread that the scheduler would wait for forever.
+#[test]
+fn a_build_ends_when_its_messages_reader_has_gone() {
+    each_user(|env| {
+        let f = env.nix(
+            "gone",
+            r#"let a = mk "gone-a" "echo a > $out"; in mk "gone-b" "cat ${a} > $out; echo b >> $out""#,
+        );
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = env
+            .command()
+            .args(["build", "-v", "--no-out-link", "-j", "2", f.to_str().unwrap()])
+            .stderr(writer)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", out.status);
+        let path = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(env.read(path.trim()), "a\nb\n");
+    });
+}

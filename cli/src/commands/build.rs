@@ -197,9 +197,18 @@ struct Printer {
     quiet: bool,
 }
 
+/// `eprintln!` that ignores a failed write: a build goes on (and ends) when whoever reads its messages has gone,
+/// instead of panicking in the build thread that reports.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// `error: ` and the message, continuation lines indented under it.
 pub fn print_error(message: &str) {
-    eprintln!("error: {}", message.replace('\n', "\n       "));
+    say!("error: {}", message.replace('\n', "\n       "));
 }
 
 impl Observer for Printer {
@@ -223,23 +232,25 @@ impl Observer for Printer {
                 for p in &plan.substitute {
                     text.push_str(&format!("  {p}\n"));
                 }
-                eprint!("{text}");
+                if !text.is_empty() {
+                    say!("{}", text.trim_end_matches('\n'));
+                }
             }
             Event::Started { drv, check } => {
                 if *check {
-                    eprintln!("checking outputs of '{drv}'...");
+                    say!("checking outputs of '{drv}'...");
                 } else {
-                    eprintln!("building '{drv}'...");
+                    say!("building '{drv}'...");
                 }
             }
             Event::Log { line, .. } => {
                 if !self.quiet {
-                    eprintln!("{line}");
+                    say!("{line}");
                 }
             }
-            Event::Substituted { path } => eprintln!("copying path '{path}' from a substituter..."),
+            Event::Substituted { path } => say!("copying path '{path}' from a substituter..."),
             Event::Failed(f) => print_error(&f.message),
-            Event::Note(text) => eprintln!("{text}"),
+            Event::Note(text) => say!("{text}"),
             Event::Built { .. } => {}
         }
     }
