@@ -16,7 +16,8 @@
 #     127.0.0.1, re-packed from this host's installed packages by tests/fixtures/run-repo.sh with data.tar.xz as
 #     in the archive; if libgtk-3-bin is not installed the script installs it first (network, once: the
 #     repository can only hold installed packages). Interleaved, the order alternating, nothing deleted until the
-#     end (see benches/pkgs.sh). Target: <= 1x.
+#     end (see benches/pkgs.sh). Target: <= 1x. `sh benches/run.sh 42 first` at 45441dc on the shared 2-core VM
+#     (load 8-10): 0.89x and 1.00x elapsed, 0.77x and 0.90x CPU (docs/run.md).
 #
 # usage: sh benches/run.sh [RUNS] [cached|first]   (root; needs python3, apt-get, dpkg-dev, gpg, xz and zstd
 #        installed; about 15 minutes, most of it re-packing the repository; one section when named)
