@@ -392,6 +392,50 @@ fn extract_data(deb: &Path, reader: impl Read, root: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// Gives `data`, then fails.
+    struct FailingAfter(std::io::Cursor<Vec<u8>>);
+    impl Read for FailingAfter {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            match self.0.read(out)? {
+                0 => Err(std::io::Error::other("corrupt stream")),
+                n => Ok(n),
+            }
+        }
+    }
+
+    #[test]
+    fn the_decompression_thread_passes_data_and_errors_and_stops_when_the_writer_does() {
+        let data: Vec<u8> = (0..3 * PIPE_CHUNK + 17).map(|i| (i % 251) as u8).collect();
+        let got = std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(PIPE_CHUNKS);
+            let input = std::io::Cursor::new(data.clone());
+            s.spawn(move || decompress_into(input, &tx));
+            let mut out = Vec::new();
+            ChunkReader { rx, chunk: Vec::new(), pos: 0 }.read_to_end(&mut out).map(|_| out)
+        });
+        assert_eq!(got.unwrap(), data);
+        // A failing decoder: the reader gets the error after the data before it.
+        let err = std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(PIPE_CHUNKS);
+            let input = FailingAfter(std::io::Cursor::new(vec![1u8; 1000]));
+            s.spawn(move || decompress_into(input, &tx));
+            let mut out = Vec::new();
+            let r = ChunkReader { rx, chunk: Vec::new(), pos: 0 }.read_to_end(&mut out);
+            (r, out.len())
+        });
+        assert_eq!(err.1, 1000);
+        assert!(err.0.unwrap_err().to_string().contains("corrupt stream"));
+        // A writer that stops early (a bad entry) drops its end: the thread ends instead of blocking on a full
+        // channel, so the scope returns.
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            s.spawn(move || decompress_into(std::io::repeat(7).take(64 * PIPE_CHUNK as u64), &tx));
+            let mut first = [0u8; 10];
+            ChunkReader { rx, chunk: Vec::new(), pos: 0 }.read_exact(&mut first).unwrap();
+            assert_eq!(first, [7; 10]);
+        });
+    }
+
     #[test]
     fn path_checks() {
         let d = Path::new("x.deb");
