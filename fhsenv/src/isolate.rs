@@ -816,6 +816,33 @@ pub fn user_namespaces_work() -> bool {
 mod tests {
     use super::*;
 
+    /// An isolate with no namespace, mount or process setting: each test sets what it is about.
+    fn bare(program: &str, args: Vec<OsString>) -> Isolate {
+        Isolate {
+            namespaces: Namespaces::default(),
+            id_map: None,
+            hostname: None,
+            loopback: false,
+            mounts: Vec::new(),
+            root: None,
+            cwd: "/".into(),
+            program: program.into(),
+            args,
+            env: Vec::new(),
+            stdio: [0, 1, 2],
+            umask: 0o022,
+            switch_ids: None,
+            drop_groups: false,
+            new_session: false,
+            no_core_dumps: false,
+            no_new_privs: false,
+            landlock: None,
+            die_with_parent: false,
+            keep_namespaces: false,
+            cover_old_root: None,
+        }
+    }
+
     #[test]
     fn steps_are_planned_in_order() {
         let iso = Isolate {
@@ -835,20 +862,12 @@ mod tests {
             ],
             root: Some("/r".into()),
             cwd: "/build".into(),
-            program: "/bin/sh".into(),
-            args: vec!["sh".into()],
-            env: Vec::new(),
-            stdio: [0, 1, 2],
-            umask: 0o022,
-            switch_ids: None,
-            drop_groups: false,
             new_session: true,
             no_core_dumps: true,
             no_new_privs: true,
-            landlock: None,
             die_with_parent: true,
             keep_namespaces: true,
-            cover_old_root: None,
+            ..bare("/bin/sh", vec!["sh".into()])
         };
         let (_, what) = iso.steps().unwrap();
         let pos =
@@ -873,29 +892,12 @@ mod tests {
                 ipc: false,
                 uts: false,
             },
-            id_map: None,
-            hostname: None,
-            loopback: false,
             mounts: vec![
                 Mount::Attach { mount: 7, target: "/r".into() },
                 Mount::Proc { target: "/r/proc".into() },
             ],
             root: Some("/r".into()),
-            cwd: "/".into(),
-            program: "/bin/sh".into(),
-            args: vec!["sh".into()],
-            env: Vec::new(),
-            stdio: [0, 1, 2],
-            umask: 0o022,
-            switch_ids: None,
-            drop_groups: false,
-            new_session: false,
-            no_core_dumps: false,
-            no_new_privs: false,
-            landlock: None,
-            die_with_parent: false,
-            keep_namespaces: false,
-            cover_old_root: None,
+            ..bare("/bin/sh", vec!["sh".into()])
         };
         let (_, what) = iso.steps().unwrap();
         assert!(what.iter().all(|w| !w.starts_with("bind-mount the root")), "{what:?}");
@@ -910,29 +912,7 @@ mod tests {
 
     #[test]
     fn nul_bytes_are_refused() {
-        let iso = Isolate {
-            namespaces: Namespaces::default(),
-            id_map: None,
-            hostname: None,
-            loopback: false,
-            mounts: Vec::new(),
-            root: None,
-            cwd: "/".into(),
-            program: "/bin/true".into(),
-            args: vec![OsString::from("a\0b")],
-            env: Vec::new(),
-            stdio: [0, 1, 2],
-            umask: 0o022,
-            switch_ids: None,
-            drop_groups: false,
-            new_session: false,
-            no_core_dumps: false,
-            no_new_privs: false,
-            landlock: None,
-            die_with_parent: false,
-            keep_namespaces: false,
-            cover_old_root: None,
-        };
+        let iso = bare("/bin/true", vec![OsString::from("a\0b")]);
         assert!(iso.spawn().is_err());
     }
 }
