@@ -47,16 +47,8 @@ EOF
     rm -f InRelease Release.gpg
     gpg --batch --quiet --clearsign -o InRelease Release
 )
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-(cd "$repo" && exec python3 -m http.server --bind 127.0.0.1 "$port" >/dev/null 2>&1) &
-server=$!
-# Until the server answers (pkgs update would find the port closed).
-python3 -c 'import socket, sys, time
-for _ in range(100):
-    try:
-        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close(); break
-    except OSError:
-        time.sleep(0.1)' "$port"
+. benches/serve.sh
+serve_dir "$repo"
 mkdir -p "$work/config/fhskit"
 cat > "$work/config/fhskit/config.toml" <<EOF
 [[pkgs.repository]]

@@ -139,10 +139,8 @@ RUN_REPO_COMPRESSION=${RUN_REPO_COMPRESSION:-xz} RUN_REPO_EXTRA_CONTENTS="$work/
     sh tests/fixtures/run-repo.sh "$work/repo-build" $roots >/dev/null
 rm "$work/contents-synthetic"
 repo="$work/repo-build/repo"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-(cd "$repo" && exec python3 -m http.server "$port" --bind 127.0.0.1) >/dev/null 2>&1 &
-server=$!
-sleep 1
+. benches/serve.sh
+serve_dir "$repo"
 
 python3 - "$runs" "$fhskit" "$work" "$repo" "$port" "$roots" <<'EOF'
 import glob, json, os, shutil, statistics, subprocess, sys, time

@@ -96,10 +96,8 @@ if [ ! -d "$build/repo" ]; then
     RUN_REPO_COMPRESSION=${RUN_REPO_COMPRESSION:-xz} sh tests/fixtures/run-repo.sh "$build" libgtk-3-bin >/dev/null
 fi
 repo=$(realpath "$build/repo")
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-(cd "$repo" && exec python3 -m http.server "$port" --bind 127.0.0.1) >/dev/null 2>&1 &
-server=$!
-sleep 1
+. benches/serve.sh
+serve_dir "$repo"
 cp /usr/bin/gtk-launch "$work/gtk-launch"
 python3 - "$runs" "$fhskit" "$work" "$repo" "$port" <<'EOF'
 import concurrent.futures, os, resource, statistics, subprocess, sys, time

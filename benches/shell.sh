@@ -28,16 +28,8 @@ if dpkg-query -W gcc-12 pkgconf zlib1g-dev >/dev/null 2>&1; then
         >/dev/null 2>&1 && have_repo=yes
 fi
 if [ "$have_repo" = yes ]; then
-    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    (cd "$work/repo-build/repo" && exec python3 -m http.server --bind 127.0.0.1 "$port" >/dev/null 2>&1) &
-    server=$!
-    # Until the server answers (pkgs update would find the port closed).
-    python3 -c 'import socket, sys, time
-for _ in range(100):
-    try:
-        socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close(); break
-    except OSError:
-        time.sleep(0.1)' "$port"
+    . benches/serve.sh
+    serve_dir "$work/repo-build/repo"
     mkdir -p "$work/config/fhskit"
     cat > "$work/config/fhskit/config.toml" <<EOF
 [pkgs]

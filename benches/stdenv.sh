@@ -21,9 +21,8 @@ trap 'kill "$server" 2>/dev/null || true; chmod -R u+w "$work" 2>/dev/null || tr
 server=
 sh tests/fixtures/run-repo.sh "$work/fixture" bash dash coreutils findutils diffutils sed grep mawk tar gzip bzip2 \
     xz-utils make patch patchelf unzip gcc g++ binutils libc6-dev zlib1g-dev pkgconf >/dev/null
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-python3 -m http.server "$port" --bind 127.0.0.1 --directory "$work/fixture/repo" >/dev/null 2>&1 &
-server=$!
+. benches/serve.sh
+serve_dir "$work/fixture/repo"
 mkdir -p "$work/config/fhskit" "$work/src"
 cat > "$work/config/fhskit/config.toml" <<EOF
 [pkgs]
@@ -37,7 +36,6 @@ components = ["main"]
 keyring = "$work/fixture/repo/key.gpg"
 EOF
 cp -r tests/acceptance/mypackage.nix tests/acceptance/mypackage-src "$work/src/"
-sleep 1
 
 python3 - "$runs" "$fhskit" "$work" "$server" <<'EOF'
 import os, signal, statistics, subprocess, sys, time
